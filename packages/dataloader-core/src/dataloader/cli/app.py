@@ -1,0 +1,88 @@
+"""The root command group, shared options and the top-level error handling."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+from dataloader.errors import DataLoaderError
+from dataloader.plugins import core_version
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def parse_vars(values: tuple[str, ...]) -> dict[str, str]:
+    """`--var k=v` options as a dict; a value without `=` is a usage error."""
+    result: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--var")
+        result[key.strip()] = value
+    return result
+
+
+var_option = click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A value for var('KEY') in templates (repeatable).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    core_version(), "--version", "-V", package_name="dataloader-core", prog_name="dataloader"
+)
+def cli() -> None:
+    """Declarative data loading: run YAML recipes that move data from a source to a destination."""
+
+
+def _register_commands() -> None:
+    from dataloader.cli import plugins_cmd, recipe_cmds
+
+    cli.add_command(plugins_cmd.list_connectors)
+    cli.add_command(recipe_cmds.validate)
+    cli.add_command(recipe_cmds.render)
+    try:
+        from dataloader.cli import init_cmd, run_cmd, state_cmds
+    except ImportError:  # pragma: no cover - during partial installs
+        return
+    cli.add_command(run_cmd.run)
+    cli.add_command(state_cmds.show_state)
+    cli.add_command(state_cmds.reset_state)
+    cli.add_command(init_cmd.init)
+
+
+def report_error(exc: DataLoaderError) -> None:
+    err_console.print(f"[bold red]error:[/] {type(exc).__name__}", end=": ")
+    err_console.print(str(exc), markup=False)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the `dataloader` script; exit codes: 0 ok, 1 load failure, 2 bad recipe or usage."""
+    from dataloader.registry import get_registry
+
+    _register_commands()
+    get_registry().add_commands(cli)
+    try:
+        cli.main(args=argv, prog_name="dataloader", standalone_mode=False)
+    except DataLoaderError as exc:
+        report_error(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,58 @@
+"""`dataloader validate` and `dataloader render`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import yaml
+from rich.console import Console
+
+from dataloader.cli.app import parse_vars, var_option
+from dataloader.errors import RecipeError
+from dataloader.recipe.loader import RecipeLoader
+
+
+@click.command()
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@var_option
+def validate(recipes: tuple[str, ...], variables: tuple[str, ...]) -> None:
+    """Check recipes: every problem, with its file and key path. Exit 2 when any is invalid."""
+    loader = RecipeLoader(parse_vars(variables))
+    out = Console(highlight=False, soft_wrap=True)
+    failed = 0
+    for path in recipes:
+        try:
+            recipe = loader.load(path)
+        except RecipeError as exc:
+            failed += 1
+            out.print(f"[red]✗[/] {path}", highlight=False)
+            for problem in exc.problems:
+                out.print(f"    {problem.render()}", markup=False)
+            continue
+        out.print(
+            f"[green]✓[/] {path} [dim]({recipe.name}: {recipe.source.type} → {recipe.destination.type}, {recipe.destination.write_mode})[/]"
+        )
+    if failed:
+        out.print(f"{failed} of {len(recipes)} recipe{'s' if len(recipes) > 1 else ''} invalid")
+        sys.exit(2)
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@var_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+)
+def render(recipe: str, variables: tuple[str, ...], output_format: str) -> None:
+    """Print the fully resolved recipe (extends, delete and templates applied), secrets masked."""
+    data = RecipeLoader(parse_vars(variables)).render(recipe)
+    if output_format == "json":
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)

@@ -1,0 +1,121 @@
+"""The connector API: what a source or destination plugin implements.
+
+A connector is constructed with its validated config, then driven by the engine through
+`open` → `read_batches` (source) or `begin` → `write_batch`… → `commit` (destination) → `close`.
+The engine, never the connector, decides when to read, write, commit and save state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from dataloader.batch import Batch
+from dataloader.context import RunContext, WriteMode
+
+if TYPE_CHECKING:
+    from dataloader.state.model import State
+
+
+class ConnectorConfig(BaseModel):
+    """Base of every connector's options model. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Capabilities(BaseModel):
+    """What a connector can do; shown by `dataloader list-connectors`.
+
+    :param read: usable as a source.
+    :param write: usable as a destination.
+    :param write_modes: the write modes it supports as a destination.
+    :param incremental: supports incremental reads.
+    :param transactional_state: commits the recipe's state in the same transaction as the data.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    read: bool = False
+    write: bool = False
+    write_modes: tuple[WriteMode, ...] = ()
+    incremental: bool = False
+    transactional_state: bool = False
+
+    def describe(self) -> str:
+        parts = [word for word, flag in (("read", self.read), ("write", self.write)) if flag]
+        if self.write_modes:
+            parts.append("modes=" + "/".join(self.write_modes))
+        if self.incremental:
+            parts.append("incremental")
+        if self.transactional_state:
+            parts.append("transactional-state")
+        return ", ".join(parts)
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """The seed's unified protocol: a connector reads, writes, or both."""
+
+    def read_batches(self, state: State) -> Iterable[Batch]: ...
+
+    def write_batch(self, batch: Batch, state: State) -> None: ...
+
+
+class BaseConnector:
+    """A convenient base for connectors: every lifecycle step has a harmless default.
+
+    Subclasses set `name`, `config_model` and `capabilities`, and override what they support.
+    """
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.context: RunContext | None = None
+
+    # -- lifecycle driven by the engine -------------------------------------------------
+    def open(self, context: RunContext) -> None:
+        """Connect. Called once before any read or write."""
+        self.context = context
+
+    def close(self) -> None:
+        """Release connections and temporary resources. Called once, also after failures."""
+
+    # -- source side --------------------------------------------------------------------
+    def read_batches(self, state: State) -> Iterable[Batch]:
+        """Yield batches of at most `context.batch_size` rows.
+
+        Incremental sources read only what `state` says is new, ordered by the cursor column.
+        A batch may carry `metadata["checkpoint"]`: a dict merged into `state.watermarks`
+        once the batch is committed (how file sources remember what they have read).
+        """
+        raise NotImplementedError(f"connector {self.name!r} cannot be used as a source")
+
+    def estimate_rows(self) -> int | None:
+        """A cheap estimate of the rows a read will yield, for progress display; None if unknown."""
+        return None
+
+    # -- destination side ---------------------------------------------------------------
+    def load_state(self) -> State | None:
+        """The state committed with the data (transactional destinations); None otherwise."""
+        return None
+
+    def begin(self, state: State) -> None:
+        """Prepare a load: finish or clean up whatever a crashed earlier run left behind."""
+
+    def write_batch(self, batch: Batch, state: State) -> None:
+        """Stage one batch. Staged data is invisible to readers until `commit`."""
+        raise NotImplementedError(f"connector {self.name!r} cannot be used as a destination")
+
+    def commit(self, state: State) -> None:
+        """Make everything staged since the last commit visible, together with `state`."""
+
+    def abort(self) -> None:
+        """Discard everything staged since the last commit."""
+
+    def reset_state(self) -> None:
+        """Forget the state stored in the destination (transactional destinations)."""

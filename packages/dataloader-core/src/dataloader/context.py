@@ -1,0 +1,47 @@
+"""What the engine tells plugins about the run they take part in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from dataloader.recipe.models import IncrementalConfig
+
+WriteMode = Literal["append", "overwrite", "merge"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One run of one recipe, as seen by a connector, format or transform.
+
+    :param recipe_name: the recipe's `name`.
+    :param run_id: unique per run; used to name staged files and tables.
+    :param started_at: when the run started (UTC).
+    :param batch_size: `runtime.batch_size`: the most rows a source should put in one batch.
+    :param role: whether the connector is opened as the recipe's source or destination.
+    :param recipe_file: the recipe file, for error messages (None for recipes built in code).
+    :param incremental: the source's incremental settings, when the source is incremental.
+    :param write_mode: the destination's write mode.
+    :param merge_keys: the destination's merge keys (merge mode).
+    :param full_refresh: the run ignores stored state and replaces the destination's data.
+    """
+
+    recipe_name: str
+    run_id: str
+    started_at: datetime
+    batch_size: int = 10_000
+    role: Literal["source", "destination"] = "source"
+    recipe_file: Path | None = None
+    incremental: IncrementalConfig | None = None
+    write_mode: WriteMode = "append"
+    merge_keys: tuple[str, ...] = ()
+    full_refresh: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        """The recipe section this plugin is configured in, for messages."""
+        return self.role

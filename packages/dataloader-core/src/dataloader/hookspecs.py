@@ -1,0 +1,80 @@
+"""The hooks a dataloader plugin can implement. This module is the only place hooks are declared.
+
+A plugin is a module (or object) of functions decorated with `dataloader.hookimpl`, published
+under the `dataloader` entry-point group::
+
+    [project.entry-points.dataloader]
+    mything = "dataloader_mything.plugin"
+
+Every `register_*` hook takes no arguments and returns a list of classes; the core
+instantiates them when a recipe asks for them and drives them itself. Hooks only grow: new
+arguments are opt-in, and a hook never changes its meaning.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+PROJECT_NAME = "dataloader"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_connectors() -> list[Any]:
+    """Return the connectors this plugin provides.
+
+    Each item is a class with a `name` (the recipe's `type`), a `config_model` (a
+    `ConnectorConfig` subclass validating the connector's keys) and `capabilities`;
+    subclassing `dataloader.BaseConnector` gives all three. A `ConnectorSpec` may be returned
+    instead of a class to pair a name with a factory function.
+
+    :returns: a list of connector classes or `ConnectorSpec` objects.
+    """
+
+
+@hookspec
+def register_formats() -> list[Any]:
+    """Return the file formats this plugin provides.
+
+    Each item is a `dataloader.Format` subclass with a `name`, the `extensions` that select it
+    and an `options_model`.
+
+    :returns: a list of `Format` subclasses.
+    """
+
+
+@hookspec
+def register_transforms() -> list[Any]:
+    """Return the transform steps this plugin provides.
+
+    Each item is a `dataloader.Transform` subclass with a `name` (the step's `type`) and a
+    `config_model` validating the step's keys.
+
+    :returns: a list of `Transform` subclasses.
+    """
+
+
+@hookspec
+def register_state_backends() -> list[Any]:
+    """Return the state backends this plugin provides.
+
+    Each item is a class with a `name` (the `state.backend` value) and a `config_model`,
+    implementing the `dataloader.StateBackend` protocol (`load`, `save`, `delete`, `lock`).
+
+    :returns: a list of state backend classes.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the `dataloader` CLI.
+
+    :param cli: the root click group; call `cli.add_command(...)` on it.
+    """

@@ -1,0 +1,163 @@
+"""Binding a recipe to installed plugins: each section's keys validated by its plugin's model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from dataloader.errors import PluginError, Problem, RecipeError
+from dataloader.recipe.models import Recipe
+from dataloader.recipe.problems import problems_from_validation
+from dataloader.registry import Registration, Registry
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A plugin registration with its validated options."""
+
+    registration: Registration
+    options: Any
+
+    def create(self) -> Any:
+        return self.registration.create(self.options)
+
+
+@dataclass(frozen=True)
+class BoundRecipe:
+    recipe: Recipe
+    source: Bound
+    destination: Bound
+    steps: tuple[Bound, ...]
+    state: Bound | None
+
+
+def bind_recipe(recipe: Recipe, registry: Registry) -> BoundRecipe:
+    """Validate every plugin section of `recipe`; a `RecipeError` lists every problem found."""
+    problems: list[Problem] = []
+    source = _bind(
+        registry, "connector", recipe.source.type, recipe.source.options, "source", recipe, problems
+    )
+    destination = _bind(
+        registry,
+        "connector",
+        recipe.destination.type,
+        recipe.destination.options,
+        "destination",
+        recipe,
+        problems,
+    )
+    steps = [
+        _bind(
+            registry,
+            "transform",
+            step.type,
+            step.options,
+            f"transform.steps[{i}]",
+            recipe,
+            problems,
+        )
+        for i, step in enumerate(recipe.transform.steps)
+    ]
+    state = None
+    if recipe.state is not None:
+        state = _bind(
+            registry,
+            "state_backend",
+            recipe.state.backend,
+            recipe.state.options,
+            "state",
+            recipe,
+            problems,
+        )
+    _check_capabilities(recipe, source, destination, problems)
+    if problems:
+        raise RecipeError(
+            f"recipe {recipe.name!r} is not valid",
+            problems=problems,
+            file=str(recipe.file) if recipe.file else None,
+        )
+    assert source is not None and destination is not None
+    return BoundRecipe(recipe, source, destination, tuple(s for s in steps if s is not None), state)
+
+
+def _bind(
+    registry: Registry,
+    kind: Any,
+    name: str,
+    options: dict[str, Any],
+    section: str,
+    recipe: Recipe,
+    problems: list[Problem],
+) -> Bound | None:
+    type_key = f"{section}.backend" if kind == "state_backend" else f"{section}.type"
+    try:
+        registration = registry.get(kind, name)
+    except PluginError as exc:
+        problems.append(
+            Problem(
+                exc.problem.message,
+                file=recipe.origin_of(type_key),
+                key=type_key,
+                expected=exc.problem.expected,
+            )
+        )
+        return None
+    owner = f"{kind.replace('_', ' ')} {name!r} ({registration.distribution})"
+    try:
+        validated = registration.config_model.model_validate(options)
+    except ValidationError as exc:
+        problems.extend(
+            problems_from_validation(
+                exc,
+                prefix=section,
+                file_for=recipe.origin_of,
+                owner=owner,
+                model=registration.config_model,
+            )
+        )
+        return None
+    return Bound(registration, validated)
+
+
+def _check_capabilities(
+    recipe: Recipe, source: Bound | None, destination: Bound | None, problems: list[Problem]
+) -> None:
+    if source is not None and source.registration.capabilities is not None:
+        caps = source.registration.capabilities
+        if not caps.read:
+            problems.append(
+                Problem(
+                    f"connector {recipe.source.type!r} cannot be used as a source",
+                    file=recipe.origin_of("source.type"),
+                    key="source.type",
+                )
+            )
+        elif recipe.source.incremental is not None and not caps.incremental:
+            problems.append(
+                Problem(
+                    f"connector {recipe.source.type!r} does not support incremental reads",
+                    file=recipe.origin_of("source.incremental"),
+                    key="source.incremental",
+                )
+            )
+    if destination is not None and destination.registration.capabilities is not None:
+        caps = destination.registration.capabilities
+        if not caps.write:
+            problems.append(
+                Problem(
+                    f"connector {recipe.destination.type!r} cannot be used as a destination",
+                    file=recipe.origin_of("destination.type"),
+                    key="destination.type",
+                )
+            )
+        elif recipe.destination.write_mode not in caps.write_modes:
+            problems.append(
+                Problem(
+                    f"connector {recipe.destination.type!r} does not support write_mode {recipe.destination.write_mode!r}",
+                    file=recipe.origin_of("destination.write_mode"),
+                    key="destination.write_mode",
+                    expected=f"one of: {', '.join(caps.write_modes)}",
+                )
+            )

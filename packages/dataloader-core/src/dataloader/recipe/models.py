@@ -1,0 +1,173 @@
+"""The recipe's pydantic models: the shape every recipe has, whatever its connectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from dataloader.context import WriteMode
+
+RECIPE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class IncrementalConfig(BaseModel):
+    """How a source reads only what is new.
+
+    :param strategy: `cursor` (a column that grows, e.g. `updated_at`) or `modified_time`
+        (files: a new or changed file is read, an unchanged one is not).
+    :param cursor_column: the cursor column (`cursor` strategy).
+    :param initial_value: where the first run starts (exclusive); default: from the beginning.
+    :param end_value: where a run stops (inclusive), for backfill windows.
+    :param lag: re-read this far behind the stored cursor (a number, or seconds/ISO duration
+        for time cursors), for late-arriving rows; pair with `merge` to avoid duplicates.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: Literal["cursor", "modified_time"] = "cursor"
+    cursor_column: str | None = None
+    initial_value: Any = None
+    end_value: Any = None
+    lag: float | str | None = None
+
+    @model_validator(mode="after")
+    def _cursor_needs_column(self) -> IncrementalConfig:
+        if self.strategy == "cursor" and not self.cursor_column:
+            raise ValueError("strategy `cursor` needs `cursor_column`")
+        return self
+
+
+class SourceConfig(BaseModel):
+    """The `source:` section: `type`, optional `incremental`, and the connector's own keys."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    incremental: IncrementalConfig | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The connector's own keys (everything but `type` and `incremental`)."""
+        return dict(self.model_extra or {})
+
+
+class DestinationConfig(BaseModel):
+    """The `destination:` section: `type`, `write_mode`, `merge_keys`, and the connector's keys."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    write_mode: WriteMode = "append"
+    merge_keys: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _merge_needs_keys(self) -> DestinationConfig:
+        if self.write_mode == "merge" and not self.merge_keys:
+            raise ValueError(
+                "write_mode `merge` needs `merge_keys` (the columns that identify a row)"
+            )
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TransformStep(BaseModel):
+    """One `transform.steps[]` entry: `type` and the transform's own keys."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TransformConfig(BaseModel):
+    """The `transform:` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: list[TransformStep] = Field(default_factory=list)
+
+
+class RetryConfig(BaseModel):
+    """`runtime.retries`: how transient failures are retried (a bare number sets `attempts`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = Field(default=3, ge=0)
+    initial_backoff: float = Field(default=0.5, ge=0)
+    max_backoff: float = Field(default=30.0, ge=0)
+    jitter: float = Field(default=0.1, ge=0, le=1)
+
+
+class RuntimeConfig(BaseModel):
+    """The `runtime:` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(default=50_000, gt=0)
+    retries: RetryConfig = Field(default_factory=RetryConfig)
+    parallelism: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("retries", mode="before")
+    @classmethod
+    def _bare_count(cls, value: Any) -> Any:
+        return (
+            {"attempts": value} if isinstance(value, int) and not isinstance(value, bool) else value
+        )
+
+
+class StateConfig(BaseModel):
+    """The `state:` section: the backend's name and its own keys."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    backend: str = "local"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Recipe(BaseModel):
+    """A fully resolved recipe (inheritance merged, deletes applied, templates rendered)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=RECIPE_NAME_PATTERN)
+    description: str | None = None
+    source: SourceConfig
+    destination: DestinationConfig
+    transform: TransformConfig = Field(default_factory=TransformConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    state: StateConfig | None = None
+
+    _file: Path | None = PrivateAttr(default=None)
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+    _masked_paths: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def file(self) -> Path | None:
+        """The recipe file it was loaded from (None when built in code)."""
+        return self._file
+
+    def origin_of(self, key: str) -> str | None:
+        """The file that defined `key` (a dot path), following `extends:`."""
+        while key:
+            if key in self._origins:
+                return self._origins[key]
+            key = key.rsplit(".", 1)[0] if "." in key else ""
+        return str(self._file) if self._file else None
+
+    def masked_dump(self) -> dict[str, Any]:
+        """The recipe as a dict with secrets masked, for printing."""
+        from dataloader.secrets import mask_tree
+
+        data = self.model_dump(mode="json", exclude_none=True)
+        return mask_tree(data, masked_paths=self._masked_paths)

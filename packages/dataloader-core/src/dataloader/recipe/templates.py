@@ -1,0 +1,174 @@
+"""Template rendering of recipe values in a sandboxed Jinja2 environment.
+
+Available in every string value: `env_var('X')`, `env_var('X', 'default')`, `env.X`,
+`var('x')`, `var('x', 'default')`, `var.x`, and `recipe.name` / `recipe.file`.
+Every value that came from the environment is remembered as a secret and masked in output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from dataloader.errors import Problem
+from dataloader.secrets import register_secret
+
+_MISSING: Any = object()
+
+
+class MissingTemplateValue(Exception):
+    """A template asked for an environment variable or `var` that has no value."""
+
+    def __init__(self, what: str, name: str) -> None:
+        super().__init__(f"{what} {name!r} is not set")
+        self.what = what
+        self.name = name
+
+
+class _Lookup:
+    """`env` or `var` inside templates: callable with a default, or read as attributes."""
+
+    def __init__(self, what: str, values: Mapping[str, str], on_read: Any) -> None:
+        self._what = what
+        self._values = values
+        self._on_read = on_read
+
+    def __call__(self, name: str, default: Any = _MISSING) -> Any:
+        if name in self._values:
+            value = self._values[name]
+            self._on_read(value)
+            return value
+        if default is _MISSING:
+            raise MissingTemplateValue(self._what, name)
+        return default
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self(name)
+
+    __getitem__ = __getattr__
+
+
+@dataclass
+class RenderResult:
+    tree: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)
+    env_paths: set[str] = field(default_factory=set)
+
+
+class TemplateRenderer:
+    """Renders every templated string in a recipe dict."""
+
+    def __init__(
+        self, variables: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self.variables = {key: value for key, value in (variables or {}).items()}
+        self.environ = environ if environ is not None else os.environ
+        self._jinja = SandboxedEnvironment(
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+        )
+        self._read_env = False
+
+    def _mark_env(self, value: Any) -> None:
+        self._read_env = True
+        register_secret(value)
+
+    def render_tree(
+        self, tree: dict[str, Any], *, file: str | None, origins: Mapping[str, str]
+    ) -> RenderResult:
+        result = RenderResult(tree={})
+        name = tree.get("name")
+        if isinstance(name, str) and _is_template(name):
+            name = self._render_one(
+                name, {"name": None, "file": file}, "name", file, origins, result
+            )
+            tree = {**tree, "name": name}
+        recipe_info = {"name": tree.get("name"), "file": file}
+        result.tree = self._walk(tree, recipe_info, "", file, origins, result)
+        return result
+
+    def _walk(
+        self,
+        node: Any,
+        recipe: dict[str, Any],
+        path: str,
+        file: str | None,
+        origins: Mapping[str, str],
+        result: RenderResult,
+    ) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: self._walk(v, recipe, f"{path}.{k}" if path else str(k), file, origins, result)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [
+                self._walk(v, recipe, f"{path}[{i}]", file, origins, result)
+                for i, v in enumerate(node)
+            ]
+        if isinstance(node, str) and _is_template(node):
+            return self._render_one(node, recipe, path, file, origins, result)
+        return node
+
+    def _render_one(
+        self,
+        text: str,
+        recipe: dict[str, Any],
+        path: str,
+        file: str | None,
+        origins: Mapping[str, str],
+        result: RenderResult,
+    ) -> Any:
+        where = _origin(origins, path) or file
+        self._read_env = False
+        env = _Lookup("environment variable", self.environ, self._mark_env)
+        var = _Lookup("variable", self.variables, lambda value: None)
+        try:
+            rendered = self._jinja.from_string(text).render(
+                env=env, env_var=env, var=var, recipe=recipe
+            )
+        except MissingTemplateValue as exc:
+            hint = (
+                "set it in the environment"
+                if exc.what.startswith("environment")
+                else f"pass --var {exc.name}=VALUE"
+            )
+            result.problems.append(
+                Problem(f"{exc} (used in a template)", file=where, key=path, expected=hint)
+            )
+            return text
+        except jinja2.UndefinedError as exc:
+            result.problems.append(
+                Problem(
+                    f"template refers to something undefined: {exc.message}",
+                    file=where,
+                    key=path,
+                    expected="env_var('X'), var('x'), env.X or recipe.name",
+                )
+            )
+            return text
+        except jinja2.TemplateError as exc:
+            result.problems.append(Problem(f"invalid template: {exc}", file=where, key=path))
+            return text
+        if self._read_env:
+            result.env_paths.add(path)
+        return rendered
+
+
+def _is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text
+
+
+def _origin(origins: Mapping[str, str], path: str) -> str | None:
+    key = path.split("[", 1)[0]
+    while key:
+        if key in origins:
+            return origins[key]
+        key = key.rsplit(".", 1)[0] if "." in key else ""
+    return None

@@ -1,0 +1,74 @@
+"""Masking of secrets in anything dataloader prints: recipes, errors and logs."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "***"
+
+_SECRET_WORDS = re.compile(r"(password|passwd|pwd|secret|token|credential|passphrase)", re.I)
+_SECRET_SUFFIX = re.compile(r"(^|_)key$", re.I)
+_NOT_SECRET = frozenset({"merge_key", "primary_key", "partition_key", "sort_key", "cursor_key"})
+
+_lock = threading.Lock()
+_known_values: set[str] = set()
+
+
+def is_secret_key(name: str) -> bool:
+    """True when a config key's name says its value is a secret (password, token, api_key…)."""
+    lowered = name.lower()
+    if lowered in _NOT_SECRET:
+        return False
+    return bool(_SECRET_WORDS.search(lowered) or _SECRET_SUFFIX.search(lowered))
+
+
+def register_secret(value: object) -> None:
+    """Remember a value so that every later `mask_text` call hides it."""
+    if isinstance(value, str) and len(value) >= 3:
+        with _lock:
+            _known_values.add(value)
+
+
+def mask_text(text: str) -> str:
+    """Replace every known secret value inside `text` with the mask."""
+    with _lock:
+        values = sorted(_known_values, key=len, reverse=True)
+    for value in values:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def mask_value(key: str | None, value: Any) -> Any:
+    """Mask `value` when `key` names a secret; otherwise mask known secrets inside it."""
+    if key is not None and is_secret_key(key) and value not in (None, ""):
+        return MASK
+    if isinstance(value, str):
+        return mask_text(value)
+    return value
+
+
+def mask_tree(tree: Any, *, masked_paths: frozenset[str] = frozenset(), _path: str = "") -> Any:
+    """A copy of a nested dict/list with secret keys, `masked_paths` and known secrets masked."""
+    if isinstance(tree, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            path = f"{_path}.{key}" if _path else str(key)
+            if path in masked_paths or (is_secret_key(str(key)) and value not in (None, "")):
+                out[key] = MASK if not isinstance(value, (dict, list)) else value
+                if isinstance(value, (dict, list)):
+                    out[key] = mask_tree(value, masked_paths=masked_paths, _path=path)
+            else:
+                out[key] = mask_tree(value, masked_paths=masked_paths, _path=path)
+        return out
+    if isinstance(tree, list):
+        return [
+            mask_tree(item, masked_paths=masked_paths, _path=f"{_path}[{i}]")
+            for i, item in enumerate(tree)
+        ]
+    if isinstance(tree, str):
+        return mask_text(tree)
+    return tree
