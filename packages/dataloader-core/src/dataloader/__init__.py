@@ -6,6 +6,7 @@ The public API: load recipes, run them, and write plugins.
 from dataloader.batch import ArrowBatch, Batch, DictBatch
 from dataloader.connectors import BaseConnector, Capabilities, Connector, ConnectorConfig
 from dataloader.context import RunContext
+from dataloader.engine import RunResult, run_recipe, run_recipe_from_yaml
 from dataloader.errors import (
     ConnectorError,
     DataLoaderError,
@@ -54,6 +55,7 @@ __all__ = [
     "RecipeError",
     "RecipeLoader",
     "RunContext",
+    "RunResult",
     "State",
     "StateBackend",
     "StateBackendConfig",
@@ -71,4 +73,6 @@ __all__ = [
     "register_format",
     "register_state_backend",
     "register_transform",
+    "run_recipe",
+    "run_recipe_from_yaml",
 ]

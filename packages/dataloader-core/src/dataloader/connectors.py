@@ -33,6 +33,8 @@ class Capabilities(BaseModel):
     :param write_modes: the write modes it supports as a destination.
     :param incremental: supports incremental reads.
     :param transactional_state: commits the recipe's state in the same transaction as the data.
+    :param resumable: as a source, its batches carry checkpoints (`metadata["checkpoint"]`), so a
+        killed run resumes after the last committed batch instead of starting over.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -42,6 +44,7 @@ class Capabilities(BaseModel):
     write_modes: tuple[WriteMode, ...] = ()
     incremental: bool = False
     transactional_state: bool = False
+    resumable: bool = False
 
     def describe(self) -> str:
         parts = [word for word, flag in (("read", self.read), ("write", self.write)) if flag]

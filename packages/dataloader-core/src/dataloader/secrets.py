@@ -51,24 +51,35 @@ def mask_value(key: str | None, value: Any) -> Any:
     return value
 
 
-def mask_tree(tree: Any, *, masked_paths: frozenset[str] = frozenset(), _path: str = "") -> Any:
-    """A copy of a nested dict/list with secret keys, `masked_paths` and known secrets masked."""
+def mask_tree(
+    tree: Any,
+    *,
+    masked_paths: frozenset[str] = frozenset(),
+    _path: str = "",
+    _secret: bool = False,
+) -> Any:
+    """A copy of a nested dict/list with secret keys, `masked_paths` and known secrets masked.
+
+    Items of a list under a secret key (`tokens: [...]`) are masked too; a dict under a secret
+    key is descended, its own keys deciding.
+    """
     if isinstance(tree, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            path = f"{_path}.{key}" if _path else str(key)
-            if path in masked_paths or (is_secret_key(str(key)) and value not in (None, "")):
-                out[key] = MASK if not isinstance(value, (dict, list)) else value
-                if isinstance(value, (dict, list)):
-                    out[key] = mask_tree(value, masked_paths=masked_paths, _path=path)
-            else:
-                out[key] = mask_tree(value, masked_paths=masked_paths, _path=path)
-        return out
+        return {
+            key: mask_tree(
+                value,
+                masked_paths=masked_paths,
+                _path=f"{_path}.{key}" if _path else str(key),
+                _secret=is_secret_key(str(key)),
+            )
+            for key, value in tree.items()
+        }
     if isinstance(tree, list):
         return [
-            mask_tree(item, masked_paths=masked_paths, _path=f"{_path}[{i}]")
+            mask_tree(item, masked_paths=masked_paths, _path=f"{_path}[{i}]", _secret=_secret)
             for i, item in enumerate(tree)
         ]
+    if (_secret or _path in masked_paths) and tree not in (None, ""):
+        return MASK
     if isinstance(tree, str):
         return mask_text(tree)
     return tree

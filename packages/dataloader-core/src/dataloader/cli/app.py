@@ -14,6 +14,14 @@ from dataloader.plugins import core_version
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def make_console() -> Console:
+    """A console for command output; wide enough for tables when output is not a terminal."""
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=160)
+    return console
+
+
 def parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     """`--var k=v` options as a dict; a value without `=` is a usage error."""
     result: dict[str, str] = {}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from dataloader.cli.app import make_console
 from dataloader.registry import KINDS, get_registry
 
 
@@ -61,7 +61,7 @@ def list_connectors(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    console = Console(highlight=False)
+    console = make_console()
     table = Table(title="Installed plugins")
     for header in ("kind", "name", "distribution", "version", "capabilities"):
         table.add_column(header)

@@ -7,9 +7,8 @@ import sys
 
 import click
 import yaml
-from rich.console import Console
 
-from dataloader.cli.app import parse_vars, var_option
+from dataloader.cli.app import make_console, parse_vars, var_option
 from dataloader.errors import RecipeError
 from dataloader.recipe.loader import RecipeLoader
 
@@ -20,7 +19,7 @@ from dataloader.recipe.loader import RecipeLoader
 def validate(recipes: tuple[str, ...], variables: tuple[str, ...]) -> None:
     """Check recipes: every problem, with its file and key path. Exit 2 when any is invalid."""
     loader = RecipeLoader(parse_vars(variables))
-    out = Console(highlight=False, soft_wrap=True)
+    out = make_console()
     failed = 0
     for path in recipes:
         try:

@@ -47,12 +47,11 @@ class _Lookup:
             raise MissingTemplateValue(self._what, name)
         return default
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
+    def __getitem__(self, name: str) -> Any:
+        # `env.X` reaches here too: Jinja falls back to `obj['X']` when attribute access fails.
+        # Attribute access itself is never a lookup, because Jinja probes callables with
+        # `hasattr`/`getattr` (`jinja_pass_arg`, `unsafe_callable`, `alters_data`).
         return self(name)
-
-    __getitem__ = __getattr__
 
 
 @dataclass

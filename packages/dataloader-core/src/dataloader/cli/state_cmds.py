@@ -1,0 +1,106 @@
+"""`dataloader show-state` and `dataloader reset-state`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+from rich.table import Table
+
+from dataloader.cli.app import make_console, parse_vars, var_option
+from dataloader.context import RunContext
+from dataloader.engine import state_backend_for
+from dataloader.recipe.binding import bind_recipe
+from dataloader.recipe.loader import RecipeLoader
+from dataloader.registry import get_registry
+from dataloader.state.model import State
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="The local state directory, overriding the recipe's `state:`.",
+)
+
+
+def _destination_state(
+    recipe_path: str, variables: tuple[str, ...], state_dir: str | None, *, reset: bool
+) -> tuple[State, State | None, str]:
+    recipe = RecipeLoader(parse_vars(variables)).load(recipe_path)
+    bound = bind_recipe(recipe, get_registry())
+    backend = state_backend_for(recipe, state_dir)
+    stored = State.from_dict(backend.load(recipe.name))
+    committed: State | None = None
+    capabilities = bound.destination.registration.capabilities
+    if capabilities is not None and capabilities.transactional_state:
+        destination = bound.destination.create()
+        context = RunContext(
+            recipe_name=recipe.name,
+            run_id="inspect",
+            started_at=datetime.now(UTC),
+            role="destination",
+            recipe_file=recipe.file,
+            write_mode=recipe.destination.write_mode,
+        )
+        destination.open(context)
+        try:
+            committed = destination.load_state()
+            if reset:
+                destination.reset_state()
+        finally:
+            destination.close()
+    if reset:
+        with backend.lock(recipe.name):
+            backend.delete(recipe.name)
+    return stored, committed, recipe.name
+
+
+@click.command("show-state")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@var_option
+@state_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the stored state document as JSON.")
+def show_state(
+    recipe: str, variables: tuple[str, ...], state_dir: str | None, as_json: bool
+) -> None:
+    """Show a recipe's state: cursor values, watermarks and the last runs."""
+    stored, committed, name = _destination_state(recipe, variables, state_dir, reset=False)
+    if committed is not None:
+        stored.cursor_values, stored.watermarks = committed.cursor_values, committed.watermarks
+    if as_json:
+        click.echo(json.dumps(stored.to_dict(), indent=2, sort_keys=True))
+        return
+    console = make_console()
+    console.print(f"[bold]{name}[/]")
+    console.print(
+        "cursor values: "
+        + (", ".join(f"{k} = {v!r}" for k, v in stored.cursor_values.items()) or "none")
+    )
+    files = stored.watermarks.get("files", {})
+    if files:
+        console.print(
+            f"files read: {sum(1 for f in files.values() if f.get('complete'))} complete, {sum(1 for f in files.values() if not f.get('complete'))} partial"
+        )
+    table = Table(title="last runs")
+    for header in ("run", "started", "status", "rows written", "batches", "seconds"):
+        table.add_column(header)
+    for run in stored.checkpoints[-10:]:
+        table.add_row(
+            run.get("run_id", ""),
+            run.get("started_at", ""),
+            run.get("status", ""),
+            f"{run.get('rows_written', 0):,}",
+            str(run.get("batches", "")),
+            str(run.get("duration_seconds", "")),
+        )
+    console.print(table)
+
+
+@click.command("reset-state")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@var_option
+@state_dir_option
+def reset_state(recipe: str, variables: tuple[str, ...], state_dir: str | None) -> None:
+    """Forget a recipe's state (in the state backend and the destination): the next run starts over."""
+    _, _, name = _destination_state(recipe, variables, state_dir, reset=True)
+    click.echo(f"state of {name!r} reset")

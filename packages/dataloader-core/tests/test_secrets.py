@@ -1,0 +1,203 @@
+"""Secret masking: in rendered recipes, in error messages and in error context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from dataloader import RecipeError, TransformError
+from dataloader.errors import Problem
+from dataloader.recipe import RecipeLoader
+from dataloader.registry import Registry
+from dataloader.secrets import MASK, is_secret_key, mask_text, mask_tree, register_secret
+
+Write = Callable[[str, str], Path]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "PASSWORD",
+        "db_password",
+        "passwd",
+        "pwd",
+        "token",
+        "access_token",
+        "api_key",
+        "key",
+        "secret",
+        "client_secret",
+        "secret_access_key",
+        "private_key",
+        "credentials",
+        "ssh_passphrase",
+    ],
+)
+def test_secret_key_names(key: str) -> None:
+    assert is_secret_key(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "merge_keys",
+        "merge_key",
+        "primary_key",
+        "partition_key",
+        "sort_key",
+        "cursor_key",
+        "keys",
+        "monkey",
+        "key_column",
+        "table",
+        "user",
+        "host",
+    ],
+)
+def test_not_secret_key_names(key: str) -> None:
+    assert not is_secret_key(key)
+
+
+def test_registered_values_are_masked_in_any_text() -> None:
+    register_secret("s3cr3t-value")
+    register_secret("ab")  # too short to mask safely: ignored
+    assert mask_text("dsn=postgres://u:s3cr3t-value@h/db ab") == "dsn=postgres://u:***@h/db ab"
+
+
+def test_mask_tree() -> None:
+    tree = {
+        "password": "p4ss",
+        "empty_password": "",
+        "no_token": None,
+        "options": {"api_key": 123, "host": "db"},
+        "tokens": ["t-one", "t-two"],
+        "merge_keys": ["id"],
+        "env_list": ["from-env", "plain"],
+        "from_env": "x",
+    }
+    masked = mask_tree(tree, masked_paths=frozenset({"from_env", "env_list[0]"}))
+    assert masked == {
+        "password": MASK,
+        "empty_password": "",
+        "no_token": None,
+        "options": {"api_key": MASK, "host": "db"},
+        "tokens": [MASK, MASK],
+        "merge_keys": ["id"],
+        "env_list": [MASK, "plain"],
+        "from_env": MASK,
+    }
+    assert tree["password"] == "p4ss"  # the input is left alone
+
+
+# -- render ---------------------------------------------------------------------------------
+SECRET_RECIPE = """
+    name: secrets
+    source:
+      type: sequence
+      stop: 3
+      label: "{{ env_var('DL_TEST_LABEL') }}"
+    destination:
+      type: memory_sink
+      table: "{{ var('table') }}"
+      password: literal-password
+      api_key: literal-api-key
+      token: "{{ env_var('DL_TEST_TOKEN') }}"
+      write_mode: merge
+      merge_keys: [id, label]
+"""
+
+
+def test_render_masks_secret_keys_and_values_from_the_environment(
+    write: Write, registry: Registry
+) -> None:
+    path = write("secrets.yaml", SECRET_RECIPE)
+    environ = {"DL_TEST_LABEL": "not-a-secret-name", "DL_TEST_TOKEN": "tok-123456"}
+    rendered = RecipeLoader({"table": "orders"}, registry=registry, environ=environ).render(path)
+    destination = rendered["destination"]
+    assert destination["password"] == MASK
+    assert destination["api_key"] == MASK
+    assert destination["token"] == MASK
+    # a value that came from env_var is masked whatever its key is called
+    assert rendered["source"]["label"] == MASK
+    # neither merge_keys nor values from var() are secrets
+    assert destination["merge_keys"] == ["id", "label"]
+    assert destination["table"] == "orders"
+    assert destination["write_mode"] == "merge"
+    text = repr(rendered)
+    for secret in ("literal-password", "literal-api-key", "tok-123456", "not-a-secret-name"):
+        assert secret not in text
+
+
+def test_the_loaded_recipe_keeps_the_real_values(write: Write, registry: Registry) -> None:
+    path = write("secrets.yaml", SECRET_RECIPE)
+    environ = {"DL_TEST_LABEL": "lbl", "DL_TEST_TOKEN": "tok-123456"}
+    recipe = RecipeLoader({"table": "orders"}, registry=registry, environ=environ).load(path)
+    assert recipe.destination.options["token"] == "tok-123456"
+    assert recipe.destination.options["password"] == "literal-password"
+
+
+def test_env_var_default_is_not_masked(write: Write, registry: Registry) -> None:
+    path = write(
+        "defaults.yaml",
+        """
+        name: defaults
+        source: {type: sequence, stop: 1, label: "{{ env_var('DL_TEST_UNSET', 'fallback') }}"}
+        destination: {type: memory_sink, table: t}
+        """,
+    )
+    rendered = RecipeLoader(registry=registry, environ={}).render(path)
+    assert rendered["source"]["label"] == "fallback"
+
+
+# -- error messages -------------------------------------------------------------------------
+def test_secret_key_value_is_masked_in_error_messages(write: Write, registry: Registry) -> None:
+    path = write(
+        "bad.yaml",
+        """
+        name: bad
+        source: {type: sequence, stop: 1}
+        destination: {type: memory_sink, table: t, password: 987654321}
+        """,
+    )
+    with pytest.raises(RecipeError) as info:
+        RecipeLoader(registry=registry).load(path)
+    message = str(info.value)
+    assert "destination.password" in message
+    assert "987654321" not in message
+    assert f"got {MASK!r}" in message
+
+
+def test_env_value_is_masked_in_error_messages(write: Write, registry: Registry) -> None:
+    path = write(
+        "bad.yaml",
+        """
+        name: bad
+        source: {type: sequence, stop: 1}
+        destination: {type: memory_sink, table: t, port: "{{ env_var('DL_TEST_PORT') }}"}
+        """,
+    )
+    with pytest.raises(RecipeError) as info:
+        RecipeLoader(registry=registry, environ={"DL_TEST_PORT": "hunter2-port"}).load(path)
+    message = str(info.value)
+    assert "destination.port" in message
+    assert "hunter2-port" not in message
+    assert MASK in message
+
+
+def test_errors_mask_their_value_and_context() -> None:
+    register_secret("tok-abcdef")
+    error = TransformError(
+        "cannot connect with tok-abcdef", key="options.password", value="p@ss-word"
+    )
+    assert "tok-abcdef" not in str(error)
+    assert "p@ss-word" not in str(error)
+    assert error.context["value"] == MASK
+    assert error.context["key"] == "options.password"
+
+
+def test_problem_masks_known_secrets_in_its_message() -> None:
+    register_secret("sekrit-value")
+    problem = Problem("bad dsn postgres://u:sekrit-value@h", file="r.yaml", key="source.dsn")
+    assert problem.render() == "r.yaml:source.dsn: bad dsn postgres://u:***@h"

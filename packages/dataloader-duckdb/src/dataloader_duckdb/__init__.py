@@ -1,0 +1,5 @@
+"""DuckDB connector for dataloader."""
+
+from dataloader_duckdb.connector import DuckDBConfig, DuckDBConnector
+
+__all__ = ["DuckDBConfig", "DuckDBConnector"]

@@ -1,0 +1,324 @@
+"""`DuckDBConnector`: read a table or query; write with append, overwrite or merge.
+
+Writes run inside a DuckDB transaction that also updates the recipe's row in
+`_dataloader_state`, so data and state commit together. Overwrite loads into a staging table
+and swaps it in at the end, in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from dataloader import (
+    ArrowBatch,
+    BaseConnector,
+    Capabilities,
+    ConnectorConfig,
+    ConnectorError,
+    State,
+)
+from dataloader.incremental import window_for
+from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identifier
+from pydantic import model_validator
+
+BATCH_VIEW = "_dl_batch"
+ORDINAL = "__dl_ordinal"
+
+
+class DuckDBConfig(ConnectorConfig):
+    """`database`: a file path or `:memory:`; `table` (`schema.table`) or, for sources, `query`."""
+
+    database: str = ":memory:"
+    table: str | None = None
+    query: str | None = None
+    read_only: bool = False
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> DuckDBConfig:
+        if self.table is None and self.query is None:
+            raise ValueError("give `table` (source or destination) or `query` (source)")
+        if self.table is not None:
+            TableName.parse(self.table)
+        return self
+
+
+class DuckDBConnector(BaseConnector):
+    """DuckDB source and destination."""
+
+    name = "duckdb"
+    config_model = DuckDBConfig
+    capabilities = Capabilities(
+        read=True,
+        write=True,
+        write_modes=("append", "overwrite", "merge"),
+        incremental=True,
+        transactional_state=True,
+    )
+
+    def __init__(self, config: DuckDBConfig) -> None:
+        super().__init__(config)
+        self.con: Any = None
+        self._in_transaction = False
+        self._staging: TableName | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def open(self, context: Any) -> None:
+        import duckdb
+
+        super().open(context)
+        database = self.config.database
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(
+                database, read_only=self.config.read_only and context.role == "source"
+            )
+        except duckdb.Error as exc:
+            raise ConnectorError(
+                f"cannot open DuckDB database: {exc}",
+                key=f"{context.role}.database",
+                value=database,
+            ) from exc
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+    def _error(self, action: str, exc: Exception) -> ConnectorError:
+        return ConnectorError(
+            f"DuckDB {action} failed on {self.config.table or 'query'} in {self.config.database}: {exc}",
+            key=f"{self.context.role if self.context else 'destination'}.table",
+        )
+
+    # -- source ----------------------------------------------------------------------
+    def read_batches(self, state: State) -> Iterator[ArrowBatch]:
+        assert self.context is not None
+        relation = f"({self.config.query}) AS q" if self.config.query else self._table().sql()
+        sql, params = f"SELECT * FROM {relation}", []
+        incremental = self.context.incremental
+        if incremental is not None and incremental.strategy == "cursor":
+            window = window_for(incremental, state.cursor_values)
+            conditions, params = window.sql_conditions(quote_identifier)
+            if conditions:
+                sql += " WHERE " + " AND ".join(conditions)
+            sql += f" ORDER BY {quote_identifier(window.column)}"
+        elif incremental is not None:
+            raise ConnectorError(
+                "DuckDB sources support the `cursor` incremental strategy only",
+                key="source.incremental.strategy",
+                value=incremental.strategy,
+            )
+        import duckdb
+
+        try:
+            reader = (
+                self.con.cursor()
+                .sql(sql, params=params or None)
+                .to_arrow_reader(batch_size=self.context.batch_size)
+            )
+        except duckdb.Error as exc:
+            raise self._error("read", exc) from exc
+        for record_batch in reader:
+            yield ArrowBatch(record_batch, {"source": "duckdb"})
+
+    def estimate_rows(self) -> int | None:
+        if self.config.query or self.con is None:
+            return None
+        try:
+            return int(
+                self.con.execute(f"SELECT count(*) FROM {self._table().sql()}").fetchall()[0][0]
+            )
+        except Exception:
+            return None
+
+    # -- destination: state ------------------------------------------------------------
+    def _table(self) -> TableName:
+        if self.config.table is None:
+            raise ConnectorError("a DuckDB destination needs `table`", key="destination.table")
+        return TableName.parse(self.config.table)
+
+    def _exists(self, table: TableName) -> bool:
+        rows = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = coalesce(?, current_schema())",
+            [table.name, table.schema],
+        ).fetchall()
+        return bool(rows[0][0])
+
+    def load_state(self) -> State | None:
+        assert self.context is not None
+        if not self._exists(TableName(None, STATE_TABLE)):
+            return None
+        rows = self.con.execute(
+            f"SELECT state FROM {quote_identifier(STATE_TABLE)} WHERE recipe = ?",
+            [self.context.recipe_name],
+        ).fetchall()
+        return State.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def reset_state(self) -> None:
+        assert self.context is not None
+        if self._exists(TableName(None, STATE_TABLE)):
+            self.con.execute(
+                f"DELETE FROM {quote_identifier(STATE_TABLE)} WHERE recipe = ?",
+                [self.context.recipe_name],
+            )
+
+    def _save_state(self, state: State) -> None:
+        assert self.context is not None
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {quote_identifier(STATE_TABLE)} (recipe VARCHAR, state VARCHAR, updated_at TIMESTAMPTZ)"
+        )
+        self.con.execute(
+            f"DELETE FROM {quote_identifier(STATE_TABLE)} WHERE recipe = ?",
+            [self.context.recipe_name],
+        )
+        progress = {
+            "cursor_values": state.to_dict()["cursor_values"],
+            "watermarks": state.to_dict()["watermarks"],
+        }
+        self.con.execute(
+            f"INSERT INTO {quote_identifier(STATE_TABLE)} VALUES (?, ?, now())",
+            [self.context.recipe_name, json.dumps(progress)],
+        )
+
+    # -- destination: writes -----------------------------------------------------------
+    def begin(self, state: State) -> None:
+        table = self._table()
+        orphans = self.con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name LIKE ? AND table_schema = coalesce(?, current_schema())",
+            [f"{STAGING_PREFIX}{table.name}_%", table.schema],
+        ).fetchall()
+        for schema, name in orphans:
+            self.con.execute(f"DROP TABLE IF EXISTS {TableName(schema, name).sql()}")
+        if table.schema:
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table.schema)}")
+
+    def _begin_transaction(self) -> None:
+        if not self._in_transaction:
+            self.con.execute("BEGIN TRANSACTION")
+            self._in_transaction = True
+
+    def write_batch(self, batch: Any, state: State) -> None:
+        assert self.context is not None
+        data = batch.to_arrow()
+        if data.num_rows == 0:
+            return
+        import duckdb
+
+        try:
+            if self.context.write_mode == "overwrite":
+                self._write_staging(data)
+            elif self.context.write_mode == "merge":
+                self._begin_transaction()
+                self._merge(data)
+            else:
+                self._begin_transaction()
+                self._append(data, self._table())
+        except duckdb.Error as exc:
+            raise self._error(f"{self.context.write_mode} write", exc) from exc
+
+    def _register(self, data: pa.RecordBatch) -> None:
+        self.con.register(BATCH_VIEW, pa.Table.from_batches([data]))
+
+    def _ensure_table(self, table: TableName, source: str) -> None:
+        """Create `table` shaped like `source`, or add the columns it lacks."""
+        if not self._exists(table):
+            self.con.execute(f"CREATE TABLE {table.sql()} AS SELECT * FROM {source} LIMIT 0")
+            return
+        existing = {row[0] for row in self.con.execute(f"DESCRIBE {table.sql()}").fetchall()}
+        for name, type_name, *_ in self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall():
+            if name not in existing:
+                self.con.execute(
+                    f"ALTER TABLE {table.sql()} ADD COLUMN {quote_identifier(name)} {type_name}"
+                )
+
+    def _append(self, data: pa.RecordBatch, table: TableName) -> None:
+        self._register(data)
+        try:
+            self._ensure_table(table, BATCH_VIEW)
+            self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM {BATCH_VIEW}")
+        finally:
+            self.con.unregister(BATCH_VIEW)
+
+    def _write_staging(self, data: pa.RecordBatch) -> None:
+        assert self.context is not None
+        if self._staging is None:
+            target = self._table()
+            self._staging = target.sibling(
+                f"{STAGING_PREFIX}{target.name}_{self.context.run_id.replace('-', '_')}"
+            )
+        self._append(data, self._staging)
+
+    def _merge(self, data: pa.RecordBatch) -> None:
+        assert self.context is not None
+        table = self._table()
+        keys = list(self.context.merge_keys)
+        missing = [key for key in keys if key not in data.schema.names]
+        if missing:
+            raise ConnectorError(
+                f"merge key {missing[0]!r} is not a column of the incoming rows",
+                key="destination.merge_keys",
+                value=missing[0],
+                expected=f"one of {data.schema.names}",
+            )
+        ordinal = pa.array(range(data.num_rows), type=pa.int64())
+        self._register(data.append_column(ORDINAL, ordinal))
+        incremental = self.context.incremental
+        order = (
+            [f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST"]
+            if incremental and incremental.cursor_column in data.schema.names
+            else []
+        )
+        order.append(f"{quote_identifier(ORDINAL)} DESC")
+        partition = ", ".join(quote_identifier(key) for key in keys)
+        try:
+            self._ensure_table(
+                table, f"(SELECT * EXCLUDE ({quote_identifier(ORDINAL)}) FROM {BATCH_VIEW})"
+            )
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _dl_merge AS SELECT * EXCLUDE ({quote_identifier(ORDINAL)}) FROM {BATCH_VIEW} "
+                f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
+            )
+            match = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
+            self.con.execute(f"DELETE FROM {table.sql()} AS t USING _dl_merge AS s WHERE {match}")
+            self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM _dl_merge")
+            self.con.execute("DROP TABLE _dl_merge")
+        finally:
+            self.con.unregister(BATCH_VIEW)
+
+    def commit(self, state: State) -> None:
+        import duckdb
+
+        assert self.context is not None
+        try:
+            if self.context.write_mode == "overwrite":
+                self._swap_in_staging()
+            self._begin_transaction()
+            self._save_state(state)
+            self.con.execute("COMMIT")
+            self._in_transaction = False
+        except duckdb.Error as exc:
+            self.abort()
+            raise self._error("commit", exc) from exc
+
+    def _swap_in_staging(self) -> None:
+        target = self._table()
+        self._begin_transaction()
+        if self._staging is None:
+            if self._exists(target):
+                self.con.execute(f"DELETE FROM {target.sql()}")
+            return
+        self.con.execute(f"DROP TABLE IF EXISTS {target.sql()}")
+        self.con.execute(
+            f"ALTER TABLE {self._staging.sql()} RENAME TO {quote_identifier(target.name)}"
+        )
+        self._staging = None
+
+    def abort(self) -> None:
+        if self._in_transaction and self.con is not None:
+            self.con.execute("ROLLBACK")
+            self._in_transaction = False

@@ -1,0 +1,211 @@
+"""The built-in file formats: CSV, JSON (an array of objects), JSONL and Parquet."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+from dataloader import Format, FormatOptions
+from dataloader.transforms.types import parse_type
+from pydantic import Field
+
+BLOCK_SIZE = 16 << 20  # type inference looks at the first block: make it large
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Re-cut a stream of record batches into batches of exactly `batch_size` rows (the last may be short)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(batch_size - count, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            count += take
+            batch = batch.slice(take)
+            if count == batch_size:
+                yield (
+                    pa.Table.from_batches(pending)
+                    .combine_chunks()
+                    .to_batches(max_chunksize=batch_size)[0]
+                )
+                pending, count = [], 0
+    if count:
+        yield (
+            pa.Table.from_batches(pending).combine_chunks().to_batches(max_chunksize=batch_size)[0]
+        )
+
+
+class CsvOptions(FormatOptions):
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quote_char: str = Field(default='"', min_length=1, max_length=1)
+    header: bool = True
+    column_names: list[str] | None = None
+    null_values: list[str] = Field(default_factory=lambda: [""])
+    column_types: dict[str, str] = Field(default_factory=dict)
+    encoding: str = "utf8"
+
+
+class CsvFormat(Format):
+    """CSV with a header row; quoted fields may hold delimiters, quotes and newlines."""
+
+    name = "csv"
+    extensions = (".csv", ".tsv")
+    options_model = CsvOptions
+
+    def read(self, stream: IO[bytes], *, batch_size: int) -> Iterator[pa.RecordBatch]:
+        options: CsvOptions = self.options  # type: ignore[assignment]
+        read_options = pacsv.ReadOptions(
+            block_size=BLOCK_SIZE,
+            column_names=options.column_names,
+            autogenerate_column_names=not options.header and not options.column_names,
+            encoding=options.encoding,
+        )
+        parse_options = pacsv.ParseOptions(
+            delimiter=options.delimiter, quote_char=options.quote_char, newlines_in_values=True
+        )
+        convert_options = pacsv.ConvertOptions(
+            null_values=options.null_values,
+            strings_can_be_null=False,
+            column_types={name: parse_type(kind) for name, kind in options.column_types.items()},
+        )
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):
+                return
+            raise
+        yield from rebatch(reader, batch_size)
+
+    def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
+        options: CsvOptions = self.options  # type: ignore[assignment]
+        rows = 0
+        write_options = pacsv.WriteOptions(
+            include_header=options.header, delimiter=options.delimiter, quoting_style="needed"
+        )
+        with pacsv.CSVWriter(stream, schema, write_options=write_options) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        return rows
+
+
+class ParquetOptions(FormatOptions):
+    compression: str = "zstd"
+    row_group_size: int | None = None
+
+
+class ParquetFormat(Format):
+    """Apache Parquet, read row group by row group."""
+
+    name = "parquet"
+    extensions = (".parquet", ".pq")
+    options_model = ParquetOptions
+
+    def read(self, stream: IO[bytes], *, batch_size: int) -> Iterator[pa.RecordBatch]:
+        yield from pq.ParquetFile(stream).iter_batches(batch_size=batch_size)
+
+    def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
+        options: ParquetOptions = self.options  # type: ignore[assignment]
+        rows = 0
+        with pq.ParquetWriter(stream, schema, compression=options.compression) as writer:
+            for batch in batches:
+                writer.write_batch(batch, row_group_size=options.row_group_size)
+                rows += batch.num_rows
+        return rows
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _json_lines(batch: pa.RecordBatch) -> Iterator[str]:
+    for row in batch.to_pylist():
+        yield json.dumps(row, default=_json_default, ensure_ascii=False)
+
+
+class JsonlOptions(FormatOptions):
+    pass
+
+
+class JsonlFormat(Format):
+    """One JSON object per line; read with Arrow's streaming JSON reader."""
+
+    name = "jsonl"
+    extensions = (".jsonl", ".ndjson")
+    options_model = JsonlOptions
+
+    def read(self, stream: IO[bytes], *, batch_size: int) -> Iterator[pa.RecordBatch]:
+        head = stream.read(1)
+        if not head:
+            return
+        data = head + stream.read()
+        if not data.strip():
+            return
+        reader = pajson.open_json(
+            pa.BufferReader(data), read_options=pajson.ReadOptions(block_size=BLOCK_SIZE)
+        )
+        yield from rebatch(reader, batch_size)
+
+    def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
+        rows = 0
+        for batch in batches:
+            text = "".join(line + "\n" for line in _json_lines(batch))
+            stream.write(text.encode("utf-8"))
+            rows += batch.num_rows
+        return rows
+
+
+class JsonFormat(Format):
+    """A JSON array of objects. The whole file is parsed at once: prefer JSONL for large data."""
+
+    name = "json"
+    extensions = (".json",)
+    options_model = JsonlOptions
+
+    def read(self, stream: IO[bytes], *, batch_size: int) -> Iterator[pa.RecordBatch]:
+        text = stream.read()
+        if not text.strip():
+            return
+        rows = json.loads(text)
+        if isinstance(rows, dict):
+            rows = [rows]
+        if not isinstance(rows, list):
+            raise ValueError(
+                f"a JSON file must hold an array of objects, not {type(rows).__name__}"
+            )
+        if rows:
+            yield from pa.Table.from_pylist(rows).to_batches(max_chunksize=batch_size)
+
+    def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
+        rows = 0
+        stream.write(b"[")
+        for batch in batches:
+            for line in _json_lines(batch):
+                stream.write((",\n" if rows else "\n").encode() + line.encode("utf-8"))
+                rows += 1
+        stream.write(b"\n]\n")
+        return rows
+
+
+BUILTIN_FORMATS: list[type[Format]] = [CsvFormat, ParquetFormat, JsonlFormat, JsonFormat]
