@@ -1,0 +1,18 @@
+"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb; default: all)."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+BENCHMARKS = ["csv_to_duckdb"]
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    names = [sys.argv[1]] if len(sys.argv) > 1 and sys.argv[1] in BENCHMARKS else BENCHMARKS
+    rest = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] in BENCHMARKS else sys.argv[1:]
+    for name in names:
+        sys.argv = [name, *rest]
+        runpy.run_path(str(HERE / f"{name}.py"), run_name="__main__")

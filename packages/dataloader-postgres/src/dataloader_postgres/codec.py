@@ -1,0 +1,313 @@
+"""COPY codecs: how rows cross the wire between Postgres and Arrow.
+
+`CsvCopyCodec` is the pure-Python codec: `COPY … TO STDOUT (FORMAT csv)` parsed by pyarrow's
+streaming CSV reader (through a pipe, so memory stays bounded), and Arrow written as CSV into
+`COPY … FROM STDIN`. Values CSV cannot carry directly (bytea, arrays, intervals) are converted
+column-wise with numpy/pyarrow, never row by row on the read path. A faster codec (the Rust
+plugin's binary COPY) implements the same `CopyCodec` protocol.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+
+from dataloader.sql import quote_identifier
+from dataloader_postgres.types import ColumnPlan
+
+PIPE_CHUNK = 1 << 20
+CSV_BLOCK = 8 << 20
+
+
+class CopyCodec(Protocol):
+    """Moves Arrow data in and out of Postgres over COPY, on a DB-API (psycopg2) connection."""
+
+    def read(
+        self, connection: Any, query: str, plans: Sequence[ColumnPlan], batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield the rows of `query` as record batches of at most `batch_size` rows."""
+        ...
+
+    def write(self, connection: Any, table_sql: str, batch: pa.RecordBatch) -> None:
+        """Append `batch` to the table `table_sql` (already quoted) inside the open transaction."""
+        ...
+
+
+class CsvCopyCodec:
+    """The pure-Python codec: CSV over COPY, parsed and written by pyarrow."""
+
+    name = "csv"
+
+    # -- read ----------------------------------------------------------------------------
+    def read(
+        self, connection: Any, query: str, plans: Sequence[ColumnPlan], batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        select = ", ".join(
+            expression
+            for plan in plans
+            for expression in plan.select_sql(quote_identifier(plan.name))
+        )
+        copy_sql = f"COPY (SELECT {select} FROM ({query}) AS q) TO STDOUT WITH (FORMAT csv)"
+        csv_names: list[str] = []
+        csv_types: dict[str, pa.DataType] = {}
+        for index, plan in enumerate(plans):
+            for part, arrow_type in enumerate(plan.csv_types()):
+                name = f"c{index}_{part}"
+                csv_names.append(name)
+                csv_types[name] = arrow_type
+        read_fd, write_fd = os.pipe()
+        failure: list[BaseException] = []
+
+        def pump() -> None:
+            try:
+                with os.fdopen(write_fd, "wb", buffering=PIPE_CHUNK) as sink:
+                    connection.cursor().copy_expert(copy_sql, sink, size=PIPE_CHUNK)
+            except BaseException as exc:  # reported by the reading side
+                failure.append(exc)
+
+        thread = threading.Thread(target=pump, name="pg-copy-out", daemon=True)
+        thread.start()
+        source = os.fdopen(read_fd, "rb", buffering=PIPE_CHUNK)
+        finished = False
+        try:
+            try:
+                reader = pacsv.open_csv(
+                    source,
+                    read_options=pacsv.ReadOptions(column_names=csv_names, block_size=CSV_BLOCK),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=csv_types,
+                        null_values=[""],
+                        true_values=["t"],
+                        false_values=["f"],
+                        strings_can_be_null=True,
+                        quoted_strings_can_be_null=False,
+                    ),
+                )
+            except pa.ArrowInvalid as exc:
+                thread.join()
+                if failure:
+                    raise failure[0] from None
+                if "Empty CSV file" in str(exc):
+                    finished = True
+                    return
+                raise
+            pending: list[pa.RecordBatch] = []
+            count = 0
+            for raw in reader:
+                decoded = decode(raw, plans)
+                while decoded.num_rows:
+                    take = min(batch_size - count, decoded.num_rows)
+                    pending.append(decoded.slice(0, take))
+                    decoded = decoded.slice(take)
+                    count += take
+                    if count == batch_size:
+                        yield _combine(pending)
+                        pending, count = [], 0
+            if count:
+                yield _combine(pending)
+            finished = True
+        finally:
+            if not finished and thread.is_alive():
+                connection.cancel()
+            source.close()
+            thread.join()
+            if failure and finished:
+                raise failure[0]
+
+    # -- write ---------------------------------------------------------------------------
+    def write(self, connection: Any, table_sql: str, batch: pa.RecordBatch) -> None:
+        columns = ", ".join(quote_identifier(name) for name in batch.schema.names)
+        buffer = io.BytesIO()
+        pacsv.write_csv(
+            encode(batch), buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        )
+        buffer.seek(0)
+        connection.cursor().copy_expert(
+            f"COPY {table_sql} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer, size=PIPE_CHUNK
+        )
+
+
+def _combine(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+
+
+# -- decoding: CSV columns → Arrow columns ------------------------------------------------
+def decode(raw: pa.RecordBatch, plans: Sequence[ColumnPlan]) -> pa.RecordBatch:
+    arrays: list[pa.Array] = []
+    position = 0
+    for plan in plans:
+        width = len(plan.csv_types())
+        parts = [raw.column(position + i) for i in range(width)]
+        position += width
+        if plan.kind == "bytea":
+            arrays.append(hex_to_binary(parts[0]))
+        elif plan.kind == "interval":
+            arrays.append(build_intervals(*parts))
+        elif plan.kind == "array":
+            arrays.append(json_to_lists(parts[0], plan.field.type))
+        else:
+            arrays.append(
+                parts[0] if parts[0].type == plan.field.type else parts[0].cast(plan.field.type)
+            )
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema([plan.field for plan in plans]))
+
+
+def _validity(array: pa.Array) -> pa.Buffer | None:
+    if array.null_count == 0:
+        return None
+    valid = np.asarray(pc.is_valid(array).to_numpy(zero_copy_only=False), dtype=bool)
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def _string_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (relative, int64) and data bytes of a string/binary array."""
+    array = array.cast(pa.large_binary()) if not pa.types.is_large_binary(array.type) else array
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[
+        array.offset : array.offset + len(array) + 1
+    ]
+    data = (
+        np.frombuffer(buffers[2], dtype=np.uint8)
+        if buffers[2] is not None
+        else np.zeros(0, np.uint8)
+    )
+    return offsets - offsets[0], data[offsets[0] : offsets[-1]]
+
+
+_HEX_VALUE = np.zeros(256, dtype=np.uint8)
+_HEX_VALUE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10, dtype=np.uint8)
+_HEX_VALUE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+_HEX_VALUE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def hex_to_binary(array: pa.Array) -> pa.Array:
+    """Postgres `\\x0a1b…` text into binary values, without a Python loop."""
+    offsets, data = _string_parts(array)
+    lengths = np.diff(offsets)
+    keep = np.ones(len(data), dtype=bool)
+    starts = offsets[:-1][lengths >= 2]
+    keep[starts] = False
+    keep[starts + 1] = False
+    digits = _HEX_VALUE[data[keep]]
+    decoded = (digits[0::2] << 4) | digits[1::2]
+    new_offsets = np.concatenate([[0], np.cumsum(np.maximum(lengths - 2, 0) // 2)]).astype(np.int64)
+    result = pa.Array.from_buffers(
+        pa.large_binary(),
+        len(array),
+        [_validity(array), pa.py_buffer(new_offsets), pa.py_buffer(decoded.tobytes())],
+    )
+    return result.cast(pa.binary())
+
+
+def binary_to_hex(array: pa.Array) -> pa.Array:
+    """Binary values into Postgres `\\x…` text, without a Python loop."""
+    offsets, data = _string_parts(array)
+    lengths = np.diff(offsets)
+    new_offsets = np.concatenate([[0], np.cumsum(lengths * 2 + 2)]).astype(np.int64)
+    out = np.empty(int(new_offsets[-1]), dtype=np.uint8)
+    starts = new_offsets[:-1]
+    out[starts] = ord("\\")
+    out[starts + 1] = ord("x")
+    owner = np.repeat(np.arange(len(array)), lengths)
+    relative = np.arange(len(data)) - offsets[:-1][owner] if len(data) else np.zeros(0, np.int64)
+    position = starts[owner] + 2 + relative * 2
+    out[position] = _HEX_DIGITS[data >> 4]
+    out[position + 1] = _HEX_DIGITS[data & 15]
+    return pa.Array.from_buffers(
+        pa.large_string(),
+        len(array),
+        [_validity(array), pa.py_buffer(new_offsets), pa.py_buffer(out.tobytes())],
+    )
+
+
+def build_intervals(months: pa.Array, days: pa.Array, micros: pa.Array) -> pa.Array:
+    """Three integer columns into a month_day_nano interval column."""
+    packed = np.zeros(len(months), dtype=[("months", "<i4"), ("days", "<i4"), ("nanos", "<i8")])
+    packed["months"] = pc.fill_null(months, 0).to_numpy()
+    packed["days"] = pc.fill_null(days, 0).to_numpy()
+    packed["nanos"] = pc.fill_null(micros, 0).to_numpy() * 1000
+    return pa.Array.from_buffers(
+        pa.month_day_nano_interval(),
+        len(months),
+        [_validity(months), pa.py_buffer(packed.tobytes())],
+    )
+
+
+def json_to_lists(array: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """JSON array text (`to_json(col)`) into an Arrow list column, with Arrow's JSON parser."""
+    if len(array) == 0:
+        return pa.array([], type=arrow_type)
+    lines = pc.binary_join_element_wise('{"v":', pc.fill_null(array, "null"), "}\n", "")
+    _, data = _string_parts(lines)
+    table = pajson.read_json(
+        pa.BufferReader(pa.py_buffer(data.tobytes())),
+        parse_options=pajson.ParseOptions(explicit_schema=pa.schema([("v", arrow_type)])),
+    )
+    return table.column("v").combine_chunks()
+
+
+# -- encoding: Arrow columns → CSV the COPY parser accepts ---------------------------------
+def _to_json_text(value: Any) -> Any:
+    return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _pg_array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, list):
+        return "{" + ",".join(_pg_array_element(item) for item in value) + "}"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _pg_array_literal(value: Any) -> Any:
+    return None if value is None else _pg_array_element(value)
+
+
+def _interval_literal(value: Any) -> Any:
+    if value is None:
+        return None
+    return f"{value.months} mons {value.days} days {value.nanoseconds // 1000} microseconds"
+
+
+def encode(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Columns converted where Postgres' CSV input needs another text form."""
+    arrays = []
+    for array in batch.columns:
+        kind = array.type
+        if (
+            pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind)
+            or pa.types.is_fixed_size_binary(kind)
+        ):
+            array = binary_to_hex(array)
+        elif pa.types.is_duration(kind):
+            micros = array.cast(pa.duration("us")).cast(pa.int64())
+            array = pc.binary_join_element_wise(micros.cast(pa.string()), " microseconds", "")
+        elif kind == pa.month_day_nano_interval():
+            array = pa.array([_interval_literal(v) for v in array.to_pylist()], pa.string())
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            # Row by row: Arrow has no array-literal writer. List columns are rare in bulk loads.
+            array = pa.array([_pg_array_literal(v) for v in array.to_pylist()], pa.string())
+        elif pa.types.is_struct(kind) or pa.types.is_map(kind):
+            array = pa.array([_to_json_text(v) for v in array.to_pylist()], pa.string())
+        elif pa.types.is_dictionary(kind):
+            array = array.cast(kind.value_type)
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)

@@ -1,0 +1,90 @@
+"""Connection settings shared by the Postgres connector and state backend."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from dataloader import ConnectorConfig
+from dataloader.sql import TableName
+
+
+class PostgresConnection(BaseModel):
+    """Where the server is: `url`, or `host`/`port`/`database`/`user`/`password`, plus options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: SecretStr | None = None
+    host: str | None = None
+    port: int = 5432
+    database: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
+        None
+    )
+    connect_timeout: int = 10
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _url_or_host(self) -> PostgresConnection:
+        if self.url is None and not self.host:
+            raise ValueError("give `url` or `host` (with `database`, `user`, `password`)")
+        return self
+
+    def describe(self) -> str:
+        """host:port/database, for error messages: never the password."""
+        if self.url is not None:
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.url.get_secret_value())
+            return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+        return f"{self.host}:{self.port}/{self.database or ''}"
+
+    def sqlalchemy_url(self) -> Any:
+        from sqlalchemy.engine import URL, make_url
+
+        if self.url is not None:
+            url = make_url(self.url.get_secret_value())
+            if url.drivername in ("postgres", "postgresql"):
+                url = url.set(drivername="postgresql+psycopg2")
+        else:
+            url = URL.create(
+                "postgresql+psycopg2",
+                username=self.user,
+                password=self.password.get_secret_value() if self.password else None,
+                host=self.host,
+                port=self.port,
+                database=self.database,
+            )
+        query = {key: str(value) for key, value in self.options.items()}
+        if self.sslmode:
+            query["sslmode"] = self.sslmode
+        query.setdefault("connect_timeout", str(self.connect_timeout))
+        query.setdefault("application_name", "dataloader")
+        return url.update_query_dict(query)
+
+
+class PostgresConfig(PostgresConnection, ConnectorConfig):
+    """The `postgres` connector: a connection, and a `table` or (sources) a `query`.
+
+    :param where: an extra SQL condition for reads, combined with the incremental window.
+    :param unconstrained_numeric: how `numeric` without precision is read: `decimal`
+        (decimal128(38, 9); values needing more digits fail loudly), `string` or `float`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: str | None = None
+    query: str | None = None
+    where: str | None = None
+    unconstrained_numeric: Literal["decimal", "string", "float"] = "decimal"
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> PostgresConfig:
+        if self.table is None and self.query is None:
+            raise ValueError("give `table` (source or destination) or `query` (source)")
+        if self.table is not None:
+            TableName.parse(self.table)
+        return self

@@ -1,0 +1,60 @@
+"""Opening psycopg2 connections through SQLAlchemy, with errors that never show the password."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataloader import ConnectorError
+from dataloader.secrets import register_secret
+from dataloader_postgres.config import PostgresConnection
+
+SESSION_SETTINGS = (
+    "SET TimeZone = 'UTC'",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 3",
+)
+
+
+def connect(settings: PostgresConnection, *, role: str) -> Any:
+    """A DB-API connection (psycopg2) in a transaction, with session settings for COPY.
+
+    :raises ConnectorError: naming host, port and database, never the password.
+    """
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    if settings.password is not None:
+        register_secret(settings.password.get_secret_value())
+    url = settings.sqlalchemy_url()
+    if url.password:
+        register_secret(str(url.password))
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        connection = engine.raw_connection()
+    except sqlalchemy.exc.DBAPIError as exc:
+        reason = (
+            str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            if str(getattr(exc, "orig", exc)).strip()
+            else type(exc).__name__
+        )
+        raise ConnectorError(
+            f"cannot connect to Postgres at {settings.describe()}: {reason}",
+            key=f"{role}.host",
+            context={"host": settings.describe()},
+        ) from None
+    cursor = connection.cursor()
+    for statement in SESSION_SETTINGS:
+        cursor.execute(statement)
+    connection.commit()
+    return connection  # the pool's proxy: attributes reach the psycopg2 connection
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying: connection loss, serialization failures, deadlocks, shutdown."""
+    code = getattr(exc, "pgcode", None)
+    if code in {"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"}:
+        return True
+    import psycopg2
+
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))

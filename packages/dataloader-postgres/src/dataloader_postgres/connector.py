@@ -1,0 +1,368 @@
+"""`PostgresConnector`: read a table or query with COPY; write with append, overwrite, merge.
+
+Writes happen in one transaction per commit that also upserts the recipe's row in
+`_dataloader_state`, so data and state commit together:
+- append: `COPY` straight into the table inside the transaction (invisible until commit);
+- merge: `COPY` into a temporary staging table, de-duplicated on the merge keys (latest by
+  cursor wins), then `INSERT … ON CONFLICT` when the keys are unique, else `DELETE … USING` +
+  `INSERT`;
+- overwrite: `COPY` into a new staging table, then drop and rename in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
+from dataloader.incremental import window_for
+from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identifier
+from dataloader_postgres.codec import CopyCodec, CsvCopyCodec
+from dataloader_postgres.config import PostgresConfig
+from dataloader_postgres.connection import connect
+from dataloader_postgres.types import ColumnPlan, pg_type_for, plan_column
+
+ORDINAL = "__dl_ordinal"
+MERGE_STAGE = "_dl_merge_stage"
+
+
+class PostgresConnector(BaseConnector):
+    """PostgreSQL source and destination."""
+
+    name = "postgres"
+    config_model = PostgresConfig
+    capabilities = Capabilities(
+        read=True,
+        write=True,
+        write_modes=("append", "overwrite", "merge"),
+        incremental=True,
+        transactional_state=True,
+    )
+    codec: ClassVar[CopyCodec] = CsvCopyCodec()
+
+    def __init__(self, config: PostgresConfig) -> None:
+        super().__init__(config)
+        self.conn: Any = None
+        self._prepared = False
+        self._staging: TableName | None = None
+        self._merge_stage_ready = False
+        self._unique_keys: bool | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def open(self, context: Any) -> None:
+        super().open(context)
+        self.conn = connect(self.config, role=context.role)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.rollback()
+            finally:
+                self.conn.close()
+                self.conn = None
+
+    def _error(self, action: str, exc: Exception) -> ConnectorError:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        role = self.context.role if self.context else "source"
+        return ConnectorError(
+            f"Postgres {action} failed on {self.config.table or 'query'} at {self.config.describe()}: {detail}",
+            key=f"{role}.table" if self.config.table else f"{role}.query",
+        )
+
+    def _execute(self, sql: str, params: Any = None) -> Any:
+        cursor = self.conn.cursor()
+        cursor.execute(sql, params)
+        return cursor
+
+    # -- source ----------------------------------------------------------------------
+    def _source_query(self, state: State) -> tuple[str, str | None]:
+        assert self.context is not None
+        relation = f"({self.config.query}) AS src" if self.config.query else self._table().sql()
+        conditions: list[str] = [f"({self.config.where})"] if self.config.where else []
+        params: list[Any] = []
+        order_by = None
+        incremental = self.context.incremental
+        if incremental is not None:
+            if incremental.strategy != "cursor":
+                raise ConnectorError(
+                    "Postgres sources support the `cursor` incremental strategy only",
+                    key="source.incremental.strategy",
+                    value=incremental.strategy,
+                )
+            window = window_for(incremental, state.cursor_values)
+            window_conditions, params = window.sql_conditions(quote_identifier)
+            conditions += [condition.replace("?", "%s") for condition in window_conditions]
+            order_by = quote_identifier(window.column)
+        sql = f"SELECT * FROM {relation}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        if params:
+            where = f"({self.config.where})"
+            sql = sql.replace(where, where.replace("%", "%%"), 1) if self.config.where else sql
+            sql = self.conn.cursor().mogrify(sql, params).decode()
+        return sql, order_by
+
+    def plan_columns(self, query: str) -> list[ColumnPlan]:
+        """How each column of `query` is read, from its Postgres type."""
+        cursor = self._execute(f"SELECT * FROM ({query}) AS q LIMIT 0")
+        description = cursor.description
+        oids = sorted({column.type_code for column in description})
+        names = dict(
+            self._execute(
+                "SELECT oid::int, format_type(oid, NULL) FROM pg_type WHERE oid = ANY(%s)", (oids,)
+            ).fetchall()
+        )
+        return [
+            plan_column(
+                column.name,
+                column.type_code,
+                names.get(column.type_code, "text"),
+                column.precision,
+                column.scale,
+                self.config.unconstrained_numeric,
+            )
+            for column in description
+        ]
+
+    def read_batches(self, state: State) -> Iterator[ArrowBatch]:
+        assert self.context is not None
+        import psycopg2
+
+        try:
+            query, order_by = self._source_query(state)
+            plans = self.plan_columns(query)
+            if order_by:
+                query = f"SELECT * FROM ({query}) AS ordered ORDER BY {order_by}"
+            batches = self.codec.read(self.conn, query, plans, self.context.batch_size)
+            for batch in batches:
+                yield ArrowBatch(batch, {"source": "postgres"})
+        except psycopg2.Error as exc:
+            raise self._error("read", exc) from exc
+
+    def estimate_rows(self) -> int | None:
+        if self.config.table is None or self.conn is None:
+            return None
+        try:
+            rows = self._execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                (self._table().sql(),),
+            ).fetchall()
+            self.conn.rollback()
+        except Exception:
+            return None
+        return int(rows[0][0]) if rows and rows[0][0] and rows[0][0] > 0 else None
+
+    # -- destination: state ------------------------------------------------------------
+    def _table(self) -> TableName:
+        if self.config.table is None:
+            raise ConnectorError("a Postgres destination needs `table`", key="destination.table")
+        return TableName.parse(self.config.table)
+
+    def _state_table(self) -> TableName:
+        return self._table().sibling(STATE_TABLE)
+
+    def _exists(self, table: TableName) -> bool:
+        return self._execute("SELECT to_regclass(%s) IS NOT NULL", (table.sql(),)).fetchall()[0][0]
+
+    def load_state(self) -> State | None:
+        assert self.context is not None
+        if not self._exists(self._state_table()):
+            self.conn.rollback()
+            return None
+        rows = self._execute(
+            f"SELECT state::text FROM {self._state_table().sql()} WHERE recipe = %s",
+            (self.context.recipe_name,),
+        ).fetchall()
+        self.conn.rollback()
+        return State.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def reset_state(self) -> None:
+        assert self.context is not None
+        if self._exists(self._state_table()):
+            self._execute(
+                f"DELETE FROM {self._state_table().sql()} WHERE recipe = %s",
+                (self.context.recipe_name,),
+            )
+        self.conn.commit()
+
+    def _save_state(self, state: State) -> None:
+        assert self.context is not None
+        table = self._state_table().sql()
+        self._execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (recipe text PRIMARY KEY, state jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+        )
+        progress = state.to_dict()
+        document = json.dumps(
+            {"cursor_values": progress["cursor_values"], "watermarks": progress["watermarks"]}
+        )
+        self._execute(
+            f"INSERT INTO {table} (recipe, state, updated_at) VALUES (%s, %s, now()) ON CONFLICT (recipe) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+            (self.context.recipe_name, document),
+        )
+
+    # -- destination: writes -----------------------------------------------------------
+    def begin(self, state: State) -> None:
+        table = self._table()
+        schema = table.schema or self._execute("SELECT current_schema()").fetchall()[0][0]
+        orphans = self._execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND starts_with(tablename, %s)",
+            (schema, f"{STAGING_PREFIX}{table.name}_"),
+        ).fetchall()
+        for (name,) in orphans:
+            self._execute(f"DROP TABLE IF EXISTS {TableName(schema, name).sql()}")
+        if table.schema:
+            self._execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table.schema)}")
+        self.conn.commit()
+
+    def _columns(self, table: TableName) -> dict[str, str]:
+        rows = self._execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            (table.sql(),),
+        ).fetchall()
+        return dict(rows)
+
+    def _ensure_table(
+        self, table: TableName, schema: pa.Schema, *, primary_key: tuple[str, ...] = ()
+    ) -> None:
+        existing = self._columns(table)
+        if not existing:
+            columns = [f"{quote_identifier(field.name)} {pg_type_for(field)}" for field in schema]
+            if primary_key:
+                columns.append(
+                    f"PRIMARY KEY ({', '.join(quote_identifier(k) for k in primary_key)})"
+                )
+            self._execute(f"CREATE TABLE {table.sql()} ({', '.join(columns)})")
+            return
+        for field in schema:
+            if field.name not in existing:
+                self._execute(
+                    f"ALTER TABLE {table.sql()} ADD COLUMN {quote_identifier(field.name)} {pg_type_for(field)}"
+                )
+
+    def write_batch(self, batch: Any, state: State) -> None:
+        assert self.context is not None
+        data: pa.RecordBatch = batch.to_arrow()
+        if data.num_rows == 0:
+            return
+        import psycopg2
+
+        mode = self.context.write_mode
+        try:
+            if mode == "overwrite":
+                self._write_overwrite(data)
+            elif mode == "merge":
+                self._write_merge(data)
+            else:
+                self._ensure_table(self._table(), data.schema)
+                self.codec.write(self.conn, self._table().sql(), data)
+        except psycopg2.Error as exc:
+            self.abort()
+            raise self._error(f"{mode} write", exc) from exc
+
+    def _write_overwrite(self, data: pa.RecordBatch) -> None:
+        assert self.context is not None
+        target = self._table()
+        if self._staging is None:
+            self._staging = target.sibling(
+                f"{STAGING_PREFIX}{target.name}_{self.context.run_id.replace('-', '_')}"
+            )
+            if self._exists(target):
+                self._execute(
+                    f"CREATE TABLE {self._staging.sql()} (LIKE {target.sql()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+                )
+        self._ensure_table(self._staging, data.schema)
+        self.codec.write(self.conn, self._staging.sql(), data)
+
+    def _has_unique_keys(self, table: TableName, keys: tuple[str, ...]) -> bool:
+        if self._unique_keys is None:
+            rows = self._execute(
+                "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL GROUP BY i.indexrelid",
+                (table.sql(),),
+            ).fetchall()
+            self._unique_keys = any(sorted(row[0]) == sorted(keys) for row in rows)
+        return self._unique_keys
+
+    def _write_merge(self, data: pa.RecordBatch) -> None:
+        assert self.context is not None
+        target = self._table()
+        keys = self.context.merge_keys
+        missing = [key for key in keys if key not in data.schema.names]
+        if missing:
+            raise ConnectorError(
+                f"merge key {missing[0]!r} is not a column of the incoming rows",
+                key="destination.merge_keys",
+                value=missing[0],
+                expected=f"one of {data.schema.names}",
+            )
+        self._ensure_table(target, data.schema, primary_key=keys)
+        stage = quote_identifier(MERGE_STAGE)
+        names = [quote_identifier(name) for name in data.schema.names]
+        column_list = ", ".join(names)
+        if not self._merge_stage_ready:
+            self._execute(f"DROP TABLE IF EXISTS {stage}")
+            self._execute(
+                f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {column_list} FROM {target.sql()} WITH NO DATA"
+            )
+            self._execute(f"ALTER TABLE {stage} ADD COLUMN {quote_identifier(ORDINAL)} bigserial")
+            self._merge_stage_ready = True
+        self.codec.write(self.conn, stage, data)
+        incremental = self.context.incremental
+        order = [quote_identifier(k) for k in keys]
+        if incremental is not None and incremental.cursor_column in data.schema.names:
+            order.append(f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST")
+        order.append(f"{quote_identifier(ORDINAL)} DESC")
+        key_list = ", ".join(quote_identifier(k) for k in keys)
+        latest = f"SELECT DISTINCT ON ({key_list}) {column_list} FROM {stage} ORDER BY {', '.join(order)}"
+        if self._has_unique_keys(target, keys):
+            updates = ", ".join(
+                f"{n} = EXCLUDED.{n}"
+                for n, raw in zip(names, data.schema.names, strict=True)
+                if raw not in keys
+            )
+            action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+            self._execute(
+                f"INSERT INTO {target.sql()} ({column_list}) {latest} ON CONFLICT ({key_list}) {action}"
+            )
+        else:
+            match = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
+            self._execute(
+                f"DELETE FROM {target.sql()} AS t USING (SELECT DISTINCT {key_list} FROM {stage}) AS s WHERE {match}"
+            )
+            self._execute(f"INSERT INTO {target.sql()} ({column_list}) {latest}")
+        self._execute(f"TRUNCATE {stage}")
+
+    def commit(self, state: State) -> None:
+        assert self.context is not None
+        import psycopg2
+
+        try:
+            if self.context.write_mode == "overwrite":
+                self._swap_in_staging()
+            self._save_state(state)
+            self.conn.commit()
+        except psycopg2.Error as exc:
+            self.abort()
+            raise self._error("commit", exc) from exc
+        self._merge_stage_ready = False
+
+    def _swap_in_staging(self) -> None:
+        target = self._table()
+        if self._staging is None:
+            if self._exists(target):
+                self._execute(f"DELETE FROM {target.sql()}")
+            return
+        self._execute(f"DROP TABLE IF EXISTS {target.sql()}")
+        self._execute(
+            f"ALTER TABLE {self._staging.sql()} RENAME TO {quote_identifier(target.name)}"
+        )
+        self._staging = None
+
+    def abort(self) -> None:
+        if self.conn is not None:
+            self.conn.rollback()
+        self._merge_stage_ready = False
+        self._staging = None

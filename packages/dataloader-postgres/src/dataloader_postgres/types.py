@@ -1,0 +1,179 @@
+"""Postgres ↔ Arrow types. The Arrow schema is the type system; Postgres types that Arrow
+has no exact twin for (uuid, json, jsonb, enums…) travel as strings whose field metadata
+names the Postgres type, so a Postgres destination can recreate it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+PG_TYPE_KEY = b"pg_type"
+UNCONSTRAINED_NUMERIC = pa.decimal128(38, 9)
+
+# OID → (kind, arrow type); kind says how the value is selected and decoded.
+_SCALARS: dict[int, pa.DataType] = {
+    16: pa.bool_(),
+    20: pa.int64(),
+    21: pa.int16(),
+    23: pa.int32(),
+    26: pa.int64(),
+    700: pa.float32(),
+    701: pa.float64(),
+    25: pa.string(),
+    1043: pa.string(),
+    1042: pa.string(),
+    18: pa.string(),
+    19: pa.string(),
+    1082: pa.date32(),
+    1083: pa.time64("us"),
+    1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"),
+    17: pa.binary(),
+}
+_TAGGED_STRINGS = {2950: "uuid", 114: "json", 3802: "jsonb"}
+_ARRAYS: dict[int, int] = {
+    1000: 16,
+    1005: 21,
+    1007: 23,
+    1016: 20,
+    1021: 700,
+    1022: 701,
+    1009: 25,
+    1015: 1043,
+    1014: 1042,
+    1182: 1082,
+    1115: 1114,
+    1185: 1184,
+    1231: 1700,
+    2951: 2950,
+}
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How one result column is selected in the COPY query and decoded into Arrow."""
+
+    name: str
+    field: pa.Field
+    kind: str  # plain | bytea | interval | array | text
+
+    def select_sql(self, quoted: str) -> list[str]:
+        if self.kind == "interval":
+            return [
+                f"(date_part('year', {quoted}) * 12 + date_part('month', {quoted}))::int",
+                f"date_part('day', {quoted})::int",
+                f"(date_part('hour', {quoted}) * 3600000000 + date_part('minute', {quoted}) * 60000000 + date_part('microseconds', {quoted}))::bigint",
+            ]
+        if self.kind == "array":
+            return [f"to_json({quoted})::text"]
+        if self.kind == "text":
+            return [f"{quoted}::text"]
+        return [quoted]
+
+    def csv_types(self) -> list[pa.DataType]:
+        """The types of the CSV columns this column is read as."""
+        if self.kind == "interval":
+            return [pa.int32(), pa.int32(), pa.int64()]
+        if self.kind in ("bytea", "array", "text"):
+            return [pa.string()]
+        return [self.field.type]
+
+
+def _numeric(precision: int | None, scale: int | None, unconstrained: str) -> pa.DataType:
+    if precision and 0 < precision <= 38:
+        return pa.decimal128(precision, scale or 0)
+    if precision and precision <= 76:
+        return pa.decimal256(precision, scale or 0)
+    return {"decimal": UNCONSTRAINED_NUMERIC, "string": pa.string(), "float": pa.float64()}[
+        unconstrained
+    ]
+
+
+def plan_column(
+    name: str,
+    oid: int,
+    type_name: str,
+    precision: int | None,
+    scale: int | None,
+    unconstrained: str,
+) -> ColumnPlan:
+    """The read plan for a result column of type `oid` (`type_name` as format_type gives it)."""
+    metadata = {PG_TYPE_KEY: type_name.encode()}
+    if oid == 1700:
+        arrow = _numeric(precision, scale, unconstrained)
+        constrained = precision is not None and 0 < precision <= 76
+        tagged = None if constrained else metadata
+        return ColumnPlan(
+            name,
+            pa.field(name, arrow, metadata=tagged),
+            "text" if pa.types.is_string(arrow) else "plain",
+        )
+    if oid == 17:
+        return ColumnPlan(name, pa.field(name, pa.binary()), "bytea")
+    if oid == 1186:
+        return ColumnPlan(name, pa.field(name, pa.month_day_nano_interval()), "interval")
+    if oid in _SCALARS:
+        return ColumnPlan(name, pa.field(name, _SCALARS[oid]), "plain")
+    if oid in _TAGGED_STRINGS:
+        return ColumnPlan(name, pa.field(name, pa.string(), metadata=metadata), "text")
+    if oid in _ARRAYS:
+        element = _ARRAYS[oid]
+        if element == 1700:
+            element_type = UNCONSTRAINED_NUMERIC
+        elif element in _TAGGED_STRINGS:
+            element_type = pa.string()
+        else:
+            element_type = _SCALARS[element]
+        tagged = metadata if element in (1700, *_TAGGED_STRINGS) else None
+        return ColumnPlan(name, pa.field(name, pa.list_(element_type), metadata=tagged), "array")
+    return ColumnPlan(name, pa.field(name, pa.string(), metadata=metadata), "text")
+
+
+def pg_type_for(field: pa.Field) -> str:
+    """The Postgres column type for an Arrow field (its `pg_type` metadata wins)."""
+    if field.metadata and PG_TYPE_KEY in field.metadata:
+        return field.metadata[PG_TYPE_KEY].decode()
+    return _pg_type(field.type)
+
+
+def _pg_type(arrow: pa.DataType) -> str:
+    if pa.types.is_boolean(arrow):
+        return "boolean"
+    if pa.types.is_int8(arrow) or pa.types.is_int16(arrow) or pa.types.is_uint8(arrow):
+        return "smallint"
+    if pa.types.is_int32(arrow) or pa.types.is_uint16(arrow):
+        return "integer"
+    if pa.types.is_int64(arrow) or pa.types.is_uint32(arrow):
+        return "bigint"
+    if pa.types.is_uint64(arrow):
+        return "numeric(20,0)"
+    if pa.types.is_float16(arrow) or pa.types.is_float32(arrow):
+        return "real"
+    if pa.types.is_float64(arrow):
+        return "double precision"
+    if pa.types.is_decimal(arrow):
+        return f"numeric({arrow.precision},{arrow.scale})"
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_null(arrow):
+        return "text"
+    if (
+        pa.types.is_binary(arrow)
+        or pa.types.is_large_binary(arrow)
+        or pa.types.is_fixed_size_binary(arrow)
+    ):
+        return "bytea"
+    if pa.types.is_date(arrow):
+        return "date"
+    if pa.types.is_time(arrow):
+        return "time"
+    if pa.types.is_timestamp(arrow):
+        return "timestamptz" if arrow.tz else "timestamp"
+    if pa.types.is_duration(arrow) or arrow == pa.month_day_nano_interval():
+        return "interval"
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        return _pg_type(arrow.value_type) + "[]"
+    if pa.types.is_struct(arrow) or pa.types.is_map(arrow):
+        return "jsonb"
+    if pa.types.is_dictionary(arrow):
+        return _pg_type(arrow.value_type)
+    raise TypeError(f"no Postgres type for Arrow type {arrow}")
