@@ -172,12 +172,14 @@ def run_cli(tmp_path: Path) -> Callable[..., Any]:
             "NO_COLOR": "1",
             "COLUMNS": "200",
             "TERM": "dumb",
+            "PYTHONIOENCODING": "utf-8",
         }
         full_env |= env or {}
         return subprocess.run(
             [*command, *args],
             capture_output=True,
             text=True,
+            encoding="utf-8",
             env=full_env,
             cwd=tmp_path,
             timeout=120,

@@ -62,8 +62,8 @@ class AddColumn(Transform):
         if config.type is not None:
             arrow_type = parse_type(config.type)
         try:
-            scalar = pa.scalar(value, type=arrow_type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+            scalar = _typed_scalar(value, arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
             raise TransformError(
                 f"add_column: value {value!r} is not a valid {config.type or arrow_type}",
                 context={"column": config.name},
@@ -87,3 +87,13 @@ class AddColumn(Transform):
         if source == "source_file":
             return batch.metadata.get("source_file"), pa.string()
         return self.config.value, None
+
+
+def _typed_scalar(value: Any, arrow_type: pa.DataType | None) -> pa.Scalar:
+    try:
+        return pa.scalar(value, type=arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        if arrow_type is None:
+            raise
+        # templates render to strings and YAML gives floats: "5" -> int, 1.25 -> decimal(6,2)
+        return pa.scalar(value).cast(arrow_type, safe=True)
