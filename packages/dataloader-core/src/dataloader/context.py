@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from dataloader.recipe.models import IncrementalConfig
+    from dataloader.recipe.models import IncrementalConfig, RetryConfig
 
 WriteMode = Literal["append", "overwrite", "merge"]
 
@@ -27,6 +27,7 @@ class RunContext:
     :param write_mode: the destination's write mode.
     :param merge_keys: the destination's merge keys (merge mode).
     :param full_refresh: the run ignores stored state and replaces the destination's data.
+    :param retries: `runtime.retries`, for connectors that retry transient failures.
     """
 
     recipe_name: str
@@ -39,6 +40,7 @@ class RunContext:
     write_mode: WriteMode = "append"
     merge_keys: tuple[str, ...] = ()
     full_refresh: bool = False
+    retries: RetryConfig | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

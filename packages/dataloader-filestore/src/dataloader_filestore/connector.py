@@ -13,11 +13,15 @@ import contextlib
 import json
 import os
 import posixpath
+import re
+import time
 from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any, Literal
 
 import pyarrow as pa
+from pydantic import Field, field_validator, model_validator
+
 from dataloader import (
     ArrowBatch,
     BaseConnector,
@@ -27,21 +31,35 @@ from dataloader import (
     State,
 )
 from dataloader.registry import Registration, get_registry
-from pydantic import Field, field_validator
+from dataloader.retry import backoff_delay, call_with_retries
+from dataloader_filestore.backends import (
+    S3_KEYS,
+    SFTP_KEYS,
+    Backend,
+    BackendSettings,
+    backend_of,
+    describe_error,
+    is_transient,
+    open_filesystem,
+)
 
 RECORD_DIR = "_dataloader"
 COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
 _GLOB_CHARS = set("*?[")
+# What follows `<recipe>-` in a part file's name: `<run id>-<part>`, with the engine's run ids
+# (`YYYYmmddTHHMMSS-<8 hex>`). Tells this recipe's files from those of `<recipe>-<more>`.
+_PART_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-\d{5}(\.|$)")
 
 
-class FileStoreConfig(ConnectorConfig):
+class FileStoreConfig(BackendSettings, ConnectorConfig):
     """Options of the `filestore` connector.
 
     :param path: a file, directory or glob to read; the directory to write into. A string or
-        a `pathlib.Path`.
+        a `pathlib.Path`; `s3://bucket/prefix` and `sftp://host/dir` select those backends.
     :param format: `csv`, `json`, `jsonl`, `parquet` or a registered custom format; default: by
         file extension when reading, required when writing.
-    :param backend: where the files live. Only `local` is available in this release.
+    :param backend: `local`, `s3` or `sftp`; default: from the path's scheme. The remote
+        backends' connection keys are described by `BackendSettings`.
     :param format_options: options of the format (e.g. `delimiter` for CSV).
     :param compression: compression of written files (`gzip`, `zstd`); read compression is
         inferred from the file extension.
@@ -50,7 +68,7 @@ class FileStoreConfig(ConnectorConfig):
 
     path: str
     format: str | None = None
-    backend: Literal["local"] = "local"
+    backend: Backend | None = None
     format_options: dict[str, Any] = Field(default_factory=dict)
     compression: Literal["none", "gzip", "zstd"] = "none"
     storage_options: dict[str, Any] = Field(default_factory=dict)
@@ -59,6 +77,19 @@ class FileStoreConfig(ConnectorConfig):
     @classmethod
     def _path_to_str(cls, value: Any) -> Any:
         return os.fspath(value) if isinstance(value, PurePath) else value
+
+    @model_validator(mode="after")
+    def _keys_fit_backend(self) -> FileStoreConfig:
+        backend = backend_of(self.path, self.backend)
+        allowed = {"s3": S3_KEYS, "sftp": SFTP_KEYS, "local": frozenset()}[backend]
+        stray = sorted((self.model_fields_set & (S3_KEYS | SFTP_KEYS)) - allowed)
+        if stray:
+            raise ValueError(f"{', '.join(stray)} do not apply to the {backend} backend")
+        return self
+
+    @property
+    def resolved_backend(self) -> Backend:
+        return backend_of(self.path, self.backend)
 
 
 class FileStoreConnector(BaseConnector):
@@ -84,19 +115,11 @@ class FileStoreConnector(BaseConnector):
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
-        import fsspec
-
         super().open(context)
-        try:
-            self.fs, self.root = fsspec.core.url_to_fs(
-                self.config.path, **self.config.storage_options
-            )
-        except Exception as exc:
-            raise ConnectorError(
-                f"cannot open file storage: {exc}",
-                key=f"{context.role}.path",
-                value=self.config.path,
-            ) from exc
+        self.backend = self.config.resolved_backend
+        self.fs, self.root = open_filesystem(
+            self.backend, self.config.path, self.config, self.config.storage_options, context.role
+        )
         if context.role == "destination":
             if self.config.format is None:
                 raise ConnectorError(
@@ -105,7 +128,7 @@ class FileStoreConnector(BaseConnector):
                     expected="csv, json, jsonl, parquet or a registered format",
                 )
             self._format_registration(self.config.format)
-            self.fs.makedirs(self.root, exist_ok=True)
+            self._prepare_destination()
         incremental = context.incremental
         if (
             context.role == "source"
@@ -124,6 +147,40 @@ class FileStoreConnector(BaseConnector):
             return get_registry().format(name)
         except Exception as exc:
             raise ConnectorError(str(exc), key=f"{self._role()}.format", value=name) from None
+
+    def _prepare_destination(self) -> None:
+        """Make sure the destination directory (or, on S3, the bucket) exists."""
+        try:
+            if self.backend == "s3":
+                bucket = self.root.split("/", 1)[0]
+                if not self._retrying(self.fs.exists, bucket):
+                    raise ConnectorError(
+                        f"s3: bucket {bucket!r} does not exist (or is not visible with these credentials)",
+                        key="destination.path",
+                        value=self.config.path,
+                        context={"backend": "s3", "path": self.root},
+                    )
+            else:
+                self._retrying(self.fs.makedirs, self.root, exist_ok=True)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            raise self._fail("cannot prepare", self.root, exc) from exc
+
+    def _fail(self, action: str, path: str, exc: BaseException) -> ConnectorError:
+        """A `ConnectorError` naming the backend, the path and the cause (never a credential)."""
+        return ConnectorError(
+            f"{self.backend}: {action} {path}: {describe_error(exc)}",
+            key=f"{self._role()}.path",
+            context={"backend": self.backend, "path": path},
+        )
+
+    def _retrying(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call a filesystem operation, retrying transient failures per `runtime.retries`."""
+        policy = self.context.retries if self.context is not None else None
+        return call_with_retries(
+            operation, *args, policy=policy, is_transient=is_transient, **kwargs
+        )
 
     def _role(self) -> str:
         return self.context.role if self.context else "source"
@@ -149,21 +206,21 @@ class FileStoreConnector(BaseConnector):
         root = self.root
         try:
             if _GLOB_CHARS & set(root):
-                found = self.fs.glob(root, detail=True)
-            elif self.fs.isdir(root):
-                found = self.fs.find(root, detail=True)
-            elif self.fs.exists(root):
-                found = {root: self.fs.info(root)}
+                found = self._retrying(self.fs.glob, root, detail=True)
+            elif self._retrying(self.fs.isdir, root):
+                found = self._retrying(self.fs.find, root, detail=True)
+            elif self._retrying(self.fs.exists, root):
+                found = {root: self._retrying(self.fs.info, root)}
             else:
                 raise ConnectorError(
-                    "path does not exist", key="source.path", value=self.config.path
+                    f"{self.backend}: path {root!r} does not exist",
+                    key="source.path",
+                    value=self.config.path,
                 )
         except ConnectorError:
             raise
         except Exception as exc:
-            raise ConnectorError(
-                f"cannot list files: {exc}", key="source.path", value=self.config.path
-            ) from exc
+            raise self._fail("cannot list files under", root, exc) from None
         files = []
         for path, info in found.items():
             name = posixpath.basename(path)
@@ -203,42 +260,50 @@ class FileStoreConnector(BaseConnector):
             yield from self._read_file(path, signature, skip)
 
     def _read_file(self, path: str, signature: dict[str, Any], skip: int) -> Iterator[ArrowBatch]:
+        """The file's batches; a transient failure re-opens it and skips the rows already yielded."""
         assert self.context is not None
-        done = 0
+        done = skip
         previous: pa.RecordBatch | None = None
+        policy = self.context.retries
+        attempt = 0
 
         def batch(data: pa.RecordBatch, rows: int, complete: bool) -> ArrowBatch:
             checkpoint = {"files": {path: {**signature, "rows": rows, "complete": complete}}}
             return ArrowBatch(data, {"source_file": path, "checkpoint": checkpoint})
 
-        try:
-            with self.fs.open(path, "rb", compression="infer") as stream:
-                for data in self._format(path).read(stream, batch_size=self.context.batch_size):
-                    if skip:
-                        dropped = min(skip, data.num_rows)
-                        data, skip, done = data.slice(dropped), skip - dropped, done + dropped
-                        if data.num_rows == 0:
-                            continue
-                    if previous is not None:
-                        yield batch(previous, done, False)
-                    previous = data
-                    done += data.num_rows
-        except FileNotFoundError as exc:
-            raise ConnectorError(
-                "file disappeared while reading", key="source.path", value=path
-            ) from exc
-        except ConnectorError:
-            raise
-        except (pa.ArrowInvalid, ValueError, OSError, UnicodeDecodeError) as exc:
-            raise ConnectorError(
-                f"cannot read {path}: {exc}",
-                key="source.path",
-                value=self.config.path,
-                context={"file": path},
-            ) from exc
+        while True:
+            to_skip = done + (previous.num_rows if previous is not None else 0)
+            try:
+                with self.fs.open(path, "rb", compression="infer") as stream:
+                    for data in self._format(path).read(stream, batch_size=self.context.batch_size):
+                        if to_skip:
+                            dropped = min(to_skip, data.num_rows)
+                            data, to_skip = data.slice(dropped), to_skip - dropped
+                            if data.num_rows == 0:
+                                continue
+                        if previous is not None:
+                            done += previous.num_rows
+                            yield batch(previous, done, False)
+                        previous = data
+                break
+            except FileNotFoundError as exc:
+                raise ConnectorError(
+                    f"{self.backend}: file {path} disappeared before it was read",
+                    key="source.path",
+                    value=self.config.path,
+                    context={"backend": self.backend, "path": path},
+                ) from exc
+            except ConnectorError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                if is_transient(exc) and policy is not None and attempt <= policy.attempts:
+                    time.sleep(backoff_delay(policy, attempt))
+                    continue
+                raise self._fail("cannot read", path, exc) from exc
         if previous is None:
             previous = pa.RecordBatch.from_pylist([])
-        yield batch(previous, done, True)
+        yield batch(previous, done + previous.num_rows, True)
 
     # -- destination -----------------------------------------------------------------
     def _record_path(self) -> str:
@@ -293,11 +358,24 @@ class FileStoreConnector(BaseConnector):
         assert self.context is not None
         return f"{self.context.recipe_name}-"
 
+    def _owns(self, name: str) -> bool:
+        """Whether `name` is a part file (hidden or not) this recipe wrote."""
+        prefix = self._prefix()
+        name = name.removeprefix(".")
+        return name.startswith(prefix) and _PART_AFTER_PREFIX.match(name, len(prefix)) is not None
+
+    def _ls(self, path: str) -> list[str]:
+        try:
+            return list(self._retrying(self.fs.ls, path, detail=False, refresh=True))
+        except FileNotFoundError:
+            return []
+        except TypeError:  # filesystems without `refresh`
+            return list(self._retrying(self.fs.ls, path, detail=False))
+
     def begin(self, state: State) -> None:
-        prefix = "." + self._prefix()
-        for path in self.fs.ls(self.root, detail=False):
+        for path in self._ls(self.root):
             name = posixpath.basename(path)
-            if name.startswith(prefix) and name.endswith(".tmp"):
+            if name.startswith(".") and name.endswith(".tmp") and self._owns(name):
                 self.fs.rm(path)
 
     def _extension(self) -> str:
@@ -321,25 +399,30 @@ class FileStoreConnector(BaseConnector):
             registration.config_model.model_validate(self.config.format_options)
         )
         compression = None if self.config.compression == "none" else self.config.compression
-        try:
+
+        def write() -> None:
             with self.fs.open(tmp, "wb", compression=compression) as stream:
                 file_format.write([data], stream, data.schema)
+
+        try:
+            self._retrying(write)
         except Exception as exc:
-            raise ConnectorError(
-                f"cannot write {final}: {exc}", key="destination.path", value=self.config.path
-            ) from exc
+            raise self._fail("cannot write", tmp, exc) from exc
         self._pending.append((tmp, final))
 
     def commit(self, state: State) -> None:
         assert self.context is not None
-        record = self._read_record()
         finals = {final for _, final in self._pending}
         deletes: list[str] = []
         if self.context.write_mode == "overwrite":
-            prefix = self._prefix()
-            for path in self.fs.ls(self.root, detail=False):
+            for path in self._ls(self.root):
                 name = posixpath.basename(path)
-                if name.startswith(prefix) and path not in finals and not name.endswith(".tmp"):
+                if (
+                    not name.startswith(".")
+                    and self._owns(name)
+                    and path not in finals
+                    and not name.endswith(".tmp")
+                ):
                     deletes.append(path)
         progress = state.to_dict()
         record = {
@@ -349,9 +432,14 @@ class FileStoreConnector(BaseConnector):
             },
             "pending": {"renames": [list(pair) for pair in self._pending], "deletes": deletes},
         }
-        self._write_record(record)
-        self._pending = []
-        self._apply_pending(record)
+        try:
+            self._retrying(self._write_record, record)
+            self._pending = []
+            self._retrying(self._apply_pending, record)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            raise self._fail("cannot commit files in", self.root, exc) from exc
 
     def abort(self) -> None:
         for tmp, _ in self._pending:

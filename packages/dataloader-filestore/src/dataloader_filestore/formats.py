@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
+from pydantic import Field
+
 from dataloader import Format, FormatOptions
 from dataloader.transforms.types import parse_type
-from pydantic import Field
 
 BLOCK_SIZE = 16 << 20  # type inference looks at the first block: make it large
 
@@ -73,7 +74,9 @@ class CsvFormat(Format):
         )
         convert_options = pacsv.ConvertOptions(
             null_values=options.null_values,
-            strings_can_be_null=False,
+            # An unquoted null marker is null in text columns too; a quoted one ("") is text.
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
             column_types={name: parse_type(kind) for name, kind in options.column_types.items()},
         )
         try:

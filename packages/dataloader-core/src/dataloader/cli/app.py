@@ -63,6 +63,7 @@ def _register_commands() -> None:
     cli.add_command(run_cmd.run)
     cli.add_command(state_cmds.show_state)
     cli.add_command(state_cmds.reset_state)
+    cli.add_command(state_cmds.import_state)
     cli.add_command(init_cmd.init)
 
 

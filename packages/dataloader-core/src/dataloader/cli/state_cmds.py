@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from rich.table import Table
@@ -11,6 +12,7 @@ from rich.table import Table
 from dataloader.cli.app import make_console, parse_vars, var_option
 from dataloader.context import RunContext
 from dataloader.engine import state_backend_for
+from dataloader.errors import StateError
 from dataloader.recipe.binding import bind_recipe
 from dataloader.recipe.loader import RecipeLoader
 from dataloader.registry import get_registry
@@ -104,3 +106,27 @@ def reset_state(recipe: str, variables: tuple[str, ...], state_dir: str | None) 
     """Forget a recipe's state (in the state backend and the destination): the next run starts over."""
     _, _, name = _destination_state(recipe, variables, state_dir, reset=True)
     click.echo(f"state of {name!r} reset")
+
+
+@click.command("import-state")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@click.argument("state_file", type=click.File("r"))
+@var_option
+@state_dir_option
+def import_state(
+    recipe: str, state_file: Any, variables: tuple[str, ...], state_dir: str | None
+) -> None:
+    """Store a state document (from `show-state --json`, `-` for stdin) in the recipe's state backend."""
+    loaded = RecipeLoader(parse_vars(variables)).load(recipe)
+    try:
+        document = json.load(state_file)
+    except json.JSONDecodeError as exc:
+        raise StateError(
+            f"not a state document: invalid JSON at line {exc.lineno} ({exc.msg})",
+            file=state_file.name,
+        ) from None
+    state = State.from_dict(document)  # validates the shape and the typed values
+    backend = state_backend_for(loaded, state_dir)
+    with backend.lock(loaded.name):
+        backend.save(loaded.name, state.to_dict())
+    click.echo(f"state of {loaded.name!r} imported into {type(backend).__name__}")

@@ -71,6 +71,7 @@ class Runner:
             "recipe_file": recipe.file,
             "incremental": recipe.source.incremental,
             "full_refresh": self.options.full_refresh,
+            "retries": recipe.runtime.retries,
         }
         source = RunContext(role="source", **common)
         destination = RunContext(

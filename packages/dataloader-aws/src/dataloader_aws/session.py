@@ -1,0 +1,74 @@
+"""AWS settings shared by the state backends, and boto3 clients built from them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from pydantic import Field, SecretStr
+
+from dataloader.secrets import register_secret
+from dataloader.state.backend import StateBackendConfig
+
+
+class AwsSettings(StateBackendConfig):
+    """`endpoint_url`, `region`, `key`, `secret`, `session_token`; unset keys use boto3's chain."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    key: SecretStr | None = None
+    secret: SecretStr | None = None
+    session_token: SecretStr | None = None
+    lock_ttl_seconds: int = Field(default=3600, gt=0)
+    timeout: float = Field(default=30, gt=0)
+
+    def client(self, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        secrets = {
+            name: value.get_secret_value()
+            for name, value in (
+                ("key", self.key),
+                ("secret", self.secret),
+                ("token", self.session_token),
+            )
+            if value is not None
+        }
+        for value in secrets.values():
+            register_secret(value)
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            aws_access_key_id=secrets.get("key"),
+            aws_secret_access_key=secrets.get("secret"),
+            aws_session_token=secrets.get("token"),
+            config=Config(
+                connect_timeout=self.timeout,
+                read_timeout=self.timeout,
+                retries={"mode": "standard", "max_attempts": 4},
+            ),
+        )
+
+
+def lock_owner() -> str:
+    """Who holds a lock: host, pid and a random part, for messages and conditional releases."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def now() -> float:
+    return time.time()
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
