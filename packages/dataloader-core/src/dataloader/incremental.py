@@ -136,18 +136,18 @@ class CursorTracker:
 
     def _in_window(self, batch: ArrowBatch) -> ArrowBatch:
         column = self._column(batch)
-        mask = None
-        if self.window.lower is not None:
-            mask = pc.greater(column, as_scalar(self.window.lower, column.type))
-        if self.window.upper is not None:
-            upper = pc.less_equal(column, as_scalar(self.window.upper, column.type))
-            mask = upper if mask is None else pc.and_(mask, upper)
         nulls = pc.is_null(column)
         if pc.any(nulls).as_py():
             raise EngineError(
                 f"cursor column {self.window.column!r} has null values; rows without a cursor cannot be loaded incrementally",
                 key="source.incremental.cursor_column",
             )
+        mask = None
+        if self.window.lower is not None:
+            mask = pc.greater(column, as_scalar(self.window.lower, column.type))
+        if self.window.upper is not None:
+            upper = pc.less_equal(column, as_scalar(self.window.upper, column.type))
+            mask = upper if mask is None else pc.and_(mask, upper)
         if mask is None:
             return batch
         return batch.with_data(batch.to_arrow().filter(mask))
@@ -156,6 +156,8 @@ class CursorTracker:
         """Yield `(batch, cursor_max)` where no cursor value spans two yielded batches."""
         held: ArrowBatch | None = None
         for raw in batches:
+            if raw.row_count == 0:
+                continue  # an empty batch may lack the cursor column or its type
             batch = self._in_window(raw)
             if batch.row_count == 0:
                 continue

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from pydantic import model_validator
+
 from dataloader import (
     ArrowBatch,
     BaseConnector,
@@ -23,7 +25,6 @@ from dataloader import (
 )
 from dataloader.incremental import window_for
 from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identifier
-from pydantic import model_validator
 
 BATCH_VIEW = "_dl_batch"
 ORDINAL = "__dl_ordinal"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from dataloader import hookimpl
-
 from dataloader_duckdb.connector import DuckDBConnector
 
 

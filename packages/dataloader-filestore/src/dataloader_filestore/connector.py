@@ -223,12 +223,7 @@ class FileStoreConnector(BaseConnector):
             raise self._fail("cannot list files under", root, exc) from None
         files = []
         for path, info in found.items():
-            name = posixpath.basename(path)
-            if (
-                info.get("type") != "file"
-                or name.startswith((".", "_"))
-                or f"/{RECORD_DIR}/" in path
-            ):
+            if info.get("type") != "file" or _hidden(path, root):
                 continue
             if self.config.format is None and get_registry().format_for_path(path) is None:
                 continue
@@ -446,6 +441,13 @@ class FileStoreConnector(BaseConnector):
             if self.fs is not None and self.fs.exists(tmp):
                 self.fs.rm(tmp)
         self._pending = []
+
+
+def _hidden(path: str, root: str) -> bool:
+    """Whether a listed file, or a directory between `root` and it, starts with `.` or `_`."""
+    base = root if not (_GLOB_CHARS & set(root)) else root.split("*", 1)[0].rsplit("/", 1)[0]
+    relative = path[len(base) :] if path.startswith(base) else posixpath.basename(path)
+    return any(part.startswith((".", "_")) for part in relative.split("/") if part)
 
 
 def _mtime(info: dict[str, Any]) -> float:

@@ -1,0 +1,173 @@
+"""Formats and compression: what the filestore destination writes, its source reads back."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from dataloader import Format, FormatOptions, RunResult, register_format
+from dataloader.registry import unregister
+
+Run = Callable[..., RunResult]
+
+ROWS = [
+    {"id": 1, "name": "plain", "score": 1.5, "ok": True},
+    {"id": 2, "name": 'with, comma and "quotes"', "score": None, "ok": False},
+    {"id": 3, "name": "multi\nline", "score": -2.25, "ok": True},
+    {"id": 4, "name": "ünïcødé ✓", "score": 0.0, "ok": False},
+]
+
+
+def write_recipe(
+    out: Path, file_format: str, batches: list[list[dict[str, Any]]], **options: Any
+) -> dict[str, Any]:
+    return {
+        "name": "export",
+        "source": {"type": "dl_test_rows", "batches": batches},
+        "destination": {"type": "filestore", "path": str(out), "format": file_format, **options},
+    }
+
+
+def visible_files(directory: Path) -> list[str]:
+    return sorted(
+        p.name for p in directory.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
+    )
+
+
+@pytest.mark.parametrize("file_format", ["csv", "json", "jsonl", "parquet"])
+def test_format_round_trips_through_write_and_read(
+    run: Run, read_back: Any, tmp_path: Path, file_format: str
+) -> None:
+    out = tmp_path / "out"
+
+    result = run(write_recipe(out, file_format, [ROWS[:3], ROWS[3:]]))
+
+    assert result.rows_written == 4
+    files = visible_files(out)
+    assert len(files) == 2
+    assert all(name.startswith("export-") and name.endswith(f".{file_format}") for name in files)
+    assert sorted(read_back(str(out)), key=lambda row: row["id"]) == ROWS
+
+
+def test_parquet_keeps_exact_arrow_types(run: Run, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rows = [
+        {
+            "amount": Decimal("12345678901234.567890"),
+            "at": datetime(2024, 5, 17, 12, 30, 0, 123456, tzinfo=UTC),
+            "big": 2**62,
+        }
+    ]
+
+    run(write_recipe(out, "parquet", [rows]))
+
+    (name,) = visible_files(out)
+    table = pq.read_table(out / name)
+    assert table.schema.field("amount").type == pa.decimal128(20, 6)
+    assert table.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    assert table.to_pylist() == rows
+
+
+@pytest.mark.parametrize(
+    ("compression", "suffix", "magic", "decompress"),
+    [
+        ("gzip", ".gz", b"\x1f\x8b", gzip.decompress),
+        (
+            "zstd",
+            ".zst",
+            b"\x28\xb5\x2f\xfd",
+            lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data),
+        ),
+    ],
+)
+@pytest.mark.parametrize("file_format", ["csv", "jsonl"])
+def test_compression_is_written_and_read_back_by_extension(
+    run: Run,
+    read_back: Any,
+    tmp_path: Path,
+    compression: str,
+    suffix: str,
+    magic: bytes,
+    decompress: Callable[[bytes], bytes],
+    file_format: str,
+) -> None:
+    out = tmp_path / "out"
+
+    run(write_recipe(out, file_format, [ROWS], compression=compression))
+
+    (name,) = visible_files(out)
+    assert name.endswith(f".{file_format}{suffix}")
+    data = (out / name).read_bytes()
+    assert data.startswith(magic)
+    assert b"plain" in decompress(data)
+    assert sorted(read_back(str(out)), key=lambda row: row["id"]) == ROWS
+
+
+def test_compressed_inputs_are_detected_from_the_file_name(read_back: Any, tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "a.csv.gz").write_bytes(gzip.compress(b"id,v\n1,a\n2,b\n"))
+    (data / "b.jsonl.zst").write_bytes(zstandard.compress(b'{"id": 3, "v": "c"}\n'))
+    (data / "c.csv").write_text("id,v\n4,d\n")
+
+    rows = read_back(str(data))
+
+    assert sorted((row["id"], row["v"]) for row in rows) == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
+
+
+def test_format_option_overrides_the_extension(read_back: Any, tmp_path: Path) -> None:
+    path = tmp_path / "data.txt"
+    path.write_text("id;v\n1;a\n")
+
+    assert read_back(str(path), format="csv", format_options={"delimiter": ";"}) == [
+        {"id": 1, "v": "a"}
+    ]
+
+
+class PipeOptions(FormatOptions):
+    pass
+
+
+def test_custom_format_registered_in_process_is_used_by_extension(
+    run: Run, read_back: Any, tmp_path: Path
+) -> None:
+    @register_format("dl_test_pipes", extensions=(".pipes",))
+    class Pipes(Format):
+        """`key|value` lines."""
+
+        options_model = PipeOptions
+
+        def read(self, stream: IO[bytes], *, batch_size: int) -> Iterator[pa.RecordBatch]:
+            lines = stream.read().decode().splitlines()
+            pairs = [line.split("|", 1) for line in lines if line]
+            yield pa.RecordBatch.from_pylist([{"key": k, "value": v} for k, v in pairs])
+
+        def write(self, batches: Any, stream: IO[bytes], schema: pa.Schema) -> int:
+            rows = [row for batch in batches for row in batch.to_pylist()]
+            stream.write("".join(f"{r['key']}|{r['value']}\n" for r in rows).encode())
+            return len(rows)
+
+    try:
+        data = tmp_path / "in"
+        data.mkdir()
+        (data / "one.pipes").write_text("a|1\nb|2\n")
+        (data / "ignored.unknown").write_text("not a known format")
+
+        assert read_back(str(data)) == [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]
+
+        out = tmp_path / "out"
+        run(write_recipe(out, "dl_test_pipes", [[{"key": "c", "value": "3"}]]))
+        (name,) = visible_files(out)
+        assert name.endswith(".pipes")
+        assert (out / name).read_text() == "c|3\n"
+    finally:
+        unregister("format", "dl_test_pipes")

@@ -1,0 +1,194 @@
+"""The filestore source: what `path` selects, incremental by modification time, and resuming a
+killed run in the middle of a file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataloader import ConnectorError, EngineError, LocalStateBackend, Recipe, RunResult, State
+from dataloader.recipe import RecipeLoader
+
+Run = Callable[..., RunResult]
+
+
+def write_csv(path: Path, ids: range | list[int], *, mtime: float | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("id,file\n" + "".join(f"{i},{path.name}\n" for i in ids), encoding="utf-8")
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """`data/a.csv` (ids 1-3), `data/b.csv` (4-5), `data/sub/c.csv` (6), and files to ignore."""
+    data = tmp_path / "data"
+    write_csv(data / "a.csv", range(1, 4))
+    write_csv(data / "b.csv", range(4, 6))
+    write_csv(data / "sub" / "c.csv", [6])
+    write_csv(data / ".hidden.csv", [100])
+    write_csv(data / "_SUCCESS.csv", [101])
+    write_csv(data / "_dataloader" / "meta.csv", [102])
+    (data / "notes.txt").write_text("not data")
+    return data
+
+
+def ids(rows: list[dict[str, Any]]) -> list[int]:
+    return sorted(row["id"] for row in rows)
+
+
+def collect_recipe(
+    path: Any, *, name: str = "files", batch_size: int = 50_000, **source: Any
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "source": {"type": "filestore", "path": path, **source},
+        "destination": {"type": "dl_test_collect", "key": name},
+        "runtime": {"batch_size": batch_size},
+    }
+
+
+def test_directory_is_read_recursively_ignoring_hidden_and_underscore_files(
+    read_back: Any, data_dir: Path
+) -> None:
+    assert ids(read_back(str(data_dir))) == [1, 2, 3, 4, 5, 6]
+
+
+def test_glob_selects_matching_files(read_back: Any, data_dir: Path) -> None:
+    assert ids(read_back(str(data_dir / "[ab].csv"))) == [1, 2, 3, 4, 5]
+    assert ids(read_back(str(data_dir / "*.csv"))) == [1, 2, 3, 4, 5]
+
+
+def test_single_file_path(read_back: Any, data_dir: Path) -> None:
+    assert read_back(str(data_dir / "b.csv")) == [
+        {"id": 4, "file": "b.csv"},
+        {"id": 5, "file": "b.csv"},
+    ]
+
+
+def test_pathlib_path_is_accepted_as_path(
+    run: Run, data_dir: Path, collected: dict[str, list[dict[str, Any]]]
+) -> None:
+    recipe = Recipe.model_validate(collect_recipe(data_dir / "sub"))
+
+    run(recipe)
+
+    assert ids(collected["files"]) == [6]
+
+
+def test_yaml_recipe_reads_a_glob(
+    run: Run, data_dir: Path, tmp_path: Path, collected: dict[str, list[dict[str, Any]]]
+) -> None:
+    path = tmp_path / "files.yaml"
+    path.write_text(
+        f"name: files\n"
+        f"source: {{type: filestore, path: {str(data_dir / '*.csv')!r}}}\n"
+        f"destination: {{type: dl_test_collect, key: yaml}}\n",
+        encoding="utf-8",
+    )
+
+    run(RecipeLoader().load(path))
+
+    assert ids(collected["yaml"]) == [1, 2, 3, 4, 5]
+
+
+def test_missing_path_fails_naming_it(run: Run, tmp_path: Path) -> None:
+    with pytest.raises(ConnectorError, match="does not exist"):
+        run(collect_recipe(str(tmp_path / "nowhere")))
+
+
+def test_unreadable_file_fails_naming_the_file(run: Run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+
+    with pytest.raises(ConnectorError, match=r"bad\.json"):
+        run(collect_recipe(str(bad)))
+
+
+def test_modified_time_reads_new_and_changed_files_and_skips_unchanged(
+    run: Run, tmp_path: Path, collected: dict[str, list[dict[str, Any]]]
+) -> None:
+    data = tmp_path / "data"
+    write_csv(data / "a.csv", [1, 2], mtime=1_700_000_000)
+    write_csv(data / "b.csv", [3], mtime=1_700_000_100)
+    recipe = collect_recipe(str(data), incremental={"strategy": "modified_time"})
+
+    assert run(recipe).rows_read == 3
+    assert run(recipe).rows_read == 0  # nothing changed
+
+    write_csv(data / "c.csv", [4], mtime=1_700_000_200)  # new
+    write_csv(data / "a.csv", [1, 2, 22], mtime=1_700_000_300)  # changed: read again, whole
+    third = run(recipe)
+
+    assert third.rows_read == 4
+    assert sorted(row["id"] for row in collected["files"]) == [1, 1, 2, 2, 3, 4, 22]
+    assert run(recipe).rows_read == 0
+
+
+def test_modified_time_rereads_a_file_rewritten_with_only_a_new_mtime(
+    run: Run, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    path = write_csv(data / "a.csv", [1, 2], mtime=1_700_000_000)
+    recipe = collect_recipe(str(data), incremental={"strategy": "modified_time"})
+    run(recipe)
+
+    os.utime(path, (1_700_000_050, 1_700_000_050))
+
+    assert run(recipe).rows_read == 2
+
+
+def test_full_read_reads_every_file_on_every_run(
+    run: Run, data_dir: Path, collected: dict[str, list[dict[str, Any]]]
+) -> None:
+    recipe = collect_recipe(str(data_dir / "*.csv"))
+
+    run(recipe)
+    second = run(recipe)
+
+    assert second.rows_read == 5
+    assert len(collected["files"]) == 10
+
+
+@pytest.mark.parametrize("incremental", [None, {"strategy": "modified_time"}])
+@pytest.mark.parametrize("fail_on_write", [1, 2, 3, 4, 5, 6])
+def test_killed_run_resumes_mid_file_and_every_row_arrives_once(
+    run: Run,
+    tmp_path: Path,
+    collected: dict[str, list[dict[str, Any]]],
+    incremental: dict[str, Any] | None,
+    fail_on_write: int,
+) -> None:
+    data = tmp_path / "data"
+    write_csv(data / "a.csv", range(1, 6), mtime=1_700_000_000)  # batches of 2: 2, 2, 1
+    write_csv(data / "b.csv", range(6, 11), mtime=1_700_000_100)  # 2, 2, 1
+    recipe = collect_recipe(str(data), batch_size=2)
+    if incremental is not None:
+        recipe["source"]["incremental"] = incremental
+    dying = {**recipe, "destination": {**recipe["destination"], "fail_on_write": fail_on_write}}
+
+    with pytest.raises(EngineError, match=f"killed on write {fail_on_write}"):
+        run(dying)
+    committed = len(collected.get("files", []))
+    assert committed == [0, 2, 4, 5, 7, 9][fail_on_write - 1]
+
+    resumed = run(recipe)
+
+    assert resumed.rows_read == 10 - committed
+    assert ids(collected["files"]) == list(range(1, 11))
+
+
+def test_state_of_a_full_read_is_cleared_after_success(
+    run: Run, data_dir: Path, state_dir: Path
+) -> None:
+    run(collect_recipe(str(data_dir / "*.csv"), batch_size=2))
+
+    state = State.from_dict(LocalStateBackend(state_dir).load("files"))
+
+    assert state.watermarks == {}
+    assert state.checkpoints[-1]["status"] == "success"
