@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
 from dataloader import (
     ArrowBatch,
     BaseConnector,

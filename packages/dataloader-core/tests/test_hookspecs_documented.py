@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from dataloader import hookspecs
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "plugins.md"

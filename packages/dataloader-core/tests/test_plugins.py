@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+
 from dataloader import PluginError, RecipeError, hookimpl, plugins
 from dataloader.plugins import IN_PROCESS, PluginInfo, create_plugin_manager
 from dataloader.recipe import RecipeLoader

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from dataloader import RecipeError
 from dataloader.errors import Problem
 from dataloader.recipe import RecipeLoader

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from dataloader import RecipeError, from_yaml
 from dataloader.recipe import RecipeLoader
 from dataloader.registry import Registry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from dataloader.recipe.merger import RecipeMerger, leaf_paths
 
 

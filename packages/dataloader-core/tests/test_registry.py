@@ -8,6 +8,7 @@ from typing import IO, Any
 
 import pyarrow.compute as pc
 import pytest
+
 from dataloader import (
     ArrowBatch,
     BaseConnector,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from dataloader import RecipeError
 from dataloader.recipe import RecipeLoader, TemplateRenderer
 from dataloader.registry import Registry

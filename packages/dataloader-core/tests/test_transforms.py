@@ -10,11 +10,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from pydantic import ValidationError
+
 from dataloader import ArrowBatch, RunContext, Transform, TransformError
 from dataloader.registry import get_registry
 from dataloader.transforms import BUILTIN_TRANSFORMS, TransformPipeline
 from dataloader.transforms.types import parse_type
-from pydantic import ValidationError
 
 MakeBatch = Callable[..., ArrowBatch]
 

@@ -182,7 +182,7 @@ class SftpServer:
         log = self.directory / "sshd.log"
         self.process = subprocess.Popen(
             [sshd, "-D", "-e", "-f", str(config)], stdout=open(log, "wb"), stderr=subprocess.STDOUT
-        )  # noqa: SIM115
+        )
         _wait_for_port(self.port, self.process, log, "sshd")
         return self
 

@@ -94,15 +94,16 @@ class PostgresConnector(BaseConnector):
                 )
             window = window_for(incremental, state.cursor_values)
             window_conditions, params = window.sql_conditions(quote_identifier)
-            conditions += [condition.replace("?", "%s") for condition in window_conditions]
+            # Only the window's own `?` (the last one of each condition) becomes a literal: the
+            # rest of the SQL (query, table, where) never goes through `%` formatting.
+            cursor = self.conn.cursor()
+            for condition, value in zip(window_conditions, params, strict=True):
+                head, _ = condition.rsplit("?", 1)
+                conditions.append(head + cursor.mogrify("%s", (value,)).decode())
             order_by = quote_identifier(window.column)
         sql = f"SELECT * FROM {relation}"
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
-        if params:
-            where = f"({self.config.where})"
-            sql = sql.replace(where, where.replace("%", "%%"), 1) if self.config.where else sql
-            sql = self.conn.cursor().mogrify(sql, params).decode()
         return sql, order_by
 
     def plan_columns(self, query: str) -> list[ColumnPlan]:
