@@ -180,9 +180,10 @@ class SftpServer:
             )
         )
         log = self.directory / "sshd.log"
-        self.process = subprocess.Popen(
-            [sshd, "-D", "-e", "-f", str(config)], stdout=open(log, "wb"), stderr=subprocess.STDOUT
-        )
+        with open(log, "wb") as sink:
+            self.process = subprocess.Popen(
+                [sshd, "-D", "-e", "-f", str(config)], stdout=sink, stderr=subprocess.STDOUT
+            )
         _wait_for_port(self.port, self.process, log, "sshd")
         return self
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
+
 from dataloader import (
     ArrowBatch,
     BaseConnector,
@@ -17,7 +19,6 @@ from dataloader import (
     TransformStepConfig,
     hookimpl,
 )
-from pydantic import Field
 
 
 class SequenceConfig(ConnectorConfig):
