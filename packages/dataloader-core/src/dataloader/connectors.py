@@ -88,6 +88,14 @@ class BaseConnector:
     def close(self) -> None:
         """Release connections and temporary resources. Called once, also after failures."""
 
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether `error` (raised by this connector or its driver) is worth retrying.
+
+        When it is, the engine aborts the uncommitted work, reopens both ends and resumes
+        from the last commit, up to `runtime.retries.attempts` times.
+        """
+        return False
+
     # -- source side --------------------------------------------------------------------
     def read_batches(self, state: State) -> Iterable[Batch]:
         """Yield batches of at most `context.batch_size` rows.

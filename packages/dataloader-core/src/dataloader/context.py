@@ -28,6 +28,7 @@ class RunContext:
     :param merge_keys: the destination's merge keys (merge mode).
     :param full_refresh: the run ignores stored state and replaces the destination's data.
     :param retries: `runtime.retries`, for connectors that retry transient failures.
+    :param parallelism: `runtime.parallelism`: how many readers a source may run at once.
     """
 
     recipe_name: str
@@ -41,6 +42,7 @@ class RunContext:
     merge_keys: tuple[str, ...] = ()
     full_refresh: bool = False
     retries: RetryConfig | None = None
+    parallelism: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -30,6 +30,7 @@ class BackendSettings(BaseModel):
     """Connection keys of the remote backends (flat in the connector's section).
 
     S3: `endpoint_url`, `region`, `key` (access key id), `secret`, `session_token`, `anon`.
+    Both: `timeout` (seconds to connect, and to wait for an answer).
     SFTP: `host`, `port`, `username`, `password`, `private_key` (a path) or `private_key_text`,
     `passphrase`, `host_key_checking` (on by default: the host must be in `known_hosts_file`,
     default ~/.ssh/known_hosts, or pinned with `known_host_key`, e.g. "ssh-ed25519 AAAA…").
@@ -57,7 +58,7 @@ class BackendSettings(BaseModel):
     timeout: float = Field(default=30, gt=0)
 
 
-S3_KEYS = frozenset({"endpoint_url", "region", "key", "secret", "session_token", "anon"})
+S3_KEYS = frozenset({"endpoint_url", "region", "key", "secret", "session_token", "anon", "timeout"})
 SFTP_KEYS = frozenset(
     {
         "host",
@@ -122,9 +123,7 @@ def open_filesystem(
                 "/"
             ) if not _has_glob(path) else _strip_scheme(path)
         if backend == "sftp":
-            return _sftp(path, settings, storage_options), urlsplit(
-                path
-            ).path if "://" in path else path
+            return _sftp(path, settings, storage_options), _url_path(path)
         import fsspec
 
         return fsspec.core.url_to_fs(path, **storage_options)
@@ -141,6 +140,16 @@ def open_filesystem(
             key=f"{role}.path",
             context={"backend": backend},
         ) from None
+
+
+def _url_path(path: str) -> str:
+    """The path of `scheme://netloc/path` verbatim: a glob's `?` or a `#` in a file name is
+    not a URL query or fragment (as `urlsplit` would have it)."""
+    if "://" not in path:
+        return path
+    rest = path.split("://", 1)[1]
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
 
 
 def _has_glob(path: str) -> bool:
@@ -165,13 +174,17 @@ def _s3(path: str, settings: BackendSettings, storage_options: dict[str, Any]) -
     config_kwargs = dict(options.pop("config_kwargs", {}) or {})
     config_kwargs.setdefault("connect_timeout", settings.timeout)
     config_kwargs.setdefault("read_timeout", settings.timeout)
-    config_kwargs.setdefault("retries", {"max_attempts": 1})
-    return s3fs.S3FileSystem(
+    # One attempt per call: neither botocore (`max_attempts` counts retries) nor s3fs (which
+    # retries throttling and connection errors 5 times) retries; `runtime.retries` does.
+    config_kwargs.setdefault("retries", {"total_max_attempts": 1})
+    fs = s3fs.S3FileSystem(
         client_kwargs=client_kwargs,
         config_kwargs=config_kwargs,
         skip_instance_cache=True,
         **options,
     )
+    fs.retries = 1
+    return fs
 
 
 def _sftp(path: str, settings: BackendSettings, storage_options: dict[str, Any]) -> Any:
@@ -226,9 +239,31 @@ def describe_error(exc: BaseException) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Connection resets, timeouts, throttling and 5xx answers: worth retrying."""
+    """Connection resets, timeouts, throttling and 5xx answers: worth retrying.
+
+    The error's causes count too: s3fs turns a botocore error (whose response says 503) into
+    an `OSError` carrying only the server's message, with the original as `__cause__`.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _transient_one(current):
+            return True
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return False
+
+
+def _transient_one(exc: BaseException) -> bool:
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(status, int) and status in (500, 502, 503, 504):
+            return True
     text = str(exc)
     return any(
         marker in text
@@ -238,6 +273,7 @@ def is_transient(exc: BaseException) -> bool:
             "502",
             "504",
             "SlowDown",
+            "ServiceUnavailable",
             "Throttl",
             "RequestTimeout",
             "Connection reset",

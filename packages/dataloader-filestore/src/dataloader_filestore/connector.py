@@ -16,6 +16,7 @@ import posixpath
 import re
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import PurePath
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from dataloader import (
     ConnectorError,
     State,
 )
+from dataloader.parallel import ordered_merge
 from dataloader.registry import Registration, get_registry
 from dataloader.retry import backoff_delay, call_with_retries
 from dataloader_filestore.backends import (
@@ -148,24 +150,34 @@ class FileStoreConnector(BaseConnector):
         except Exception as exc:
             raise ConnectorError(str(exc), key=f"{self._role()}.format", value=name) from None
 
+    def is_transient(self, error: BaseException) -> bool:
+        return is_transient(error)
+
     def _prepare_destination(self) -> None:
         """Make sure the destination directory (or, on S3, the bucket) exists."""
         try:
             if self.backend == "s3":
-                bucket = self.root.split("/", 1)[0]
-                if not self._retrying(self.fs.exists, bucket):
-                    raise ConnectorError(
-                        f"s3: bucket {bucket!r} does not exist (or is not visible with these credentials)",
-                        key="destination.path",
-                        value=self.config.path,
-                        context={"backend": "s3", "path": self.root},
-                    )
+                self._require_bucket()
             else:
                 self._retrying(self.fs.makedirs, self.root, exist_ok=True)
         except ConnectorError:
             raise
         except Exception as exc:
             raise self._fail("cannot prepare", self.root, exc) from exc
+
+    def _require_bucket(self) -> None:
+        """On S3: fail clearly unless the bucket exists. (s3fs's `exists` answers False for any
+        error, a 503 or a refused connection too, so ask S3 itself.)"""
+        bucket = self.root.split("/", 1)[0]
+        try:
+            self._retrying(self.fs.call_s3, "head_bucket", Bucket=bucket)
+        except FileNotFoundError:
+            raise ConnectorError(
+                f"s3: bucket {bucket!r} does not exist (or is not visible with these credentials)",
+                key=f"{self._role()}.path",
+                value=self.config.path,
+                context={"backend": "s3", "path": self.root},
+            ) from None
 
     def _fail(self, action: str, path: str, exc: BaseException) -> ConnectorError:
         """A `ConnectorError` naming the backend, the path and the cause (never a credential)."""
@@ -207,6 +219,8 @@ class FileStoreConnector(BaseConnector):
         try:
             if _GLOB_CHARS & set(root):
                 found = self._retrying(self.fs.glob, root, detail=True)
+                if not found and self.backend == "s3":
+                    self._require_bucket()  # a glob in a missing bucket matches nothing
             elif self._retrying(self.fs.isdir, root):
                 found = self._retrying(self.fs.find, root, detail=True)
             elif self._retrying(self.fs.exists, root):
@@ -238,8 +252,11 @@ class FileStoreConnector(BaseConnector):
         return None
 
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
+        """Each new or changed file's batches, in listing order; with `runtime.parallelism` > 1
+        that many files are read at once (still yielded in order, a few batches ahead each)."""
         assert self.context is not None
         seen: dict[str, Any] = state.watermarks.get("files", {})
+        readers = []
         for file in self._list():
             path = file["path"]
             signature = {"mtime": file["mtime"], "size": file["size"]}
@@ -252,7 +269,14 @@ class FileStoreConnector(BaseConnector):
             if same and entry.get("complete"):
                 continue
             skip = int(entry.get("rows", 0)) if same else 0
-            yield from self._read_file(path, signature, skip)
+            readers.append(partial(self._read_file, path, signature, skip))
+        if self.context.parallelism > 1 and len(readers) > 1:
+            yield from ordered_merge(
+                readers, workers=self.context.parallelism, depth=2, name="file"
+            )
+        else:
+            for reader in readers:
+                yield from reader()
 
     def _read_file(self, path: str, signature: dict[str, Any], skip: int) -> Iterator[ArrowBatch]:
         """The file's batches; a transient failure re-opens it and skips the rows already yielded."""

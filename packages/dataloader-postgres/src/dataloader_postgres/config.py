@@ -70,6 +70,10 @@ class PostgresConfig(PostgresConnection, ConnectorConfig):
     """The `postgres` connector: a connection, and a `table` or (sources) a `query`.
 
     :param where: an extra SQL condition for reads, combined with the incremental window.
+    :param partition_column: with `runtime.parallelism` > 1, read ranges of this numeric or
+        time column on separate connections (the cursor column, if the read is incremental).
+        Without it, a table is split by physical pages (`ctid` ranges).
+    :param partitions: how many ranges (default: `runtime.parallelism`).
     :param unconstrained_numeric: how `numeric` without precision is read: `decimal`
         (decimal128(38, 9); values needing more digits fail loudly), `string` or `float`.
     """
@@ -79,6 +83,8 @@ class PostgresConfig(PostgresConnection, ConnectorConfig):
     table: str | None = None
     query: str | None = None
     where: str | None = None
+    partition_column: str | None = None
+    partitions: int | None = Field(default=None, ge=1, le=256)
     unconstrained_numeric: Literal["decimal", "string", "float"] = "decimal"
 
     @model_validator(mode="after")

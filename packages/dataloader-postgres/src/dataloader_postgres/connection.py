@@ -21,6 +21,7 @@ def connect(settings: PostgresConnection, *, role: str) -> Any:
 
     :raises ConnectorError: naming host, port and database, never the password.
     """
+    import psycopg2
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
@@ -32,7 +33,7 @@ def connect(settings: PostgresConnection, *, role: str) -> Any:
     engine = sqlalchemy.create_engine(url, poolclass=NullPool)
     try:
         connection = engine.raw_connection()
-    except sqlalchemy.exc.DBAPIError as exc:
+    except (sqlalchemy.exc.DBAPIError, psycopg2.Error) as exc:  # raw_connection() does not wrap
         reason = (
             str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             if str(getattr(exc, "orig", exc)).strip()

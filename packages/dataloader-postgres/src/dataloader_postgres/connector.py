@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any, ClassVar
 
 import pyarrow as pa
 
 from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
 from dataloader.incremental import window_for
+from dataloader.parallel import ordered_merge
 from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identifier
 from dataloader_postgres.codec import CopyCodec, CsvCopyCodec
 from dataloader_postgres.config import PostgresConfig
-from dataloader_postgres.connection import connect
+from dataloader_postgres.connection import connect, is_transient
 from dataloader_postgres.types import ColumnPlan, pg_type_for, plan_column
 
 ORDINAL = "__dl_ordinal"
@@ -64,6 +66,9 @@ class PostgresConnector(BaseConnector):
                 self.conn.close()
                 self.conn = None
 
+    def is_transient(self, error: BaseException) -> bool:
+        return is_transient(error)
+
     def _error(self, action: str, exc: Exception) -> ConnectorError:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         role = self.context.role if self.context else "source"
@@ -78,10 +83,13 @@ class PostgresConnector(BaseConnector):
         return cursor
 
     # -- source ----------------------------------------------------------------------
-    def _source_query(self, state: State) -> tuple[str, str | None]:
+    def _source_query(self, state: State, extra: str = "") -> tuple[str, str | None]:
+        """The read's SELECT (window and `where:` applied, `extra` added) and its ORDER BY column."""
         assert self.context is not None
         relation = f"({self.config.query}) AS src" if self.config.query else self._table().sql()
         conditions: list[str] = [f"({self.config.where})"] if self.config.where else []
+        if extra:
+            conditions.append(extra)
         params: list[Any] = []
         order_by = None
         incremental = self.context.incremental
@@ -135,13 +143,85 @@ class PostgresConnector(BaseConnector):
         try:
             query, order_by = self._source_query(state)
             plans = self.plan_columns(query)
-            if order_by:
-                query = f"SELECT * FROM ({query}) AS ordered ORDER BY {order_by}"
-            batches = self.codec.read(self.conn, query, plans, self.context.batch_size)
+            parts = self._partitions(query, order_by)
+            if len(parts) > 1:
+                readers = [partial(self._read_part, state, condition, plans) for condition in parts]
+                batches = ordered_merge(
+                    readers, workers=self.context.parallelism, depth=2, name="pg"
+                )
+            else:
+                if order_by:
+                    query = f"SELECT * FROM ({query}) AS ordered ORDER BY {order_by}"
+                batches = self.codec.read(self.conn, query, plans, self.context.batch_size)
             for batch in batches:
                 yield ArrowBatch(batch, {"source": "postgres"})
         except psycopg2.Error as exc:
             raise self._error("read", exc) from exc
+
+    def _partitions(self, query: str, order_by: str | None) -> list[str]:
+        """WHERE conditions splitting the read into ranges, in order; one empty one if not split."""
+        assert self.context is not None
+        count = self.config.partitions or self.context.parallelism
+        if self.context.parallelism <= 1 or count <= 1:
+            return [""]
+        column = self.config.partition_column
+        cursor_column = self.context.incremental.cursor_column if self.context.incremental else None
+        if cursor_column is not None and column not in (None, cursor_column):
+            raise ConnectorError(
+                "an incremental read can only be split on its cursor column (rows must arrive in cursor order)",
+                key="source.partition_column",
+                value=column,
+                expected=cursor_column,
+            )
+        column = column or cursor_column
+        if column is None:
+            if self.config.table is None:
+                return [""]  # a query has no pages to split
+            pages = self._execute(
+                "SELECT relpages FROM pg_class WHERE oid = to_regclass(%s)", (self._table().sql(),)
+            ).fetchall()
+            relpages = int(pages[0][0]) if pages and pages[0][0] else 0
+            if relpages < count:
+                return [""]
+            bounds = [relpages * i // count for i in range(1, count)]
+            conditions = []
+            for index in range(count):
+                low = f"ctid >= '({bounds[index - 1]},0)'::tid" if index else ""
+                high = f"ctid < '({bounds[index]},0)'::tid" if index < count - 1 else ""
+                conditions.append(" AND ".join(part for part in (low, high) if part))
+            return conditions
+        quoted = quote_identifier(column)
+        low, high = self._execute(
+            f"SELECT min({quoted}), max({quoted}) FROM ({query}) AS q"
+        ).fetchall()[0]
+        if low is None or low == high:
+            return [""]
+        step = (high - low) / count
+        edges = [low + step * i for i in range(1, count)]
+        literal = self.conn.cursor().mogrify
+        conditions = []
+        for index in range(count):
+            parts = []
+            if index:
+                parts.append(f"{quoted} >= {literal('%s', (edges[index - 1],)).decode()}")
+            if index < count - 1:
+                parts.append(f"{quoted} < {literal('%s', (edges[index],)).decode()}")
+            conditions.append(" AND ".join(parts))
+        return conditions
+
+    def _read_part(
+        self, state: State, condition: str, plans: list[ColumnPlan]
+    ) -> Iterator[pa.RecordBatch]:
+        """One range of a split read, on its own connection."""
+        assert self.context is not None
+        query, order_by = self._source_query(state, extra=condition)
+        if order_by:
+            query += f" ORDER BY {order_by}"
+        connection = connect(self.config, role="source")
+        try:
+            yield from self.codec.read(connection, query, plans, self.context.batch_size)
+        finally:
+            connection.close()
 
     def estimate_rows(self) -> int | None:
         if self.config.table is None or self.conn is None:

@@ -46,8 +46,25 @@ var_option = click.option(
 @click.version_option(
     core_version(), "--version", "-V", package_name="dataloader-core", prog_name="dataloader"
 )
-def cli() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Log records at this level and above go to stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["plain", "json"]),
+    default="plain",
+    show_default=True,
+    help="Plain lines, or one JSON object per line.",
+)
+def cli(log_level: str, log_format: str) -> None:
     """Declarative data loading: run YAML recipes that move data from a source to a destination."""
+    from dataloader.logs import configure_logging
+
+    configure_logging(log_level, log_format)
 
 
 def _register_commands() -> None:

@@ -9,25 +9,30 @@ killed at any instant resumes exactly after its last commit.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from dataloader.batch import ArrowBatch, as_arrow_batch
 from dataloader.context import RunContext
-from dataloader.engine.result import RunResult
+from dataloader.engine.result import RunResult, StageMetrics
 from dataloader.errors import DataLoaderError, EngineError
 from dataloader.incremental import CursorTracker, window_for
+from dataloader.logs import run_context
+from dataloader.parallel import read_ahead
 from dataloader.recipe.binding import BoundRecipe
+from dataloader.retry import backoff_delay
 from dataloader.state.backend import StateBackend
 from dataloader.state.model import State
 from dataloader.transforms.pipeline import TransformPipeline
 
 ProgressCallback = Callable[[RunResult], None]
+log = logging.getLogger("dataloader.engine")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class Runner:
         self.recipe = bound.recipe
         self.backend = backend
         self.options = options or RunOptions()
+        self._stage = "plan"
+        self.result: RunResult | None = None
+        self._committed: dict[str, int] = dict.fromkeys(_COMMITTED_COUNTS, 0)
 
     def _contexts(self, run_id: str, started_at: datetime) -> tuple[RunContext, RunContext]:
         recipe = self.recipe
@@ -72,6 +80,7 @@ class Runner:
             "incremental": recipe.source.incremental,
             "full_refresh": self.options.full_refresh,
             "retries": recipe.runtime.retries,
+            "parallelism": recipe.runtime.parallelism,
         }
         source = RunContext(role="source", **common)
         destination = RunContext(
@@ -84,10 +93,8 @@ class Runner:
 
     def _initial_state(self, destination: Any) -> State:
         state = State.from_dict(self.backend.load(self.recipe.name))
-        if (
-            self.bound.destination.registration.capabilities
-            and self.bound.destination.registration.capabilities.transactional_state
-        ):
+        capabilities = self.bound.destination.registration.capabilities
+        if capabilities is not None and capabilities.transactional_state:
             committed = destination.load_state()
             committed = committed if committed is not None else State()
             state.cursor_values = committed.cursor_values
@@ -100,13 +107,72 @@ class Runner:
     def run(self) -> RunResult:
         started_at = datetime.now(UTC)
         run_id = new_run_id(started_at)
-        result = RunResult(self.recipe.name, run_id, started_at)
+        result = self.result = RunResult(self.recipe.name, run_id, started_at)
+        with run_context(self.recipe.name, run_id):
+            return self._run(result)
+
+    def _run(self, result: RunResult) -> RunResult:
         clock = time.perf_counter()
-        source_context, destination_context = self._contexts(run_id, started_at)
-        with self.backend.lock(self.recipe.name), ExitStack() as stack:
-            source = self.bound.source.create()
-            destination = self.bound.destination.create()
+        policy = self.recipe.runtime.retries
+        log.info(
+            "run started",
+            extra={
+                "stage": "plan",
+                "counts": {
+                    "source": self.recipe.source.type,
+                    "destination": self.recipe.destination.type,
+                    "write_mode": self.recipe.destination.write_mode,
+                },
+            },
+        )
+        with self.backend.lock(self.recipe.name):
+            attempt = 0
+            while True:
+                self._stage = "plan"
+                try:
+                    self._attempt(result, clock)
+                    break
+                except BaseException as exc:
+                    self._rewind(result)
+                    if (
+                        isinstance(exc, Exception)
+                        and attempt < policy.attempts
+                        and self._transient(exc)
+                    ):
+                        attempt += 1
+                        result.stages.setdefault(self._stage, StageMetrics()).retries += 1
+                        delay = backoff_delay(policy, attempt)
+                        log.warning(
+                            f"transient failure in {self._stage}, retry {attempt} of {policy.attempts} in {delay:.2f}s from the last commit: {_cause(exc)}",
+                            extra={"stage": self._stage},
+                        )
+                        time.sleep(delay)
+                        continue
+                    result.status = "failed"
+                    result.error = _cause(exc)
+                    self._finish(result, clock, save=not isinstance(exc, KeyboardInterrupt))
+                    log.error(
+                        f"run failed in {self._stage}: {result.error}",
+                        extra={"stage": self._stage, "counts": _counts(result)},
+                    )
+                    if isinstance(exc, DataLoaderError) or not isinstance(exc, Exception):
+                        raise
+                    raise EngineError(
+                        f"run of recipe {self.recipe.name!r} failed in {self._stage}: {type(exc).__name__}: {exc}",
+                        file=str(self.recipe.file) if self.recipe.file else None,
+                    ) from exc
+            self._finish(result, clock, save=True)
+        log.info("run finished", extra={"stage": "done", "counts": _counts(result)})
+        return result
+
+    def _attempt(self, result: RunResult, clock: float) -> None:
+        """One try: open both ends, resume from the committed state, load, close."""
+        source_context, destination_context = self._contexts(result.run_id, result.started_at)
+        with ExitStack() as stack:
+            self._source = source = self.bound.source.create()
+            self._destination = destination = self.bound.destination.create()
             pipeline = TransformPipeline([step.create() for step in self.bound.steps])
+            self._stage = "open"
             destination.open(destination_context)
             stack.callback(destination.close)
             source.open(source_context)
@@ -117,23 +183,57 @@ class Runner:
                 self.options.estimate_callback(source.estimate_rows())
             try:
                 self._loop(source, destination, pipeline, state, destination_context, result, clock)
-            except BaseException as exc:
-                result.status = "failed"
-                result.error = (
-                    str(exc) if isinstance(exc, DataLoaderError) else f"{type(exc).__name__}: {exc}"
-                )
-                try:
+            except BaseException:
+                with suppress(Exception):
                     destination.abort()
-                finally:
-                    self._finish(state, result, clock, save=not isinstance(exc, KeyboardInterrupt))
-                if isinstance(exc, DataLoaderError) or not isinstance(exc, Exception):
-                    raise
-                raise EngineError(
-                    f"run of recipe {self.recipe.name!r} failed: {type(exc).__name__}: {exc}",
-                    file=str(self.recipe.file) if self.recipe.file else None,
-                ) from exc
-            self._finish(state, result, clock, save=True)
-        return result
+                raise
+
+    def _transient(self, exc: BaseException) -> bool:
+        """Whether a connector says this error (or one it wraps) is worth a retry."""
+        chain: list[BaseException] = []
+        current: BaseException | None = exc
+        while current is not None and len(chain) < 8:
+            chain.append(current)
+            current = current.__cause__ or current.__context__
+        judges = [
+            getattr(end, "is_transient", None)
+            for end in (getattr(self, "_source", None), getattr(self, "_destination", None))
+        ]
+        return any(judge(error) for judge in judges if judge is not None for error in chain)
+
+    def _rewind(self, result: RunResult) -> None:
+        """Forget the counts of work that was not committed: a retry or re-run redoes it."""
+        for name, value in self._committed.items():
+            setattr(result, name, value)
+
+    def _produce(
+        self,
+        source: Any,
+        pipeline: TransformPipeline,
+        state: State,
+        context: RunContext,
+        result: RunResult,
+    ) -> Iterator[tuple[ArrowBatch, Any, Any]]:
+        """Read and transform: `(transformed batch, cursor max, checkpoint)` in source order."""
+        stages = result.stages
+        batches = self._batches(source, state)
+        while True:
+            tick = time.perf_counter()
+            try:
+                batch, cursor_max = next(batches)
+            except StopIteration:
+                return
+            stages["read"].seconds += time.perf_counter() - tick
+            stages["read"].rows += batch.row_count
+            stages["read"].batches += 1
+            stages["read"].bytes += batch.nbytes
+            result.rows_read += batch.row_count
+            tick = time.perf_counter()
+            transformed = pipeline.apply(batch, context)
+            stages["transform"].seconds += time.perf_counter() - tick
+            stages["transform"].rows += transformed.row_count
+            stages["transform"].batches += 1
+            yield transformed, cursor_max, batch.metadata.get("checkpoint")
 
     def _batches(self, source: Any, state: State) -> Iterator[tuple[ArrowBatch, Any]]:
         read_state = state.copy_deep()
@@ -172,26 +272,13 @@ class Runner:
         commit_each_batch = context.write_mode != "overwrite" and (
             cursor_column is not None or resumable
         )
-        batches = self._batches(source, state)
-        while True:
-            tick = time.perf_counter()
-            try:
-                batch, cursor_max = next(batches)
-            except StopIteration:
-                break
-            stages["read"].seconds += time.perf_counter() - tick
-            stages["read"].rows += batch.row_count
-            stages["read"].batches += 1
-            stages["read"].bytes += batch.nbytes
-            result.rows_read += batch.row_count
-            checkpoint = batch.metadata.get("checkpoint")
-
-            tick = time.perf_counter()
-            transformed = pipeline.apply(batch, context)
-            stages["transform"].seconds += time.perf_counter() - tick
-            stages["transform"].rows += transformed.row_count
-            stages["transform"].batches += 1
-
+        items = self._produce(source, pipeline, state, context, result)
+        parallelism = self.recipe.runtime.parallelism
+        if parallelism > 1:  # read and transform run ahead of writes in a background thread
+            items = read_ahead(items, depth=parallelism, name="read")
+        self._stage = "read"
+        commits_before = result.commits
+        for transformed, cursor_max, checkpoint in items:
             if cursor_max is not None and cursor_column is not None:
                 previous = state.cursor_values.get(cursor_column)
                 state.cursor_values[cursor_column] = (
@@ -199,7 +286,7 @@ class Runner:
                 )
             if checkpoint:
                 deep_merge(state.watermarks, checkpoint)
-
+            self._stage = "write"
             tick = time.perf_counter()
             destination.write_batch(transformed, state)
             stages["write"].seconds += time.perf_counter() - tick
@@ -209,32 +296,50 @@ class Runner:
             result.rows_written += transformed.row_count
             result.bytes_written += transformed.nbytes
             result.batches += 1
-
             if commit_each_batch:
                 self._commit(destination, state, result)
             if self.options.progress is not None:
                 result.duration_seconds = time.perf_counter() - clock
                 self.options.progress(result)
+            self._stage = "read"
         if incremental is None and state.watermarks:
             # A full read's checkpoints only serve to resume this run; the next run reads all again.
             state.watermarks = {}
-        if not commit_each_batch or result.commits == 0 or incremental is None:
+        if not commit_each_batch or result.commits == commits_before or incremental is None:
             self._commit(destination, state, result)
 
     def _commit(self, destination: Any, state: State, result: RunResult) -> None:
+        self._stage = "commit"
         tick = time.perf_counter()
         destination.commit(state)
         self.backend.save(self.recipe.name, state.to_dict())
         result.stages["commit"].seconds += time.perf_counter() - tick
         result.stages["commit"].batches += 1
         result.commits += 1
+        self._committed = {name: getattr(result, name) for name in _COMMITTED_COUNTS}
+        log.debug("committed", extra={"stage": "commit", "counts": _counts(result)})
 
-    def _finish(self, state: State, result: RunResult, clock: float, *, save: bool) -> None:
+    def _finish(self, result: RunResult, clock: float, *, save: bool) -> None:
         result.duration_seconds = time.perf_counter() - clock
-        result.state = state.to_dict()
-        if not save:
-            return
         stored = State.from_dict(self.backend.load(self.recipe.name))
-        stored.record_run(result.summary())
-        self.backend.save(self.recipe.name, stored.to_dict())
+        if save:
+            stored.record_run(result.summary())
+            self.backend.save(self.recipe.name, stored.to_dict())
         result.state = stored.to_dict()
+
+
+_COMMITTED_COUNTS = ("rows_written", "bytes_written", "batches")
+
+
+def _counts(result: RunResult) -> dict[str, Any]:
+    return {
+        "rows_read": result.rows_read,
+        "rows_written": result.rows_written,
+        "batches": result.batches,
+        "commits": result.commits,
+        "seconds": round(result.duration_seconds, 3),
+    }
+
+
+def _cause(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, DataLoaderError) else f"{type(exc).__name__}: {exc}"

@@ -17,6 +17,9 @@ class TransformPipeline:
         self.steps = list(steps)
 
     def apply(self, batch: ArrowBatch, context: RunContext) -> ArrowBatch:
+        if batch.row_count == 0 and not batch.columns:
+            # Neither rows nor columns (e.g. the checkpoint of an empty file): nothing to transform.
+            return batch
         for index, step in enumerate(self.steps):
             try:
                 batch = step.apply(batch, context)
