@@ -64,6 +64,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--batch-size", type=int, default=100_000)
+    parser.add_argument(
+        "--parallelism",
+        default="1,2,4",
+        help="comma-separated runtime.parallelism values for the reads",
+    )
     args = parser.parse_args()
     rows = args.rows
     with PostgresServer() as server, tempfile.TemporaryDirectory(prefix="dl-pgbench-") as tmp:
@@ -76,7 +81,20 @@ def main() -> None:
         cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('orders'))")
         print(f"{rows:,} rows in orders ({cursor.fetchone()[0]})")
         env = {**os.environ, "PGPASSWORD": server.password}
-        psql = ["psql", "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", "-d", "postgres", "-X", "-q", "-c"]
+        psql = [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(server.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-X",
+            "-q",
+            "-c",
+        ]
 
         read_csv = timed([*psql, "COPY orders TO STDOUT (FORMAT csv)"], env)
         read_binary = timed([*psql, "COPY orders TO STDOUT (FORMAT binary)"], env)
@@ -92,32 +110,130 @@ def main() -> None:
         connection_yaml = "\n".join(f"  {key}: {value!r}" for key, value in settings.items())
         state = root / "state"
 
-        def recipe(name: str, source: str, destination: str) -> Path:
+        def recipe(name: str, source: str, destination: str, parallelism: int = 1) -> Path:
             path = root / f"{name}.yaml"
-            path.write_text(f"name: {name}\nsource:\n{source}\ndestination:\n{destination}\nruntime:\n  batch_size: {args.batch_size}\n")
+            path.write_text(
+                f"name: {name}\nsource:\n{source}\ndestination:\n{destination}\nruntime:\n  batch_size: {args.batch_size}\n  parallelism: {parallelism}\n"
+            )
             return path
 
         pg_source = f"  type: postgres\n{connection_yaml}\n  table: orders"
         parquet_dir = root / "parquet"
         workloads: list[tuple[str, Path]] = [
-            ("postgres → parquet", recipe("to_parquet", pg_source, f"  type: filestore\n  path: {parquet_dir}\n  format: parquet\n  write_mode: overwrite")),
-            ("postgres → duckdb", recipe("to_duckdb", pg_source, f"  type: duckdb\n  database: {root / 'w.duckdb'}\n  table: orders\n  write_mode: overwrite")),
-            ("postgres → postgres overwrite", recipe("to_pg_overwrite", pg_source, f"  type: postgres\n{connection_yaml}\n  table: copy.orders\n  write_mode: overwrite")),
-            ("postgres → postgres merge", recipe("to_pg_merge", pg_source, f"  type: postgres\n{connection_yaml}\n  table: merged.orders\n  write_mode: merge\n  merge_keys: [order_id]")),
+            (
+                "postgres → parquet",
+                recipe(
+                    "to_parquet",
+                    pg_source,
+                    f"  type: filestore\n  path: {parquet_dir}\n  format: parquet\n  write_mode: overwrite",
+                ),
+            ),
+            (
+                "postgres → duckdb",
+                recipe(
+                    "to_duckdb",
+                    pg_source,
+                    f"  type: duckdb\n  database: {root / 'w.duckdb'}\n  table: orders\n  write_mode: overwrite",
+                ),
+            ),
+            (
+                "postgres → postgres overwrite",
+                recipe(
+                    "to_pg_overwrite",
+                    pg_source,
+                    f"  type: postgres\n{connection_yaml}\n  table: copy.orders\n  write_mode: overwrite",
+                ),
+            ),
+            (
+                "postgres → postgres merge",
+                recipe(
+                    "to_pg_merge",
+                    pg_source,
+                    f"  type: postgres\n{connection_yaml}\n  table: merged.orders\n  write_mode: merge\n  merge_keys: [order_id]",
+                ),
+            ),
         ]
         results: dict[str, Measurement] = {}
         for label, path in workloads:
-            results[label] = measure(label, run_recipe_code(path, state, rows), rows, setup="import dataloader, duckdb, pyarrow, sqlalchemy, psycopg2\n")
-        parquet_to_pg = recipe("parquet_to_pg", f"  type: filestore\n  path: {parquet_dir}\n  format: parquet", f"  type: postgres\n{connection_yaml}\n  table: from_parquet.orders\n  write_mode: append")
-        results["parquet → postgres"] = measure("parquet → postgres", run_recipe_code(parquet_to_pg, state, rows), rows, setup="import dataloader, duckdb, pyarrow, sqlalchemy, psycopg2\n")
-        half = recipe("to_parquet_quarter", f"{pg_source}\n  where: order_id <= {rows // 4}", f"  type: filestore\n  path: {root / 'quarter'}\n  format: parquet")
-        quarter = measure("postgres → parquet (N/4 rows)", run_recipe_code(half, state, rows // 4), rows // 4, setup="import dataloader, duckdb, pyarrow, sqlalchemy, psycopg2\n")
+            results[label] = measure(
+                label,
+                run_recipe_code(path, state, rows),
+                rows,
+                setup="import dataloader, duckdb, pyarrow, sqlalchemy, psycopg2\n",
+            )
+        parquet_to_pg = recipe(
+            "parquet_to_pg",
+            f"  type: filestore\n  path: {parquet_dir}\n  format: parquet",
+            f"  type: postgres\n{connection_yaml}\n  table: from_parquet.orders\n  write_mode: append",
+        )
+        results["parquet → postgres"] = measure(
+            "parquet → postgres",
+            run_recipe_code(parquet_to_pg, state, rows),
+            rows,
+            setup="import dataloader, duckdb, pyarrow, sqlalchemy, psycopg2\n",
+        )
+        half = recipe(
+            "to_parquet_quarter",
+            f"{pg_source}\n  where: order_id <= {rows // 4}",
+            f"  type: filestore\n  path: {root / 'quarter'}\n  format: parquet",
+        )
+        quarter = measure(
+            "postgres → parquet (N/4 rows)",
+            run_recipe_code(half, state, rows // 4),
+            rows // 4,
+            setup="import dataloader, duckdb, pyarrow, sqlalchemy, psycopg2\n",
+        )
+
+        levels = [int(x) for x in args.parallelism.split(",") if x.strip()]
+        parallel: list[Measurement] = []
+        for level in levels:
+            for label, destination in (
+                (
+                    "parquet",
+                    f"  type: filestore\n  path: {root / f'par{level}'}\n  format: parquet\n  write_mode: overwrite",
+                ),
+                (
+                    "duckdb",
+                    f"  type: duckdb\n  database: {root / f'par{level}.duckdb'}\n  table: orders\n  write_mode: overwrite",
+                ),
+            ):
+                path = recipe(f"par_{label}_{level}", pg_source, destination, parallelism=level)
+                parallel.append(
+                    measure(
+                        f"postgres → {label} parallelism {level}",
+                        run_recipe_code(path, state, rows),
+                        rows,
+                        setup="import dataloader, duckdb, pyarrow, sqlalchemy, psycopg2\n",
+                    )
+                )
 
         read_reference = Measurement("psql COPY TO STDOUT csv (ceiling)", read_csv, 0, rows)
-        report("Reads (ratio to psql COPY csv)", read_reference, [Measurement("psql COPY TO STDOUT binary", read_binary, 0, rows), *(results[k] for k in ("postgres → parquet", "postgres → duckdb")), quarter])
+        report(
+            "Reads (ratio to psql COPY csv)",
+            read_reference,
+            [
+                Measurement("psql COPY TO STDOUT binary", read_binary, 0, rows),
+                *(results[k] for k in ("postgres → parquet", "postgres → duckdb")),
+                quarter,
+            ],
+        )
+        report("Reads by runtime.parallelism (ratio to psql COPY csv)", read_reference, parallel)
         write_reference = Measurement("server COPY FROM file (ceiling)", write_ceiling, 0, rows)
-        report("Writes (ratio to server-side COPY FROM)", write_reference, [results[k] for k in ("parquet → postgres", "postgres → postgres overwrite", "postgres → postgres merge")])
-        print(f"\npeak memory: {results['postgres → parquet'].peak_rss_mib:.0f} MiB for {rows:,} rows, {quarter.peak_rss_mib:.0f} MiB for {rows // 4:,} rows")
+        report(
+            "Writes (ratio to server-side COPY FROM)",
+            write_reference,
+            [
+                results[k]
+                for k in (
+                    "parquet → postgres",
+                    "postgres → postgres overwrite",
+                    "postgres → postgres merge",
+                )
+            ],
+        )
+        print(
+            f"\npeak memory: {results['postgres → parquet'].peak_rss_mib:.0f} MiB for {rows:,} rows, {quarter.peak_rss_mib:.0f} MiB for {rows // 4:,} rows"
+        )
 
 
 if __name__ == "__main__":
