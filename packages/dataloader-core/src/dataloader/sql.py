@@ -38,6 +38,10 @@ class TableName:
                 else:
                     current += char
             elif char == '"':
+                if current:
+                    raise ValueError(
+                        f'{text!r} is not a table name: a quote may only open a whole part (write `"My ""Odd"" Name"`)'
+                    )
                 quoted = True
             elif char == ".":
                 parts.append(current)

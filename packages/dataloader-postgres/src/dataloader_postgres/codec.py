@@ -84,7 +84,10 @@ class CsvCopyCodec:
                 reader = pacsv.open_csv(
                     source,
                     read_options=pacsv.ReadOptions(column_names=csv_names, block_size=CSV_BLOCK),
-                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                    # A one-column row holding NULL is an empty line: keep it.
+                    parse_options=pacsv.ParseOptions(
+                        newlines_in_values=True, ignore_empty_lines=False
+                    ),
                     convert_options=pacsv.ConvertOptions(
                         column_types=csv_types,
                         null_values=[""],

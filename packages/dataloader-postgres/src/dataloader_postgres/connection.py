@@ -51,11 +51,33 @@ def connect(settings: PostgresConnection, *, role: str) -> Any:
     return connection  # the pool's proxy: attributes reach the psycopg2 connection
 
 
+_TRANSIENT_CODES = frozenset(
+    {"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "53300"}
+)
+_TRANSIENT_MESSAGES = (
+    "connection refused",
+    "server closed the connection",
+    "terminating connection",
+    "could not receive data",
+    "could not send data",
+    "connection reset",
+    "timeout expired",
+    "ssl syscall",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "connection already closed",
+)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying: connection loss, serialization failures, deadlocks, shutdown."""
-    code = getattr(exc, "pgcode", None)
-    if code in {"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"}:
-        return True
+    """True for errors worth retrying: lost connections, shutdowns, serialization failures and
+    deadlocks. Authentication and other permanent errors are not retried."""
     import psycopg2
 
-    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
+    code = getattr(exc, "pgcode", None)
+    if code:
+        return code in _TRANSIENT_CODES
+    if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        text = str(exc).lower()
+        return any(marker in text for marker in _TRANSIENT_MESSAGES)
+    return False
