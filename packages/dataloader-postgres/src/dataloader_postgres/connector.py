@@ -431,15 +431,39 @@ class PostgresConnector(BaseConnector):
         self._merge_stage_ready = False
 
     def _swap_in_staging(self) -> None:
+        """Replace the target with the staged table, inside the commit's transaction.
+
+        Drop and rename when nothing depends on the target; when views do, keep the table and
+        replace its rows instead (TRUNCATE + INSERT), so the views stay valid.
+        """
+        import psycopg2
+
         target = self._table()
         if self._staging is None:
             if self._exists(target):
                 self._execute(f"DELETE FROM {target.sql()}")
             return
-        self._execute(f"DROP TABLE IF EXISTS {target.sql()}")
-        self._execute(
-            f"ALTER TABLE {self._staging.sql()} RENAME TO {quote_identifier(target.name)}"
-        )
+        staging = self._staging
+        self._execute("SAVEPOINT dl_swap")
+        try:
+            self._execute(f"DROP TABLE IF EXISTS {target.sql()}")
+        except psycopg2.errors.DependentObjectsStillExist:
+            self._execute("ROLLBACK TO SAVEPOINT dl_swap")
+            staged_columns = self._columns(staging)
+            existing = self._columns(target)
+            for name, type_name in staged_columns.items():
+                if name not in existing:
+                    self._execute(
+                        f"ALTER TABLE {target.sql()} ADD COLUMN {quote_identifier(name)} {type_name}"
+                    )
+            columns = ", ".join(quote_identifier(name) for name in staged_columns)
+            self._execute(f"TRUNCATE {target.sql()}")
+            self._execute(
+                f"INSERT INTO {target.sql()} ({columns}) SELECT {columns} FROM {staging.sql()}"
+            )
+            self._execute(f"DROP TABLE {staging.sql()}")
+        else:
+            self._execute(f"ALTER TABLE {staging.sql()} RENAME TO {quote_identifier(target.name)}")
         self._staging = None
 
     def abort(self) -> None:
