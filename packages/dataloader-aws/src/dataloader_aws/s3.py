@@ -33,7 +33,7 @@ class S3StateBackend(StateBackendPlugin):
     def __init__(self, config: S3StateConfig) -> None:
         super().__init__(config)
         self._client: Any = None
-        self._etags: dict[str, str] = {}
+        self._etags: dict[str, str | None] = {}  # None: read, and there was no document
         self._locks: dict[str, tuple[str, str]] = {}
 
     @property
@@ -63,7 +63,7 @@ class S3StateBackend(StateBackendPlugin):
             )
         except Exception as exc:
             if error_code(exc) in {"NoSuchKey", "404"}:
-                self._etags.pop(recipe_name, None)
+                self._etags[recipe_name] = None
                 return {}
             raise self._fail("read", recipe_name, exc) from None
         self._etags[recipe_name] = answer["ETag"]
@@ -78,11 +78,11 @@ class S3StateBackend(StateBackendPlugin):
     def save(self, recipe_name: str, state: dict[str, Any]) -> None:
         if recipe_name not in self._etags:
             self.load(recipe_name)
-        condition = (
-            {"IfMatch": self._etags[recipe_name]}
-            if recipe_name in self._etags
-            else {"IfNoneMatch": "*"}
-        )
+        etag = self._etags[recipe_name]
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        # Prove (and extend) the lock first: a run whose lock expired and was taken over must
+        # not write, even when the new holder has not saved anything yet.
+        self._refresh_lock(recipe_name)
         try:
             answer = self.client.put_object(
                 Bucket=self.config.bucket,
@@ -99,7 +99,6 @@ class S3StateBackend(StateBackendPlugin):
                 ) from None
             raise self._fail("write", recipe_name, exc) from None
         self._etags[recipe_name] = answer["ETag"]
-        self._refresh_lock(recipe_name)
 
     def delete(self, recipe_name: str) -> None:
         try:

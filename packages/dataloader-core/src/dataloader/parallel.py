@@ -22,9 +22,11 @@ class _Failure:
         self.error = error
 
 
-def _pump(source: Iterable[Any], sink: queue.Queue[Any], stop: threading.Event) -> None:
+def _pump(
+    producer: Callable[[], Iterable[Any]], sink: queue.Queue[Any], stop: threading.Event
+) -> None:
     try:
-        for item in source:
+        for item in producer():  # calling the producer may fail too: the consumer hears of it
             while not stop.is_set():
                 try:
                     sink.put(item, timeout=0.1)
@@ -64,10 +66,12 @@ def ordered_merge(
             return False
         channel: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
 
-        def run() -> None:
-            _pump(producer(), channel, stop)
-
-        thread = threading.Thread(target=run, name=f"dataloader-{name}-{len(running)}", daemon=True)
+        thread = threading.Thread(
+            target=_pump,
+            args=(producer, channel, stop),
+            name=f"dataloader-{name}-{len(running)}",
+            daemon=True,
+        )
         thread.start()
         running.append((channel, thread))
         return True

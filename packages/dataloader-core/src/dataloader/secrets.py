@@ -10,7 +10,7 @@ from typing import Any
 MASK = "***"
 
 _SECRET_WORDS = re.compile(r"(password|passwd|pwd|secret|token|credential|passphrase)", re.I)
-_SECRET_SUFFIX = re.compile(r"(^|_)key$", re.I)
+_SECRET_SUFFIX = re.compile(r"(^|_)key(_text)?$", re.I)  # `private_key_text` too
 _NOT_SECRET = frozenset({"merge_key", "primary_key", "partition_key", "sort_key", "cursor_key"})
 
 _lock = threading.Lock()
@@ -48,6 +48,8 @@ def mask_value(key: str | None, value: Any) -> Any:
         return MASK
     if isinstance(value, str):
         return mask_text(value)
+    if isinstance(value, (Mapping, list)):  # e.g. a whole section quoted by a validation error
+        return mask_tree(value)
     return value
 
 
