@@ -10,7 +10,7 @@ from typing import Any
 
 from dataloader import StateError
 from dataloader.state.backend import StateBackendPlugin
-from dataloader_aws.session import AwsSettings, describe, error_code, lock_owner, now
+from dataloader_aws.session import AwsSettings, describe, error_code, lock_owner, now, owner_is_dead
 
 
 class DynamoDBStateConfig(AwsSettings):
@@ -133,33 +133,48 @@ class DynamoDBStateBackend(StateBackendPlugin):
     def lock(self, recipe_name: str) -> Iterator[None]:
         self._ensure_table()
         owner = lock_owner()
-        current = now()
-        try:
-            self.client.update_item(
-                TableName=self.config.table,
-                Key={"recipe": {"S": recipe_name}},
-                UpdateExpression="SET lock_owner = :owner, lock_expires = :expires",
-                ConditionExpression="attribute_not_exists(lock_owner) OR lock_expires < :now",
-                ExpressionAttributeValues={
-                    ":owner": {"S": owner},
-                    ":expires": {"N": str(current + self.config.lock_ttl_seconds)},
-                    ":now": {"N": str(current)},
-                },
-            )
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise self._fail("lock", recipe_name, exc) from None
+        condition, values = "attribute_not_exists(lock_owner) OR lock_expires < :now", {}
+        for _ in range(2):
+            current = now()
+            try:
+                self.client.update_item(
+                    TableName=self.config.table,
+                    Key={"recipe": {"S": recipe_name}},
+                    UpdateExpression="SET lock_owner = :owner, lock_expires = :expires",
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues={
+                        ":owner": {"S": owner},
+                        ":expires": {"N": str(current + self.config.lock_ttl_seconds)},
+                        ":now": {"N": str(current)},
+                        **values,
+                    },
+                )
+                break
+            except Exception as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise self._fail("lock", recipe_name, exc) from None
             item = self.client.get_item(
                 TableName=self.config.table, Key={"recipe": {"S": recipe_name}}, ConsistentRead=True
             ).get("Item", {})
             holder = item.get("lock_owner", {}).get("S", "another run")
+            if owner_is_dead(holder):  # a killed run on this host: take its lock over
+                condition = (
+                    "lock_owner = :stale OR attribute_not_exists(lock_owner) OR lock_expires < :now"
+                )
+                values = {":stale": {"S": holder}}
+                continue
             until = datetime.fromtimestamp(
                 float(item.get("lock_expires", {}).get("N", "0")), UTC
             ).isoformat()
             raise StateError(
                 f"recipe {recipe_name!r} is already running (DynamoDB lock in table {self.config.table!r} held by {holder} until {until}); two runs of one recipe never interleave",
                 key="state",
-            ) from None
+            )
+        else:
+            raise StateError(
+                f"recipe {recipe_name!r} is already running (its DynamoDB lock changed while taking it)",
+                key="state",
+            )
         self._owners[recipe_name] = owner
         try:
             yield

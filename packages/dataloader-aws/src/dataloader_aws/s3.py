@@ -10,7 +10,7 @@ from typing import Any
 
 from dataloader import StateError
 from dataloader.state.backend import StateBackendPlugin
-from dataloader_aws.session import AwsSettings, describe, error_code, lock_owner, now
+from dataloader_aws.session import AwsSettings, describe, error_code, lock_owner, now, owner_is_dead
 
 PRECONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
@@ -155,7 +155,9 @@ class S3StateBackend(StateBackendPlugin):
                     continue
                 raise self._fail("read the lock", recipe_name, exc, "lock") from None
             holder = json.loads(current["Body"].read() or b"{}")
-            if holder.get("expires_at", 0) > now():
+            if holder.get("expires_at", 0) > now() and not owner_is_dead(
+                str(holder.get("owner", ""))
+            ):
                 raise StateError(
                     f"recipe {recipe_name!r} is already running (lock {self._where(recipe_name, 'lock')} held by {holder.get('owner')} until {holder.get('expires')}); two runs of one recipe never interleave",
                     key="state",

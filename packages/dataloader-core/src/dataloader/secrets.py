@@ -11,6 +11,7 @@ MASK = "***"
 
 _SECRET_WORDS = re.compile(r"(password|passwd|pwd|secret|token|credential|passphrase)", re.I)
 _SECRET_SUFFIX = re.compile(r"(^|_)key(_text)?$", re.I)  # `private_key_text` too
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+@")
 _NOT_SECRET = frozenset({"merge_key", "primary_key", "partition_key", "sort_key", "cursor_key"})
 
 _lock = threading.Lock()
@@ -33,13 +34,14 @@ def register_secret(value: object) -> None:
 
 
 def mask_text(text: str) -> str:
-    """Replace every known secret value inside `text` with the mask."""
+    """Replace every known secret value, and the password of any `scheme://user:password@`
+    URL, inside `text` with the mask."""
     with _lock:
         values = sorted(_known_values, key=len, reverse=True)
     for value in values:
         if value in text:
             text = text.replace(value, MASK)
-    return text
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + "@", text)
 
 
 def mask_value(key: str | None, value: Any) -> Any:

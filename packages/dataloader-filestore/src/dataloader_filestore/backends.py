@@ -7,6 +7,7 @@ the libraries' errors into `ConnectorError`s that name the backend and path, nev
 from __future__ import annotations
 
 import os
+import posixpath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -126,7 +127,10 @@ def open_filesystem(
             return _sftp(path, settings, storage_options), _url_path(path)
         import fsspec
 
-        return fsspec.core.url_to_fs(path, **storage_options)
+        fs, root = fsspec.core.url_to_fs(path, **storage_options)
+        # One name per file (`a/../data/x.csv` is `data/x.csv`): the path keys the incremental
+        # state, so another spelling, or a recipe run from another directory, must not re-read.
+        return fs, posixpath.normpath(root)
     except ConnectorError:
         raise
     except ImportError as exc:

@@ -150,7 +150,12 @@ class Runner:
                         continue
                     result.status = "failed"
                     result.error = _cause(exc)
-                    self._finish(result, clock, save=not isinstance(exc, KeyboardInterrupt))
+                    try:
+                        self._finish(result, clock, save=not isinstance(exc, KeyboardInterrupt))
+                    except Exception as history_error:  # the run's own error matters more
+                        log.warning(
+                            f"could not record the failed run in the state's history: {_cause(history_error)}"
+                        )
                     log.error(
                         f"run failed in {self._stage}: {result.error}",
                         extra={"stage": self._stage, "counts": _counts(result)},
