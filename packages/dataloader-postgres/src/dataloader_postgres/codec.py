@@ -73,7 +73,7 @@ class CsvCopyCodec:
                 with os.fdopen(write_fd, "wb", buffering=PIPE_CHUNK) as sink:
                     connection.cursor().copy_expert(copy_sql, sink, size=PIPE_CHUNK)
             except BaseException as exc:  # reported by the reading side
-                failure.append(exc)
+                failure.append(_connection_loss(connection, exc))
 
         thread = threading.Thread(target=pump, name="pg-copy-out", daemon=True)
         thread.start()
@@ -139,6 +139,25 @@ class CsvCopyCodec:
         connection.cursor().copy_expert(
             f"COPY {table_sql} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer, size=PIPE_CHUNK
         )
+
+
+def _connection_loss(connection: Any, exc: BaseException) -> BaseException:
+    """psycopg2 reports a connection lost in the middle of `COPY … TO STDOUT` as a bare
+    `DatabaseError` ("error with status PGRES_COPY_OUT and no message from the libpq"); once
+    psycopg2 has marked the connection broken, report it as the `OperationalError` it is."""
+    import psycopg2
+
+    if (
+        type(exc) is psycopg2.DatabaseError
+        and getattr(exc, "pgcode", None) is None
+        and getattr(connection, "closed", 0)
+    ):
+        lost = psycopg2.OperationalError(
+            f"could not receive data from server: connection lost during COPY ({exc})"
+        )
+        lost.__cause__ = exc
+        return lost
+    return exc
 
 
 def _combine(batches: list[pa.RecordBatch]) -> pa.RecordBatch:

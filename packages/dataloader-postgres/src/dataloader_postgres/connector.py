@@ -11,6 +11,7 @@ Writes happen in one transaction per commit that also upserts the recipe's row i
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from functools import partial
@@ -59,12 +60,28 @@ class PostgresConnector(BaseConnector):
         self.conn = connect(self.config, role=context.role)
 
     def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.rollback()
-            finally:
-                self.conn.close()
-                self.conn = None
+        if self.conn is None:
+            return
+        connection, self.conn = self.conn, None
+        self._release(connection)
+
+    @staticmethod
+    def _rollback(connection: Any) -> None:
+        """Roll back, unless the connection is lost (its transaction is gone with it)."""
+        if not connection.closed:
+            with contextlib.suppress(Exception):
+                connection.rollback()
+
+    @classmethod
+    def _release(cls, connection: Any) -> None:
+        """Roll back and close. A lost connection must not raise here (that would hide the
+        error that lost it), nor go through the pool's reset (a rollback that only logs errors).
+        """
+        cls._rollback(connection)
+        if connection.closed:
+            connection.invalidate()
+        else:
+            connection.close()
 
     def is_transient(self, error: BaseException) -> bool:
         return is_transient(error)
@@ -206,6 +223,8 @@ class PostgresConnector(BaseConnector):
                 parts.append(f"{quoted} >= {literal('%s', (edges[index - 1],)).decode()}")
             if index < count - 1:
                 parts.append(f"{quoted} < {literal('%s', (edges[index],)).decode()}")
+            if not index:  # NULLs fall in no range: the first one reads them
+                parts = [f"({parts[0]} OR {quoted} IS NULL)"]
             conditions.append(" AND ".join(parts))
         return conditions
 
@@ -221,7 +240,7 @@ class PostgresConnector(BaseConnector):
         try:
             yield from self.codec.read(connection, query, plans, self.context.batch_size)
         finally:
-            connection.close()
+            self._release(connection)
 
     def estimate_rows(self) -> int | None:
         if self.config.table is None or self.conn is None:
@@ -468,6 +487,6 @@ class PostgresConnector(BaseConnector):
 
     def abort(self) -> None:
         if self.conn is not None:
-            self.conn.rollback()
+            self._rollback(self.conn)
         self._merge_stage_ready = False
         self._staging = None
