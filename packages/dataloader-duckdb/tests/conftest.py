@@ -11,10 +11,6 @@ import duckdb
 import pytest
 
 from dataloader import (
-    ArrowBatch,
-    BaseConnector,
-    Capabilities,
-    ConnectorConfig,
     LocalStateBackend,
     Recipe,
     RunResult,
@@ -23,25 +19,9 @@ from dataloader import (
     run_recipe,
 )
 from dataloader.registry import reset_registry, unregister
+from dataloader.testing import RowsSource
 
 ROWS_SOURCE = "dl_test_rows"
-
-
-class RowsConfig(ConnectorConfig):
-    """`batches`: the batches the source yields, each a list of row dicts, in this order."""
-
-    batches: list[list[dict[str, Any]]]
-
-
-class RowsSource(BaseConnector):
-    """A source that yields exactly the batches it is configured with (no sorting, no filtering)."""
-
-    config_model = RowsConfig
-    capabilities = Capabilities(read=True, incremental=True)
-
-    def read_batches(self, state: State) -> Iterator[ArrowBatch]:
-        for rows in self.config.batches:
-            yield ArrowBatch.from_pylist(rows)
 
 
 @pytest.fixture(autouse=True)

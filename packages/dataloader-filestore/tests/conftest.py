@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from dataloader import (
-    ArrowBatch,
     BaseConnector,
     Capabilities,
     ConnectorConfig,
@@ -22,6 +21,7 @@ from dataloader import (
     run_recipe,
 )
 from dataloader.registry import reset_registry, unregister
+from dataloader.testing import RowsSource
 
 ROWS_SOURCE = "dl_test_rows"
 COLLECT_SINK = "dl_test_collect"
@@ -32,21 +32,6 @@ COLLECTED: dict[str, list[dict[str, Any]]] = {}
 
 class Killed(Exception):
     """What the collecting destination raises to simulate a killed run."""
-
-
-class RowsConfig(ConnectorConfig):
-    batches: list[list[dict[str, Any]]]
-
-
-class RowsSource(BaseConnector):
-    """Yields exactly the configured batches."""
-
-    config_model = RowsConfig
-    capabilities = Capabilities(read=True, incremental=True)
-
-    def read_batches(self, state: State) -> Iterator[ArrowBatch]:
-        for rows in self.config.batches:
-            yield ArrowBatch.from_pylist(rows)
 
 
 class CollectConfig(ConnectorConfig):

@@ -11,14 +11,11 @@ from typing import Any
 import pytest
 
 from dataloader import (
-    ArrowBatch,
-    BaseConnector,
-    Capabilities,
-    ConnectorConfig,
     State,
     register_connector,
 )
 from dataloader.registry import unregister
+from dataloader.testing import RowsSource
 from dataloader_postgres import PostgresConnector
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -267,24 +264,11 @@ def test_merge_keeps_the_latest_row_of_a_key_within_one_batch(
     assert [r[:2] for r in rows_of(pg, "dst")] == [(1, "third"), (2, "only"), (3, "x")]
 
 
-# An in-process source that yields batches exactly as configured (no ordering of its own).
-class RowsConfig(ConnectorConfig):
-    batches: list[list[dict[str, Any]]]
-
-
-class RowsSource(BaseConnector):
-    config_model = RowsConfig
-    capabilities = Capabilities(read=True, incremental=True)
-
-    def read_batches(self, state: State) -> Iterator[ArrowBatch]:
-        for rows in self.config.batches:
-            yield ArrowBatch.from_pylist(rows)
-
-
 @pytest.fixture
 def rows_source() -> Iterator[str]:
+    """An in-process source that yields batches exactly as configured (no ordering of its own)."""
     name = "dl_pg_test_rows"
-    register_connector(name)(RowsSource)
+    register_connector(name)(type("PgTestRows", (RowsSource,), {}))
     try:
         yield name
     finally:

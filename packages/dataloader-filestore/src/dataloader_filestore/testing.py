@@ -23,13 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dataloader.testing import free_port, serve
+
 SFTP_USER = "dataloader-sftp"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for_port(
@@ -237,16 +233,7 @@ if pytest is not None:
     @pytest.fixture(scope="session")
     def moto_server() -> Iterator[MotoServer]:
         """moto's S3 and DynamoDB server for the session; fails (never skips) if it cannot start."""
-        server = MotoServer()
-        try:
-            server.start()
-        except Exception as exc:
-            server.stop()
-            pytest.fail(f"could not start moto's server for the tests: {exc}", pytrace=False)
-        try:
-            yield server
-        finally:
-            server.stop()
+        yield from serve(MotoServer(), "moto's server")
 
     @pytest.fixture
     def s3_bucket(moto_server: MotoServer) -> str:
@@ -256,13 +243,4 @@ if pytest is not None:
     @pytest.fixture(scope="session")
     def sftp_server() -> Iterator[SftpServer]:
         """An OpenSSH SFTP server for the session; fails (never skips) if it cannot start."""
-        server = SftpServer()
-        try:
-            server.start()
-        except Exception as exc:
-            server.stop()
-            pytest.fail(f"could not start sshd for the tests: {exc}", pytrace=False)
-        try:
-            yield server
-        finally:
-            server.stop()
+        yield from serve(SftpServer(), "sshd")

@@ -15,12 +15,13 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from dataloader.testing import free_port, serve
 
 PG_USER = "postgres"
 
@@ -38,12 +39,6 @@ def find_bin_dir() -> Path:
             "PostgreSQL server binaries not found (looked in /usr/lib/postgresql/*/bin; set PG_BIN)"
         )
     return Path(candidates[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgresServer:
@@ -154,16 +149,7 @@ if pytest is not None:
     @pytest.fixture(scope="session")
     def postgres_server() -> Iterator[PostgresServer]:
         """One PostgreSQL server for the test session; fails (never skips) if it cannot start."""
-        server = PostgresServer()
-        try:
-            server.start()
-        except Exception as exc:
-            server.stop()
-            pytest.fail(f"could not start PostgreSQL for the tests: {exc}", pytrace=False)
-        try:
-            yield server
-        finally:
-            server.stop()
+        yield from serve(PostgresServer(), "PostgreSQL")
 
     @pytest.fixture
     def postgres_database(postgres_server: PostgresServer) -> str:
