@@ -192,3 +192,34 @@ def test_state_of_a_full_read_is_cleared_after_success(
 
     assert state.watermarks == {}
     assert state.checkpoints[-1]["status"] == "success"
+
+
+def test_row_estimate_for_progress_is_exact_for_parquet_and_close_for_csv(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataloader import RunContext
+    from dataloader_filestore import FileStoreConfig, FileStoreConnector
+
+    for index in range(3):
+        pq.write_table(
+            pa.table({"id": list(range(index * 100, index * 100 + 100 + index))}),
+            tmp_path / f"p{index}.parquet",
+        )
+    (tmp_path / "csv").mkdir()
+    for index in range(2):
+        (tmp_path / "csv" / f"c{index}.csv").write_text(
+            "id,name\n" + "".join(f"{i},name-{i}\n" for i in range(500))
+        )
+    context = RunContext(recipe_name="estimate", run_id="r", started_at=datetime.now(UTC))
+
+    def estimate(path: str) -> int | None:
+        connector = FileStoreConnector(FileStoreConfig(path=path))
+        connector.open(context)
+        return connector.estimate_rows()
+
+    assert estimate(str(tmp_path / "*.parquet")) == 303
+    csv_estimate = estimate(str(tmp_path / "csv"))
+    assert csv_estimate is not None and 990 <= csv_estimate <= 1010  # 1,000 rows + 2 headers
