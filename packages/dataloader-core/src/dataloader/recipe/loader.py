@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from dataloader.errors import Problem, RecipeError
-from dataloader.recipe.merger import RecipeMerger, leaf_paths
+from dataloader.recipe.merger import RecipeMerger, leaf_paths, origin_of
 from dataloader.recipe.models import Recipe
 from dataloader.recipe.problems import problems_from_validation
 from dataloader.recipe.templates import TemplateRenderer
@@ -140,12 +140,7 @@ class RecipeLoader:
         file = str(resolved.file)
 
         def file_for(key: str) -> str:
-            part = key.split("[", 1)[0]
-            while part:
-                if part in resolved.origins:
-                    return resolved.origins[part]
-                part = part.rsplit(".", 1)[0] if "." in part else ""
-            return file
+            return origin_of(resolved.origins, key) or file
 
         rendered = TemplateRenderer(self.variables, self.environ).render_tree(
             resolved.tree, file=file, origins=resolved.origins

@@ -8,6 +8,7 @@ keys are merged in, so a child can delete an inherited key and define it anew.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 CONCATENATED_LISTS = frozenset({"transform.steps"})
@@ -63,3 +64,13 @@ def leaf_paths(tree: Any, prefix: str = "") -> list[str]:
             paths += leaf_paths(value, f"{prefix}.{key}" if prefix else str(key))
         return paths
     return [prefix] if prefix else []
+
+
+def origin_of(origins: Mapping[str, str], key: str) -> str | None:
+    """The file that defined dot path `key` (or its nearest parent), per `origins`."""
+    part = key.split("[", 1)[0]
+    while part:
+        if part in origins:
+            return origins[part]
+        part = part.rsplit(".", 1)[0] if "." in part else ""
+    return None

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from dataloader.context import WriteMode
+from dataloader.recipe.merger import origin_of
 
 RECIPE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -159,11 +160,7 @@ class Recipe(BaseModel):
 
     def origin_of(self, key: str) -> str | None:
         """The file that defined `key` (a dot path), following `extends:`."""
-        while key:
-            if key in self._origins:
-                return self._origins[key]
-            key = key.rsplit(".", 1)[0] if "." in key else ""
-        return str(self._file) if self._file else None
+        return origin_of(self._origins, key) or (str(self._file) if self._file else None)
 
     def masked_dump(self) -> dict[str, Any]:
         """The recipe as a dict with secrets masked, for printing."""

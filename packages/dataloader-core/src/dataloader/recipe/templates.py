@@ -16,6 +16,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from dataloader.errors import Problem
+from dataloader.recipe.merger import origin_of
 from dataloader.secrets import register_secret
 
 _MISSING: Any = object()
@@ -124,7 +125,7 @@ class TemplateRenderer:
         origins: Mapping[str, str],
         result: RenderResult,
     ) -> Any:
-        where = _origin(origins, path) or file
+        where = origin_of(origins, path) or file
         self._read_env = False
         env = _Lookup("environment variable", self.environ, self._mark_env)
         var = _Lookup("variable", self.variables, lambda value: None)
@@ -162,12 +163,3 @@ class TemplateRenderer:
 
 def _is_template(text: str) -> bool:
     return "{{" in text or "{%" in text
-
-
-def _origin(origins: Mapping[str, str], path: str) -> str | None:
-    key = path.split("[", 1)[0]
-    while key:
-        if key in origins:
-            return origins[key]
-        key = key.rsplit(".", 1)[0] if "." in key else ""
-    return None
