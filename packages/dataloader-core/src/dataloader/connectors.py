@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from dataloader.batch import Batch
 from dataloader.context import RunContext, WriteMode
+from dataloader.sql import TableName
 
 if TYPE_CHECKING:
     from dataloader.state.model import State
@@ -23,6 +24,22 @@ class ConnectorConfig(BaseModel):
     """Base of every connector's options model. Unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class TableOrQueryConfig(ConnectorConfig):
+    """Options shared by SQL connectors: a `table` (`schema.table`; sources and destinations)
+    or a `query` (sources only)."""
+
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> TableOrQueryConfig:
+        if self.table is None and self.query is None:
+            raise ValueError("give `table` (source or destination) or `query` (source)")
+        if self.table is not None:
+            TableName.parse(self.table)
+        return self
 
 
 class Capabilities(BaseModel):

@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from pydantic import model_validator
 
 from dataloader import (
     ArrowBatch,
     BaseConnector,
     Capabilities,
-    ConnectorConfig,
     ConnectorError,
     State,
 )
+from dataloader.connectors import TableOrQueryConfig
 from dataloader.incremental import window_for
 from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identifier
 
@@ -30,21 +29,11 @@ BATCH_VIEW = "_dl_batch"
 ORDINAL = "__dl_ordinal"
 
 
-class DuckDBConfig(ConnectorConfig):
+class DuckDBConfig(TableOrQueryConfig):
     """`database`: a file path or `:memory:`; `table` (`schema.table`) or, for sources, `query`."""
 
     database: str = ":memory:"
-    table: str | None = None
-    query: str | None = None
     read_only: bool = False
-
-    @model_validator(mode="after")
-    def _table_or_query(self) -> DuckDBConfig:
-        if self.table is None and self.query is None:
-            raise ValueError("give `table` (source or destination) or `query` (source)")
-        if self.table is not None:
-            TableName.parse(self.table)
-        return self
 
 
 class DuckDBConnector(BaseConnector):

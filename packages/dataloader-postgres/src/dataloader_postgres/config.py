@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from dataloader import ConnectorConfig
-from dataloader.sql import TableName
+from dataloader.connectors import TableOrQueryConfig
 
 
 class PostgresConnection(BaseModel):
@@ -66,7 +65,7 @@ class PostgresConnection(BaseModel):
         return url.update_query_dict(query)
 
 
-class PostgresConfig(PostgresConnection, ConnectorConfig):
+class PostgresConfig(PostgresConnection, TableOrQueryConfig):
     """The `postgres` connector: a connection, and a `table` or (sources) a `query`.
 
     :param where: an extra SQL condition for reads, combined with the incremental window.
@@ -80,17 +79,7 @@ class PostgresConfig(PostgresConnection, ConnectorConfig):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    table: str | None = None
-    query: str | None = None
     where: str | None = None
     partition_column: str | None = None
     partitions: int | None = Field(default=None, ge=1, le=256)
     unconstrained_numeric: Literal["decimal", "string", "float"] = "decimal"
-
-    @model_validator(mode="after")
-    def _table_or_query(self) -> PostgresConfig:
-        if self.table is None and self.query is None:
-            raise ValueError("give `table` (source or destination) or `query` (source)")
-        if self.table is not None:
-            TableName.parse(self.table)
-        return self
