@@ -44,8 +44,3 @@ class RunContext:
     retries: RetryConfig | None = None
     parallelism: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def where(self) -> str:
-        """The recipe section this plugin is configured in, for messages."""
-        return self.role

@@ -159,18 +159,18 @@ class JsonlFormat(Format):
     options_model = JsonlOptions
 
     def read(self, stream: IO[bytes], *, batch_size: int) -> Iterator[pa.RecordBatch]:
-        head = stream.read(1)
-        if not head:
-            return
-        data = head + stream.read()
-        if not data.strip():
-            return
-        reader = pajson.open_json(
-            pa.BufferReader(data), read_options=pajson.ReadOptions(block_size=BLOCK_SIZE)
-        )
+        try:
+            reader = pajson.open_json(
+                stream, read_options=pajson.ReadOptions(block_size=BLOCK_SIZE)
+            )
+        except pa.ArrowInvalid as exc:
+            if "Empty JSON stream" in str(exc):
+                return  # an empty or blank file holds no rows
+            raise
         yield from rebatch(reader, batch_size)
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
+        # Row by row: Arrow has no JSON writer. Prefer Parquet or CSV for bulk output.
         rows = 0
         for batch in batches:
             text = "".join(line + "\n" for line in _json_lines(batch))
