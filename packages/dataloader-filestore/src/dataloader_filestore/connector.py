@@ -114,6 +114,7 @@ class FileStoreConnector(BaseConnector):
         self.root = ""
         self._pending: list[tuple[str, str]] = []
         self._part = 0
+        self._listing: list[dict[str, Any]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -252,7 +253,7 @@ class FileStoreConnector(BaseConnector):
         """Rows the listed files hold, for progress: exact from Parquet footers, otherwise the
         total size times the line density of the first 1 MiB of the first file. None if unsure."""
         try:
-            files = self._list()
+            files = self._listing = self._list()  # read_batches reuses it: one listing per run
             if not files:
                 return 0
             if all(posixpath.splitext(f["path"])[1] in (".parquet", ".pq") for f in files):
@@ -283,7 +284,8 @@ class FileStoreConnector(BaseConnector):
         assert self.context is not None
         seen: dict[str, Any] = state.watermarks.get("files", {})
         readers = []
-        for file in self._list():
+        listing, self._listing = self._listing, None
+        for file in listing if listing is not None else self._list():
             path = file["path"]
             signature = {"mtime": file["mtime"], "size": file["size"]}
             entry = seen.get(path)
