@@ -33,6 +33,7 @@ from remote_support import (
 
 from dataloader import ConnectorError, DataLoaderError, State
 from dataloader_filestore import FileStoreConnector
+from dataloader_filestore.listing import ListedFile
 from dataloader_filestore.testing import MotoServer, free_port
 
 SECRET = "s3-Secret-Value-4711-never-printed"
@@ -486,10 +487,10 @@ def test_object_deleted_between_listing_and_reading(
     put(s3, s3_bucket, "in/b.csv", csv_text([2]))
     original = FileStoreConnector._list
 
-    def list_then_delete(self: FileStoreConnector) -> list[dict[str, Any]]:
-        files = original(self)
+    def list_then_delete(self: FileStoreConnector) -> Iterator[ListedFile]:
+        files = list(original(self))
         s3.delete_object(Bucket=s3_bucket, Key="in/b.csv")
-        return files
+        return iter(files)
 
     monkeypatch.setattr(FileStoreConnector, "_list", list_then_delete)
     with pytest.raises(ConnectorError) as caught:
@@ -554,22 +555,15 @@ class FaultProxy:
                     data = answer.read()
                     upstream.close()
                     status, reason = answer.status, answer.reason
-                    headers = [
-                        (k, v)
-                        for k, v in answer.getheaders()
-                        if k.lower()
-                        not in (
-                            "connection",
-                            "transfer-encoding",
-                            "content-length",
-                            "server",
-                            "date",
-                        )
-                    ]
+                    dropped = ["connection", "transfer-encoding", "server", "date"]
+                    if self.command != "HEAD":  # a HEAD's Content-Length is the object's size
+                        dropped.append("content-length")
+                    headers = [(k, v) for k, v in answer.getheaders() if k.lower() not in dropped]
                 self.send_response(status, reason)
                 for name, value in headers:
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
+                if self.command != "HEAD" or fail:
+                    self.send_header("Content-Length", str(len(data)))
                 self.send_header("Connection", "close")
                 self.end_headers()
                 if self.command != "HEAD":

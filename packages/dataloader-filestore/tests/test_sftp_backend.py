@@ -29,6 +29,7 @@ from remote_support import (
 
 from dataloader import ConnectorError, DataLoaderError, RecipeError
 from dataloader_filestore import FileStoreConnector
+from dataloader_filestore.listing import ListedFile
 from dataloader_filestore.testing import SftpServer, free_port
 
 
@@ -531,10 +532,10 @@ def test_file_deleted_between_listing_and_reading(
     write(remote / "b.csv", csv_text([2]))
     original = FileStoreConnector._list
 
-    def list_then_delete(self: FileStoreConnector) -> list[dict[str, Any]]:
-        files = original(self)
+    def list_then_delete(self: FileStoreConnector) -> Iterator[ListedFile]:
+        files = list(original(self))
         (remote / "b.csv").unlink()
-        return files
+        return iter(files)
 
     monkeypatch.setattr(FileStoreConnector, "_list", list_then_delete)
     with pytest.raises(ConnectorError) as caught:

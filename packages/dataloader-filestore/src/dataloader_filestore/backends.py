@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from dataloader import ConnectorError
 from dataloader.secrets import register_secret
+from dataloader_filestore.listing import has_glob
 
 Backend = Literal["local", "s3", "sftp"]
 _SCHEMES: dict[str, Backend] = {
@@ -122,7 +123,7 @@ def open_filesystem(
         if backend == "s3":
             return _s3(path, settings, storage_options), _strip_scheme(path).rstrip(
                 "/"
-            ) if not _has_glob(path) else _strip_scheme(path)
+            ) if not has_glob(path) else _strip_scheme(path)
         if backend == "sftp":
             return _sftp(path, settings, storage_options), _url_path(path)
         import fsspec
@@ -154,10 +155,6 @@ def _url_path(path: str) -> str:
     rest = path.split("://", 1)[1]
     slash = rest.find("/")
     return rest[slash:] if slash >= 0 else "/"
-
-
-def _has_glob(path: str) -> bool:
-    return any(char in path for char in "*?[")
 
 
 def _s3(path: str, settings: BackendSettings, storage_options: dict[str, Any]) -> Any:

@@ -10,12 +10,13 @@ an interrupted commit is rolled forward by the next run, and stray temporary fil
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import posixpath
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import PurePath
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from dataloader import (
 from dataloader.parallel import ordered_merge
 from dataloader.registry import Registration, get_registry
 from dataloader.retry import backoff_delay, call_with_retries
+from dataloader_filestore import listing
 from dataloader_filestore.backends import (
     S3_KEYS,
     SFTP_KEYS,
@@ -44,10 +46,10 @@ from dataloader_filestore.backends import (
     is_transient,
     open_filesystem,
 )
+from dataloader_filestore.listing import ListedFile, NotFound, require_bucket
 
 RECORD_DIR = "_dataloader"
 COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
-_GLOB_CHARS = set("*?[")
 # What follows `<recipe>-` in a part file's name: `<run id>-<part>`, with the engine's run ids
 # (`YYYYmmddTHHMMSS-<8 hex>`). Tells this recipe's files from those of `<recipe>-<more>`.
 _PART_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-\d{5}(\.|$)")
@@ -114,7 +116,7 @@ class FileStoreConnector(BaseConnector):
         self.root = ""
         self._pending: list[tuple[str, str]] = []
         self._part = 0
-        self._listing: list[dict[str, Any]] | None = None
+        self._listing: Iterator[ListedFile] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -158,27 +160,23 @@ class FileStoreConnector(BaseConnector):
         """Make sure the destination directory (or, on S3, the bucket) exists."""
         try:
             if self.backend == "s3":
-                self._require_bucket()
+                require_bucket(self.fs, self._retrying, self.root.split("/", 1)[0])
             else:
                 self._retrying(self.fs.makedirs, self.root, exist_ok=True)
+        except NotFound as exc:
+            raise self._not_found(exc) from None
         except ConnectorError:
             raise
         except Exception as exc:
             raise self._fail("cannot prepare", self.root, exc) from exc
 
-    def _require_bucket(self) -> None:
-        """On S3: fail clearly unless the bucket exists. (s3fs's `exists` answers False for any
-        error, a 503 or a refused connection too, so ask S3 itself.)"""
-        bucket = self.root.split("/", 1)[0]
-        try:
-            self._retrying(self.fs.call_s3, "head_bucket", Bucket=bucket)
-        except FileNotFoundError:
-            raise ConnectorError(
-                f"s3: bucket {bucket!r} does not exist (or is not visible with these credentials)",
-                key=f"{self._role()}.path",
-                value=self.config.path,
-                context={"backend": "s3", "path": self.root},
-            ) from None
+    def _not_found(self, exc: NotFound) -> ConnectorError:
+        return ConnectorError(
+            f"{self.backend}: {exc.message}",
+            key=f"{self._role()}.path",
+            value=self.config.path,
+            context={"backend": self.backend, "path": self.root},
+        )
 
     def _fail(self, action: str, path: str, exc: BaseException) -> ConnectorError:
         """A `ConnectorError` naming the backend, the path and the cause (never a credential)."""
@@ -215,95 +213,81 @@ class FileStoreConnector(BaseConnector):
         )
 
     # -- source ----------------------------------------------------------------------
-    def _list(self) -> list[dict[str, Any]]:
-        root = self.root
+    def _list(self) -> Iterator[ListedFile]:
+        """The files to read, in path order, listed a page at a time as they are consumed."""
         try:
-            if _GLOB_CHARS & set(root):
-                found = self._retrying(self.fs.glob, root, detail=True)
-                if not found and self.backend == "s3":
-                    self._require_bucket()  # a glob in a missing bucket matches nothing
-            elif self._retrying(self.fs.isdir, root):
-                found = self._retrying(self.fs.find, root, detail=True)
-            elif self._retrying(self.fs.exists, root):
-                found = {root: self._retrying(self.fs.info, root)}
-            else:
-                raise ConnectorError(
-                    f"{self.backend}: path {root!r} does not exist",
-                    key="source.path",
-                    value=self.config.path,
-                )
+            for file in listing.iter_files(self.fs, self.backend, self.root, self._retrying):
+                if self.config.format is None and get_registry().format_for_path(file.path) is None:
+                    continue
+                yield file
+        except NotFound as exc:
+            raise self._not_found(exc) from None
         except ConnectorError:
             raise
         except Exception as exc:
-            raise self._fail("cannot list files under", root, exc) from None
-        files = []
-        for path, info in found.items():
-            if info.get("type") != "file" or _hidden(path, root):
-                continue
-            if self.config.format is None and get_registry().format_for_path(path) is None:
-                continue
-            files.append({"path": path, "mtime": _mtime(info), "size": int(info.get("size") or 0)})
-        if self.context and self.context.incremental is not None:
-            files.sort(key=lambda f: (f["mtime"], f["path"]))
-        else:
-            files.sort(key=lambda f: f["path"])
-        return files
+            raise self._fail("cannot list files under", self.root, exc) from None
 
     def estimate_rows(self) -> int | None:
         """Rows the listed files hold, for progress: exact from Parquet footers, otherwise the
-        total size times the line density of the first 1 MiB of the first file. None if unsure."""
+        total size times the line density of the first 1 MiB of the first file. None if unsure,
+        or when the listing is longer than one page (it is not listed ahead of the read)."""
+        listed = self._list()
+        files = list(itertools.islice(listed, listing.S3_PAGE_SIZE))
+        self._listing = itertools.chain(files, listed)  # read_batches goes on from here
+        if len(files) == listing.S3_PAGE_SIZE:
+            return None
         try:
-            files = self._listing = self._list()  # read_batches reuses it: one listing per run
             if not files:
                 return 0
-            if all(posixpath.splitext(f["path"])[1] in (".parquet", ".pq") for f in files):
+            if all(posixpath.splitext(f.path)[1] in (".parquet", ".pq") for f in files):
                 import pyarrow.parquet as pq
 
                 total = 0
                 for file in files:
-                    with self.fs.open(file["path"], "rb") as stream:
+                    with self.fs.open(file.path, "rb") as stream:
                         total += pq.ParquetFile(stream).metadata.num_rows
                 return total
             first = files[0]
-            with self.fs.open(first["path"], "rb", compression="infer") as stream:
+            with self.fs.open(first.path, "rb", compression="infer") as stream:
                 sample = stream.read(1 << 20)
             if not sample:
                 return None
             lines = max(sample.count(b"\n"), 1)
-            if first["path"].endswith((".gz", ".zst", ".bz2", ".xz")):
+            if first.path.endswith((".gz", ".zst", ".bz2", ".xz")):
                 if len(sample) == 1 << 20:
                     return None  # the sample does not tell the compression ratio
-                return int(sum(f["size"] for f in files) * lines / first["size"])
-            return int(sum(f["size"] for f in files) * lines / len(sample))
+                return int(sum(f.size for f in files) * lines / first.size)
+            return int(sum(f.size for f in files) * lines / len(sample))
         except Exception:
             return None
 
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
-        """Each new or changed file's batches, in listing order; with `runtime.parallelism` > 1
+        """Each new or changed file's batches, in path order; with `runtime.parallelism` > 1
         that many files are read at once (still yielded in order, a few batches ahead each)."""
         assert self.context is not None
         seen: dict[str, Any] = state.watermarks.get("files", {})
-        readers = []
-        listing, self._listing = self._listing, None
-        for file in listing if listing is not None else self._list():
-            path = file["path"]
-            signature = {"mtime": file["mtime"], "size": file["size"]}
-            entry = seen.get(path)
-            same = (
-                entry is not None
-                and entry.get("mtime") == file["mtime"]
-                and entry.get("size") == file["size"]
-            )
-            if same and entry.get("complete"):
-                continue
-            skip = int(entry.get("rows", 0)) if same else 0
-            readers.append(partial(self._read_file, path, signature, skip))
-        if self.context.parallelism > 1 and len(readers) > 1:
+        listed, self._listing = self._listing, None
+
+        def readers() -> Iterator[Callable[[], Iterator[ArrowBatch]]]:
+            for file in listed if listed is not None else self._list():
+                signature = {"mtime": file.mtime, "size": file.size}
+                entry = seen.get(file.path)
+                same = (
+                    entry is not None
+                    and entry.get("mtime") == file.mtime
+                    and entry.get("size") == file.size
+                )
+                if same and entry.get("complete"):
+                    continue
+                skip = int(entry.get("rows", 0)) if same else 0
+                yield partial(self._read_file, file.path, signature, skip)
+
+        if self.context.parallelism > 1:
             yield from ordered_merge(
-                readers, workers=self.context.parallelism, depth=2, name="file"
+                readers(), workers=self.context.parallelism, depth=2, name="file"
             )
         else:
-            for reader in readers:
+            for reader in readers():
                 yield from reader()
 
     def _read_file(self, path: str, signature: dict[str, Any], skip: int) -> Iterator[ArrowBatch]:
@@ -493,17 +477,3 @@ class FileStoreConnector(BaseConnector):
             if self.fs is not None and self.fs.exists(tmp):
                 self.fs.rm(tmp)
         self._pending = []
-
-
-def _hidden(path: str, root: str) -> bool:
-    """Whether a listed file, or a directory between `root` and it, starts with `.` or `_`."""
-    base = root if not (_GLOB_CHARS & set(root)) else root.split("*", 1)[0].rsplit("/", 1)[0]
-    relative = path[len(base) :] if path.startswith(base) else posixpath.basename(path)
-    return any(part.startswith((".", "_")) for part in relative.split("/") if part)
-
-
-def _mtime(info: dict[str, Any]) -> float:
-    value = info.get("mtime", info.get("LastModified", info.get("last_modified", 0)))
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    return float(value or 0)

@@ -1,0 +1,240 @@
+"""Listing a source path: an S3 prefix a page at a time, a directory tree one directory at a
+time, files yielded in path order as they are listed, so reading starts before the listing
+ends and a large prefix is never held whole."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dataloader import ArrowBatch, State
+from dataloader.context import RunContext
+from dataloader_filestore import FileStoreConnector, listing
+from dataloader_filestore.connector import FileStoreConfig
+from dataloader_filestore.testing import MotoServer
+
+PAGE = 10
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing, "S3_PAGE_SIZE", PAGE)
+
+
+@pytest.fixture
+def open_source() -> Iterator[Callable[..., FileStoreConnector]]:
+    opened: list[FileStoreConnector] = []
+
+    def _open(path: str, **options: Any) -> FileStoreConnector:
+        connector = FileStoreConnector(FileStoreConfig(path=path, **options))
+        connector.open(RunContext(recipe_name="listing", run_id="r", started_at=datetime.now(UTC)))
+        opened.append(connector)
+        return connector
+
+    yield _open
+    for connector in opened:
+        connector.close()
+
+
+def source_file(batch: ArrowBatch) -> str:
+    return batch.metadata["source_file"]
+
+
+# -- S3 --------------------------------------------------------------------------------------
+@pytest.fixture
+def big_prefix(moto_server: MotoServer) -> tuple[str, list[str], int]:
+    """A bucket whose `big/` prefix holds 25 one-row CSVs, a nested one and two to skip.
+    Returns the bucket, the data keys in key order and how many keys the prefix holds."""
+    bucket = moto_server.create_bucket()
+    s3 = moto_server.client("s3")
+    data = [f"big/f{i:03d}.csv" for i in range(25)] + ["big/sub/g.csv"]
+    skipped = ["big/.f999.csv.tmp", "big/_dataloader/listing.json"]
+    for number, key in enumerate(data + skipped):
+        s3.put_object(Bucket=bucket, Key=key, Body=f"id\n{number}\n".encode())
+    return bucket, sorted(data), len(data) + len(skipped)
+
+
+def record_listings(connector: FileStoreConnector, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """The ListObjectsV2 requests the connector makes from now on."""
+    requests: list[dict] = []
+    call_s3 = connector.fs.call_s3
+
+    def recording(method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "list_objects_v2":
+            requests.append(kwargs)
+        return call_s3(method, *args, **kwargs)
+
+    monkeypatch.setattr(connector.fs, "call_s3", recording)
+    return requests
+
+
+def test_s3_prefix_is_read_while_it_is_listed_a_page_at_a_time(
+    moto_server: MotoServer,
+    big_prefix: tuple[str, list[str], int],
+    small_pages: None,
+    open_source: Callable[..., FileStoreConnector],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket, data, keys = big_prefix
+    connector = open_source(f"s3://{bucket}/big/", **moto_server.settings())
+    requests = record_listings(connector, monkeypatch)
+
+    batches = connector.read_batches(State())
+    first = next(batches)
+    assert source_file(first) == f"{bucket}/{data[0]}"
+    assert len(requests) == 1  # the first file is read after one page
+    read = [source_file(first)] + [source_file(batch) for batch in batches]
+
+    assert read == [f"{bucket}/{key}" for key in data]
+    assert len(requests) == math.ceil(keys / PAGE)
+    assert all(request["MaxKeys"] == PAGE for request in requests)
+    tokens = [request.get("ContinuationToken") for request in requests]
+    assert tokens[0] is None and all(tokens[1:]) and len(set(tokens[1:])) == len(tokens) - 1
+
+
+def test_s3_glob_lists_from_its_literal_prefix_one_level_deep(
+    moto_server: MotoServer,
+    big_prefix: tuple[str, list[str], int],
+    small_pages: None,
+    open_source: Callable[..., FileStoreConnector],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = big_prefix[0]
+    connector = open_source(f"s3://{bucket}/big/f01*.csv", **moto_server.settings())
+    requests = record_listings(connector, monkeypatch)
+
+    read = [source_file(batch) for batch in connector.read_batches(State())]
+
+    assert read == [f"{bucket}/big/f{i:03d}.csv" for i in range(10, 20)]
+    assert {request["Delimiter"] for request in requests} == {"/"}
+    assert {request["Prefix"] for request in requests} == {"big/f01"}
+    assert len(requests) == 1  # 10 keys start with `big/f01`
+
+
+def test_s3_recursive_glob_reaches_nested_keys(
+    moto_server: MotoServer,
+    big_prefix: tuple[str, list[str], int],
+    open_source: Callable[..., FileStoreConnector],
+) -> None:
+    bucket = big_prefix[0]
+    connector = open_source(f"s3://{bucket}/big/**/g*.csv", **moto_server.settings())
+
+    assert [source_file(batch) for batch in connector.read_batches(State())] == [
+        f"{bucket}/big/sub/g.csv"
+    ]
+
+
+def test_progress_estimate_stops_after_one_page_and_the_read_goes_on_from_it(
+    moto_server: MotoServer,
+    big_prefix: tuple[str, list[str], int],
+    small_pages: None,
+    open_source: Callable[..., FileStoreConnector],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket, data, keys = big_prefix
+    connector = open_source(f"s3://{bucket}/big/", **moto_server.settings())
+    requests = record_listings(connector, monkeypatch)
+
+    assert connector.estimate_rows() is None  # more files than one page: total unknown
+    assert len(requests) <= 2  # a page of files may end in the next page's first keys
+    read = [source_file(batch) for batch in connector.read_batches(State())]
+
+    assert read == [f"{bucket}/{key}" for key in data]
+    assert len(requests) == math.ceil(keys / PAGE)  # one listing for estimate and read
+
+
+def test_progress_estimate_of_a_prefix_within_one_page(
+    moto_server: MotoServer, open_source: Callable[..., FileStoreConnector]
+) -> None:
+    bucket = moto_server.create_bucket()
+    s3 = moto_server.client("s3")
+    for number, rows in enumerate([2, 3, 4]):
+        sink = io.BytesIO()
+        pq.write_table(pa.table({"id": list(range(rows))}), sink)
+        s3.put_object(Bucket=bucket, Key=f"pq/{number}.parquet", Body=sink.getvalue())
+    connector = open_source(f"s3://{bucket}/pq/", **moto_server.settings())
+
+    assert connector.estimate_rows() == 9  # from the Parquet footers
+    assert sum(batch.to_arrow().num_rows for batch in connector.read_batches(State())) == 9
+
+
+# -- local disk (and SFTP, which lists the same way) -----------------------------------------
+def test_directory_tree_is_listed_one_directory_at_a_time(
+    tmp_path: Path,
+    open_source: Callable[..., FileStoreConnector],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "tree"
+    for day in range(5):
+        for hour in range(3):
+            path = root / f"day={day}" / f"{hour:02d}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"id\n{day * 10 + hour}\n")
+    (root / "_dataloader").mkdir()
+    (root / "_dataloader" / "x.csv").write_text("id\n-1\n")
+    (root / ".staging").mkdir()
+    (root / ".staging" / "y.csv").write_text("id\n-2\n")
+    (root / "top.csv").write_text("id\n99\n")
+    connector = open_source(str(root))
+    listed: list[str] = []
+    ls = connector.fs.ls
+
+    def recording(path: str, *args: Any, **kwargs: Any) -> Any:
+        listed.append(path)
+        return ls(path, *args, **kwargs)
+
+    monkeypatch.setattr(connector.fs, "ls", recording)
+    batches = connector.read_batches(State())
+    first = next(batches)
+
+    assert source_file(first).endswith("day=0/00.csv")
+    assert [Path(path).name for path in listed] == ["tree", "day=0"]
+    rest = [source_file(batch) for batch in batches]
+    expected = [f"day={d}/{h:02d}.csv" for d in range(5) for h in range(3)] + ["top.csv"]
+    assert [str(Path(p).relative_to(root)) for p in [source_file(first), *rest]] == expected
+    assert not {"_dataloader", ".staging"} & {Path(path).name for path in listed}
+
+
+def test_local_glob_lists_only_the_levels_it_can_match(
+    tmp_path: Path,
+    open_source: Callable[..., FileStoreConnector],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "tree"
+    for name in ["a/1.csv", "a/deep/2.csv", "b/3.csv", "c.csv"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("id\n1\n")
+    connector = open_source(str(root / "*" / "*.csv"))
+    listed: list[str] = []
+    ls = connector.fs.ls
+
+    def recording(path: str, *args: Any, **kwargs: Any) -> Any:
+        listed.append(path)
+        return ls(path, *args, **kwargs)
+
+    monkeypatch.setattr(connector.fs, "ls", recording)
+    read = [str(Path(source_file(b)).relative_to(root)) for b in connector.read_batches(State())]
+
+    assert read == ["a/1.csv", "b/3.csv"]
+    assert "deep" not in {Path(path).name for path in listed}  # below the glob's depth
+
+
+def test_recursive_local_glob_matches_every_depth(
+    tmp_path: Path, open_source: Callable[..., FileStoreConnector]
+) -> None:
+    root = tmp_path / "tree"
+    for name in ["1.csv", "a/2.csv", "a/deep/3.csv", "a/deep/_skip/4.csv", "b/5.json"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("id\n1\n")
+    connector = open_source(str(root / "**" / "*.csv"))
+    read = [str(Path(source_file(b)).relative_to(root)) for b in connector.read_batches(State())]
+
+    assert read == ["1.csv", "a/2.csv", "a/deep/3.csv"]
