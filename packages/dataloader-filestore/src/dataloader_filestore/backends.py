@@ -257,6 +257,19 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+_STORAGE_LIBRARIES = ("botocore", "aiobotocore", "aiohttp", "asyncssh", "s3fs", "sshfs", "fsspec")
+_TRANSIENT_TEXT = (
+    "SlowDown",
+    "ServiceUnavailable",
+    "Service Unavailable",
+    "InternalError",
+    "Throttl",
+    "RequestTimeout",
+    "Connection reset",
+    "connection lost",
+)
+
+
 def _transient_one(exc: BaseException) -> bool:
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
@@ -265,19 +278,12 @@ def _transient_one(exc: BaseException) -> bool:
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if isinstance(status, int) and status in (500, 502, 503, 504):
             return True
-    text = str(exc)
-    return any(
-        marker in text
-        for marker in (
-            "503",
-            "500 ",
-            "502",
-            "504",
-            "SlowDown",
-            "ServiceUnavailable",
-            "Throttl",
-            "RequestTimeout",
-            "Connection reset",
-            "connection lost",
-        )
-    )
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status in (500, 502, 503, 504):
+        return True
+    # Judge by the message only what the storage libraries raised: the engine asks about every
+    # error of the run, and another connector's message may hold anything (a port, a value).
+    module = type(exc).__module__.split(".", 1)[0]
+    if not (isinstance(exc, OSError) or module in _STORAGE_LIBRARIES):
+        return False
+    return any(marker in str(exc) for marker in _TRANSIENT_TEXT)
