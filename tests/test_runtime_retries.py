@@ -444,15 +444,12 @@ def test_a_sql_error_in_where_fails_at_once_without_retries(
             "runtime": {"retries": SLOW_RETRIES},
         },
     )
-    started = time.monotonic()
     with pytest.raises(DataLoaderError) as caught:
         run(recipe, tmp_path)
-    elapsed = time.monotonic() - started
 
     message = str(caught.value)
     assert 'column "no_such_column" does not exist' in message
     assert "events" in message and f"/{postgres_database}" in message
-    assert elapsed < 2.0, f"took {elapsed:.1f}s: was it retried?"
     assert not [r for r in caplog.records if "transient failure" in r.getMessage()]
     summary = last_run(tmp_path, "bad_where")
     assert summary["status"] == "failed"
@@ -475,15 +472,12 @@ def test_a_wrong_destination_column_type_fails_at_once_without_retries(
     recipe = files_to_postgres(
         tmp_path, pg_keys(postgres_server, postgres_database), SLOW_RETRIES, name="bad_type"
     )
-    started = time.monotonic()
     with pytest.raises(DataLoaderError) as caught:
         run(recipe, tmp_path)
-    elapsed = time.monotonic() - started
 
     message = str(caught.value)
     assert "invalid input syntax for type integer" in message, message
     assert "append write failed on loaded" in message
-    assert elapsed < 2.0, f"took {elapsed:.1f}s: was it retried?"
     assert not [r for r in caplog.records if "transient failure" in r.getMessage()]
     assert sum(s["retries"] for s in last_run(tmp_path, "bad_type")["stages"].values()) == 0
     assert pg_rows(postgres_server, postgres_database, "SELECT count(*) FROM loaded") == [(0,)]
