@@ -62,38 +62,54 @@ def big_prefix(moto_server: MotoServer) -> tuple[str, list[str], int]:
     return bucket, sorted(data), len(data) + len(skipped)
 
 
-def record_listings(connector: FileStoreConnector, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    """The ListObjectsV2 requests the connector makes from now on."""
-    requests: list[dict] = []
-    call_s3 = connector.fs.call_s3
+def record_calls(
+    target: Any, method: str, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[tuple, dict]]:
+    """The `(args, kwargs)` of each call of `target.method` from now on."""
+    calls: list[tuple[tuple, dict]] = []
+    original = getattr(target, method)
 
-    def recording(method: str, *args: Any, **kwargs: Any) -> Any:
-        if method == "list_objects_v2":
-            requests.append(kwargs)
-        return call_s3(method, *args, **kwargs)
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append((args, kwargs))
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(connector.fs, "call_s3", recording)
-    return requests
+    monkeypatch.setattr(target, method, recording)
+    return calls
 
 
-def test_s3_prefix_is_read_while_it_is_listed_a_page_at_a_time(
+def listings(calls: list[tuple[tuple, dict]]) -> list[dict]:
+    """The ListObjectsV2 requests among recorded `call_s3` calls."""
+    return [kwargs for args, kwargs in calls if args[0] == "list_objects_v2"]
+
+
+@pytest.fixture
+def big_source(
     moto_server: MotoServer,
     big_prefix: tuple[str, list[str], int],
     small_pages: None,
     open_source: Callable[..., FileStoreConnector],
     monkeypatch: pytest.MonkeyPatch,
+) -> tuple[FileStoreConnector, list[tuple[tuple, dict]]]:
+    """A source of `s3://<bucket>/big/` listed in pages of 10, and its recorded S3 calls."""
+    connector = open_source(f"s3://{big_prefix[0]}/big/", **moto_server.settings())
+    return connector, record_calls(connector.fs, "call_s3", monkeypatch)
+
+
+def test_s3_prefix_is_read_while_it_is_listed_a_page_at_a_time(
+    big_prefix: tuple[str, list[str], int],
+    big_source: tuple[FileStoreConnector, list[tuple[tuple, dict]]],
 ) -> None:
     bucket, data, keys = big_prefix
-    connector = open_source(f"s3://{bucket}/big/", **moto_server.settings())
-    requests = record_listings(connector, monkeypatch)
+    connector, calls = big_source
 
     batches = connector.read_batches(State())
     first = next(batches)
     assert source_file(first) == f"{bucket}/{data[0]}"
-    assert len(requests) == 1  # the first file is read after one page
+    assert len(listings(calls)) == 1  # the first file is read after one page
     read = [source_file(first)] + [source_file(batch) for batch in batches]
 
     assert read == [f"{bucket}/{key}" for key in data]
+    requests = listings(calls)
     assert len(requests) == math.ceil(keys / PAGE)
     assert all(request["MaxKeys"] == PAGE for request in requests)
     tokens = [request.get("ContinuationToken") for request in requests]
@@ -109,11 +125,12 @@ def test_s3_glob_lists_from_its_literal_prefix_one_level_deep(
 ) -> None:
     bucket = big_prefix[0]
     connector = open_source(f"s3://{bucket}/big/f01*.csv", **moto_server.settings())
-    requests = record_listings(connector, monkeypatch)
+    calls = record_calls(connector.fs, "call_s3", monkeypatch)
 
     read = [source_file(batch) for batch in connector.read_batches(State())]
 
     assert read == [f"{bucket}/big/f{i:03d}.csv" for i in range(10, 20)]
+    requests = listings(calls)
     assert {request["Delimiter"] for request in requests} == {"/"}
     assert {request["Prefix"] for request in requests} == {"big/f01"}
     assert len(requests) == 1  # 10 keys start with `big/f01`
@@ -133,22 +150,18 @@ def test_s3_recursive_glob_reaches_nested_keys(
 
 
 def test_progress_estimate_stops_after_one_page_and_the_read_goes_on_from_it(
-    moto_server: MotoServer,
     big_prefix: tuple[str, list[str], int],
-    small_pages: None,
-    open_source: Callable[..., FileStoreConnector],
-    monkeypatch: pytest.MonkeyPatch,
+    big_source: tuple[FileStoreConnector, list[tuple[tuple, dict]]],
 ) -> None:
     bucket, data, keys = big_prefix
-    connector = open_source(f"s3://{bucket}/big/", **moto_server.settings())
-    requests = record_listings(connector, monkeypatch)
+    connector, calls = big_source
 
     assert connector.estimate_rows() is None  # more files than one page: total unknown
-    assert len(requests) <= 2  # a page of files may end in the next page's first keys
+    assert len(listings(calls)) <= 2  # a page of files may end in the next page's first keys
     read = [source_file(batch) for batch in connector.read_batches(State())]
 
     assert read == [f"{bucket}/{key}" for key in data]
-    assert len(requests) == math.ceil(keys / PAGE)  # one listing for estimate and read
+    assert len(listings(calls)) == math.ceil(keys / PAGE)  # one listing for estimate and read
 
 
 def test_progress_estimate_of_a_prefix_within_one_page(
@@ -184,23 +197,16 @@ def test_directory_tree_is_listed_one_directory_at_a_time(
     (root / ".staging" / "y.csv").write_text("id\n-2\n")
     (root / "top.csv").write_text("id\n99\n")
     connector = open_source(str(root))
-    listed: list[str] = []
-    ls = connector.fs.ls
-
-    def recording(path: str, *args: Any, **kwargs: Any) -> Any:
-        listed.append(path)
-        return ls(path, *args, **kwargs)
-
-    monkeypatch.setattr(connector.fs, "ls", recording)
+    calls = record_calls(connector.fs, "ls", monkeypatch)
     batches = connector.read_batches(State())
     first = next(batches)
 
     assert source_file(first).endswith("day=0/00.csv")
-    assert [Path(path).name for path in listed] == ["tree", "day=0"]
+    assert [Path(args[0]).name for args, _ in calls] == ["tree", "day=0"]
     rest = [source_file(batch) for batch in batches]
     expected = [f"day={d}/{h:02d}.csv" for d in range(5) for h in range(3)] + ["top.csv"]
     assert [str(Path(p).relative_to(root)) for p in [source_file(first), *rest]] == expected
-    assert not {"_dataloader", ".staging"} & {Path(path).name for path in listed}
+    assert not {"_dataloader", ".staging"} & {Path(args[0]).name for args, _ in calls}
 
 
 def test_local_glob_lists_only_the_levels_it_can_match(
@@ -213,18 +219,11 @@ def test_local_glob_lists_only_the_levels_it_can_match(
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text("id\n1\n")
     connector = open_source(str(root / "*" / "*.csv"))
-    listed: list[str] = []
-    ls = connector.fs.ls
-
-    def recording(path: str, *args: Any, **kwargs: Any) -> Any:
-        listed.append(path)
-        return ls(path, *args, **kwargs)
-
-    monkeypatch.setattr(connector.fs, "ls", recording)
+    calls = record_calls(connector.fs, "ls", monkeypatch)
     read = [str(Path(source_file(b)).relative_to(root)) for b in connector.read_batches(State())]
 
     assert read == ["a/1.csv", "b/3.csv"]
-    assert "deep" not in {Path(path).name for path in listed}  # below the glob's depth
+    assert "deep" not in {Path(args[0]).name for args, _ in calls}  # below the glob's depth
 
 
 def test_recursive_local_glob_matches_every_depth(
