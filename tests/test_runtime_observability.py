@@ -235,11 +235,17 @@ def test_the_password_never_appears_in_output_logs_or_state(
         assert "no_such_table" in flat(err)
         assert "does not exist" in flat(err)
         if fmt == "json":
-            # The log records are JSON; the error report for people follows them.
-            failed = [line for line in err.splitlines() if line.startswith("{")]
+            # Every line is a JSON record, the CLI's error report last.
+            records = json_records(err)
             assert any(
-                json.loads(line)["level"] == "error" and "no_such_table" in line for line in failed
+                r["level"] == "error" and r["logger"] == "dataloader.engine" for r in records
             )
+            report = records[-1]
+            assert report["logger"] == "dataloader.cli" and report["level"] == "error"
+            assert report["exit_code"] == 1 and report["error"].endswith("Error")
+            assert "no_such_table" in report["message"]
+        else:
+            assert "error:" in err
     rows = postgres_server.connect(postgres_database)
     try:
         cursor = rows.cursor()

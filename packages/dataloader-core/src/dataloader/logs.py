@@ -65,6 +65,9 @@ class JsonFormatter(logging.Formatter):
         counts = getattr(record, "counts", None)
         if counts:
             entry["counts"] = counts
+        details = getattr(record, "details", None)
+        if details:
+            entry.update({k: v for k, v in details.items() if k not in entry})
         if record.exc_info:
             entry["error"] = mask_text(self.formatException(record.exc_info).splitlines()[-1])
         return json.dumps({k: v for k, v in entry.items() if v is not None}, default=str)

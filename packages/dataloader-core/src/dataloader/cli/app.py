@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -64,7 +65,12 @@ def cli(log_level: str, log_format: str) -> None:
     """Declarative data loading: run YAML recipes that move data from a source to a destination."""
     from dataloader.logs import configure_logging
 
+    global _log_format
+    _log_format = log_format
     configure_logging(log_level, log_format)
+
+
+_log_format = "plain"
 
 
 def _register_commands() -> None:
@@ -84,7 +90,17 @@ def _register_commands() -> None:
     cli.add_command(init_cmd.init)
 
 
-def report_error(exc: DataLoaderError) -> None:
+def report_error(exc: DataLoaderError, run: Any = None) -> None:
+    """Tell the user why a command failed: a red line, or with `--log-format json` a record
+    (with the recipe and run id of `run`, the failed run's `RunResult`, when there is one)."""
+    if _log_format == "json":
+        details = {"error": type(exc).__name__, "exit_code": exc.exit_code}
+        details.update({k: exc.context[k] for k in ("file", "key", "expected") if k in exc.context})
+        extra: dict[str, Any] = {"details": details}
+        if run is not None:
+            extra.update(recipe=run.recipe_name, run_id=run.run_id)
+        logging.getLogger("dataloader.cli").error(str(exc), extra=extra)
+        return
     err_console.print(f"[bold red]error:[/] {type(exc).__name__}", end=": ")
     err_console.print(str(exc), markup=False)
 

@@ -182,8 +182,8 @@ def run(
             runner = Runner(bound, backend, reporter.options(recipe.name, full_refresh))
             result = runner.run()
         except DataLoaderError as exc:
-            report_error(exc)
             failed = runner.result if runner is not None else None
+            report_error(exc, failed)
             return str(path), failed, type(exc).__name__, 2 if isinstance(exc, RecipeError) else 1
         return recipe.name, result, None, 0
 
