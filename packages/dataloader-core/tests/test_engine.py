@@ -239,14 +239,35 @@ def test_run_result_counts_rows_batches_and_stages(duckdb_db: Path, tmp_path: Pa
     assert table_rows(duckdb_db, "SELECT count(*), min(id), max(id) FROM numbers") == [(25, 1, 25)]
 
 
-def test_incremental_run_commits_per_aligned_batch(duckdb_db: Path, tmp_path: Path) -> None:
+def test_incremental_run_groups_small_batches_into_commits_of_batch_size_rows(
+    duckdb_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     backend = LocalStateBackend(tmp_path / "state")
+    saved: list[dict[str, Any]] = []
+    save = backend.save
+    monkeypatch.setattr(
+        backend, "save", lambda name, state: (saved.append(state), save(name, state))
+    )
 
     result = run_recipe(sequence_recipe(duckdb_db, 25, incremental=True), backend)
 
-    # Each batch's last id is held back for the next: [1-9] [10-19] [20-24] [25].
+    # Each batch's last id is held back for the next: [1-9] [10-19] [20-24] [25]. A commit
+    # waits for 10 rows (batch_size): after 19 rows, then the 6 left at the end.
+    assert (result.rows_written, result.batches, result.commits) == (25, 4, 2)
+    assert result.stages["commit"].batches == 2
+    assert [State.from_dict(s).cursor_values for s in saved[:2]] == [{"id": 19}, {"id": 25}]
+
+
+def test_commit_interval_commits_whatever_is_staged(duckdb_db: Path, tmp_path: Path) -> None:
+    backend = LocalStateBackend(tmp_path / "state")
+    recipe = sequence_recipe(duckdb_db, 25, incremental=True)
+    recipe = recipe.model_copy(
+        update={"runtime": recipe.runtime.model_copy(update={"commit_interval_seconds": 1e-9})}
+    )
+
+    result = run_recipe(recipe, backend)
+
     assert (result.rows_written, result.batches, result.commits) == (25, 4, 4)
-    assert result.stages["commit"].batches == 4
     assert State.from_dict(backend.load("numbers")).cursor_values == {"id": 25}
 
     again = run_recipe(sequence_recipe(duckdb_db, 30, incremental=True), backend)

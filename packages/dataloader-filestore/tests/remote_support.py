@@ -73,7 +73,8 @@ class FailingRowsSource(BaseConnector):
 
 
 class ResumableFailingRowsSource(FailingRowsSource):
-    """The same, resumable: the engine commits after every batch."""
+    """The same, resumable: the engine commits after every batch of `runtime.batch_size` rows
+    (`FAILING_RUNTIME`)."""
 
     capabilities = Capabilities(read=True, resumable=True)
 
@@ -87,6 +88,9 @@ def register_failing_sources() -> Iterator[list[Callable[[int], None]]]:
     OBSERVERS.clear()
     unregister("connector", FAILING)
     unregister("connector", FAILING_RESUMABLE)
+
+
+FAILING_RUNTIME = {"batch_size": 2}  # = rows_per_batch: every batch is a full one
 
 
 def failing_source(*, resumable: bool, fail_after: int | None, batches: int = 5) -> dict[str, Any]:

@@ -175,12 +175,31 @@ def test_killed_run_resumes_mid_file_and_every_row_arrives_once(
     with pytest.raises(EngineError, match=f"killed on write {fail_on_write}"):
         run(dying)
     committed = len(collected.get("files", []))
-    assert committed == [0, 2, 4, 5, 7, 9][fail_on_write - 1]
+    # Commits wait for 2 rows (batch_size): after writes 1, 2, 4 (1 + 2 rows) and 5.
+    assert committed == [0, 2, 4, 4, 7, 9][fail_on_write - 1]
 
     resumed = run(recipe)
 
     assert resumed.rows_read == 10 - committed
     assert ids(collected["files"]) == list(range(1, 11))
+
+
+def test_small_files_share_commits_of_batch_size_rows(
+    run: Run, tmp_path: Path, state_dir: Path, collected: dict[str, list[dict[str, Any]]]
+) -> None:
+    data = tmp_path / "data"
+    for number in range(25):
+        write_csv(data / f"f{number:02d}.csv", [number], mtime=1_700_000_000)
+    recipe = collect_recipe(str(data), batch_size=10)
+    recipe["source"]["incremental"] = {"strategy": "modified_time"}
+
+    result = run(recipe)
+
+    assert (result.batches, result.commits) == (25, 3)  # 10 + 10 + the last 5 files
+    assert ids(collected["files"]) == list(range(25))
+    files = State.from_dict(LocalStateBackend(state_dir).load("files")).watermarks["files"]
+    assert len(files) == 25 and all(entry["complete"] for entry in files.values())
+    assert run(recipe).rows_read == 0
 
 
 def test_state_of_a_full_read_is_cleared_after_success(

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from remote_support import (
+    FAILING_RUNTIME,
     ROWS,
     YamlRunner,
     assert_clean_error,
@@ -244,6 +245,7 @@ def failing_recipe(
             "format": "jsonl",
             **settings(moto_server),
         },
+        "runtime": {**FAILING_RUNTIME},
     }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from remote_support import (
+    FAILING_RUNTIME,
     ROWS,
     YamlRunner,
     assert_clean_error,
@@ -223,6 +224,7 @@ def staged_recipe(
         "name": "staged",
         "source": failing_source(resumable=resumable, fail_after=fail_after),
         "destination": {"type": "filestore", **by_url(server, out), "format": "jsonl"},
+        "runtime": {**FAILING_RUNTIME},
     }
 
 

@@ -272,11 +272,16 @@ class Runner:
         )
         capabilities = self.bound.source.registration.capabilities
         resumable = bool(capabilities and capabilities.resumable)
-        # Committing per batch is only safe when a killed run can resume where it stopped;
+        # Committing during the run is only safe when a killed run can resume where it stopped;
         # otherwise the whole run is one commit, so a re-run starts from a clean slate.
-        commit_each_batch = context.write_mode != "overwrite" and (
+        commit_as_we_go = context.write_mode != "overwrite" and (
             cursor_column is not None or resumable
         )
+        # Small batches (small files, batches cut at cursor ties) are grouped into a commit of at
+        # least `batch_size` rows, or whatever is staged after `commit_interval_seconds`: each
+        # commit writes the whole state, so committing every tiny batch costs O(batches²).
+        runtime = self.recipe.runtime
+        staged_rows, last_commit = 0, time.monotonic()
         items = self._produce(source, pipeline, state, context, result)
         parallelism = self.recipe.runtime.parallelism
         if parallelism > 1:  # read and transform run ahead of writes in a background thread
@@ -301,8 +306,13 @@ class Runner:
             result.rows_written += transformed.row_count
             result.bytes_written += transformed.nbytes
             result.batches += 1
-            if commit_each_batch:
+            staged_rows += transformed.row_count
+            if commit_as_we_go and (
+                staged_rows >= runtime.batch_size
+                or time.monotonic() - last_commit >= runtime.commit_interval_seconds
+            ):
                 self._commit(destination, state, result)
+                staged_rows, last_commit = 0, time.monotonic()
             if self.options.progress is not None:
                 result.duration_seconds = time.perf_counter() - clock
                 self.options.progress(result)
@@ -310,7 +320,12 @@ class Runner:
         if incremental is None and state.watermarks:
             # A full read's checkpoints only serve to resume this run; the next run reads all again.
             state.watermarks = {}
-        if not commit_each_batch or result.commits == commits_before or incremental is None:
+        if (
+            not commit_as_we_go
+            or staged_rows
+            or result.commits == commits_before
+            or incremental is None
+        ):
             self._commit(destination, state, result)
 
     def _commit(self, destination: Any, state: State, result: RunResult) -> None:

@@ -115,6 +115,7 @@ class RuntimeConfig(BaseModel):
     batch_size: int = Field(default=50_000, gt=0)
     retries: RetryConfig = Field(default_factory=RetryConfig)
     parallelism: int = Field(default=1, ge=1, le=64)
+    commit_interval_seconds: float = Field(default=30, gt=0)
 
     @field_validator("retries", mode="before")
     @classmethod
