@@ -54,6 +54,9 @@ class DuckDBConnector(BaseConnector):
         self.con: Any = None
         self._in_transaction = False
         self._staging: TableName | None = None
+        # The batch schema each table was last made to fit, so same-shaped batches skip the
+        # catalog queries. Forgotten on abort (a rollback may undo a CREATE or ALTER).
+        self._fitted: dict[str, pa.Schema] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -214,22 +217,27 @@ class DuckDBConnector(BaseConnector):
     def _register(self, data: pa.RecordBatch) -> None:
         self.con.register(BATCH_VIEW, pa.Table.from_batches([data]))
 
-    def _ensure_table(self, table: TableName, source: str) -> None:
-        """Create `table` shaped like `source`, or add the columns it lacks."""
+    def _ensure_table(self, table: TableName, source: str, schema: pa.Schema) -> None:
+        """Create `table` shaped like `source` (whose Arrow schema is `schema`), or add the
+        columns it lacks."""
+        if self._fitted.get(table.sql()) == schema:
+            return
         if not self._exists(table):
             self.con.execute(f"CREATE TABLE {table.sql()} AS SELECT * FROM {source} LIMIT 0")
-            return
-        existing = {row[0] for row in self.con.execute(f"DESCRIBE {table.sql()}").fetchall()}
-        for name, type_name, *_ in self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall():
-            if name not in existing:
-                self.con.execute(
-                    f"ALTER TABLE {table.sql()} ADD COLUMN {quote_identifier(name)} {type_name}"
-                )
+        else:
+            existing = {row[0] for row in self.con.execute(f"DESCRIBE {table.sql()}").fetchall()}
+            described = self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+            for name, type_name, *_ in described:
+                if name not in existing:
+                    self.con.execute(
+                        f"ALTER TABLE {table.sql()} ADD COLUMN {quote_identifier(name)} {type_name}"
+                    )
+        self._fitted[table.sql()] = schema
 
     def _append(self, data: pa.RecordBatch, table: TableName) -> None:
         self._register(data)
         try:
-            self._ensure_table(table, BATCH_VIEW)
+            self._ensure_table(table, BATCH_VIEW, data.schema)
             self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM {BATCH_VIEW}")
         finally:
             self.con.unregister(BATCH_VIEW)
@@ -267,7 +275,9 @@ class DuckDBConnector(BaseConnector):
         partition = ", ".join(quote_identifier(key) for key in keys)
         try:
             self._ensure_table(
-                table, f"(SELECT * EXCLUDE ({quote_identifier(ORDINAL)}) FROM {BATCH_VIEW})"
+                table,
+                f"(SELECT * EXCLUDE ({quote_identifier(ORDINAL)}) FROM {BATCH_VIEW})",
+                data.schema,
             )
             self.con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _dl_merge AS SELECT * EXCLUDE ({quote_identifier(ORDINAL)}) FROM {BATCH_VIEW} "
@@ -307,8 +317,10 @@ class DuckDBConnector(BaseConnector):
             f"ALTER TABLE {self._staging.sql()} RENAME TO {quote_identifier(target.name)}"
         )
         self._staging = None
+        self._fitted.clear()
 
     def abort(self) -> None:
+        self._fitted.clear()
         if self._in_transaction and self.con is not None:
             self.con.execute("ROLLBACK")
             self._in_transaction = False
