@@ -1,4 +1,5 @@
-"""Exactly-once on DuckDB: state commits with the data, overwrite swaps atomically, and stored
+"""Exactly-once on DuckDB: state commits with the data, overwrite swaps atomically, an aborted
+transaction leaves nothing the next batch relies on, and stored
 cursor values keep their type and precision."""
 
 from __future__ import annotations
@@ -296,3 +297,33 @@ def test_stored_cursor_keeps_type_and_precision(
     sql.execute(source_db, f"INSERT INTO events SELECT i, {expression} FROM range(4, 5) t(i)")
     assert run(recipe).rows_written == 1
     assert sql.query(dest_db, "SELECT count(*), count(DISTINCT id) FROM events") == [(4, 4)]
+
+
+@pytest.mark.parametrize("write_mode", ["append", "merge"])
+def test_a_table_created_in_an_aborted_transaction_is_created_again(
+    dest_db: Path, sql: Any, write_mode: str
+) -> None:
+    from dataloader import ArrowBatch, RunContext
+    from dataloader_duckdb import DuckDBConfig
+
+    connector = DuckDBConnector(DuckDBConfig(database=str(dest_db), table="fresh"))
+    connector.open(
+        RunContext(
+            recipe_name="fresh",
+            run_id="r",
+            started_at=datetime.now(UTC),
+            role="destination",
+            write_mode=write_mode,
+            merge_keys=("id",),
+        )
+    )
+    try:
+        connector.begin(State())
+        connector.write_batch(ArrowBatch.from_pylist([{"id": 1, "v": "a"}]), State())
+        connector.abort()  # rolls back the CREATE TABLE too
+        connector.write_batch(ArrowBatch.from_pylist([{"id": 2, "v": "b"}]), State())
+        connector.commit(State())
+    finally:
+        connector.close()
+
+    assert sql.query(dest_db, "SELECT id, v FROM fresh") == [(2, "b")]
