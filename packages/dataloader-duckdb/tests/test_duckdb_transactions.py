@@ -1,6 +1,6 @@
 """Exactly-once on DuckDB: state commits with the data, overwrite swaps atomically, an aborted
-transaction leaves nothing the next batch relies on, and stored
-cursor values keep their type and precision."""
+transaction leaves nothing the next batch relies on, and stored cursor values keep their type
+and precision."""
 
 from __future__ import annotations
 
