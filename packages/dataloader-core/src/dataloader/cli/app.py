@@ -13,6 +13,7 @@ from dataloader.errors import DataLoaderError
 from dataloader.plugins import core_version
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+_log_format = "plain"  # the --log-format of this invocation: how errors are reported
 
 
 def make_console() -> Console:
@@ -68,9 +69,6 @@ def cli(log_level: str, log_format: str) -> None:
     global _log_format
     _log_format = log_format
     configure_logging(log_level, log_format)
-
-
-_log_format = "plain"
 
 
 def _register_commands() -> None:

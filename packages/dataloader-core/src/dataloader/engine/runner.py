@@ -283,7 +283,7 @@ class Runner:
         runtime = self.recipe.runtime
         staged_rows, last_commit = 0, time.monotonic()
         items = self._produce(source, pipeline, state, context, result)
-        parallelism = self.recipe.runtime.parallelism
+        parallelism = runtime.parallelism
         if parallelism > 1:  # read and transform run ahead of writes in a background thread
             items = read_ahead(items, depth=parallelism, name="read")
         self._stage = "read"
