@@ -13,15 +13,12 @@ from dataloader import (
     BaseConnector,
     Capabilities,
     ConnectorConfig,
-    LocalStateBackend,
-    Recipe,
     RunResult,
     State,
     register_connector,
-    run_recipe,
 )
 from dataloader.registry import reset_registry, unregister
-from dataloader.testing import RowsSource
+from dataloader.testing import RowsSource, local_runner
 
 ROWS_SOURCE = "dl_test_rows"
 COLLECT_SINK = "dl_test_collect"
@@ -97,13 +94,7 @@ def state_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def run(state_dir: Path) -> Callable[..., RunResult]:
     """`run(recipe_dict_or_Recipe, **kwargs)`: run it with a local state backend in tmp_path."""
-
-    def _run(recipe: Recipe | dict[str, Any], **kwargs: Any) -> RunResult:
-        if not isinstance(recipe, Recipe):
-            recipe = Recipe.model_validate(recipe)
-        return run_recipe(recipe, LocalStateBackend(state_dir), **kwargs)
-
-    return _run
+    return local_runner(state_dir)
 
 
 @pytest.fixture

@@ -1,15 +1,31 @@
-"""Helpers for testing dataloader and its plugins: a source that yields given rows, and
-the start/stop discipline of the real servers tests run against."""
+"""Helpers for testing dataloader and its plugins: a source that yields given rows, a runner
+with local state, and the start/stop discipline of the real servers tests run against."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from dataloader.batch import ArrowBatch
 from dataloader.connectors import BaseConnector, Capabilities, ConnectorConfig
 from dataloader.state.model import State
+
+
+def local_runner(state_dir: Path) -> Callable[..., Any]:
+    """`run(recipe, **kwargs)`: run a `Recipe` (or its dict) with local state in `state_dir`;
+    returns the `RunResult`."""
+    from dataloader.engine import run_recipe
+    from dataloader.recipe.models import Recipe
+    from dataloader.state.local import LocalStateBackend
+
+    def run(recipe: Any, **kwargs: Any) -> Any:
+        if not isinstance(recipe, Recipe):
+            recipe = Recipe.model_validate(recipe)
+        return run_recipe(recipe, LocalStateBackend(state_dir), **kwargs)
+
+    return run
 
 
 class RowsConfig(ConnectorConfig):

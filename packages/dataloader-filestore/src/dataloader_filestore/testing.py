@@ -48,7 +48,25 @@ def _wait_for_port(
     )
 
 
-class MotoServer:
+class _ServerProcess:
+    """A server run as a child process, with a temporary directory for its files and log."""
+
+    process: subprocess.Popen[bytes] | None = None
+    directory: Path | None = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class MotoServer(_ServerProcess):
     """moto's standalone server (`moto_server`): S3 and DynamoDB over HTTP on 127.0.0.1."""
 
     access_key = "testing-access-key"
@@ -57,8 +75,6 @@ class MotoServer:
 
     def __init__(self) -> None:
         self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self.directory: Path | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -73,17 +89,6 @@ class MotoServer:
             self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
         _wait_for_port(self.port, self.process, log, "moto server")
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
-        if self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
 
     def client(self, service: str) -> Any:
         import boto3
@@ -111,7 +116,7 @@ class MotoServer:
         return name
 
 
-class SftpServer:
+class SftpServer(_ServerProcess):
     """Debian's OpenSSH `sshd` serving SFTP on 127.0.0.1 and a high port.
 
     Logins: the user `dataloader-sftp` with `password`, or the current user with the key in
@@ -120,8 +125,6 @@ class SftpServer:
 
     def __init__(self) -> None:
         self.port = 0
-        self.directory: Path | None = None
-        self.process: subprocess.Popen[bytes] | None = None
         self.password = secrets.token_hex(10)
         self.user = pwd.getpwuid(os.getuid()).pw_name
 
@@ -191,17 +194,6 @@ class SftpServer:
                 ["useradd", "--no-create-home", "--shell", "/bin/sh", SFTP_USER], check=True
             )
         subprocess.run(["chpasswd"], input=f"{SFTP_USER}:{self.password}", text=True, check=True)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
-        if self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
 
     def key_settings(self) -> dict[str, Any]:
         """Recipe keys for a key-based login with the host key pinned."""
