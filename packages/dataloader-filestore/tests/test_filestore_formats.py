@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from dataloader import Format, FormatOptions, RunResult, register_format
+from dataloader import ConnectorError, Format, FormatOptions, RunResult, register_format
 from dataloader.registry import unregister
 
 Run = Callable[..., RunResult]
@@ -171,3 +173,58 @@ def test_custom_format_registered_in_process_is_used_by_extension(
         assert (out / name).read_text() == "c|3\n"
     finally:
         unregister("format", "dl_test_pipes")
+
+
+# -- truncated compressed inputs -----------------------------------------------------------
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    ".gz": gzip.compress,
+    ".zst": zstandard.compress,
+    ".bz2": bz2.compress,
+    ".xz": lzma.compress,
+}
+
+
+def many_rows(file_format: str, count: int) -> bytes:
+    if file_format == "csv":
+        return ("id,name\n" + "".join(f"{i},name-{i}\n" for i in range(count))).encode()
+    return "".join(f'{{"id": {i}, "name": "name-{i}"}}\n' for i in range(count)).encode()
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+@pytest.mark.parametrize("file_format", ["csv", "jsonl"])
+def test_a_truncated_compressed_file_fails_naming_it_and_nothing_of_it_is_committed(
+    run: Run,
+    tmp_path: Path,
+    collected: dict[str, list[dict[str, Any]]],
+    suffix: str,
+    file_format: str,
+) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    whole = COMPRESSORS[suffix](many_rows(file_format, 20_000))
+    cut = data / f"orders.{file_format}{suffix}"
+    cut.write_bytes(whole[: len(whole) // 2])
+    recipe = {
+        "name": "cut",
+        "source": {
+            "type": "filestore",
+            "path": str(data),
+            "incremental": {"strategy": "modified_time"},
+        },
+        "destination": {"type": "dl_test_collect", "key": "cut"},
+        "runtime": {"batch_size": 1000},
+    }
+
+    for _ in range(2):  # the file is not recorded as read: the next run fails the same way
+        with pytest.raises(ConnectorError, match="is truncated") as caught:
+            run(recipe)
+        assert str(cut) in str(caught.value)
+        assert collected.get("cut", []) == []
+
+
+def test_every_frame_of_a_multi_frame_zstd_file_is_read(read_back: Any, tmp_path: Path) -> None:
+    path = tmp_path / "frames.csv.zst"
+    path.write_bytes(zstandard.compress(b"id,v\n1,a\n") + zstandard.compress(b"2,b\n3,c\n"))
+
+    assert read_back(str(path)) == [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "c"}]
+

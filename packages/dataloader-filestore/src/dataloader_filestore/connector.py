@@ -46,6 +46,7 @@ from dataloader_filestore.backends import (
     is_transient,
     open_filesystem,
 )
+from dataloader_filestore.compression import TruncatedFile, compression_of, open_decompressed
 from dataloader_filestore.listing import ListedFile, NotFound, require_bucket
 
 RECORD_DIR = "_dataloader"
@@ -248,12 +249,12 @@ class FileStoreConnector(BaseConnector):
                         total += pq.ParquetFile(stream).metadata.num_rows
                 return total
             first = files[0]
-            with self.fs.open(first.path, "rb", compression="infer") as stream:
-                sample = stream.read(1 << 20)
+            with self.fs.open(first.path, "rb") as raw:
+                sample = open_decompressed(raw, first.path).read(1 << 20)
             if not sample:
                 return None
             lines = max(sample.count(b"\n"), 1)
-            if first.path.endswith((".gz", ".zst", ".bz2", ".xz")):
+            if compression_of(first.path) is not None:
                 if len(sample) == 1 << 20:
                     return None  # the sample does not tell the compression ratio
                 return int(sum(f.size for f in files) * lines / first.size)
@@ -305,7 +306,8 @@ class FileStoreConnector(BaseConnector):
         while True:
             to_skip = done + (previous.num_rows if previous is not None else 0)
             try:
-                with self.fs.open(path, "rb", compression="infer") as stream:
+                with self.fs.open(path, "rb") as raw:
+                    stream = open_decompressed(raw, path)
                     for data in self._format(path).read(stream, batch_size=self.context.batch_size):
                         if to_skip:
                             dropped = min(to_skip, data.num_rows)
@@ -324,6 +326,14 @@ class FileStoreConnector(BaseConnector):
                     value=self.config.path,
                     context={"backend": self.backend, "path": path},
                 ) from exc
+            except TruncatedFile as exc:
+                raise ConnectorError(
+                    f"{self.backend}: file {path} is truncated: {exc}",
+                    key="source.path",
+                    value=self.config.path,
+                    expected="a complete compressed file (is it still being written?)",
+                    context={"backend": self.backend, "path": path},
+                ) from None
             except ConnectorError:
                 raise
             except Exception as exc:
@@ -455,12 +465,8 @@ class FileStoreConnector(BaseConnector):
                     and not name.endswith(".tmp")
                 ):
                     deletes.append(path)
-        progress = state.to_dict()
         record = {
-            "state": {
-                "cursor_values": progress["cursor_values"],
-                "watermarks": progress["watermarks"],
-            },
+            "state": state.progress(),
             "pending": {"renames": [list(pair) for pair in self._pending], "deletes": deletes},
         }
         try:
