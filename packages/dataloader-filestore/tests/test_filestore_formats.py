@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import lzma
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -228,3 +229,50 @@ def test_every_frame_of_a_multi_frame_zstd_file_is_read(read_back: Any, tmp_path
 
     assert read_back(str(path)) == [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "c"}]
 
+
+# -- JSON arrays: the columns of every object ------------------------------------------------
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (
+            [{"id": 1, "name": "a"}, {"id": 2, "name": "b", "email": "x@y"}],
+            [
+                {"id": 1, "name": "a", "email": None},
+                {"id": 2, "name": "b", "email": "x@y"},
+            ],
+        ),
+        (
+            [{"id": 1, "score": None}, {"id": 2}, {"id": 3, "score": 2.5}],
+            [{"id": 1, "score": None}, {"id": 2, "score": None}, {"id": 3, "score": 2.5}],
+        ),
+        (
+            [{"id": 1}, {"id": 2, "meta": {"a": 1}}, {"id": 3, "meta": {"a": 2, "b": "x"}}],
+            [
+                {"id": 1, "meta": None},
+                {"id": 2, "meta": {"a": 1, "b": None}},
+                {"id": 3, "meta": {"a": 2, "b": "x"}},
+            ],
+        ),
+    ],
+    ids=["key-appears-late", "null-first-then-value", "nested-objects"],
+)
+def test_json_array_columns_come_from_every_object(
+    read_back: Any, tmp_path: Path, rows: list[dict[str, Any]], expected: list[dict[str, Any]]
+) -> None:
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(rows))
+
+    assert read_back(str(path)) == expected
+
+
+def test_json_array_items_must_be_objects(run: Run, tmp_path: Path) -> None:
+    path = tmp_path / "rows.json"
+    path.write_text('[{"id": 1}, 2]')
+    recipe = {
+        "name": "items",
+        "source": {"type": "filestore", "path": str(path)},
+        "destination": {"type": "dl_test_collect", "key": "items"},
+    }
+
+    with pytest.raises(ConnectorError, match=r"rows\.json.*item 1 is int"):
+        run(recipe)

@@ -197,8 +197,16 @@ class JsonFormat(Format):
             raise ValueError(
                 f"a JSON file must hold an array of objects, not {type(rows).__name__}"
             )
+        for index, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise ValueError(
+                    f"a JSON file must hold an array of objects: item {index} is {type(row).__name__}"
+                )
         if rows:
-            yield from pa.Table.from_pylist(rows).to_batches(max_chunksize=batch_size)
+            # The columns of every object, in order of first appearance (as the JSONL reader
+            # finds them); `Table.from_pylist` would take the first object's keys only.
+            columns = pa.array(rows)
+            yield from pa.Table.from_struct_array(columns).to_batches(max_chunksize=batch_size)
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
         rows = 0
