@@ -279,6 +279,20 @@ def test_overwrite_keeps_files_that_are_not_its_own(run: Run, read_back: Any, ou
     assert sorted(row["id"] for row in read_back(str(out))) == [2, 100, 200]
 
 
+def test_overwrite_deletes_its_parts_numbered_beyond_five_digits(
+    run: Run, read_back: Any, out: Path
+) -> None:
+    out.mkdir()
+    for name in ["export-20240101T000000-0000abcd-100000.jsonl", "export-eu-1.jsonl"]:
+        (out / name).write_text('{"id": 100}\n')
+    (out / "export-20240101T000000-0000abcd-1234567.jsonl").write_text('{"id": 101}\n')
+
+    run(rows_recipe(out, [[{"id": 1}]], write_mode="overwrite"))
+
+    assert sorted(row["id"] for row in read_back(str(out))) == [1, 100]
+    assert "export-eu-1.jsonl" in visible(out)
+
+
 def test_overwrite_with_no_rows_deletes_the_previous_files(run: Run, out: Path) -> None:
     run(rows_recipe(out, [[{"id": 1}]]))
 

@@ -52,8 +52,9 @@ from dataloader_filestore.listing import ListedFile, NotFound, require_bucket
 RECORD_DIR = "_dataloader"
 COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
 # What follows `<recipe>-` in a part file's name: `<run id>-<part>`, with the engine's run ids
-# (`YYYYmmddTHHMMSS-<8 hex>`). Tells this recipe's files from those of `<recipe>-<more>`.
-_PART_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-\d{5}(\.|$)")
+# (`YYYYmmddTHHMMSS-<8 hex>`) and part numbers of five digits or more (`00001`, `123456`).
+# Tells this recipe's files from those of `<recipe>-<more>`.
+_PART_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-\d+(\.|$)")
 
 
 class FileStoreConfig(BackendSettings, ConnectorConfig):
