@@ -169,13 +169,9 @@ class DuckDBConnector(BaseConnector):
             f"DELETE FROM {quote_identifier(STATE_TABLE)} WHERE recipe = ?",
             [self.context.recipe_name],
         )
-        progress = {
-            "cursor_values": state.to_dict()["cursor_values"],
-            "watermarks": state.to_dict()["watermarks"],
-        }
         self.con.execute(
             f"INSERT INTO {quote_identifier(STATE_TABLE)} VALUES (?, ?, now())",
-            [self.context.recipe_name, json.dumps(progress)],
+            [self.context.recipe_name, json.dumps(state.progress())],
         )
 
     # -- destination: writes -----------------------------------------------------------

@@ -294,10 +294,7 @@ class PostgresConnector(BaseConnector):
         self._execute(
             f"CREATE TABLE IF NOT EXISTS {table} (recipe text PRIMARY KEY, state jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
         )
-        progress = state.to_dict()
-        document = json.dumps(
-            {"cursor_values": progress["cursor_values"], "watermarks": progress["watermarks"]}
-        )
+        document = json.dumps(state.progress())
         self._execute(
             f"INSERT INTO {table} (recipe, state, updated_at) VALUES (%s, %s, now()) ON CONFLICT (recipe) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
             (self.context.recipe_name, document),

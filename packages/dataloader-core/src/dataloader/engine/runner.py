@@ -3,7 +3,9 @@
 Exactly-once rests on one rule: a destination's `commit(state)` makes the data staged since
 the last commit visible *together with* the state that describes it. The engine reads the
 authoritative state from the destination when it keeps one (`transactional_state`), so a run
-killed at any instant resumes exactly after its last commit.
+killed at any instant resumes exactly after its last commit. Every commit carries a marker (run
+id, sequence, whether it was the run's last, the counts so far): a retry reads it back first, so
+a commit whose acknowledgement or state save was lost is never redone.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class Runner:
         self.options = options or RunOptions()
         self._stage = "plan"
         self.result: RunResult | None = None
-        self._committed: dict[str, int] = dict.fromkeys(_COMMITTED_COUNTS, 0)
+        self._committed: dict[str, Any] = {}
+        self._sequence = 0
 
     def _contexts(self, run_id: str, started_at: datetime) -> tuple[RunContext, RunContext]:
         recipe = self.recipe
@@ -99,6 +102,7 @@ class Runner:
             committed = committed if committed is not None else State()
             state.cursor_values = committed.cursor_values
             state.watermarks = committed.watermarks
+            state.last_commit = committed.last_commit
         if self.options.full_refresh:
             state.cursor_values = {}
             state.watermarks = {}
@@ -183,6 +187,10 @@ class Runner:
             source.open(source_context)
             stack.callback(source.close)
             state = self._initial_state(destination)
+            if self._resume_counts(state, result):
+                self._stage = "commit"  # all this run loads is committed: only the mirror is left
+                self.backend.save(self.recipe.name, state.to_dict())
+                return
             destination.begin(state)
             if self.options.estimate_callback is not None:
                 self.options.estimate_callback(source.estimate_rows())
@@ -208,8 +216,21 @@ class Runner:
 
     def _rewind(self, result: RunResult) -> None:
         """Forget the counts of work that was not committed: a retry or re-run redoes it."""
-        for name, value in self._committed.items():
-            setattr(result, name, value)
+        _restore_counts(result, self._committed)
+
+    def _resume_counts(self, state: State, result: RunResult) -> bool:
+        """Take over what this run committed before a failure; True if that was all of it.
+
+        The destination's marker is the truth: a commit whose acknowledgement was lost, or
+        whose mirror in the state backend failed, is known only there.
+        """
+        marker = state.last_commit
+        if marker.get("run_id") != result.run_id:
+            return False
+        self._sequence = marker["sequence"]
+        self._committed = marker["counts"]
+        _restore_counts(result, self._committed)
+        return bool(marker.get("final"))
 
     def _produce(
         self,
@@ -218,8 +239,10 @@ class Runner:
         state: State,
         context: RunContext,
         result: RunResult,
-    ) -> Iterator[tuple[ArrowBatch, Any, Any]]:
-        """Read and transform: `(transformed batch, cursor max, checkpoint)` in source order."""
+    ) -> Iterator[Produced]:
+        """Read and transform, in source order. Only seconds are counted here: rows are
+        counted when the writer takes a batch, so counts at a commit are exactly its own
+        (a read-ahead thread may be batches ahead)."""
         stages = result.stages
         batches = self._batches(source, state)
         while True:
@@ -229,16 +252,10 @@ class Runner:
             except StopIteration:
                 return
             stages["read"].seconds += time.perf_counter() - tick
-            stages["read"].rows += batch.row_count
-            stages["read"].batches += 1
-            stages["read"].bytes += batch.nbytes
-            result.rows_read += batch.row_count
             tick = time.perf_counter()
             transformed = pipeline.apply(batch, context)
             stages["transform"].seconds += time.perf_counter() - tick
-            stages["transform"].rows += transformed.row_count
-            stages["transform"].batches += 1
-            yield transformed, cursor_max, batch.metadata.get("checkpoint")
+            yield Produced(batch, transformed, cursor_max, batch.metadata.get("checkpoint"))
 
     def _batches(self, source: Any, state: State) -> Iterator[tuple[ArrowBatch, Any]]:
         read_state = state.copy_deep()
@@ -288,7 +305,9 @@ class Runner:
             items = read_ahead(items, depth=parallelism, name="read")
         self._stage = "read"
         commits_before = result.commits
-        for transformed, cursor_max, checkpoint in items:
+        for item in items:
+            transformed, cursor_max, checkpoint = item.transformed, item.cursor_max, item.checkpoint
+            _count_read(result, item)
             if cursor_max is not None and cursor_column is not None:
                 previous = state.cursor_values.get(cursor_column)
                 state.cursor_values[cursor_column] = (
@@ -326,17 +345,27 @@ class Runner:
             or result.commits == commits_before
             or incremental is None
         ):
-            self._commit(destination, state, result)
+            self._commit(destination, state, result, final=True)
 
-    def _commit(self, destination: Any, state: State, result: RunResult) -> None:
+    def _commit(
+        self, destination: Any, state: State, result: RunResult, *, final: bool = False
+    ) -> None:
         self._stage = "commit"
         tick = time.perf_counter()
-        destination.commit(state)
-        self.backend.save(self.recipe.name, state.to_dict())
-        result.stages["commit"].seconds += time.perf_counter() - tick
         result.stages["commit"].batches += 1
         result.commits += 1
-        self._committed = {name: getattr(result, name) for name in _COMMITTED_COUNTS}
+        counts = _snapshot_counts(result)
+        state.last_commit = {
+            "run_id": result.run_id,
+            "sequence": self._sequence + 1,
+            "final": final,
+            "counts": counts,
+        }
+        destination.commit(state)
+        self._sequence += 1
+        self._committed = counts
+        self.backend.save(self.recipe.name, state.to_dict())
+        result.stages["commit"].seconds += time.perf_counter() - tick
         log.debug("committed", extra={"stage": "commit", "counts": _counts(result)})
 
     def _finish(self, result: RunResult, clock: float, *, save: bool) -> None:
@@ -348,7 +377,49 @@ class Runner:
         result.state = stored.to_dict()
 
 
-_COMMITTED_COUNTS = ("rows_written", "bytes_written", "batches")
+@dataclass(frozen=True)
+class Produced:
+    """A batch as read (after the cursor window) and as transformed, with its position."""
+
+    read: ArrowBatch
+    transformed: ArrowBatch
+    cursor_max: Any
+    checkpoint: Any
+
+
+_RUN_COUNTS = ("rows_read", "rows_written", "bytes_written", "batches", "commits")
+_STAGE_COUNTS = ("rows", "batches", "bytes")
+
+
+def _count_read(result: RunResult, item: Produced) -> None:
+    stages = result.stages
+    stages["read"].rows += item.read.row_count
+    stages["read"].batches += 1
+    stages["read"].bytes += item.read.nbytes
+    result.rows_read += item.read.row_count
+    stages["transform"].rows += item.transformed.row_count
+    stages["transform"].batches += 1
+
+
+def _snapshot_counts(result: RunResult) -> dict[str, Any]:
+    """The run's counters (not its seconds or retries), as a commit marker keeps them."""
+    return {
+        **{name: getattr(result, name) for name in _RUN_COUNTS},
+        "stages": {
+            stage: {name: getattr(metrics, name) for name in _STAGE_COUNTS}
+            for stage, metrics in result.stages.items()
+        },
+    }
+
+
+def _restore_counts(result: RunResult, counts: dict[str, Any]) -> None:
+    """Counters back to `counts` (all zero when empty); seconds and retries are kept."""
+    for name in _RUN_COUNTS:
+        setattr(result, name, counts.get(name, 0))
+    stages = counts.get("stages", {})
+    for stage, metrics in result.stages.items():
+        for name in _STAGE_COUNTS:
+            setattr(metrics, name, stages.get(stage, {}).get(name, 0))
 
 
 def _counts(result: RunResult) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from dataloader.state.codec import decode_value, encode_value
 
 RUN_HISTORY_LIMIT = 20
+PROGRESS_KEYS = ("cursor_values", "watermarks", "last_commit")
 
 
 class State(BaseModel):
@@ -18,12 +19,17 @@ class State(BaseModel):
     :param watermarks: source-managed progress (e.g. which files were read, and up to which row).
     :param checkpoints: the history of the last runs (metrics per run), newest last.
     :param metadata: engine bookkeeping (pending file commits, last run id, …).
+    :param last_commit: the engine's marker of the commit that wrote this state: `run_id`,
+        `sequence` (1, 2, … within the run), `final` (the run's last commit) and `counts`
+        (the run's counters at that commit). A retry reads it back from the destination to
+        learn whether a commit whose acknowledgement was lost did happen.
     """
 
     cursor_values: dict[str, Any] = Field(default_factory=dict)
     watermarks: dict[str, Any] = Field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    last_commit: dict[str, Any] = Field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict; cursor values keep their type and precision."""
@@ -32,7 +38,14 @@ class State(BaseModel):
             "watermarks": encode_value(self.watermarks),
             "checkpoints": encode_value(self.checkpoints),
             "metadata": encode_value(self.metadata),
+            "last_commit": encode_value(self.last_commit),
         }
+
+    def progress(self) -> dict[str, Any]:
+        """What a destination commits together with the data (JSON-safe): the read position
+        (`cursor_values`, `watermarks`) and the `last_commit` marker."""
+        encoded = self.to_dict()
+        return {key: encoded[key] for key in PROGRESS_KEYS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> State:
@@ -42,6 +55,7 @@ class State(BaseModel):
             watermarks=decode_value(data.get("watermarks", {})),
             checkpoints=decode_value(data.get("checkpoints", [])),
             metadata=decode_value(data.get("metadata", {})),
+            last_commit=decode_value(data.get("last_commit", {})),
         )
 
     def copy_deep(self) -> State:
