@@ -305,9 +305,12 @@ class Runner:
             items = read_ahead(items, depth=parallelism, name="read")
         self._stage = "read"
         commits_before = result.commits
+        merge_keys = context.merge_keys if context.write_mode == "merge" else ()
         for item in items:
             transformed, cursor_max, checkpoint = item.transformed, item.cursor_max, item.checkpoint
             _count_read(result, item)
+            if merge_keys:
+                self._check_merge_keys(transformed, merge_keys)
             if cursor_max is not None and cursor_column is not None:
                 previous = state.cursor_values.get(cursor_column)
                 state.cursor_values[cursor_column] = (
@@ -346,6 +349,25 @@ class Runner:
             or incremental is None
         ):
             self._commit(destination, state, result, final=True)
+
+    def _check_merge_keys(self, batch: ArrowBatch, keys: tuple[str, ...]) -> None:
+        """A NULL key matches no row, so a merge could neither update nor de-duplicate it."""
+        data = batch.to_arrow()
+        for key in keys:
+            if key not in data.schema.names:
+                continue  # the destination names the missing key column
+            nulls = data.column(key).null_count
+            if nulls:
+                raise EngineError(
+                    f"merge key column {key!r} has {nulls} NULL value(s) in a batch of "
+                    f"{data.num_rows} rows; a row without a key cannot be merged "
+                    "(a NULL key matches no row: re-runs would add it again)",
+                    file=self.recipe.origin_of("destination.merge_keys"),
+                    key="destination.merge_keys",
+                    value=key,
+                    expected="merge keys without NULLs (filter those rows or fill them "
+                    "with a `fill_null` step)",
+                )
 
     def _commit(
         self, destination: Any, state: State, result: RunResult, *, final: bool = False
