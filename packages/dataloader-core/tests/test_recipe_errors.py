@@ -209,6 +209,44 @@ def test_incremental_needs_a_cursor_column(write: Write, registry: Registry) -> 
     assert "cursor_column" in message
 
 
+def test_overwrite_with_an_inherited_incremental_read_is_rejected(
+    write: Write, registry: Registry
+) -> None:
+    """An overwrite of what an incremental run reads would empty the table on a re-run."""
+    parent = write(
+        "parent.yaml",
+        """
+        name: parent
+        source: {type: sequence, stop: 3, incremental: {cursor_column: n}}
+        destination: {type: memory_sink, table: t, write_mode: merge, merge_keys: [n]}
+        """,
+    )
+    child = write(
+        "child.yaml",
+        """
+        extends: parent.yaml
+        name: child
+        delete: [destination.merge_keys]
+        destination: {write_mode: overwrite}
+        """,
+    )
+    message, [problem] = problems_of(child, registry)
+    assert problem.key == "source.incremental"
+    assert problem.file == str(parent)  # where the incremental read comes from
+    assert "overwrite" in message and "full read" in message
+    assert "delete: [source.incremental]" in (problem.expected or "")
+
+    fixed = write(
+        "fixed.yaml",
+        """
+        extends: child.yaml
+        name: fixed
+        delete: [source.incremental]
+        """,
+    )
+    assert RecipeLoader(registry=registry).load(fixed).source.incremental is None
+
+
 def test_every_problem_in_the_recipe_model_is_listed(write: Write, registry: Registry) -> None:
     path = write(
         "many.yaml",

@@ -11,6 +11,7 @@ from dataloader.errors import PluginError, Problem, RecipeError
 from dataloader.recipe.models import Recipe
 from dataloader.recipe.problems import problems_from_validation
 from dataloader.registry import Registration, Registry
+from dataloader.secrets import register_secrets_in
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class BoundRecipe:
 
 def bind_recipe(recipe: Recipe, registry: Registry) -> BoundRecipe:
     """Validate every plugin section of `recipe`; a `RecipeError` lists every problem found."""
+    register_secrets_in(recipe.model_dump(mode="json"))  # a recipe built in code, too
     problems: list[Problem] = []
     source = _bind(
         registry, "connector", recipe.source.type, recipe.source.options, "source", recipe, problems
@@ -72,6 +74,7 @@ def bind_recipe(recipe: Recipe, registry: Registry) -> BoundRecipe:
             problems,
         )
     _check_capabilities(recipe, source, destination, problems)
+    _check_write_mode(recipe, problems)
     if problems:
         raise RecipeError(
             f"recipe {recipe.name!r} is not valid",
@@ -161,3 +164,20 @@ def _check_capabilities(
                     expected=f"one of: {', '.join(caps.write_modes)}",
                 )
             )
+
+
+def _check_write_mode(recipe: Recipe, problems: list[Problem]) -> None:
+    """An overwrite replaces the table with what one run reads, so that run must read it all."""
+    if recipe.destination.write_mode == "overwrite" and recipe.source.incremental is not None:
+        problems.append(
+            Problem(
+                "write_mode `overwrite` replaces the whole table with what the run reads, "
+                "so it needs a full read; with `source.incremental` a run would read only "
+                "what is new and the table would lose the rest",
+                file=recipe.origin_of("source.incremental"),
+                key="source.incremental",
+                expected="no `source.incremental` with `overwrite` (a child recipe removes "
+                "an inherited one with `delete: [source.incremental]`), or write_mode "
+                "`append`/`merge`",
+            )
+        )

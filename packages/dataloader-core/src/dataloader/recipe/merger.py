@@ -67,8 +67,13 @@ def leaf_paths(tree: Any, prefix: str = "") -> list[str]:
 
 
 def origin_of(origins: Mapping[str, str], key: str) -> str | None:
-    """The file that defined dot path `key` (or its nearest parent), per `origins`."""
+    """The file that defined dot path `key` (for a section, the file of its first key; else
+    of its nearest parent), per `origins`."""
     part = key.split("[", 1)[0]
+    if part not in origins:
+        inner = next((file for path, file in origins.items() if path.startswith(f"{part}.")), None)
+        if inner is not None:
+            return inner
     while part:
         if part in origins:
             return origins[part]

@@ -1,0 +1,46 @@
+"""The shipped example recipes: they validate, and re-running one loads the same table."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from e2e_support import duckdb_rows
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def copy_examples(tmp_path: Path) -> Path:
+    for part in ("recipes", "data"):
+        shutil.copytree(EXAMPLES / part, tmp_path / "examples" / part)
+    return tmp_path / "examples" / "recipes"
+
+
+def test_every_orders_example_validates(tmp_path: Path, run_ok: Callable[..., str]) -> None:
+    recipes = copy_examples(tmp_path)
+    out = run_ok("validate", *map(str, sorted(recipes.glob("orders_*.yaml"))))
+    assert "orders_paid_only" in out
+
+
+def test_paid_orders_overwrite_is_the_same_table_on_every_run(
+    tmp_path: Path, load: Callable[..., str]
+) -> None:
+    """An overwrite is a full read: unchanged input gives the same table, a new file adds to it."""
+    recipes = copy_examples(tmp_path)
+    warehouse = tmp_path / "examples" / "out" / "warehouse.duckdb"
+    count = "SELECT count(*), sum(amount) FROM paid_orders"
+
+    load(recipes / "orders_paid_only.yaml")
+    first = duckdb_rows(warehouse, count)
+    load(recipes / "orders_paid_only.yaml")
+    assert duckdb_rows(warehouse, count) == first
+    assert first[0][0] > 0
+
+    march = "SELECT count(*) FROM paid_orders WHERE month(ordered_at) = 3"
+    [(paid_in_march,)] = duckdb_rows(warehouse, march)
+    orders = tmp_path / "examples" / "data" / "orders"
+    shutil.copy(orders / "orders-2024-03.csv", orders / "orders-2024-04.csv")
+    load(recipes / "orders_paid_only.yaml")
+    [(rows, _)] = duckdb_rows(warehouse, count)
+    assert rows == first[0][0] + paid_in_march  # all files again, March's rows twice
