@@ -179,7 +179,8 @@ def decode(raw: pa.RecordBatch, plans: Sequence[ColumnPlan]) -> pa.RecordBatch:
         elif plan.kind == "interval":
             arrays.append(build_intervals(*parts))
         elif plan.kind == "array":
-            arrays.append(json_to_lists(parts[0], plan.field.type))
+            assert plan.element is not None
+            arrays.append(json_to_lists(parts[0], plan.element))
         else:
             arrays.append(
                 parts[0] if parts[0].type == plan.field.type else parts[0].cast(plan.field.type)
@@ -269,17 +270,40 @@ def build_intervals(months: pa.Array, days: pa.Array, micros: pa.Array) -> pa.Ar
     )
 
 
-def json_to_lists(array: pa.Array, arrow_type: pa.DataType) -> pa.Array:
-    """JSON array text (`to_json(col)`) into an Arrow list column, with Arrow's JSON parser."""
+def json_to_lists(array: pa.Array, element: ColumnPlan) -> pa.Array:
+    """The JSON arrays an array plan selects (`ColumnPlan.select_sql`) into an Arrow list column
+    of the element's type: parsed by Arrow's JSON reader, the elements decoded column-wise."""
+    arrow_type = pa.list_(element.field.type)
     if len(array) == 0:
         return pa.array([], type=arrow_type)
+    interval = element.kind == "interval"
+    parsed_type = pa.list_(pa.list_(pa.int64()) if interval else pa.string())
     lines = pc.binary_join_element_wise('{"v":', pc.fill_null(array, "null"), "}\n", "")
     _, data = _string_parts(lines)
     table = pajson.read_json(
         pa.BufferReader(pa.py_buffer(data.tobytes())),
-        parse_options=pajson.ParseOptions(explicit_schema=pa.schema([("v", arrow_type)])),
+        parse_options=pajson.ParseOptions(explicit_schema=pa.schema([("v", parsed_type)])),
     )
-    return table.column("v").combine_chunks()
+    lists = table.column("v").combine_chunks()
+    if interval:
+        months, days, micros = (pc.list_element(lists.values, i) for i in range(3))
+        values = build_intervals(months.cast(pa.int32()), days.cast(pa.int32()), micros)
+    else:
+        values = _from_text(lists.values, element)
+    return pa.ListArray.from_arrays(lists.offsets, values, type=arrow_type, mask=lists.is_null())
+
+
+def _from_text(text: pa.Array, element: ColumnPlan) -> pa.Array:
+    """Values as Postgres prints them (`value::text`) into the element's Arrow type."""
+    arrow_type = element.field.type
+    if element.kind == "bytea":
+        return hex_to_binary(text)
+    if pa.types.is_string(arrow_type):
+        return text
+    if pa.types.is_time(arrow_type):  # Arrow casts no string to time: through a timestamp
+        stamps = pc.binary_join_element_wise("1970-01-01 ", text, "")
+        return stamps.cast(pa.timestamp("us")).cast(arrow_type)
+    return text.cast(arrow_type)
 
 
 # -- encoding: Arrow columns → CSV the COPY parser accepts ---------------------------------
@@ -287,49 +311,70 @@ def _to_json_text(value: Any) -> Any:
     return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _pg_array_element(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, list):
-        return "{" + ",".join(_pg_array_element(item) for item in value) + "}"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_MONTH_DAY_NANO = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanos", "<i8")])
 
 
-def _pg_array_literal(value: Any) -> Any:
-    return None if value is None else _pg_array_element(value)
+def interval_text(array: pa.Array) -> pa.Array:
+    """month_day_nano intervals as Postgres interval input (`1 mons 2 days 3 microseconds`)."""
+    packed = np.frombuffer(array.buffers()[1], dtype=_MONTH_DAY_NANO)[
+        array.offset : array.offset + len(array)
+    ]
+    nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    fields = [
+        pa.array(values, mask=nulls).cast(pa.string())
+        for values in (packed["months"], packed["days"], packed["nanos"] // 1000)
+    ]
+    return pc.binary_join_element_wise(
+        fields[0], " mons ", fields[1], " days ", fields[2], " microseconds", ""
+    )
 
 
-def _interval_literal(value: Any) -> Any:
-    if value is None:
-        return None
-    return f"{value.months} mons {value.days} days {value.nanoseconds // 1000} microseconds"
+def array_literals(array: pa.Array) -> pa.Array:
+    """A list column as Postgres array literals (`{"a",NULL,"b"}`), column-wise."""
+    if array.null_count == len(array):
+        return pa.nulls(len(array), pa.string())
+    # Offsets from 0 and the values they cover: a sliced list column shares its parent's buffers.
+    offsets = array.offsets
+    start, end = offsets[0].as_py(), offsets[-1].as_py()
+    offsets = pc.subtract(offsets, pa.scalar(start, offsets.type))
+    values = array.values.slice(start, end - start)
+    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        items = array_literals(values)  # a sub-array is written unquoted: `{{1,2},{3,4}}`
+    else:
+        text = _copy_text(values)
+        text = text if pa.types.is_string(text.type) else text.cast(pa.string())
+        escaped = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
+        items = pc.binary_join_element_wise('"', escaped, '"', "")
+    items = pc.fill_null(items, "NULL")
+    builder = pa.LargeListArray if pa.types.is_large_list(array.type) else pa.ListArray
+    lists = builder.from_arrays(offsets, items, mask=array.is_null())
+    return pc.binary_join_element_wise("{", pc.binary_join(lists, ","), "}", "")
+
+
+def _copy_text(array: pa.Array) -> pa.Array:
+    """A column in a form Postgres' input accepts: text where Arrow's own form is not."""
+    kind = array.type
+    if (
+        pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    ):
+        return binary_to_hex(array)
+    if pa.types.is_duration(kind):
+        micros = array.cast(pa.duration("us")).cast(pa.int64())
+        return pc.binary_join_element_wise(micros.cast(pa.string()), " microseconds", "")
+    if kind == pa.month_day_nano_interval():
+        return interval_text(array)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return array_literals(array)
+    if pa.types.is_struct(kind) or pa.types.is_map(kind):
+        return pa.array([_to_json_text(v) for v in array.to_pylist()], pa.string())
+    if pa.types.is_dictionary(kind):
+        return _copy_text(array.cast(kind.value_type))
+    return array
 
 
 def encode(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Columns converted where Postgres' CSV input needs another text form."""
-    arrays = []
-    for array in batch.columns:
-        kind = array.type
-        if (
-            pa.types.is_binary(kind)
-            or pa.types.is_large_binary(kind)
-            or pa.types.is_fixed_size_binary(kind)
-        ):
-            array = binary_to_hex(array)
-        elif pa.types.is_duration(kind):
-            micros = array.cast(pa.duration("us")).cast(pa.int64())
-            array = pc.binary_join_element_wise(micros.cast(pa.string()), " microseconds", "")
-        elif kind == pa.month_day_nano_interval():
-            array = pa.array([_interval_literal(v) for v in array.to_pylist()], pa.string())
-        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
-            # Row by row: Arrow has no array-literal writer. List columns are rare in bulk loads.
-            array = pa.array([_pg_array_literal(v) for v in array.to_pylist()], pa.string())
-        elif pa.types.is_struct(kind) or pa.types.is_map(kind):
-            array = pa.array([_to_json_text(v) for v in array.to_pylist()], pa.string())
-        elif pa.types.is_dictionary(kind):
-            array = array.cast(kind.value_type)
-        arrays.append(array)
+    arrays = [_copy_text(array) for array in batch.columns]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)

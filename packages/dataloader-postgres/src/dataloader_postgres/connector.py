@@ -149,6 +149,7 @@ class PostgresConnector(BaseConnector):
                 column.precision,
                 column.scale,
                 self.config.unconstrained_numeric,
+                column.internal_size,
             )
             for column in description
         ]

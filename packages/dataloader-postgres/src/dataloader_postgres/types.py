@@ -32,22 +32,32 @@ _SCALARS: dict[int, pa.DataType] = {
     17: pa.binary(),
 }
 _TAGGED_STRINGS = {2950: "uuid", 114: "json", 3802: "jsonb"}
+# array OID → element OID
 _ARRAYS: dict[int, int] = {
     1000: 16,
     1005: 21,
     1007: 23,
     1016: 20,
+    1028: 26,
     1021: 700,
     1022: 701,
     1009: 25,
     1015: 1043,
     1014: 1042,
+    1002: 18,
+    1003: 19,
     1182: 1082,
+    1183: 1083,
     1115: 1114,
     1185: 1184,
+    1187: 1186,
+    1001: 17,
     1231: 1700,
     2951: 2950,
+    199: 114,
+    3807: 3802,
 }
+_ELEMENT = "__dl_e"
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class ColumnPlan:
     name: str
     field: pa.Field
     kind: str  # plain | bytea | interval | array | text
+    element: ColumnPlan | None = None  # arrays: how each element is decoded
 
     def select_sql(self, quoted: str) -> list[str]:
         if self.kind == "interval":
@@ -66,7 +77,21 @@ class ColumnPlan:
                 f"(date_part('hour', {quoted}) * 3600000000 + date_part('minute', {quoted}) * 60000000 + date_part('microseconds', {quoted}))::bigint",
             ]
         if self.kind == "array":
-            return [f"to_json({quoted})::text"]
+            assert self.element is not None
+            if self.element.kind == "plain" and pa.types.is_string(self.element.field.type):
+                return [f"to_json({quoted})::text"]  # not through text[]: it trims char(n)
+            if self.element.kind != "interval":
+                # Elements as Postgres prints them (DateStyle ISO, hex bytea, NaN/Infinity), a
+                # JSON array of strings; decoded into the element type column-wise.
+                return [f"to_json({quoted}::text[])::text"]
+            # Intervals as [months, days, microseconds] per element, as the scalar plan reads them.
+            parts = ", ".join(self.element.select_sql(f"{_ELEMENT}.v"))
+            return [
+                f"CASE WHEN {quoted} IS NULL THEN NULL ELSE to_json(ARRAY("
+                f"SELECT CASE WHEN {_ELEMENT}.v IS NULL THEN NULL ELSE json_build_array({parts}) END "
+                f"FROM unnest({quoted}) WITH ORDINALITY AS {_ELEMENT}(v, n) ORDER BY {_ELEMENT}.n"
+                "))::text END"
+            ]
         if self.kind == "text":
             return [f"{quoted}::text"]
         return [quoted]
@@ -97,8 +122,13 @@ def plan_column(
     precision: int | None,
     scale: int | None,
     unconstrained: str,
+    type_modifier: int | None = None,
 ) -> ColumnPlan:
-    """The read plan for a result column of type `oid` (`type_name` as format_type gives it)."""
+    """The read plan for a result column of type `oid` (`type_name` as format_type gives it).
+
+    :param type_modifier: psycopg2's `internal_size` of the column: for `numeric(p,s)[]` it
+        carries the elements' precision and scale.
+    """
     metadata = {PG_TYPE_KEY: type_name.encode()}
     if oid == 1700:
         arrow = _numeric(precision, scale, unconstrained)
@@ -118,15 +148,19 @@ def plan_column(
     if oid in _TAGGED_STRINGS:
         return ColumnPlan(name, pa.field(name, pa.string(), metadata=metadata), "text")
     if oid in _ARRAYS:
-        element = _ARRAYS[oid]
-        if element == 1700:
-            element_type = UNCONSTRAINED_NUMERIC
-        elif element in _TAGGED_STRINGS:
-            element_type = pa.string()
+        element_oid = _ARRAYS[oid]
+        if element_oid == 1700 and type_modifier is not None and type_modifier > 0:
+            precision, scale = (type_modifier >> 16) & 0xFFFF, type_modifier & 0xFFFF
         else:
-            element_type = _SCALARS[element]
-        tagged = metadata if element in (1700, *_TAGGED_STRINGS) else None
-        return ColumnPlan(name, pa.field(name, pa.list_(element_type), metadata=tagged), "array")
+            precision = scale = None
+        element = plan_column(
+            "element", element_oid, type_name.removesuffix("[]"), precision, scale, unconstrained
+        )
+        # Tagged when the element is (numeric without precision, uuid, json…): `numeric[]`.
+        tagged = metadata if element.field.metadata else None
+        return ColumnPlan(
+            name, pa.field(name, pa.list_(element.field.type), metadata=tagged), "array", element
+        )
     return ColumnPlan(name, pa.field(name, pa.string(), metadata=metadata), "text")
 
 
