@@ -11,7 +11,14 @@ from dataloader import RecipeError, TransformError
 from dataloader.errors import Problem
 from dataloader.recipe import RecipeLoader
 from dataloader.registry import Registry
-from dataloader.secrets import MASK, is_secret_key, mask_text, mask_tree, register_secret
+from dataloader.secrets import (
+    MASK,
+    is_secret_key,
+    mask_text,
+    mask_tree,
+    register_secret,
+    url_passwords,
+)
 
 Write = Callable[[str, str], Path]
 
@@ -65,6 +72,66 @@ def test_registered_values_are_masked_in_any_text() -> None:
     register_secret("s3cr3t-value")
     register_secret("ab")  # too short to mask safely: ignored
     assert mask_text("dsn=postgres://u:s3cr3t-value@h/db ab") == "dsn=postgres://u:***@h/db ab"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://u:p#ss/w?rd@h/db", ["p#ss/w?rd"]),
+        ("dsn postgresql://u:p%23ss%2Fw%3Frd@h/db, then", ["p%23ss%2Fw%3Frd"]),
+        ("a://u:one@h and b://v:two@h", ["one", "two"]),
+        ("sftp://user@host:22/dir/file@2024.csv", []),  # a user and a port, no password
+        ("s3://bucket/key:part@x", []),
+        ("http://host:8080/a b@c", []),
+    ],
+)
+def test_url_passwords_are_parsed_up_to_the_at_sign(text: str, expected: list[str]) -> None:
+    assert list(url_passwords(text)) == expected
+
+
+def test_an_unknown_url_password_with_url_characters_is_masked_in_text() -> None:
+    assert mask_text("at postgresql://u:p#ss/w?rd@h/db.") == f"at postgresql://u:{MASK}@h/db."
+    assert mask_text('{"url": "http://u:a/b?c@h"}') == f'{{"url": "http://u:{MASK}@h"}}'
+
+
+@pytest.mark.parametrize("written", ["p#ss/w?rd-9f3", "p%23ss%2Fw%3Frd-9f3"])
+def test_every_secret_is_known_once_the_recipe_is_loaded(
+    write: Write, registry: Registry, written: str
+) -> None:
+    path = write(
+        "urls.yaml",
+        f"""
+        name: urls
+        source: {{type: sequence, stop: 1}}
+        destination:
+          type: memory_sink
+          table: "postgresql://u:{written}@h/db"
+          token: literal-token-value
+        """,
+    )
+    rendered = RecipeLoader(registry=registry).render(path)
+    assert rendered["destination"]["table"] == f"postgresql://u:{MASK}@h/db"
+    # Known before any connection: in any form a driver or a log line may quote it.
+    for form in ("p#ss/w?rd-9f3", "p%23ss%2Fw%3Frd-9f3", "literal-token-value"):
+        assert mask_text(f"failed: {form}!") == f"failed: {MASK}!"
+
+
+def test_a_validation_error_quoting_a_url_masks_its_password(
+    write: Write, registry: Registry
+) -> None:
+    path = write(
+        "bad.yaml",
+        """
+        name: bad
+        source: {type: sequence, stop: 1}
+        destination: {type: memory_sink, table: t, port: "postgresql://u:p#ss/w?rd@h/db"}
+        """,
+    )
+    with pytest.raises(RecipeError) as info:
+        RecipeLoader(registry=registry).load(path)
+    message = str(info.value)
+    assert "destination.port" in message
+    assert "ss/w?rd" not in message and "p#ss" not in message
 
 
 def test_mask_tree() -> None:

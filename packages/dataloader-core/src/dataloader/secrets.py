@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 MASK = "***"
 
 _SECRET_WORDS = re.compile(r"(password|passwd|pwd|secret|token|credential|passphrase)", re.I)
 _SECRET_SUFFIX = re.compile(r"(^|_)key(_text)?$", re.I)  # `private_key_text` too
-_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+@")
+# In free text a password runs to the `@`: `#`, `/` and `?` may stand in it unencoded, as
+# SQLAlchemy's URL parser allows; whitespace and quotes end a URL quoted in a message.
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)[^@\s\"'<>]+@")
+_URL_START = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://")
 _NOT_SECRET = frozenset({"merge_key", "primary_key", "partition_key", "sort_key", "cursor_key"})
 
 _lock = threading.Lock()
@@ -31,6 +35,49 @@ def register_secret(value: object) -> None:
     if isinstance(value, str) and len(value) >= 3:
         with _lock:
             _known_values.add(value)
+
+
+def url_passwords(text: str) -> Iterator[str]:
+    """The password of every `scheme://user:password@host…` URL in `text`, as written.
+
+    Parsed as SQLAlchemy parses a database URL: the user name runs to the first `:`, the
+    password from there to the next `@`, so `#`, `/` and `?` may stand in it unencoded
+    (`urllib.parse.urlsplit` would cut it at those and see another host).
+    """
+    for start in _URL_START.finditer(text):
+        rest = text[start.end() :]
+        user, colon, after = rest.partition(":")
+        if not colon or any(c in "/@" or c.isspace() for c in user):
+            continue  # no user:password (`user@host:port/…`, `s3://bucket/key:…`)
+        password, at, _ = after.partition("@")
+        if at and password and not any(c.isspace() for c in password) and "://" not in password:
+            yield password
+
+
+def register_url_password(text: str) -> None:
+    """Remember the password of every URL in `text`, in each form a message may quote it:
+    as written, percent-decoded (what the driver uses) and percent-encoded again."""
+    for password in url_passwords(text):
+        decoded = unquote(password)
+        for form in {password, decoded, quote(decoded, safe=""), quote(decoded, safe=" +")}:
+            register_secret(form)
+
+
+def register_secrets_in(tree: Any, *, _secret: bool = False) -> None:
+    """Remember every secret of a recipe-like tree before anything can print it: the values of
+    keys named like a secret (`password`, `api_key`, `token`, …) and every URL's password."""
+    if isinstance(tree, Mapping):
+        for key, value in tree.items():
+            register_secrets_in(value, _secret=is_secret_key(str(key)))
+    elif isinstance(tree, list):
+        for item in tree:
+            register_secrets_in(item, _secret=_secret)
+    elif isinstance(tree, str):
+        if _secret:
+            register_secret(tree)
+        register_url_password(tree)
+    elif _secret and isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        register_secret(str(tree))
 
 
 def mask_text(text: str) -> str:

@@ -18,6 +18,7 @@ from dataloader.recipe.models import Recipe
 from dataloader.recipe.problems import problems_from_validation
 from dataloader.recipe.templates import TemplateRenderer
 from dataloader.registry import Registry, get_registry
+from dataloader.secrets import register_secrets_in
 
 INHERITANCE_KEYS = ("extends", "delete")
 
@@ -145,6 +146,8 @@ class RecipeLoader:
         rendered = TemplateRenderer(self.variables, self.environ).render_tree(
             resolved.tree, file=file, origins=resolved.origins
         )
+        # Every password, key, token and URL password is known before any message can quote it.
+        register_secrets_in(rendered.tree)
         problems: list[Problem] = list(rendered.problems)
         recipe: Recipe | None = None
         try:
