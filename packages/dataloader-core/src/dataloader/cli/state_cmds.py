@@ -1,15 +1,16 @@
-"""`dataloader show-state` and `dataloader reset-state`."""
+"""`dataloader show-state`, `reset-state` and `import-state`: each under the recipe's run lock."""
 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 from rich.table import Table
 
-from dataloader.cli.app import make_console, parse_vars, var_option
+from dataloader.cli.app import err_console, make_console, parse_vars, var_option
 from dataloader.context import RunContext
 from dataloader.engine import state_backend_for
 from dataloader.errors import StateError
@@ -28,31 +29,50 @@ state_dir_option = click.option(
 def _destination_state(
     recipe_path: str, variables: tuple[str, ...], state_dir: str | None, *, reset: bool
 ) -> tuple[State, State | None, str]:
+    """The state backend's copy of the state and the destination's own, read (and with `reset`
+    deleted) under the recipe's lock: opening a destination may write (a file destination
+    finishes a pending commit), so none of this runs beside a run.
+
+    :raises StateError: with `reset`, when a run holds the lock.
+    :returns: `(stored, committed, name)`; `committed` is None when the destination keeps no
+        state, or, for `show-state`, when a run holds the lock (the stored copy is then what
+        that run mirrored at its last commit).
+    """
     recipe = RecipeLoader(parse_vars(variables)).load(recipe_path)
     bound = bind_recipe(recipe, get_registry())
     backend = state_backend_for(recipe, state_dir)
-    stored = State.from_dict(backend.load(recipe.name))
-    committed: State | None = None
-    capabilities = bound.destination.registration.capabilities
-    if capabilities is not None and capabilities.transactional_state:
-        destination = bound.destination.create()
-        context = RunContext(
-            recipe_name=recipe.name,
-            run_id="inspect",
-            started_at=datetime.now(UTC),
-            role="destination",
-            recipe_file=recipe.file,
-            write_mode=recipe.destination.write_mode,
-        )
-        destination.open(context)
+    with ExitStack() as stack:
         try:
-            committed = destination.load_state()
+            stack.enter_context(backend.lock(recipe.name))
+        except StateError as exc:
             if reset:
-                destination.reset_state()
-        finally:
-            destination.close()
-    if reset:
-        with backend.lock(recipe.name):
+                raise
+            err_console.print(
+                f"note: {exc}; showing the state backend's copy, as of the run's last commit",
+                markup=False,
+            )
+            return State.from_dict(backend.load(recipe.name)), None, recipe.name
+        stored = State.from_dict(backend.load(recipe.name))
+        committed: State | None = None
+        capabilities = bound.destination.registration.capabilities
+        if capabilities is not None and capabilities.transactional_state:
+            destination = bound.destination.create()
+            context = RunContext(
+                recipe_name=recipe.name,
+                run_id="inspect",
+                started_at=datetime.now(UTC),
+                role="destination",
+                recipe_file=recipe.file,
+                write_mode=recipe.destination.write_mode,
+            )
+            destination.open(context)
+            try:
+                committed = destination.load_state()
+                if reset:
+                    destination.reset_state()
+            finally:
+                destination.close()
+        if reset:
             backend.delete(recipe.name)
     return stored, committed, recipe.name
 
@@ -65,7 +85,8 @@ def _destination_state(
 def show_state(
     recipe: str, variables: tuple[str, ...], state_dir: str | None, as_json: bool
 ) -> None:
-    """Show a recipe's state: cursor values, watermarks and the last runs."""
+    """Show a recipe's state: cursor values, watermarks and the last runs (of a running recipe:
+    the state backend's copy, as of the run's last commit)."""
     stored, committed, name = _destination_state(recipe, variables, state_dir, reset=False)
     if committed is not None:
         stored.cursor_values, stored.watermarks = committed.cursor_values, committed.watermarks
@@ -103,7 +124,8 @@ def show_state(
 @var_option
 @state_dir_option
 def reset_state(recipe: str, variables: tuple[str, ...], state_dir: str | None) -> None:
-    """Forget a recipe's state (in the state backend and the destination): the next run starts over."""
+    """Forget a recipe's state (in the state backend and the destination): the next run starts
+    over. Fails while a run of the recipe holds its lock."""
     _, _, name = _destination_state(recipe, variables, state_dir, reset=True)
     click.echo(f"state of {name!r} reset")
 
@@ -116,7 +138,8 @@ def reset_state(recipe: str, variables: tuple[str, ...], state_dir: str | None) 
 def import_state(
     recipe: str, state_file: Any, variables: tuple[str, ...], state_dir: str | None
 ) -> None:
-    """Store a state document (from `show-state --json`, `-` for stdin) in the recipe's state backend."""
+    """Store a state document (from `show-state --json`, `-` for stdin) in the recipe's state
+    backend. Fails while a run of the recipe holds its lock."""
     loaded = RecipeLoader(parse_vars(variables)).load(recipe)
     try:
         document = json.load(state_file)
