@@ -205,6 +205,26 @@ def test_columns_missing_from_a_later_run_are_null(
     ]
 
 
+def test_merge_leaves_columns_the_rows_do_not_carry_untouched(
+    run: Run, rows_source: str, dest_db: Path, sql: Any
+) -> None:
+    merge = {"write_mode": "merge", "merge_keys": ["id"]}
+    run(rows_recipe(rows_source, dest_db, [[{"id": 1, "name": "a", "note": "keep"}]], **merge))
+
+    run(
+        rows_recipe(
+            rows_source, dest_db, [[{"id": 1, "name": "b"}, {"id": 2, "name": "c"}]], **merge
+        )
+    )
+    run(rows_recipe(rows_source, dest_db, [[{"id": 1}, {"id": 3}]], **merge))  # keys only
+
+    assert sql.query(dest_db, "SELECT id, name, note FROM target ORDER BY id") == [
+        (1, "b", "keep"),
+        (2, "c", None),
+        (3, None, None),
+    ]
+
+
 def test_merge_key_missing_from_rows_fails_naming_it(
     run: Run, rows_source: str, dest_db: Path
 ) -> None:

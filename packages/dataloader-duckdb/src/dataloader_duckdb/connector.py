@@ -56,7 +56,8 @@ class DuckDBConnector(BaseConnector):
         self._staging: TableName | None = None
         # The batch schema each table was last made to fit, so same-shaped batches skip the
         # catalog queries. Forgotten on abort (a rollback may undo a CREATE or ALTER).
-        self._fitted: dict[str, pa.Schema] = {}
+        # per table: the batch schema it was last fitted to, and the table's columns then
+        self._fitted: dict[str, tuple[pa.Schema, frozenset[str]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -213,13 +214,15 @@ class DuckDBConnector(BaseConnector):
     def _register(self, data: pa.RecordBatch) -> None:
         self.con.register(BATCH_VIEW, pa.Table.from_batches([data]))
 
-    def _ensure_table(self, table: TableName, source: str, schema: pa.Schema) -> None:
+    def _ensure_table(self, table: TableName, source: str, schema: pa.Schema) -> frozenset[str]:
         """Create `table` shaped like `source` (whose Arrow schema is `schema`), or add the
-        columns it lacks."""
-        if self._fitted.get(table.sql()) == schema:
-            return
+        columns it lacks; the table's columns."""
+        fitted = self._fitted.get(table.sql())
+        if fitted is not None and fitted[0] == schema:
+            return fitted[1]
         if not self._exists(table):
             self.con.execute(f"CREATE TABLE {table.sql()} AS SELECT * FROM {source} LIMIT 0")
+            columns = frozenset(schema.names)
         else:
             existing = {row[0] for row in self.con.execute(f"DESCRIBE {table.sql()}").fetchall()}
             described = self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
@@ -228,7 +231,9 @@ class DuckDBConnector(BaseConnector):
                     self.con.execute(
                         f"ALTER TABLE {table.sql()} ADD COLUMN {quote_identifier(name)} {type_name}"
                     )
-        self._fitted[table.sql()] = schema
+            columns = frozenset(existing | {row[0] for row in described})
+        self._fitted[table.sql()] = (schema, columns)
+        return columns
 
     def _append(self, data: pa.RecordBatch, table: TableName) -> None:
         self._register(data)
@@ -270,7 +275,7 @@ class DuckDBConnector(BaseConnector):
         order.append(f"{quote_identifier(ORDINAL)} DESC")
         partition = ", ".join(quote_identifier(key) for key in keys)
         try:
-            self._ensure_table(
+            columns = self._ensure_table(
                 table,
                 f"(SELECT * EXCLUDE ({quote_identifier(ORDINAL)}) FROM {BATCH_VIEW})",
                 data.schema,
@@ -280,8 +285,26 @@ class DuckDBConnector(BaseConnector):
                 f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
             )
             match = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
-            self.con.execute(f"DELETE FROM {table.sql()} AS t USING _dl_merge AS s WHERE {match}")
-            self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM _dl_merge")
+            incoming = [name for name in data.schema.names if name != ORDINAL]
+            if columns <= set(incoming):  # nothing to keep: delete + insert is the fastest
+                self.con.execute(
+                    f"DELETE FROM {table.sql()} AS t USING _dl_merge AS s WHERE {match}"
+                )
+                self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM _dl_merge")
+            else:  # columns the rows do not carry keep their values in matched rows
+                updates = ", ".join(
+                    f"{quote_identifier(name)} = s.{quote_identifier(name)}"
+                    for name in incoming
+                    if name not in keys
+                )
+                if updates:
+                    self.con.execute(
+                        f"UPDATE {table.sql()} AS t SET {updates} FROM _dl_merge AS s WHERE {match}"
+                    )
+                self.con.execute(
+                    f"INSERT INTO {table.sql()} BY NAME SELECT * FROM _dl_merge AS s "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {table.sql()} AS t WHERE {match})"
+                )
             self.con.execute("DROP TABLE _dl_merge")
         finally:
             self.con.unregister(BATCH_VIEW)
