@@ -189,19 +189,20 @@ def _merge_recipe(pg: Any, name: str, **source: Any) -> dict[str, Any]:
     }
 
 
-def test_merge_into_a_table_without_unique_key_deletes_then_inserts(
+def test_merge_into_a_table_without_unique_key_updates_then_inserts(
     pg: Any, run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_source(pg, MERGE_SEED, table="dst")  # created by the test: no primary key
     make_source(pg, MERGE_SRC)
     statements = record_sql(monkeypatch)
-    run(_merge_recipe(pg, "merge_delete"))
+    run(_merge_recipe(pg, "merge_update"))
     assert rows_of(pg, "dst") == sorted(MERGE_SRC + MERGE_SEED[1:])
-    assert any(s.startswith("DELETE FROM") and " USING " in s for s in statements)
+    assert any(s.startswith('UPDATE "dst"') and " FROM " in s for s in statements)
+    assert any(s.startswith('INSERT INTO "dst"') and "NOT EXISTS" in s for s in statements)
     assert not any("ON CONFLICT" in s for s in statements if "_dataloader_state" not in s)
 
     make_source(pg, [(2, "newer-2", Decimal("2.22"), at(20)), (4, "new-4", Decimal(4), at(21))])
-    run(_merge_recipe(pg, "merge_delete"))
+    run(_merge_recipe(pg, "merge_update"))
     assert [r[:2] for r in rows_of(pg, "dst")] == [
         (1, "new-1"),
         (2, "newer-2"),
@@ -237,7 +238,7 @@ def test_merge_into_a_table_it_creates_upserts_on_the_primary_key(
     assert not any(s.startswith("DELETE FROM") for s in statements)
 
 
-@pytest.mark.parametrize("keyed", [True, False], ids=["on_conflict", "delete_using"])
+@pytest.mark.parametrize("keyed", [True, False], ids=["on_conflict", "update_from"])
 def test_merge_keeps_the_latest_row_of_a_key_within_one_batch(
     pg: Any, run: Any, keyed: bool
 ) -> None:

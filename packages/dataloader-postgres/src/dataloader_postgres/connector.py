@@ -4,8 +4,8 @@ Writes happen in one transaction per commit that also upserts the recipe's row i
 `_dataloader_state`, so data and state commit together:
 - append: `COPY` straight into the table inside the transaction (invisible until commit);
 - merge: `COPY` into a temporary staging table, de-duplicated on the merge keys (latest by
-  cursor wins), then `INSERT … ON CONFLICT` when the keys are unique, else `DELETE … USING` +
-  `INSERT`;
+  cursor wins), then `INSERT … ON CONFLICT` when the keys are unique, else `UPDATE … FROM` +
+  `INSERT … WHERE NOT EXISTS`; either way only the batch's columns are written;
 - overwrite: `COPY` into a new staging table, then drop and rename in the commit.
 """
 
@@ -51,7 +51,7 @@ class PostgresConnector(BaseConnector):
         self.conn: Any = None
         self._prepared = False
         self._staging: TableName | None = None
-        self._merge_stage_ready = False
+        self._merge_stage_columns: frozenset[str] = frozenset()  # empty: no stage yet
         self._unique_keys: bool | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -324,8 +324,9 @@ class PostgresConnector(BaseConnector):
 
     def _ensure_table(
         self, table: TableName, schema: pa.Schema, *, primary_key: tuple[str, ...] = ()
-    ) -> None:
-        existing = self._columns(table)
+    ) -> list[str]:
+        """Create `table` for `schema`, or add the columns it lacks; its column names."""
+        existing = list(self._columns(table))
         if not existing:
             columns = [f"{quote_identifier(field.name)} {pg_type_for(field)}" for field in schema]
             if primary_key:
@@ -333,12 +334,14 @@ class PostgresConnector(BaseConnector):
                     f"PRIMARY KEY ({', '.join(quote_identifier(k) for k in primary_key)})"
                 )
             self._execute(f"CREATE TABLE {table.sql()} ({', '.join(columns)})")
-            return
+            return schema.names
         for field in schema:
             if field.name not in existing:
                 self._execute(
                     f"ALTER TABLE {table.sql()} ADD COLUMN {quote_identifier(field.name)} {pg_type_for(field)}"
                 )
+                existing.append(field.name)
+        return existing
 
     def write_batch(self, batch: Any, state: State) -> None:
         assert self.context is not None
@@ -396,17 +399,20 @@ class PostgresConnector(BaseConnector):
                 value=missing[0],
                 expected=f"one of {data.schema.names}",
             )
-        self._ensure_table(target, data.schema, primary_key=keys)
-        stage = quote_identifier(MERGE_STAGE)
+        target_columns = self._ensure_table(target, data.schema, primary_key=keys)
+        stage = f"pg_temp.{quote_identifier(MERGE_STAGE)}"  # never a user's table of that name
         names = [quote_identifier(name) for name in data.schema.names]
         column_list = ", ".join(names)
-        if not self._merge_stage_ready:
+        if not self._merge_stage_columns.issuperset(data.schema.names):
+            # Empty between batches: (re)made with every column of the target when a batch
+            # brings one the stage lacks (the first batch, or a column new in this run).
             self._execute(f"DROP TABLE IF EXISTS {stage}")
+            every = ", ".join(quote_identifier(name) for name in target_columns)
             self._execute(
-                f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {column_list} FROM {target.sql()} WITH NO DATA"
+                f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {every} FROM {target.sql()} WITH NO DATA"
             )
             self._execute(f"ALTER TABLE {stage} ADD COLUMN {quote_identifier(ORDINAL)} bigserial")
-            self._merge_stage_ready = True
+            self._merge_stage_columns = frozenset(target_columns)
         self.codec.write(self.conn, stage, data)
         incremental = self.context.incremental
         order = [quote_identifier(k) for k in keys]
@@ -415,22 +421,25 @@ class PostgresConnector(BaseConnector):
         order.append(f"{quote_identifier(ORDINAL)} DESC")
         key_list = ", ".join(quote_identifier(k) for k in keys)
         latest = f"SELECT DISTINCT ON ({key_list}) {column_list} FROM {stage} ORDER BY {', '.join(order)}"
+        # Only the batch's columns are written: the target's other columns keep their values.
+        values = [n for n, raw in zip(names, data.schema.names, strict=True) if raw not in keys]
         if self._has_unique_keys(target, keys):
-            updates = ", ".join(
-                f"{n} = EXCLUDED.{n}"
-                for n, raw in zip(names, data.schema.names, strict=True)
-                if raw not in keys
-            )
+            updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in values)
             action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
             self._execute(
                 f"INSERT INTO {target.sql()} ({column_list}) {latest} ON CONFLICT ({key_list}) {action}"
             )
         else:
             match = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
+            if values:
+                updates = ", ".join(f"{n} = s.{n}" for n in values)
+                self._execute(
+                    f"UPDATE {target.sql()} AS t SET {updates} FROM ({latest}) AS s WHERE {match}"
+                )
             self._execute(
-                f"DELETE FROM {target.sql()} AS t USING (SELECT DISTINCT {key_list} FROM {stage}) AS s WHERE {match}"
+                f"INSERT INTO {target.sql()} ({column_list}) SELECT {column_list} FROM ({latest}) AS s "
+                f"WHERE NOT EXISTS (SELECT FROM {target.sql()} AS t WHERE {match})"
             )
-            self._execute(f"INSERT INTO {target.sql()} ({column_list}) {latest}")
         self._execute(f"TRUNCATE {stage}")
 
     def commit(self, state: State) -> None:
@@ -445,7 +454,7 @@ class PostgresConnector(BaseConnector):
         except psycopg2.Error as exc:
             self.abort()
             raise self._error("commit", exc) from exc
-        self._merge_stage_ready = False
+        self._merge_stage_columns = frozenset()
 
     def _swap_in_staging(self) -> None:
         """Replace the target with the staged table, inside the commit's transaction.
@@ -486,5 +495,5 @@ class PostgresConnector(BaseConnector):
     def abort(self) -> None:
         if self.conn is not None:
             self._rollback(self.conn)
-        self._merge_stage_ready = False
+        self._merge_stage_columns = frozenset()
         self._staging = None
