@@ -3,11 +3,16 @@
 Writes run inside a DuckDB transaction that also updates the recipe's row in
 `_dataloader_state`, so data and state commit together. Overwrite loads into a staging table
 and swaps it in at the end, in one transaction.
+
+Several recipes may load into one file at once (threads of one process: DuckDB lets a single
+process write a file). DDL that runs share is created outside the data transactions, and a
+write-write conflict between runs is transient: the engine retries from the last commit.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,8 @@ from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identif
 
 BATCH_VIEW = "_dl_batch"
 ORDINAL = "__dl_ordinal"
+# Runs in this process take turns at shared DDL, so they do not conflict with each other.
+_SHARED_DDL = threading.Lock()
 
 
 class DuckDBConfig(TableOrQueryConfig):
@@ -82,6 +89,14 @@ class DuckDBConnector(BaseConnector):
         if self.con is not None:
             self.con.close()
             self.con = None
+
+    def is_transient(self, error: BaseException) -> bool:
+        """A write-write conflict with another run on this file (two recipes creating the state
+        table or the same table at once): the data and state commit together, so a retry
+        from the last commit is safe."""
+        import duckdb
+
+        return isinstance(error, duckdb.TransactionException) and "conflict" in str(error).lower()
 
     def _error(self, action: str, exc: Exception) -> ConnectorError:
         return ConnectorError(
@@ -163,9 +178,8 @@ class DuckDBConnector(BaseConnector):
 
     def _save_state(self, state: State) -> None:
         assert self.context is not None
-        self.con.execute(
-            f"CREATE TABLE IF NOT EXISTS {quote_identifier(STATE_TABLE)} (recipe VARCHAR, state VARCHAR, updated_at TIMESTAMPTZ)"
-        )
+        # `begin` created the state table: creating it here, in the data transaction, conflicts
+        # with a concurrent run that created it and committed first.
         self.con.execute(
             f"DELETE FROM {quote_identifier(STATE_TABLE)} WHERE recipe = ?",
             [self.context.recipe_name],
@@ -185,7 +199,29 @@ class DuckDBConnector(BaseConnector):
         for schema, name in orphans:
             self.con.execute(f"DROP TABLE IF EXISTS {TableName(schema, name).sql()}")
         if table.schema:
-            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table.schema)}")
+            self._create_shared(
+                f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table.schema)}",
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
+                [table.schema],
+            )
+        self._create_shared(
+            f"CREATE TABLE IF NOT EXISTS {quote_identifier(STATE_TABLE)} (recipe VARCHAR, state VARCHAR, updated_at TIMESTAMPTZ)",
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = current_schema()",
+            [STATE_TABLE],
+        )
+
+    def _create_shared(self, ddl: str, exists_sql: str, params: list[Any]) -> None:
+        """Run `CREATE … IF NOT EXISTS` for an object other runs on this file may create at the
+        same moment, in a transaction of its own. A conflict with their create is harmless once
+        the object exists; while their create is uncommitted it is transient (see `is_transient`)."""
+        import duckdb
+
+        try:
+            with _SHARED_DDL:
+                self.con.execute(ddl)
+        except duckdb.TransactionException as exc:
+            if not self.con.execute(exists_sql, params).fetchall()[0][0]:
+                raise self._error("create of a shared table or schema", exc) from exc
 
     def _begin_transaction(self) -> None:
         if not self._in_transaction:
