@@ -1,6 +1,6 @@
 """Several recipes loading into one DuckDB file at once (`dataloader run a.yaml b.yaml -j 2`):
-the DDL they share (the state table, a schema) is safe when two runs create it at the same
-moment.
+one run's cleanup never drops another run's live staging table, and the DDL they share (the
+state table, a schema) is safe when two runs create it at the same moment.
 
 The interleavings are made by hand: connectors driven step by step, and raw connections that
 hold a transaction open, so each conflict is certain rather than likely."""
@@ -60,6 +60,63 @@ def overwrite_recipe(rows_source: str, dest_db: Path, name: str, table: str) -> 
             "write_mode": "overwrite",
         },
     }
+
+
+def staging_tables(sql: Any, database: Path) -> list[str]:
+    return [name for name in sql.tables(database) if "_dl_stage_" in name]
+
+
+@pytest.mark.parametrize(
+    ("live_recipe", "live_table"),
+    [
+        pytest.param("orders_eu", "orders_eu", id="another-table-whose-name-extends-this-one"),
+        pytest.param("orders_backfill", "orders", id="another-recipe-into-the-same-table"),
+    ],
+)
+def test_cleanup_leaves_the_live_staging_table_of_another_recipe_alone(
+    run: Run,
+    rows_source: str,
+    dest_db: Path,
+    sql: Any,
+    destinations: Callable[..., DuckDBConnector],
+    live_recipe: str,
+    live_table: str,
+) -> None:
+    live = destinations(live_recipe, live_table)
+    live.begin(State())
+    live.write_batch(ArrowBatch.from_pylist([{"id": 1}, {"id": 2}]), State())
+    assert staging_tables(sql, dest_db), "the live run's staging table exists"
+
+    # Another recipe's whole run, cleanup included, happens while that stage is live.
+    run(overwrite_recipe(rows_source, dest_db, "orders", "orders"))
+
+    live.commit(State())
+    assert sql.query(dest_db, f"SELECT id FROM {live_table} ORDER BY id") == [(1,), (2,)]
+    assert staging_tables(sql, dest_db) == []
+
+
+def test_the_staging_table_of_a_crashed_run_of_this_recipe_is_dropped(
+    run: Run,
+    rows_source: str,
+    dest_db: Path,
+    sql: Any,
+    destinations: Callable[..., DuckDBConnector],
+) -> None:
+    crashed = destinations("orders", "orders")
+    crashed.begin(State())
+    crashed.write_batch(ArrowBatch.from_pylist([{"id": 1}]), State())
+    crashed.close()  # the process died before commit: its staging table stays behind
+    [orphan] = staging_tables(sql, dest_db)
+    other = destinations("orders_eu", "orders_eu")
+    other.begin(State())
+    other.write_batch(ArrowBatch.from_pylist([{"id": 2}]), State())
+    other.close()  # another recipe's crashed stage: that recipe's next run cleans it up
+
+    run(overwrite_recipe(rows_source, dest_db, "orders", "orders"))
+
+    assert orphan not in sql.tables(dest_db)
+    assert [name for name in staging_tables(sql, dest_db) if "orders_eu" in name]
+    assert sql.query(dest_db, "SELECT id FROM orders ORDER BY id") == [(10,), (11,)]
 
 
 def test_two_first_runs_into_a_fresh_file_commit_side_by_side(
@@ -132,3 +189,17 @@ def test_a_run_meeting_a_concurrent_state_table_create_is_retried(
     assert len(opens) == 2
     assert sum(stage.retries for stage in result.stages.values()) == 1
     assert sql.query(dest_db, "SELECT id FROM orders ORDER BY id") == [(10,), (11,)]
+
+
+def test_overwrite_drops_the_stage_label_and_keeps_the_tables_own_comment(
+    run: Run, rows_source: str, dest_db: Path, sql: Any
+) -> None:
+    recipe = overwrite_recipe(rows_source, dest_db, "orders", "orders")
+    comment = "SELECT comment FROM duckdb_tables() WHERE table_name = 'orders'"
+    run(recipe)
+    assert sql.query(dest_db, comment) == [(None,)]
+
+    sql.execute(dest_db, "COMMENT ON TABLE orders IS 'one row per order, isn''t it'")
+    run(recipe)
+
+    assert sql.query(dest_db, comment) == [("one row per order, isn't it",)]

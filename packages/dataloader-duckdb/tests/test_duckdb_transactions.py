@@ -214,7 +214,12 @@ def test_staging_table_of_a_crashed_overwrite_is_dropped_by_the_next_run(
 ) -> None:
     recipe = recipe_for(events, dest_db, write_mode="overwrite", cursor=None)
     run(recipe)
-    sql.execute(dest_db, "CREATE TABLE _dl_stage_events_20240101T000000_deadbeef AS SELECT 1 AS id")
+    label = '{"dataloader_stage": {"recipe": "events", "table": "events", "run_id": "x"}}'
+    sql.execute(
+        dest_db,
+        "CREATE TABLE _dl_stage_events_20240101T000000_deadbeef AS SELECT 1 AS id",
+        f"COMMENT ON TABLE _dl_stage_events_20240101T000000_deadbeef IS '{label}'",
+    )
     sql.execute(dest_db, "CREATE TABLE _dl_stage_unrelated_1 AS SELECT 1 AS id")
 
     run(recipe)

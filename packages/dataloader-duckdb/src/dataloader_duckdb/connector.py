@@ -5,8 +5,10 @@ Writes run inside a DuckDB transaction that also updates the recipe's row in
 and swaps it in at the end, in one transaction.
 
 Several recipes may load into one file at once (threads of one process: DuckDB lets a single
-process write a file). DDL that runs share is created outside the data transactions, and a
-write-write conflict between runs is transient: the engine retries from the last commit.
+process write a file). So a staging table is labelled with the recipe, table and run that own
+it, and a run drops only its own recipe's stages (dead, since the run holds the recipe's
+lock); DDL that runs share is created outside the data transactions, and a write-write
+conflict between runs is transient: the engine retries from the last commit.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identif
 
 BATCH_VIEW = "_dl_batch"
 ORDINAL = "__dl_ordinal"
+STAGE_LABEL = "dataloader_stage"  # the key of a staging table's comment: its owner
 # Runs in this process take turns at shared DDL, so they do not conflict with each other.
 _SHARED_DDL = threading.Lock()
 
@@ -192,12 +195,6 @@ class DuckDBConnector(BaseConnector):
     # -- destination: writes -----------------------------------------------------------
     def begin(self, state: State) -> None:
         table = self._table()
-        orphans = self.con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name LIKE ? AND table_schema = coalesce(?, current_schema())",
-            [f"{STAGING_PREFIX}{table.name}_%", table.schema],
-        ).fetchall()
-        for schema, name in orphans:
-            self.con.execute(f"DROP TABLE IF EXISTS {TableName(schema, name).sql()}")
         if table.schema:
             self._create_shared(
                 f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table.schema)}",
@@ -209,6 +206,7 @@ class DuckDBConnector(BaseConnector):
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = current_schema()",
             [STATE_TABLE],
         )
+        self._drop_dead_stages(table)
 
     def _create_shared(self, ddl: str, exists_sql: str, params: list[Any]) -> None:
         """Run `CREATE … IF NOT EXISTS` for an object other runs on this file may create at the
@@ -222,6 +220,21 @@ class DuckDBConnector(BaseConnector):
         except duckdb.TransactionException as exc:
             if not self.con.execute(exists_sql, params).fetchall()[0][0]:
                 raise self._error("create of a shared table or schema", exc) from exc
+
+    def _drop_dead_stages(self, table: TableName) -> None:
+        """Drop the staging tables an earlier run of this recipe left for `table`. They are dead:
+        this run holds the recipe's lock. Other stages, even of the same table, may belong to
+        another recipe's live run; that recipe's next run drops them."""
+        assert self.context is not None
+        stages = self.con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = coalesce(?, current_schema()) AND starts_with(table_name, ?)",
+            [table.schema, STAGING_PREFIX],
+        ).fetchall()
+        for name, comment in stages:
+            owner = _stage_owner(comment)
+            if owner == {"recipe": self.context.recipe_name, "table": table.name}:
+                self.con.execute(f"DROP TABLE IF EXISTS {table.sibling(name).sql()}")
 
     def _begin_transaction(self) -> None:
         if not self._in_transaction:
@@ -281,12 +294,28 @@ class DuckDBConnector(BaseConnector):
 
     def _write_staging(self, data: pa.RecordBatch) -> None:
         assert self.context is not None
-        if self._staging is None:
-            target = self._table()
-            self._staging = target.sibling(
-                f"{STAGING_PREFIX}{target.name}_{self.context.run_id.replace('-', '_')}"
-            )
-        self._append(data, self._staging)
+        if self._staging is not None:
+            self._append(data, self._staging)
+            return
+        target = self._table()
+        stage = target.sibling(
+            f"{STAGING_PREFIX}{target.name}_{self.context.run_id.replace('-', '_')}"
+        )
+        # Created and labelled with its owner in one transaction: no crash leaves a stage
+        # that `_drop_dead_stages` cannot attribute.
+        label = {
+            "recipe": self.context.recipe_name,
+            "table": target.name,
+            "run_id": self.context.run_id,
+        }
+        self._begin_transaction()
+        self._append(data, stage)
+        self.con.execute(
+            f"COMMENT ON TABLE {stage.sql()} IS {_sql_string(json.dumps({STAGE_LABEL: label}))}"
+        )
+        self.con.execute("COMMIT")
+        self._in_transaction = False
+        self._staging = stage
 
     def _merge(self, data: pa.RecordBatch) -> None:
         assert self.context is not None
@@ -367,9 +396,19 @@ class DuckDBConnector(BaseConnector):
             if self._exists(target):
                 self.con.execute(f"DELETE FROM {target.sql()}")
             return
+        rows = self.con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = coalesce(?, current_schema()) AND table_name = ?",
+            [target.schema, target.name],
+        ).fetchall()
         self.con.execute(f"DROP TABLE IF EXISTS {target.sql()}")
         self.con.execute(
             f"ALTER TABLE {self._staging.sql()} RENAME TO {quote_identifier(target.name)}"
+        )
+        # The stage's owner label goes; the replaced table's own comment, if any, stays.
+        comment = rows[0][0] if rows else None
+        self.con.execute(
+            f"COMMENT ON TABLE {target.sql()} IS {_sql_string(comment) if comment else 'NULL'}"
         )
         self._staging = None
         self._fitted.clear()
@@ -379,3 +418,17 @@ class DuckDBConnector(BaseConnector):
         if self._in_transaction and self.con is not None:
             self.con.execute("ROLLBACK")
             self._in_transaction = False
+
+
+def _sql_string(text: str) -> str:
+    """`text` as a SQL string literal (DuckDB's COMMENT takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _stage_owner(comment: str | None) -> dict[str, str] | None:
+    """The recipe and table a staging table's label names; None for a table without one."""
+    try:
+        label = json.loads(comment or "")[STAGE_LABEL]
+        return {"recipe": label["recipe"], "table": label["table"]}
+    except (ValueError, TypeError, KeyError):
+        return None
