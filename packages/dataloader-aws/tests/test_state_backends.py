@@ -4,7 +4,6 @@ first use."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -73,6 +72,25 @@ def document(rows: int) -> dict[str, Any]:
     return state.to_dict()
 
 
+# -- a fake clock for lock expiry -----------------------------------------------------------------
+class FakeClock:
+    """`now()` of the backends, moved by the test: expiry without waiting for it."""
+
+    def __init__(self) -> None:
+        self.value = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.value
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr("dataloader_aws.s3.now", fake)
+    monkeypatch.setattr("dataloader_aws.dynamodb.now", fake)
+    return fake
+
+
 # -- both backends ---------------------------------------------------------------------------
 def test_save_and_load_round_trip(backend: Factory) -> None:
     first = backend()
@@ -120,14 +138,18 @@ def test_the_lock_is_released_on_exit_and_on_error(backend: Factory) -> None:
     assert backend().load("orders") == document(3)
 
 
-def test_an_expired_lock_is_taken_over_and_its_old_holder_cannot_save(backend: Factory) -> None:
-    crashed, successor, third = (backend(lock_ttl_seconds=1) for _ in range(3))
+def test_an_expired_lock_is_taken_over_and_its_old_holder_cannot_save(
+    backend: Factory, clock: FakeClock
+) -> None:
+    crashed, successor, third = (backend(lock_ttl_seconds=3600) for _ in range(3))
     with ExitStack() as crashed_run:
         crashed_run.enter_context(crashed.lock("orders"))
         crashed.save("orders", document(1))
         with pytest.raises(StateError, match="already running"), successor.lock("orders"):
             pass
-        time.sleep(1.3)  # the holder stopped refreshing its lock: it expires
+        # The holder stops renewing (a frozen process; its heartbeat, every 20 minutes of real
+        # time, does not fire here): its lock expires.
+        clock.value += 4000
 
         with successor.lock("orders"):
             # The stale holder comes back: it may not write, before the new holder saved ...
@@ -272,3 +294,41 @@ def test_a_live_holder_on_this_host_keeps_its_lock(backend: Factory) -> None:
         backend().lock("orders"),
     ):
         pytest.fail("the lock of a live process was taken over")
+
+
+def lock_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("dataloader-lock")]
+
+
+def test_a_held_lock_is_kept_alive_past_its_ttl_without_a_save(
+    backend: Factory, clock: FakeClock
+) -> None:
+    # A TTL of an hour of fake time: the heartbeat thread (every 20 real minutes) never fires
+    # during the test; its renewal is driven by `renew_lock`, what the thread calls.
+    holder, other = backend(lock_ttl_seconds=3600), backend(lock_ttl_seconds=3600)
+    with holder.lock("orders"):
+        assert len(lock_threads()) == 1  # the heartbeat runs while the lock is held
+        clock.value += 3000
+        holder.renew_lock("orders")
+        clock.value += 2000  # past the first expiry: without the renewal it would be free
+        with pytest.raises(StateError, match="already running"), other.lock("orders"):
+            pytest.fail("the lock of a live run was taken over")
+        holder.save("orders", document(1))
+    assert lock_threads() == []  # and stops with it
+
+
+def test_a_renewal_that_finds_the_lock_taken_fails_the_next_save(
+    backend: Factory, clock: FakeClock
+) -> None:
+    holder, successor = backend(lock_ttl_seconds=3600), backend(lock_ttl_seconds=3600)
+    with holder.lock("orders"):
+        holder.save("orders", document(1))
+        clock.value += 4000  # the holder was stuck (no renewal): the lock expired
+        with successor.lock("orders"):
+            holder.renew_lock("orders")
+            with pytest.raises(StateError, match="lost the lock"):
+                holder.save("orders", document(99))
+            successor.save("orders", document(2))
+    assert backend().load("orders") == document(2)

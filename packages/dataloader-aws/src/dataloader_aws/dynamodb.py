@@ -10,7 +10,15 @@ from typing import Any
 
 from dataloader import StateError
 from dataloader.state.backend import StateBackendPlugin
-from dataloader_aws.session import AwsSettings, describe, error_code, lock_owner, now, owner_is_dead
+from dataloader_aws.session import (
+    AwsSettings,
+    LockKeeper,
+    describe,
+    error_code,
+    lock_owner,
+    now,
+    owner_is_dead,
+)
 
 
 class DynamoDBStateConfig(AwsSettings):
@@ -22,7 +30,8 @@ class DynamoDBStateBackend(StateBackendPlugin):
     """Items `{recipe, state, version, lock_owner, lock_expires}` in one table (key: `recipe`).
 
     Saves are conditional on this process holding the recipe's lock (when it holds one), so a
-    run whose lock expired and was taken over cannot overwrite the new holder's state.
+    run whose lock expired and was taken over cannot overwrite the new holder's state. A held
+    lock is renewed by a heartbeat every `lock_ttl_seconds / 3`, and by every save.
     """
 
     name = "dynamodb"
@@ -32,6 +41,7 @@ class DynamoDBStateBackend(StateBackendPlugin):
         super().__init__(config)
         self._client: Any = None
         self._owners: dict[str, str] = {}
+        self._keepers: dict[str, LockKeeper] = {}
         self._table_ready = False
 
     @property
@@ -95,6 +105,9 @@ class DynamoDBStateBackend(StateBackendPlugin):
         update = "SET #state = :state, version = if_not_exists(version, :zero) + :one"
         condition = None
         owner = self._owners.get(recipe_name)
+        keeper = self._keepers.get(recipe_name)
+        if keeper is not None and keeper.lost:
+            raise self._lost(recipe_name)
         if owner is not None:
             values[":owner"] = {"S": owner}
             values[":expires"] = {"N": str(now() + self.config.lock_ttl_seconds)}
@@ -111,11 +124,40 @@ class DynamoDBStateBackend(StateBackendPlugin):
             )
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                raise StateError(
-                    f"dynamodb state backend: lost the lock of recipe {recipe_name!r} (it expired and another run took it); not overwriting its state",
-                    key="state",
-                ) from None
+                raise self._lost(recipe_name) from None
             raise self._fail("write", recipe_name, exc) from None
+
+    def _lost(self, recipe_name: str) -> StateError:
+        return StateError(
+            f"dynamodb state backend: lost the lock of recipe {recipe_name!r} (it expired and another run took it); not overwriting its state",
+            key="state",
+        )
+
+    def _extend_lock(self, recipe_name: str) -> bool:
+        """Push the held lock's expiry out by `lock_ttl_seconds`; False when it is not ours."""
+        owner = self._owners.get(recipe_name)
+        if owner is None:
+            return True
+        try:
+            self.client.update_item(
+                TableName=self.config.table,
+                Key={"recipe": {"S": recipe_name}},
+                UpdateExpression="SET lock_expires = :expires",
+                ConditionExpression="lock_owner = :owner",
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":expires": {"N": str(now() + self.config.lock_ttl_seconds)},
+                },
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise self._fail("renew the lock of", recipe_name, exc) from None
+        return True
+
+    def renew_lock(self, recipe_name: str) -> None:
+        """Renew the recipe's held lock now, as its heartbeat does every `lock_ttl_seconds / 3`."""
+        self._keepers[recipe_name].beat()
 
     def delete(self, recipe_name: str) -> None:
         self._ensure_table()
@@ -176,9 +218,16 @@ class DynamoDBStateBackend(StateBackendPlugin):
                 key="state",
             )
         self._owners[recipe_name] = owner
+        keeper = self._keepers[recipe_name] = LockKeeper(
+            f"the DynamoDB lock of recipe {recipe_name!r} in table {self.config.table!r}",
+            lambda: self._extend_lock(recipe_name),
+            self.config.lock_ttl_seconds / 3,
+        ).start()
         try:
             yield
         finally:
+            keeper.stop()
+            del self._keepers[recipe_name]
             self._owners.pop(recipe_name, None)
             with suppress(Exception):  # the lock expired and is someone else's now
                 self.client.update_item(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -10,7 +11,15 @@ from typing import Any
 
 from dataloader import StateError
 from dataloader.state.backend import StateBackendPlugin
-from dataloader_aws.session import AwsSettings, describe, error_code, lock_owner, now, owner_is_dead
+from dataloader_aws.session import (
+    AwsSettings,
+    LockKeeper,
+    describe,
+    error_code,
+    lock_owner,
+    now,
+    owner_is_dead,
+)
 
 PRECONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
@@ -25,6 +34,7 @@ class S3StateBackend(StateBackendPlugin):
 
     Every save is conditional on the version this process last read or wrote (`If-Match`), or
     on there being none (`If-None-Match: *`), so a second writer can never silently overwrite.
+    A held lock is renewed by a heartbeat every `lock_ttl_seconds / 3`, and by every save.
     """
 
     name = "s3"
@@ -35,6 +45,8 @@ class S3StateBackend(StateBackendPlugin):
         self._client: Any = None
         self._etags: dict[str, str | None] = {}  # None: read, and there was no document
         self._locks: dict[str, tuple[str, str]] = {}
+        self._keepers: dict[str, LockKeeper] = {}
+        self._lock_mutex = threading.Lock()  # the heartbeat and a save both rewrite the lock
 
     @property
     def client(self) -> Any:
@@ -117,26 +129,38 @@ class S3StateBackend(StateBackendPlugin):
             }
         ).encode()
 
+    def _extend_lock(self, recipe_name: str) -> bool:
+        """Push the held lock's expiry out by `lock_ttl_seconds`; False when it is not ours."""
+        with self._lock_mutex:
+            held = self._locks.get(recipe_name)
+            if held is None:
+                return True
+            owner, etag = held
+            try:
+                answer = self.client.put_object(
+                    Bucket=self.config.bucket,
+                    Key=self._key(recipe_name, "lock"),
+                    Body=self._lock_body(owner),
+                    IfMatch=etag,
+                )
+            except Exception as exc:
+                if error_code(exc) in PRECONDITION_FAILED:
+                    return False
+                raise self._fail("refresh the lock", recipe_name, exc, "lock") from None
+            self._locks[recipe_name] = (owner, answer["ETag"])
+            return True
+
     def _refresh_lock(self, recipe_name: str) -> None:
-        held = self._locks.get(recipe_name)
-        if held is None:
-            return
-        owner, etag = held
-        try:
-            answer = self.client.put_object(
-                Bucket=self.config.bucket,
-                Key=self._key(recipe_name, "lock"),
-                Body=self._lock_body(owner),
-                IfMatch=etag,
+        keeper = self._keepers.get(recipe_name)
+        if (keeper is not None and keeper.lost) or not self._extend_lock(recipe_name):
+            raise StateError(
+                f"s3 state backend: lost the lock {self._where(recipe_name, 'lock')} (it expired and another run took it)",
+                key="state",
             )
-        except Exception as exc:
-            if error_code(exc) in PRECONDITION_FAILED:
-                raise StateError(
-                    f"s3 state backend: lost the lock {self._where(recipe_name, 'lock')} (it expired and another run took it)",
-                    key="state",
-                ) from None
-            raise self._fail("refresh the lock", recipe_name, exc, "lock") from None
-        self._locks[recipe_name] = (owner, answer["ETag"])
+
+    def renew_lock(self, recipe_name: str) -> None:
+        """Renew the recipe's held lock now, as its heartbeat does every `lock_ttl_seconds / 3`."""
+        self._keepers[recipe_name].beat()
 
     def _take_lock(self, recipe_name: str, owner: str) -> str:
         key = self._key(recipe_name, "lock")
@@ -178,9 +202,16 @@ class S3StateBackend(StateBackendPlugin):
     def lock(self, recipe_name: str) -> Iterator[None]:
         owner = lock_owner()
         self._locks[recipe_name] = (owner, self._take_lock(recipe_name, owner))
+        keeper = self._keepers[recipe_name] = LockKeeper(
+            f"the lock {self._where(recipe_name, 'lock')}",
+            lambda: self._extend_lock(recipe_name),
+            self.config.lock_ttl_seconds / 3,
+        ).start()
         try:
             yield
         finally:
+            keeper.stop()
+            del self._keepers[recipe_name]
             _, etag = self._locks.pop(recipe_name)
             with suppress(Exception):  # an expired lock another run now holds is theirs to release
                 self.client.delete_object(

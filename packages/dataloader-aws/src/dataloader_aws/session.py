@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field, SecretStr
 
 from dataloader.secrets import register_secret
 from dataloader.state.backend import StateBackendConfig
+
+log = logging.getLogger("dataloader.state.aws")
 
 
 class AwsSettings(StateBackendConfig):
@@ -53,6 +58,57 @@ class AwsSettings(StateBackendConfig):
                 retries={"mode": "standard", "max_attempts": 4},
             ),
         )
+
+
+class LockKeeper:
+    """Keeps a held lock alive: a daemon thread renews it every `lock_ttl_seconds / 3` until
+    `stop()`, so a run that commits rarely (or once, at the end) outlives the expiry. A renewal
+    that finds the lock taken sets `lost`; the backend's next save then fails.
+
+    :param what: the lock, for log messages.
+    :param renew: extends the lock; returns False when it is no longer this process's.
+    :param interval: seconds between renewals.
+    """
+
+    def __init__(self, what: str, renew: Callable[[], bool], interval: float) -> None:
+        self.what = what
+        self.lost = False
+        self._renew = renew
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"dataloader-lock {what}", daemon=True
+        )
+
+    def start(self) -> LockKeeper:
+        self._thread.start()
+        return self
+
+    def beat(self) -> None:
+        """Renew once (what the thread does on its own every `interval` seconds)."""
+        if self.lost:
+            return
+        try:
+            if not self._renew():
+                self.lost = True
+                log.warning(f"lost {self.what}: it expired and another run took it")
+        except Exception as exc:  # a failed renewal is tried again; the expiry leaves room
+            log.warning(
+                f"could not renew {self.what}, trying again in {self._interval:.0f}s: {exc}"
+            )
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval) and not self.lost:
+            self.beat()
 
 
 def lock_owner() -> str:
