@@ -374,6 +374,27 @@ def _copy_text(array: pa.Array) -> pa.Array:
     return array
 
 
+def untranslatable_value(batch: pa.RecordBatch, encoding: str) -> tuple[str, int, str] | None:
+    """The first (column, row, character) of `batch` that Postgres' `encoding` cannot hold, as
+    COPY would send it; None if every value fits. Row by row: only called on that error."""
+    import psycopg2.extensions
+
+    codec = psycopg2.extensions.encodings.get(encoding.upper().replace("-", "_"))
+    if codec is None:
+        return None
+    for name, array in zip(batch.schema.names, encode(batch).columns, strict=True):
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            continue
+        for row, text in enumerate(array.to_pylist()):
+            if text is None:
+                continue
+            try:
+                text.encode(codec)
+            except UnicodeEncodeError as exc:
+                return name, row, text[exc.start]
+    return None
+
+
 def encode(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Columns converted where Postgres' CSV input needs another text form."""
     arrays = [_copy_text(array) for array in batch.columns]

@@ -8,6 +8,11 @@ from dataloader import ConnectorError
 from dataloader.secrets import register_secret
 from dataloader_postgres.config import PostgresConnection
 
+# Arrow strings are UTF-8, and so is every byte dataloader sends or parses over COPY: the
+# server converts to and from the database's own encoding.
+CLIENT_ENCODING = "UTF8"
+_UTF8_NAMES = frozenset({"utf8", "utf-8", "unicode"})
+
 SESSION_SETTINGS = (
     "SET TimeZone = 'UTC'",
     "SET DateStyle = 'ISO, YMD'",
@@ -17,9 +22,11 @@ SESSION_SETTINGS = (
 
 
 def connect(settings: PostgresConnection, *, role: str) -> Any:
-    """A DB-API connection (psycopg2) in a transaction, with session settings for COPY.
+    """A DB-API connection (psycopg2) in a transaction, with session settings for COPY and the
+    client encoding UTF8 whatever the database's encoding.
 
-    :raises ConnectorError: naming host, port and database, never the password.
+    :raises ConnectorError: naming host, port and database, never the password; or when the
+        settings ask for a client encoding other than UTF8.
     """
     import psycopg2
     import sqlalchemy
@@ -30,6 +37,15 @@ def connect(settings: PostgresConnection, *, role: str) -> Any:
     url = settings.sqlalchemy_url()
     if url.password:
         register_secret(str(url.password))
+    asked = url.query.get("client_encoding")
+    if asked is not None and str(asked).lower() not in _UTF8_NAMES:
+        raise ConnectorError(
+            "dataloader reads and writes Postgres text as UTF-8; the server converts it to the "
+            "database's encoding",
+            key=f"{role}.options.client_encoding",
+            value=asked,
+            expected=CLIENT_ENCODING,
+        )
     engine = sqlalchemy.create_engine(url, poolclass=NullPool)
     try:
         connection = engine.raw_connection()
@@ -44,6 +60,7 @@ def connect(settings: PostgresConnection, *, role: str) -> Any:
             key=f"{role}.host",
             context={"host": settings.describe()},
         ) from None
+    connection.set_client_encoding(CLIENT_ENCODING)  # psycopg2 decodes with it too
     cursor = connection.cursor()
     for statement in SESSION_SETTINGS:
         cursor.execute(statement)
@@ -67,6 +84,11 @@ _TRANSIENT_MESSAGES = (
     "the database system is shutting down",
     "connection already closed",
 )
+
+
+def server_encoding(connection: Any) -> str:
+    """The database's encoding (`LATIN1`, `UTF8`…), as the server reported it at connect."""
+    return connection.get_parameter_status("server_encoding") or CLIENT_ENCODING
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -23,13 +23,14 @@ from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, 
 from dataloader.incremental import window_for
 from dataloader.parallel import ordered_merge
 from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identifier
-from dataloader_postgres.codec import CopyCodec, CsvCopyCodec
+from dataloader_postgres.codec import CopyCodec, CsvCopyCodec, untranslatable_value
 from dataloader_postgres.config import PostgresConfig
-from dataloader_postgres.connection import connect, is_transient
+from dataloader_postgres.connection import connect, is_transient, server_encoding
 from dataloader_postgres.types import ColumnPlan, pg_type_for, plan_column
 
 ORDINAL = "__dl_ordinal"
 MERGE_STAGE = "_dl_merge_stage"
+UNTRANSLATABLE_CHARACTER = "22P05"
 
 
 class PostgresConnector(BaseConnector):
@@ -361,7 +362,26 @@ class PostgresConnector(BaseConnector):
                 self.codec.write(self.conn, self._table().sql(), data)
         except psycopg2.Error as exc:
             self.abort()
+            if getattr(exc, "pgcode", None) == UNTRANSLATABLE_CHARACTER:
+                raise self._encoding_error(mode, data, exc) from exc
             raise self._error(f"{mode} write", exc) from exc
+
+    def _encoding_error(self, mode: str, data: pa.RecordBatch, exc: Exception) -> ConnectorError:
+        """The server could not store a character in the database's encoding: name the column
+        holding it (the server names only the COPY line)."""
+        encoding = server_encoding(self.conn)
+        found = untranslatable_value(data, encoding)
+        if found is None:
+            return self._error(f"{mode} write", exc)
+        column, row, character = found
+        return ConnectorError(
+            f"Postgres {mode} write failed on {self.config.table} at {self.config.describe()}: "
+            f"column {column!r} holds {character!r} (row {row} of the batch), which the "
+            f"database's encoding {encoding} cannot store; nothing of this commit was written",
+            key="destination.table",
+            value=self.config.table,
+            expected=f"text that {encoding} can hold, or a database with ENCODING 'UTF8'",
+        )
 
     def _write_overwrite(self, data: pa.RecordBatch) -> None:
         assert self.context is not None
