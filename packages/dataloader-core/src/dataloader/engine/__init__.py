@@ -23,13 +23,15 @@ def state_backend_for(
     state_dir: str | os.PathLike[str] | None = None,
     registry: Registry | None = None,
 ) -> StateBackend:
-    """The state backend a run uses: `--state-dir` if given, else the recipe's `state:`, else `.state`."""
+    """The state backend a run uses: `--state-dir` if given, else the recipe's `state:`, else
+    `.state`. A local one also locks the recipe's runs on this host whatever their directory."""
     if state_dir is not None:
-        return LocalStateBackend(state_dir)
+        return LocalStateBackend(state_dir).for_recipe(recipe)
     bound = bind_recipe(recipe, registry or get_registry())
-    if bound.state is not None:
-        return bound.state.create()
-    return LocalStateBackend(DEFAULT_STATE_DIR)
+    backend = bound.state.create() if bound.state is not None else None
+    if backend is None:
+        return LocalStateBackend(DEFAULT_STATE_DIR).for_recipe(recipe)
+    return backend.for_recipe(recipe) if isinstance(backend, LocalStateBackend) else backend
 
 
 def run_recipe(

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataloader.errors import StateError
 from dataloader.state.backend import StateBackendConfig, StateBackendPlugin
+
+if TYPE_CHECKING:
+    from dataloader.recipe.models import Recipe
 
 
 class LocalStateConfig(StateBackendConfig):
@@ -20,7 +24,13 @@ class LocalStateConfig(StateBackendConfig):
 
 
 class LocalStateBackend(StateBackendPlugin):
-    """State in `<path>/<recipe>.json`, written atomically; lock in `<path>/<recipe>.lock`."""
+    """State in `<path>/<recipe>.json`, written atomically; lock in `<path>/<recipe>.lock`.
+
+    A relative `path` is taken from the working directory when the backend is made, so two runs
+    of one recipe started in different directories have different state directories. Made for
+    a recipe (`for_recipe`), the lock is also held on this host for the recipe file and its
+    destination, so those two runs are kept apart all the same.
+    """
 
     name = "local"
     config_model = LocalStateConfig
@@ -29,7 +39,25 @@ class LocalStateBackend(StateBackendPlugin):
         if not isinstance(config, LocalStateConfig):
             config = LocalStateConfig(path=os.fspath(config))
         super().__init__(config)
-        self.directory = Path(config.path)
+        self.directory = Path(config.path).absolute()
+        self._run_lock: Path | None = None
+
+    def for_recipe(self, recipe: Recipe) -> LocalStateBackend:
+        """Lock runs of `recipe` on this host whatever their state directory: the lock is also
+        held on a file named after the recipe file, the recipe's name and its rendered
+        `destination:` section, in a directory of the user's under the system's temp dir."""
+        identity = json.dumps(
+            {
+                "file": str(recipe.file.resolve()) if recipe.file else None,
+                "name": recipe.name,
+                "destination": recipe.destination.model_dump(mode="json"),
+            },
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        locks = Path(tempfile.gettempdir()) / f"dataloader-locks-{os.getuid()}"
+        self._run_lock = locks / f"{recipe.name}-{digest}.lock"
+        return self
 
     def _file(self, recipe_name: str) -> Path:
         return self.directory / f"{recipe_name}.json"
@@ -77,8 +105,16 @@ class LocalStateBackend(StateBackendPlugin):
 
     @contextmanager
     def lock(self, recipe_name: str) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        lock_path = self.directory / f"{recipe_name}.lock"
+        with ExitStack() as stack:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(self._flock(self.directory / f"{recipe_name}.lock", recipe_name))
+            if self._run_lock is not None:
+                self._run_lock.parent.mkdir(mode=0o700, exist_ok=True)
+                stack.enter_context(self._flock(self._run_lock, recipe_name))
+            yield
+
+    @contextmanager
+    def _flock(self, lock_path: Path, recipe_name: str) -> Iterator[None]:
         handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
         try:
             try:
@@ -93,7 +129,7 @@ class LocalStateBackend(StateBackendPlugin):
                 ) from None
             handle.seek(0)
             handle.truncate()
-            handle.write(f"pid {os.getpid()}")
+            handle.write(f"pid {os.getpid()}, state in {self.directory}")
             handle.flush()
             yield
         finally:
