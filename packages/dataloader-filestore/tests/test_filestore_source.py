@@ -102,6 +102,80 @@ def test_missing_path_fails_naming_it(run: Run, tmp_path: Path) -> None:
         run(collect_recipe(str(tmp_path / "nowhere")))
 
 
+def overwrite_recipe(path: str, out: Path, **source: Any) -> dict[str, Any]:
+    """Read `path` into a filestore destination at `out`, replacing what it holds."""
+    return {
+        "name": "mirror",
+        "source": {"type": "filestore", "path": path, **source},
+        "destination": {
+            "type": "filestore",
+            "path": str(out),
+            "format": "csv",
+            "write_mode": "overwrite",
+        },
+    }
+
+
+def test_a_glob_under_a_vanished_directory_fails_and_the_overwrite_keeps_the_table(
+    run: Run, read_back: Any, tmp_path: Path
+) -> None:
+    write_csv(tmp_path / "data" / "2024" / "a.csv", [1, 2])
+    out = tmp_path / "out"
+    run(overwrite_recipe(str(tmp_path / "data" / "2024" / "*.csv"), out))
+    for file in (tmp_path / "data" / "2024").iterdir():
+        file.unlink()
+    (tmp_path / "data" / "2024").rmdir()
+
+    with pytest.raises(ConnectorError) as caught:
+        run(overwrite_recipe(str(tmp_path / "data" / "2024" / "*.csv"), out))
+
+    message = str(caught.value)
+    assert "does not exist" in message and str(tmp_path / "data" / "2024") in message
+    assert ids(read_back(str(out))) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("relative", "expected"),
+    [
+        ("data/*.json", "no file matches the glob"),
+        ("data/sub/*.csv", "no file matches the glob"),
+        ("empty", "holds no file to read"),
+        ("data/notes.txt", "extension of a known format"),
+    ],
+)
+def test_a_path_selecting_no_file_fails_unless_allow_empty(
+    run: Run,
+    data_dir: Path,
+    tmp_path: Path,
+    collected: dict[str, list[dict[str, Any]]],
+    relative: str,
+    expected: str,
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (data_dir / "sub" / "c.csv").unlink()
+    path = str(tmp_path / relative)
+
+    with pytest.raises(ConnectorError, match=expected) as caught:
+        run(collect_recipe(path))
+    assert path in str(caught.value)
+
+    result = run(collect_recipe(path, allow_empty=True))
+    assert result.rows_read == 0 and collected.get("files", []) == []
+
+
+def test_allow_empty_does_not_excuse_a_missing_directory(run: Run, tmp_path: Path) -> None:
+    with pytest.raises(ConnectorError, match="does not exist"):
+        run(collect_recipe(str(tmp_path / "gone" / "*.csv"), allow_empty=True))
+
+
+def test_allow_empty_on_a_destination_is_rejected(run: Run, tmp_path: Path) -> None:
+    recipe = overwrite_recipe(str(tmp_path), tmp_path / "out")
+    recipe["destination"]["allow_empty"] = True
+
+    with pytest.raises(ConnectorError, match=r"destination\.allow_empty.*source"):
+        run(recipe)
+
+
 def test_unreadable_file_fails_naming_the_file(run: Run, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -459,6 +459,38 @@ def test_missing_prefix_names_backend_and_path(
     assert_clean_error(caught.value, [SECRET], "s3", f"{s3_bucket}/nothing/here", "does not exist")
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("s3://{b}/data/2023/*.csv", "no file matches the glob"),
+        ("s3://{b}/data/*.parquet", "no file matches the glob"),
+        ("s3://{b}/data/2023/", "does not exist"),
+    ],
+)
+def test_selecting_no_object_fails_unless_allow_empty(
+    run_yaml: YamlRunner,
+    moto_server: MotoServer,
+    layout: str,
+    collected: dict[str, list[dict[str, Any]]],
+    path: str,
+    message: str,
+) -> None:
+    """S3 has no directories: a prefix with no key is an empty selection, like a glob that
+    matches nothing, and is an error unless the recipe allows it."""
+    source = {"type": "filestore", "path": path.format(b=layout), **settings(moto_server)}
+
+    with pytest.raises(ConnectorError) as caught:
+        run_yaml(collect("s3_empty_selection", source))
+    assert_clean_error(
+        caught.value, [SECRET], "s3", path.format(b=layout).removeprefix("s3://"), message
+    )
+    assert "allow_empty" in str(caught.value)
+    assert caught.value.context["file"].endswith("recipe-1.yaml")  # the recipe file
+
+    assert run_yaml(collect("s3_empty_selection", {**source, "allow_empty": True})).rows_read == 0
+    assert collected.get("s3_empty_selection", []) == []
+
+
 def test_unreachable_endpoint_names_backend_and_path(
     run_yaml: YamlRunner, moto_server: MotoServer
 ) -> None:

@@ -450,6 +450,37 @@ def test_wrong_password_names_backend_and_path_but_no_password(
     )
 
 
+def test_a_glob_under_a_missing_directory_fails_even_with_allow_empty(
+    run_yaml: YamlRunner, sftp_server: SftpServer, remote: Path
+) -> None:
+    source = {"type": "filestore", **by_backend(sftp_server, f"{remote}/2024/*.csv")}
+    for allow_empty in (False, True):
+        with pytest.raises(ConnectorError) as caught:
+            run_yaml(collect("sftp_glob_base_gone", {**source, "allow_empty": allow_empty}))
+        assert_clean_error(
+            caught.value, [sftp_server.password], "sftp", f"{remote}/2024", "does not exist"
+        )
+
+
+def test_a_glob_matching_no_file_fails_unless_allow_empty(
+    run_yaml: YamlRunner,
+    sftp_server: SftpServer,
+    remote: Path,
+    collected: dict[str, list[dict[str, Any]]],
+) -> None:
+    write(remote / "notes.txt", "not data")
+    source = {"type": "filestore", **by_url(sftp_server, f"{remote}/*.csv")}
+
+    with pytest.raises(ConnectorError) as caught:
+        run_yaml(collect("sftp_glob_empty", source))
+    assert_clean_error(
+        caught.value, [], "sftp", f"{remote}/*.csv", "no file matches", "allow_empty"
+    )
+
+    assert run_yaml(collect("sftp_glob_empty", {**source, "allow_empty": True})).rows_read == 0
+    assert collected.get("sftp_glob_empty", []) == []
+
+
 def test_unreachable_host_names_backend_and_path(
     run_yaml: YamlRunner, sftp_server: SftpServer, remote: Path
 ) -> None:

@@ -70,6 +70,9 @@ class FileStoreConfig(BackendSettings, ConnectorConfig):
     :param compression: compression of written files (`gzip`, `zstd`); read compression is
         inferred from the file extension.
     :param storage_options: options passed to the fsspec filesystem.
+    :param allow_empty: a source only: read nothing, without an error, when `path` selects no
+        file (a glob that matches none, an empty directory or S3 prefix). Off by default, so
+        that an emptied landing area does not silently empty an overwritten table.
     """
 
     path: str
@@ -78,6 +81,7 @@ class FileStoreConfig(BackendSettings, ConnectorConfig):
     format_options: dict[str, Any] = Field(default_factory=dict)
     compression: Literal["none", "gzip", "zstd"] = "none"
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    allow_empty: bool = False
 
     @field_validator("path", mode="before")
     @classmethod
@@ -134,6 +138,14 @@ class FileStoreConnector(BaseConnector):
                     key="destination.format",
                     expected="csv, json, jsonl, parquet or a registered format",
                 )
+            if self.config.allow_empty:
+                raise ConnectorError(
+                    "`allow_empty` applies to a filestore source, not a destination",
+                    file=self._recipe_file(),
+                    key="destination.allow_empty",
+                    value=self.config.allow_empty,
+                    expected="no `allow_empty` under destination",
+                )
             self._format_registration(self.config.format)
             self._prepare_destination()
         incremental = context.incremental
@@ -172,9 +184,14 @@ class FileStoreConnector(BaseConnector):
         except Exception as exc:
             raise self._fail("cannot prepare", self.root, exc) from exc
 
+    def _recipe_file(self) -> str | None:
+        recipe_file = self.context.recipe_file if self.context is not None else None
+        return str(recipe_file) if recipe_file is not None else None
+
     def _not_found(self, exc: NotFound) -> ConnectorError:
         return ConnectorError(
             f"{self.backend}: {exc.message}",
+            file=self._recipe_file(),
             key=f"{self._role()}.path",
             value=self.config.path,
             context={"backend": self.backend, "path": self.root},
@@ -216,11 +233,15 @@ class FileStoreConnector(BaseConnector):
 
     # -- source ----------------------------------------------------------------------
     def _list(self) -> Iterator[ListedFile]:
-        """The files to read, in path order, listed a page at a time as they are consumed."""
+        """The files to read, in path order, listed a page at a time as they are consumed.
+        Selecting no file is an error unless `allow_empty`."""
+        found = unknown = False
         try:
             for file in listing.iter_files(self.fs, self.backend, self.root, self._retrying):
                 if self.config.format is None and get_registry().format_for_path(file.path) is None:
+                    unknown = True
                     continue
+                found = True
                 yield file
         except NotFound as exc:
             raise self._not_found(exc) from None
@@ -228,6 +249,31 @@ class FileStoreConnector(BaseConnector):
             raise
         except Exception as exc:
             raise self._fail("cannot list files under", self.root, exc) from None
+        if not found and not self.config.allow_empty:
+            raise self._no_files(unknown)
+
+    def _no_files(self, unknown: bool) -> ConnectorError:
+        if unknown:
+            what = f"no file under {self.root!r} has the extension of a known format"
+        elif listing.has_glob(self.root):
+            what = f"no file matches the glob {self.root!r}"
+        elif self.backend == "s3":
+            what = f"path {self.root!r} does not exist (no file has that key or prefix)"
+        else:
+            what = f"{self.root!r} holds no file to read"
+        return ConnectorError(
+            f"{self.backend}: {what}",
+            file=self._recipe_file(),
+            key="source.path",
+            value=self.config.path,
+            expected=(
+                "`format:` for these files"
+                if unknown
+                else "a path that selects at least one file, or `allow_empty: true` to read "
+                "nothing without an error"
+            ),
+            context={"backend": self.backend, "path": self.root},
+        )
 
     def estimate_rows(self) -> int | None:
         """Rows the listed files hold, for progress: exact from Parquet footers, otherwise the

@@ -47,7 +47,11 @@ def has_glob(path: str) -> bool:
 
 
 def iter_files(fs: Any, backend: str, root: str, call: Call) -> Iterator[ListedFile]:
-    """The files under `root` (a file, a directory or prefix, or a glob), in path order."""
+    """The files under `root` (a file, a directory or prefix, or a glob), in path order.
+
+    Raises `NotFound` for what does not exist: a local or SFTP path, the directory a glob
+    starts from, an S3 bucket. An S3 prefix with no key lists nothing (S3 has no directories);
+    whether an empty listing is an error is the caller's decision."""
     if backend == "s3":
         return _s3_files(fs, root, call)
     return _tree_files(fs, root, call)
@@ -93,7 +97,7 @@ def _s3_files(fs: Any, root: str, call: Call) -> Iterator[ListedFile]:
                 found = True
                 yield file
         if not found:
-            require_bucket(fs, call, bucket)  # a glob in a missing bucket matches nothing
+            require_bucket(fs, call, bucket)  # a missing bucket is an error, not an empty match
         return
     prefix = key + "/" if key else ""
     pages = _s3_pages(fs, call, bucket, prefix, nested=True)
@@ -104,8 +108,8 @@ def _s3_files(fs: Any, root: str, call: Call) -> Iterator[ListedFile]:
             if head is not None:
                 yield head
                 return
-        require_bucket(fs, call, bucket)
-        raise NotFound(f"path {root!r} does not exist")
+        require_bucket(fs, call, bucket)  # an empty prefix lists nothing: S3 has no directories
+        return
     for file in itertools.chain([first], pages):
         if not _is_hidden(file.path[len(bucket) + len(prefix) + 1 :]):
             yield file
@@ -156,7 +160,7 @@ def _tree_files(fs: Any, root: str, call: Call) -> Iterator[ListedFile]:
         match = re.compile(glob_translate(root)).match
         depth = _glob_depth(root, base)
         if not call(fs.isdir, base):
-            return
+            raise NotFound(f"directory {base!r} of the glob {root!r} does not exist")
         for file in _walk(fs, call, base, depth):
             if match(file.path):
                 yield file
