@@ -19,7 +19,7 @@ from dataloader import ArrowBatch, State
 from dataloader.context import RunContext
 from dataloader_filestore import FileStoreConnector, listing
 from dataloader_filestore.connector import FileStoreConfig
-from dataloader_filestore.testing import MotoServer
+from dataloader_filestore.testing import MotoServer, SftpServer
 
 PAGE = 10
 
@@ -237,3 +237,43 @@ def test_recursive_local_glob_matches_every_depth(
     read = [str(Path(source_file(b)).relative_to(root)) for b in connector.read_batches(State())]
 
     assert read == ["1.csv", "a/2.csv", "a/deep/3.csv"]
+
+
+# -- the same order on every backend ---------------------------------------------------------
+# Full-path byte order, as S3 lists keys: `-` (0x2D) and `.` (0x2E) sort before `/` (0x2F),
+# so `a-b.csv` and `a.csv` come before the files in `a/`, and `a0.csv` (0x30) after them.
+TREE = ["A.csv", "a-b.csv", "a.csv", "a/x.csv", "a/y-z/1.csv", "a/y/2.csv", "a0.csv", "é.csv"]
+
+
+@pytest.mark.parametrize("backend", ["local", "sftp", "s3"])
+def test_every_backend_reads_a_tree_in_full_path_byte_order(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    open_source: Callable[..., FileStoreConnector],
+    backend: str,
+) -> None:
+    assert sorted(TREE, key=lambda path: path.encode()) == TREE
+    if backend == "s3":
+        server: Any = request.getfixturevalue("moto_server")
+        bucket = server.create_bucket()
+        s3 = server.client("s3")
+        for number, name in enumerate(reversed(TREE)):
+            s3.put_object(Bucket=bucket, Key=f"tree/{name}", Body=f"id\n{number}\n".encode())
+        root, options = f"{bucket}/tree", server.settings()
+        connector = open_source(f"s3://{root}/", **options)
+    else:
+        if backend == "sftp":
+            sftp: SftpServer = request.getfixturevalue("sftp_server")
+            base = sftp.data / f"tree-{tmp_path.name}"
+            options = {"backend": "sftp", **sftp.password_settings()}
+        else:
+            base, options = tmp_path / "tree", {}
+        for number, name in enumerate(reversed(TREE)):
+            (base / name).parent.mkdir(parents=True, exist_ok=True)
+            (base / name).write_text(f"id\n{number}\n")
+        root = str(base)
+        connector = open_source(root, **options)
+
+    read = [source_file(batch) for batch in connector.read_batches(State())]
+
+    assert [path.removeprefix(root + "/") for path in read] == TREE

@@ -2,8 +2,9 @@
 
 A prefix of millions of objects is never held in memory: S3 is read one `ListObjectsV2` page
 (up to `S3_PAGE_SIZE` keys) at a time, local disks and SFTP one directory at a time, and the
-files are yielded as they come, in path order. Files whose name, or a directory between the
-listed path and them, starts with `.` or `_` are left out (temporary files, `_dataloader/`).
+files are yielded as they come, in the same order on every backend: full-path byte order, the
+order of S3's keys. Files whose name, or a directory between the listed path and them, starts
+with `.` or `_` are left out (temporary files, `_dataloader/`).
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def _walk(fs: Any, call: Call, directory: str, depth: int | None) -> Iterator[Li
         entries = call(fs.ls, directory, detail=True)
     except FileNotFoundError:
         return  # removed while we were listing
-    for info in sorted(entries, key=lambda entry: entry["name"]):
+    for info in sorted(entries, key=_path_order):
         path = info["name"].rstrip("/")
         name = posixpath.basename(path)
         if path == directory.rstrip("/") or name.startswith((".", "_")):
@@ -191,3 +192,11 @@ def _walk(fs: Any, call: Call, directory: str, depth: int | None) -> Iterator[Li
                 yield from _walk(fs, call, path, None if depth is None else depth - 1)
         elif info.get("type") == "file":
             yield ListedFile(path, _mtime(info), int(info.get("size") or 0))
+
+
+def _path_order(entry: dict[str, Any]) -> str:
+    """Sort key of a directory entry that walks a tree in full-path order, as S3 lists keys: a
+    directory sorts as its name and `/`, so `a-b.csv` (`-` < `/`) comes before `a/x.csv`.
+    (Code-point order of `str` is the byte order of UTF-8.)"""
+    name = posixpath.basename(entry["name"].rstrip("/"))
+    return name + "/" if entry.get("type") == "directory" else name
