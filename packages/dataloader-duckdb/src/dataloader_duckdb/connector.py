@@ -29,7 +29,7 @@ from dataloader import (
     State,
 )
 from dataloader.connectors import TableOrQueryConfig
-from dataloader.incremental import window_for
+from dataloader.incremental import CursorWindow, window_for
 from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identifier
 
 BATCH_VIEW = "_dl_batch"
@@ -37,6 +37,30 @@ ORDINAL = "__dl_ordinal"
 STAGE_LABEL = "dataloader_stage"  # the key of a staging table's comment: its owner
 # Runs in this process take turns at shared DDL, so they do not conflict with each other.
 _SHARED_DDL = threading.Lock()
+
+
+def _windowed(sql: str, window: CursorWindow, arrow_type: pa.DataType) -> tuple[str, list[Any]]:
+    """`sql` limited to the cursor window and ordered by the cursor, with its parameters.
+
+    Bounds are bound as values of the column's type (a nanosecond timestamp as its integer),
+    never as text DuckDB would read in the session's time zone; text is compared in code-point
+    order, whatever the column's collation, as the engine compares it.
+    """
+    params: list[Any] = []
+
+    def bind(value: pa.Scalar) -> str:
+        kind = value.type
+        if pa.types.is_timestamp(kind) and kind.unit == "ns" and kind.tz is None:
+            params.append(value.value)
+            return "make_timestamp_ns(?)"
+        params.append(value.as_py())
+        return "?"
+
+    column = quote_identifier(window.column)
+    condition = window.sql_condition(column, arrow_type, bind, "binary")
+    if condition is not None:
+        sql += f" WHERE {condition}"
+    return f"{sql} ORDER BY {window.sql_cursor(column, arrow_type, 'binary')}", params
 
 
 class DuckDBConfig(TableOrQueryConfig):
@@ -110,28 +134,32 @@ class DuckDBConnector(BaseConnector):
     # -- source ----------------------------------------------------------------------
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
         assert self.context is not None
+        import duckdb
+
         relation = f"({self.config.query}) AS q" if self.config.query else self._table().sql()
         sql, params = f"SELECT * FROM {relation}", []
         incremental = self.context.incremental
-        if incremental is not None and incremental.strategy == "cursor":
-            window = window_for(incremental, state.cursor_values)
-            conditions, params = window.sql_conditions(quote_identifier)
-            if conditions:
-                sql += " WHERE " + " AND ".join(conditions)
-            sql += f" ORDER BY {quote_identifier(window.column)}"
-        elif incremental is not None:
-            raise ConnectorError(
-                "DuckDB sources support the `cursor` incremental strategy only",
-                key="source.incremental.strategy",
-                value=incremental.strategy,
-            )
-        import duckdb
-
         try:
-            reader = (
-                self.con.cursor()
-                .sql(sql, params=params or None)
-                .to_arrow_reader(batch_size=self.context.batch_size)
+            cursor = self.con.cursor()
+            if incremental is not None and incremental.strategy == "cursor":
+                window = window_for(incremental, state.cursor_values)
+                schema = cursor.sql(f"{sql} LIMIT 0").to_arrow_table().schema
+                if window.column not in schema.names:
+                    raise ConnectorError(
+                        f"cursor column {window.column!r} is not a column of {self.config.table or 'the query'}",
+                        key="source.incremental.cursor_column",
+                        value=window.column,
+                        expected=f"one of {schema.names}",
+                    )
+                sql, params = _windowed(sql, window, schema.field(window.column).type)
+            elif incremental is not None:
+                raise ConnectorError(
+                    "DuckDB sources support the `cursor` incremental strategy only",
+                    key="source.incremental.strategy",
+                    value=incremental.strategy,
+                )
+            reader = cursor.sql(sql, params=params or None).to_arrow_reader(
+                batch_size=self.context.batch_size
             )
         except duckdb.Error as exc:
             raise self._error("read", exc) from exc

@@ -101,14 +101,28 @@ class PostgresConnector(BaseConnector):
         return cursor
 
     # -- source ----------------------------------------------------------------------
-    def _source_query(self, state: State, extra: str = "") -> tuple[str, str | None]:
-        """The read's SELECT (window and `where:` applied, `extra` added) and its ORDER BY column."""
+    def _relation_query(self) -> str:
+        """The read's SELECT before any cursor window: the table or query, and `where:`."""
+        relation = f"({self.config.query}) AS src" if self.config.query else self._table().sql()
+        return f"SELECT * FROM {relation}" + (
+            f" WHERE ({self.config.where})" if self.config.where else ""
+        )
+
+    def _source_query(
+        self, state: State, plans: list[ColumnPlan], extra: str = ""
+    ) -> tuple[str, str | None]:
+        """The read's SELECT (window and `where:` applied, `extra` added) and its ORDER BY.
+
+        The window's bounds are literals of the cursor column's type (a timestamptz bound
+        carries its offset, so no session time zone is involved), and text is compared and
+        ordered under the "C" collation: code-point order, the order the engine checks and
+        stores, whatever the column's own collation.
+        """
         assert self.context is not None
         relation = f"({self.config.query}) AS src" if self.config.query else self._table().sql()
         conditions: list[str] = [f"({self.config.where})"] if self.config.where else []
         if extra:
             conditions.append(extra)
-        params: list[Any] = []
         order_by = None
         incremental = self.context.incremental
         if incremental is not None:
@@ -119,18 +133,36 @@ class PostgresConnector(BaseConnector):
                     value=incremental.strategy,
                 )
             window = window_for(incremental, state.cursor_values)
-            window_conditions, params = window.sql_conditions(quote_identifier)
-            # Only the window's own `?` (the last one of each condition) becomes a literal: the
-            # rest of the SQL (query, table, where) never goes through `%` formatting.
-            cursor = self.conn.cursor()
-            for condition, value in zip(window_conditions, params, strict=True):
-                head, _ = condition.rsplit("?", 1)
-                conditions.append(head + cursor.mogrify("%s", (value,)).decode())
-            order_by = quote_identifier(window.column)
+            plan = self._plan_of(plans, window.column)
+            # A column read as text is compared as that text, as the engine sees it.
+            column = quote_identifier(window.column)
+            column = f"({column})::text" if plan.kind == "text" else column
+            # Only the window's values become literals: the rest of the SQL (query, table,
+            # where) never goes through `%` formatting.
+            mogrify = self.conn.cursor().mogrify
+
+            def bind(value: pa.Scalar) -> str:
+                return mogrify("%s", (value.as_py(),)).decode()
+
+            condition = window.sql_condition(column, plan.field.type, bind, "C")
+            if condition is not None:
+                conditions.append(condition)
+            order_by = window.sql_cursor(column, plan.field.type, "C")
         sql = f"SELECT * FROM {relation}"
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
         return sql, order_by
+
+    def _plan_of(self, plans: list[ColumnPlan], column: str) -> ColumnPlan:
+        for plan in plans:
+            if plan.name == column:
+                return plan
+        raise ConnectorError(
+            f"cursor column {column!r} is not a column of {self.config.table or 'the query'}",
+            key="source.incremental.cursor_column",
+            value=column,
+            expected=f"one of {[plan.name for plan in plans]}",
+        )
 
     def plan_columns(self, query: str) -> list[ColumnPlan]:
         """How each column of `query` is read, from its Postgres type."""
@@ -160,9 +192,9 @@ class PostgresConnector(BaseConnector):
         import psycopg2
 
         try:
-            query, order_by = self._source_query(state)
-            plans = self.plan_columns(query)
-            parts = self._partitions(query, order_by)
+            plans = self.plan_columns(self._relation_query())
+            query, order_by = self._source_query(state, plans)
+            parts = self._partitions(query, order_by, plans)
             if len(parts) > 1:
                 readers = [partial(self._read_part, state, condition, plans) for condition in parts]
                 batches = ordered_merge(
@@ -177,7 +209,7 @@ class PostgresConnector(BaseConnector):
         except psycopg2.Error as exc:
             raise self._error("read", exc) from exc
 
-    def _partitions(self, query: str, order_by: str | None) -> list[str]:
+    def _partitions(self, query: str, order_by: str | None, plans: list[ColumnPlan]) -> list[str]:
         """WHERE conditions splitting the read into ranges, in order; one empty one if not split."""
         assert self.context is not None
         count = self.config.partitions or self.context.parallelism
@@ -210,8 +242,26 @@ class PostgresConnector(BaseConnector):
                 conditions.append(" AND ".join(part for part in (low, high) if part))
             return conditions
         quoted = quote_identifier(column)
+        arrow_type = next((plan.field.type for plan in plans if plan.name == column), None)
+        if arrow_type is None:
+            raise ConnectorError(
+                f"partition column {column!r} is not a column of {self.config.table or 'the query'}",
+                key="source.partition_column",
+                value=column,
+                expected=f"one of {[plan.name for plan in plans]}",
+            )
+        if not (
+            pa.types.is_integer(arrow_type)
+            or pa.types.is_floating(arrow_type)
+            or pa.types.is_decimal(arrow_type)
+            or pa.types.is_timestamp(arrow_type)
+            or pa.types.is_date(arrow_type)
+        ):
+            return [""]  # no arithmetic to cut ranges with (text, …): one ordered read
+        # NaN sorts above every number: it would make every edge NaN.
+        numbers = f" WHERE {quoted} <> 'NaN'" if pa.types.is_floating(arrow_type) else ""
         low, high = self._execute(
-            f"SELECT min({quoted}), max({quoted}) FROM ({query}) AS q"
+            f"SELECT min({quoted}), max({quoted}) FROM ({query}) AS q{numbers}"
         ).fetchall()[0]
         if low is None or low == high:
             return [""]
@@ -235,7 +285,7 @@ class PostgresConnector(BaseConnector):
     ) -> Iterator[pa.RecordBatch]:
         """One range of a split read, on its own connection."""
         assert self.context is not None
-        query, order_by = self._source_query(state, extra=condition)
+        query, order_by = self._source_query(state, plans, extra=condition)
         if order_by:
             query += f" ORDER BY {order_by}"
         connection = connect(self.config, role="source")

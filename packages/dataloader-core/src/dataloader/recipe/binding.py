@@ -75,6 +75,7 @@ def bind_recipe(recipe: Recipe, registry: Registry) -> BoundRecipe:
         )
     _check_capabilities(recipe, source, destination, problems)
     _check_write_mode(recipe, problems)
+    _check_missing_cursor(recipe, problems)
     if problems:
         raise RecipeError(
             f"recipe {recipe.name!r} is not valid",
@@ -179,5 +180,28 @@ def _check_write_mode(recipe: Recipe, problems: list[Problem]) -> None:
                 expected="no `source.incremental` with `overwrite` (a child recipe removes "
                 "an inherited one with `delete: [source.incremental]`), or write_mode "
                 "`append`/`merge`",
+            )
+        )
+
+
+def _check_missing_cursor(recipe: Recipe, problems: list[Problem]) -> None:
+    """Rows without a cursor value are read again by every run: only a merge loads them once."""
+    incremental = recipe.source.incremental
+    if (
+        incremental is not None
+        and incremental.on_missing_cursor == "load"
+        and recipe.destination.write_mode != "merge"
+    ):
+        key = "source.incremental.on_missing_cursor"
+        problems.append(
+            Problem(
+                "rows whose cursor is NULL or NaN never move the cursor, so every run reads "
+                f"them again; with write_mode {recipe.destination.write_mode!r} each run would "
+                "add them once more",
+                file=recipe.origin_of(key),
+                key=key,
+                value=incremental.on_missing_cursor,
+                expected="`fail`, or `load` with `destination.write_mode: merge` (and "
+                "`merge_keys` that identify those rows)",
             )
         )

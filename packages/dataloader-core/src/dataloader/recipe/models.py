@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from dataloader.context import WriteMode
+from dataloader.durations import parse_duration
 from dataloader.recipe.merger import origin_of
 
 RECIPE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -21,8 +22,12 @@ class IncrementalConfig(BaseModel):
     :param cursor_column: the cursor column (`cursor` strategy).
     :param initial_value: where the first run starts (exclusive); default: from the beginning.
     :param end_value: where a run stops (inclusive), for backfill windows.
-    :param lag: re-read this far behind the stored cursor (a number, or seconds/ISO duration
-        for time cursors), for late-arriving rows; pair with `merge` to avoid duplicates.
+    :param lag: re-read this far behind the stored cursor (a number in the cursor's units, or
+        for time cursors seconds, `90s`/`15m`/`2h`/`1d` or an ISO 8601 duration like `PT1H`),
+        for late-arriving rows; pair with `merge` to avoid duplicates.
+    :param on_missing_cursor: what to do with rows whose cursor is NULL or NaN (they have no
+        place in the cursor order): `fail` the run (default), or `load` them on every run
+        without moving the cursor (needs `write_mode: merge`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,6 +37,14 @@ class IncrementalConfig(BaseModel):
     initial_value: Any = None
     end_value: Any = None
     lag: float | str | None = None
+    on_missing_cursor: Literal["fail", "load"] = "fail"
+
+    @field_validator("lag")
+    @classmethod
+    def _lag_is_a_duration(cls, value: float | str | None) -> float | str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
 
     @model_validator(mode="after")
     def _cursor_needs_column(self) -> IncrementalConfig:

@@ -9,6 +9,15 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dataloader.state.nanotimestamp import NanoTimestamp
+
+
+def _encode_nanos(value: NanoTimestamp) -> dict[str, Any]:
+    encoded: dict[str, Any] = {"$timestamp_ns": value.isoformat()}
+    if value.tz is not None:
+        encoded["tz"] = value.tz
+    return encoded
+
 
 def encode_value(value: Any) -> Any:
     """A JSON-safe form of `value`; `decode_value` gives the same value back."""
@@ -20,6 +29,14 @@ def encode_value(value: Any) -> Any:
         return value if math.isfinite(value) else {"$float": repr(value)}
     if isinstance(value, Decimal):
         return {"$decimal": str(value)}
+    if isinstance(value, NanoTimestamp):
+        return _encode_nanos(value)
+    if isinstance(value, datetime) and getattr(value, "nanosecond", 0):  # a pandas Timestamp
+        zone = value.tzinfo
+        tz = (
+            None if zone is None else getattr(zone, "key", None) or getattr(zone, "zone", str(zone))
+        )
+        return _encode_nanos(NanoTimestamp.from_datetime(value, tz))
     if isinstance(value, datetime):
         encoded: dict[str, Any] = {"$datetime": value.isoformat(timespec="microseconds")}
         if isinstance(value.tzinfo, ZoneInfo):
@@ -57,6 +74,8 @@ def decode_value(value: Any) -> Any:
         if "zone" in value:
             parsed = parsed.astimezone(ZoneInfo(value["zone"]))
         return parsed
+    if "$timestamp_ns" in value:
+        return NanoTimestamp.fromisoformat(value["$timestamp_ns"], value.get("tz"))
     if "$date" in value:
         return date.fromisoformat(value["$date"])
     if "$time" in value:
