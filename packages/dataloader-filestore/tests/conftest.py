@@ -23,7 +23,7 @@ from dataloader.testing import RowsSource, local_runner
 ROWS_SOURCE = "dl_test_rows"
 COLLECT_SINK = "dl_test_collect"
 
-# Rows committed by the collecting destination, per `key`. Cleared by the `collected` fixture.
+# Rows committed by the collecting destination, per `into`. Cleared by the `collected` fixture.
 COLLECTED: dict[str, list[dict[str, Any]]] = {}
 
 
@@ -32,9 +32,10 @@ class Killed(Exception):
 
 
 class CollectConfig(ConnectorConfig):
-    """`key`: where committed rows go in `COLLECTED`; `fail_on_write`: die on this write (1-based)."""
+    """`into`: where committed rows go in `COLLECTED`; `fail_on_write`: die on this write
+    (1-based). (Not `key`: a value under a key named like `key` is masked as a secret.)"""
 
-    key: str = "rows"
+    into: str = "rows"
     fail_on_write: int = 0
 
 
@@ -58,8 +59,8 @@ class CollectSink(BaseConnector):
     def commit(self, state: State) -> None:
         assert self.context is not None
         if self.context.write_mode == "overwrite":
-            COLLECTED[self.config.key] = []
-        COLLECTED.setdefault(self.config.key, []).extend(self.pending)
+            COLLECTED[self.config.into] = []
+        COLLECTED.setdefault(self.config.into, []).extend(self.pending)
         self.pending = []
 
     def abort(self) -> None:
@@ -109,7 +110,7 @@ def read_back(run: Callable[..., RunResult], collected: dict[str, list[dict[str,
             {
                 "name": key,
                 "source": {"type": "filestore", "path": path, **options},
-                "destination": {"type": COLLECT_SINK, "key": key},
+                "destination": {"type": COLLECT_SINK, "into": key},
             }
         )
         return collected.get(key, [])

@@ -129,7 +129,7 @@ def collect(name: str, source: dict[str, Any], **runtime: Any) -> dict[str, Any]
     recipe: dict[str, Any] = {
         "name": name,
         "source": source,
-        "destination": {"type": "dl_test_collect", "key": name},
+        "destination": {"type": "dl_test_collect", "into": name},
     }
     if runtime:
         recipe["runtime"] = runtime

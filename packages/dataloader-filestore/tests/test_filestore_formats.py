@@ -212,7 +212,7 @@ def test_a_truncated_compressed_file_fails_naming_it_and_nothing_of_it_is_commit
             "path": str(data),
             "incremental": {"strategy": "modified_time"},
         },
-        "destination": {"type": "dl_test_collect", "key": "cut"},
+        "destination": {"type": "dl_test_collect", "into": "cut"},
         "runtime": {"batch_size": 1000},
     }
 
@@ -271,7 +271,7 @@ def test_json_array_items_must_be_objects(run: Run, tmp_path: Path) -> None:
     recipe = {
         "name": "items",
         "source": {"type": "filestore", "path": str(path)},
-        "destination": {"type": "dl_test_collect", "key": "items"},
+        "destination": {"type": "dl_test_collect", "into": "items"},
     }
 
     with pytest.raises(ConnectorError, match=r"rows\.json.*item 1 is int"):

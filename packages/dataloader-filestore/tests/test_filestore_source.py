@@ -48,7 +48,7 @@ def collect_recipe(
     return {
         "name": name,
         "source": {"type": "filestore", "path": path, **source},
-        "destination": {"type": "dl_test_collect", "key": name},
+        "destination": {"type": "dl_test_collect", "into": name},
         "runtime": {"batch_size": batch_size},
     }
 
@@ -88,7 +88,7 @@ def test_yaml_recipe_reads_a_glob(
     path.write_text(
         f"name: files\n"
         f"source: {{type: filestore, path: {str(data_dir / '*.csv')!r}}}\n"
-        f"destination: {{type: dl_test_collect, key: yaml}}\n",
+        f"destination: {{type: dl_test_collect, into: yaml}}\n",
         encoding="utf-8",
     )
 
