@@ -248,3 +248,27 @@ def test_full_refresh_replaces_an_appended_table(
     run(recipe, full_refresh=True)
 
     assert sql.query(dest_db, "SELECT id FROM target ORDER BY id") == [(1,), (2,)]
+
+
+def test_a_run_time_error_names_the_recipe_file_that_set_its_key(
+    rows_source: str, dest_db: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from dataloader import EngineError, LocalStateBackend, from_yaml, run_recipe
+
+    batches = [[{"id": 1, "at": 1}, {"id": 2, "at": None}]]
+    parent = tmp_path / "parent.yaml"
+    parent.write_text(json.dumps(rows_recipe(rows_source, dest_db, batches, name="parent")))
+    child = tmp_path / "child.yaml"
+    child.write_text(
+        "extends: parent.yaml\nname: child\nsource: {incremental: {cursor_column: at}}\n"
+    )
+
+    with pytest.raises(EngineError) as raised:  # a NULL cursor, found by the engine
+        run_recipe(from_yaml(child), LocalStateBackend(tmp_path / ".state"))
+
+    problem = raised.value.problem
+    assert problem.key is not None and problem.key.startswith("source.incremental")
+    assert problem.file == str(child)
+    assert str(raised.value).startswith(f"{child}:{problem.key}: ")

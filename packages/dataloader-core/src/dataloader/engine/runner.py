@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -164,7 +164,10 @@ class Runner:
                         f"run failed in {self._stage}: {result.error}",
                         extra={"stage": self._stage, "counts": _counts(result)},
                     )
-                    if isinstance(exc, DataLoaderError) or not isinstance(exc, Exception):
+                    if isinstance(exc, DataLoaderError):
+                        self._locate(exc)
+                        raise
+                    if not isinstance(exc, Exception):
                         raise
                     raise EngineError(
                         f"run of recipe {self.recipe.name!r} failed in {self._stage}: {type(exc).__name__}: {exc}",
@@ -200,6 +203,14 @@ class Runner:
                 with suppress(Exception):
                     destination.abort()
                 raise
+
+    def _locate(self, exc: DataLoaderError) -> None:
+        """Name the recipe file that set the key an error is about, when the error does not."""
+        problem = exc.problem
+        if problem.file is None and self.recipe.file is not None:
+            file = self.recipe.origin_of(problem.key) if problem.key else str(self.recipe.file)
+            exc.problem = replace(problem, file=file)
+            exc.context.setdefault("file", file)
 
     def _transient(self, exc: BaseException) -> bool:
         """Whether a connector says this error (or one it wraps) is worth a retry."""
