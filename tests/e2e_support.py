@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -38,6 +39,56 @@ def popen_cli(args: Sequence[str], cwd: Path, env: dict, **kwargs: Any) -> subpr
     kwargs.setdefault("stdout", subprocess.DEVNULL)
     kwargs.setdefault("stderr", subprocess.DEVNULL)
     return subprocess.Popen([*CLI, *args], cwd=cwd, env=env, **kwargs)
+
+
+# The CLI with a gate: after its `after`-th commit (data and state mirror both saved) the run
+# creates the file `gate` and blocks there, so a test kills it at a known point of the load.
+_GATED_CLI = """
+import sys
+import threading
+from pathlib import Path
+
+from dataloader.cli import main
+from dataloader.engine.runner import Runner
+
+gate, after, args = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+commit = Runner._commit
+done = []
+
+
+def gated_commit(self, *positional, **named):
+    commit(self, *positional, **named)
+    done.append(1)
+    if len(done) == after:
+        gate.touch()
+        threading.Event().wait()  # until the test kills the process
+
+
+Runner._commit = gated_commit
+main(args)
+"""
+
+
+def popen_gated_cli(
+    args: Sequence[str], cwd: Path, env: dict, gate: Path, after: int, **kwargs: Any
+) -> subprocess.Popen:
+    """Start the CLI; it stops for good after its `after`-th commit, once `gate` exists."""
+    kwargs.setdefault("stdout", subprocess.DEVNULL)
+    kwargs.setdefault("stderr", subprocess.DEVNULL)
+    command = [sys.executable, "-c", _GATED_CLI, str(gate), str(after), *args]
+    return subprocess.Popen(command, cwd=cwd, env=env, **kwargs)
+
+
+def wait_for_gate(proc: subprocess.Popen, gate: Path, timeout: float = CLI_TIMEOUT) -> None:
+    """Wait until a gated run has reached its gate (it is then blocked, not finished)."""
+    for _ in range(int(timeout * 100)):
+        if gate.exists():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before its gate")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.01)
+    raise AssertionError(f"the run did not reach its gate within {timeout} s")
 
 
 def flat(text: str) -> str:

@@ -35,8 +35,10 @@ from e2e_support import (
     duckdb_table,
     flat,
     popen_cli,
+    popen_gated_cli,
     run_cli,
     sorted_rows,
+    wait_for_gate,
     write_recipe,
 )
 
@@ -478,13 +480,13 @@ def test_state_in_s3_or_dynamodb_survives_a_crash(
     cwd.mkdir()
     state = _remote_state(kind, moto_server, s3_bucket, f"crash{uuid.uuid4().hex[:6]}")
     _duckdb_recipe(cwd, data, state)
-    proc = _start(cwd, cli_env, cwd / "killed.log", ["run", "recipe.yaml"])
-    time.sleep(0.3)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    gate = cwd / "gate"
+    proc = popen_gated_cli(["run", "recipe.yaml"], cwd, cli_env, gate, after=2)
+    wait_for_gate(proc, gate)  # two commits made, the run blocked before its third batch
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = duckdb_rows(cwd / "out.duckdb", "SELECT count(*) FROM orders")[0][0]
-    assert 0 < partial < len(expected)
+    assert partial == 2 * STATE_BATCH
     stored = _stored_state(kind, moto_server, state)  # progress was mirrored per commit
     assert stored["watermarks"]["files"], stored
 
