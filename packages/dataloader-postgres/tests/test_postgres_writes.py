@@ -151,8 +151,10 @@ def test_overwrite_with_failed_commit_keeps_the_old_table(
     assert staging_tables(pg) == []
 
     monkeypatch.undo()
-    # A stage left over by a crashed run of this target is cleaned up by the next run.
+    # A committed stage labelled as this recipe's is dead: the next run drops it.
+    label = '{"dataloader_stage": {"recipe": "overwrite_fail", "table": "dst", "run_id": "x"}}'
     pg.execute("CREATE TABLE _dl_stage_dst_20240101T000000_deadbeef (id int)")
+    pg.execute(f"COMMENT ON TABLE _dl_stage_dst_20240101T000000_deadbeef IS '{label}'")
     run(recipe)
     assert rows_of(pg, "dst") == V2
     assert staging_tables(pg) == []

@@ -1,11 +1,16 @@
-"""SQL helpers shared by database connectors: identifier quoting and table names."""
+"""SQL helpers shared by database connectors: identifier quoting, table names, and the names
+and owner labels of staging tables."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 STATE_TABLE = "_dataloader_state"
 STAGING_PREFIX = "_dl_stage_"
+STAGE_LABEL = "dataloader_stage"  # the key of a staging table's comment: its owner
+NAME_BYTES = 63  # Postgres cuts longer identifiers; two stages must not become one name
 
 
 def quote_identifier(name: str) -> str:
@@ -64,3 +69,31 @@ class TableName:
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+def staging_name(table: str, run_id: str) -> str:
+    """The name of the staging table a run fills for `table` (a table's own name, no schema).
+
+    Unique per table and run, and at most `NAME_BYTES` bytes, so no database cuts two stages
+    into one name: the prefix, as much of `table` as fits, and a digest of table and run.
+    """
+    digest = hashlib.sha256(json.dumps([table, run_id]).encode()).hexdigest()[:16]
+    room = NAME_BYTES - len(STAGING_PREFIX) - len(digest) - 1
+    readable = table.encode()[:room].decode(errors="ignore")
+    return f"{STAGING_PREFIX}{readable}_{digest}"
+
+
+def stage_label(recipe: str, table: str, run_id: str) -> str:
+    """The comment that marks a staging table as the stage of `recipe`'s run into `table`.
+
+    Written in the transaction that creates the stage, so no stage exists without one."""
+    return json.dumps({STAGE_LABEL: {"recipe": recipe, "table": table, "run_id": run_id}})
+
+
+def stage_owner(comment: str | None) -> tuple[str, str] | None:
+    """The recipe and table a staging table's label names; None for a table without one."""
+    try:
+        label = json.loads(comment or "")[STAGE_LABEL]
+        return label["recipe"], label["table"]
+    except (ValueError, TypeError, KeyError):
+        return None

@@ -30,11 +30,18 @@ from dataloader import (
 )
 from dataloader.connectors import TableOrQueryConfig
 from dataloader.incremental import CursorWindow, window_for
-from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identifier
+from dataloader.sql import (
+    STAGING_PREFIX,
+    STATE_TABLE,
+    TableName,
+    quote_identifier,
+    stage_label,
+    stage_owner,
+    staging_name,
+)
 
 BATCH_VIEW = "_dl_batch"
 ORDINAL = "__dl_ordinal"
-STAGE_LABEL = "dataloader_stage"  # the key of a staging table's comment: its owner
 # Runs in this process take turns at shared DDL, so they do not conflict with each other.
 _SHARED_DDL = threading.Lock()
 
@@ -260,8 +267,7 @@ class DuckDBConnector(BaseConnector):
             [table.schema, STAGING_PREFIX],
         ).fetchall()
         for name, comment in stages:
-            owner = _stage_owner(comment)
-            if owner == {"recipe": self.context.recipe_name, "table": table.name}:
+            if stage_owner(comment) == (self.context.recipe_name, table.name):
                 self.con.execute(f"DROP TABLE IF EXISTS {table.sibling(name).sql()}")
 
     def _begin_transaction(self) -> None:
@@ -326,21 +332,13 @@ class DuckDBConnector(BaseConnector):
             self._append(data, self._staging)
             return
         target = self._table()
-        stage = target.sibling(
-            f"{STAGING_PREFIX}{target.name}_{self.context.run_id.replace('-', '_')}"
-        )
+        stage = target.sibling(staging_name(target.name, self.context.run_id))
         # Created and labelled with its owner in one transaction: no crash leaves a stage
         # that `_drop_dead_stages` cannot attribute.
-        label = {
-            "recipe": self.context.recipe_name,
-            "table": target.name,
-            "run_id": self.context.run_id,
-        }
+        label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
         self._begin_transaction()
         self._append(data, stage)
-        self.con.execute(
-            f"COMMENT ON TABLE {stage.sql()} IS {_sql_string(json.dumps({STAGE_LABEL: label}))}"
-        )
+        self.con.execute(f"COMMENT ON TABLE {stage.sql()} IS {_sql_string(label)}")
         self.con.execute("COMMIT")
         self._in_transaction = False
         self._staging = stage
@@ -451,12 +449,3 @@ class DuckDBConnector(BaseConnector):
 def _sql_string(text: str) -> str:
     """`text` as a SQL string literal (DuckDB's COMMENT takes no parameters)."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def _stage_owner(comment: str | None) -> dict[str, str] | None:
-    """The recipe and table a staging table's label names; None for a table without one."""
-    try:
-        label = json.loads(comment or "")[STAGE_LABEL]
-        return {"recipe": label["recipe"], "table": label["table"]}
-    except (ValueError, TypeError, KeyError):
-        return None

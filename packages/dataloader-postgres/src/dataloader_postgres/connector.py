@@ -6,7 +6,8 @@ Writes happen in one transaction per commit that also upserts the recipe's row i
 - merge: `COPY` into a temporary staging table, de-duplicated on the merge keys (latest by
   cursor wins), then `INSERT … ON CONFLICT` when the keys are unique, else `UPDATE … FROM` +
   `INSERT … WHERE NOT EXISTS`; either way only the batch's columns are written;
-- overwrite: `COPY` into a new staging table, then drop and rename in the commit.
+- overwrite: `COPY` into a new staging table labelled with the recipe that owns it (a run's
+  cleanup drops only its own recipe's), then drop and rename in the commit.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ import pyarrow as pa
 from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
 from dataloader.incremental import window_for
 from dataloader.parallel import ordered_merge
-from dataloader.sql import STAGING_PREFIX, STATE_TABLE, TableName, quote_identifier
+from dataloader.sql import (
+    STAGING_PREFIX,
+    STATE_TABLE,
+    TableName,
+    quote_identifier,
+    stage_label,
+    stage_owner,
+    staging_name,
+)
 from dataloader_postgres.codec import CopyCodec, CsvCopyCodec, untranslatable_value
 from dataloader_postgres.config import PostgresConfig
 from dataloader_postgres.connection import connect, is_transient, server_encoding
@@ -355,16 +364,30 @@ class PostgresConnector(BaseConnector):
     # -- destination: writes -----------------------------------------------------------
     def begin(self, state: State) -> None:
         table = self._table()
-        schema = table.schema or self._execute("SELECT current_schema()").fetchall()[0][0]
-        orphans = self._execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND starts_with(tablename, %s)",
-            (schema, f"{STAGING_PREFIX}{table.name}_"),
-        ).fetchall()
-        for (name,) in orphans:
-            self._execute(f"DROP TABLE IF EXISTS {TableName(schema, name).sql()}")
+        self._drop_dead_stages(table)
         if table.schema:
             self._execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table.schema)}")
         self.conn.commit()
+
+    def _drop_dead_stages(self, table: TableName) -> None:
+        """Drop the committed staging tables labelled as this recipe's stages of `table`.
+
+        A run's stage lives in its uncommitted transaction, so no other session sees it; one
+        that was committed anyway (by hand, or by another tool) is dead when it is this
+        recipe's: this run holds the recipe's lock. Any other stage, even of the same table,
+        may be another recipe's and is left to that recipe.
+        """
+        assert self.context is not None
+        stages = self._execute(
+            "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = coalesce(%s, current_schema()) AND c.relkind IN ('r', 'p') "
+            "AND starts_with(c.relname, %s)",
+            (table.schema, STAGING_PREFIX),
+        ).fetchall()
+        for name, comment in stages:
+            if stage_owner(comment) == (self.context.recipe_name, table.name):
+                self._execute(f"DROP TABLE IF EXISTS {table.sibling(name).sql()}")
 
     def _columns(self, table: TableName) -> dict[str, str]:
         rows = self._execute(
@@ -437,15 +460,24 @@ class PostgresConnector(BaseConnector):
         assert self.context is not None
         target = self._table()
         if self._staging is None:
-            self._staging = target.sibling(
-                f"{STAGING_PREFIX}{target.name}_{self.context.run_id.replace('-', '_')}"
-            )
+            stage = target.sibling(staging_name(target.name, self.context.run_id))
             if self._exists(target):
                 self._execute(
-                    f"CREATE TABLE {self._staging.sql()} (LIKE {target.sql()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+                    f"CREATE TABLE {stage.sql()} (LIKE {target.sql()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
                 )
-        self._ensure_table(self._staging, data.schema)
+            self._ensure_table(stage, data.schema)
+            # Labelled with its owner in the transaction that creates it.
+            label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
+            self._execute(f"COMMENT ON TABLE {stage.sql()} IS {self._literal(label)}")
+            self._staging = stage
+        else:
+            self._ensure_table(self._staging, data.schema)
         self.codec.write(self.conn, self._staging.sql(), data)
+
+    def _literal(self, value: Any) -> str:
+        """`value` as a SQL literal, for statements that take no parameters (and so that a `%`
+        in an identifier next to it is never read as a placeholder)."""
+        return self.conn.cursor().mogrify("%s", (value,)).decode()
 
     def _has_unique_keys(self, table: TableName, keys: tuple[str, ...]) -> bool:
         if self._unique_keys is None:
@@ -540,6 +572,9 @@ class PostgresConnector(BaseConnector):
                 self._execute(f"DELETE FROM {target.sql()}")
             return
         staging = self._staging
+        comment = self._execute(
+            "SELECT obj_description(to_regclass(%s), 'pg_class')", (target.sql(),)
+        ).fetchall()[0][0]
         self._execute("SAVEPOINT dl_swap")
         try:
             self._execute(f"DROP TABLE IF EXISTS {target.sql()}")
@@ -560,6 +595,8 @@ class PostgresConnector(BaseConnector):
             self._execute(f"DROP TABLE {staging.sql()}")
         else:
             self._execute(f"ALTER TABLE {staging.sql()} RENAME TO {quote_identifier(target.name)}")
+            # The stage's owner label goes; the replaced table's own comment, if any, stays.
+            self._execute(f"COMMENT ON TABLE {target.sql()} IS {self._literal(comment)}")
         self._staging = None
 
     def abort(self) -> None:
