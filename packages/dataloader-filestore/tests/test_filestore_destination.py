@@ -323,3 +323,32 @@ def test_destination_needs_a_format(run: Run, out: Path) -> None:
 
     with pytest.raises(Exception, match="format"):
         run(recipe)
+
+
+def test_a_retry_after_a_commit_keeps_the_parts_it_committed(
+    run: Callable[..., RunResult], out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry is the same run (same run id): its parts must not replace committed ones."""
+    batches = [[{"id": n, "u": n}] for n in range(1, 6)]
+    recipe = rows_recipe(out, batches)
+    recipe["source"]["incremental"] = {"cursor_column": "u"}
+    recipe["runtime"] = {"batch_size": 1, "retries": {"attempts": 2, "initial_backoff": 0}}
+    real = FileStoreConnector.write_batch
+    writes: list[int] = []
+
+    def write_batch(self: FileStoreConnector, batch: Any, state: State) -> None:
+        writes.append(1)
+        if len(writes) == 3:  # after two commits
+            raise ConnectionResetError("connection reset by peer")
+        real(self, batch, state)
+
+    monkeypatch.setattr(FileStoreConnector, "write_batch", write_batch)
+
+    result = run(recipe)
+
+    assert sum(stage.retries for stage in result.stages.values()) == 1
+    rows = [
+        json.loads(line) for name in visible(out) for line in (out / name).read_text().splitlines()
+    ]
+    assert sorted(row["id"] for row in rows) == [1, 2, 3, 4, 5]
+    assert result.rows_written == 5

@@ -461,10 +461,17 @@ class FileStoreConnector(BaseConnector):
             return list(self._retrying(self.fs.ls, path, detail=False))
 
     def begin(self, state: State) -> None:
+        assert self.context is not None
+        # A retry is the same run: its new parts are numbered after those it committed.
+        this_run = f"{self._prefix()}{self.context.run_id}-"
         for path in self._ls(self.root):
             name = posixpath.basename(path)
             if name.startswith(".") and name.endswith(".tmp") and self._owns(name):
                 self.fs.rm(path)
+            elif name.startswith(this_run) and self._owns(name):
+                number = re.match(r"\d+", name[len(this_run) :])
+                if number is not None:
+                    self._part = max(self._part, int(number.group()))
 
     def _extension(self) -> str:
         registration = self._format_registration(self.config.format or "")
