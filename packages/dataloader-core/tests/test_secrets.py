@@ -83,6 +83,10 @@ def test_registered_values_are_masked_in_any_text() -> None:
         ("sftp://user@host:22/dir/file@2024.csv", []),  # a user and a port, no password
         ("s3://bucket/key:part@x", []),
         ("http://host:8080/a b@c", []),
+        ("postgresql://u@h:5432/db?sslmode=require&password=Qz9%23sec", ["Qz9%23sec"]),
+        ("host=h port=5432 password=Qz9secretQ user=u", ["Qz9secretQ"]),
+        ("host=h password='two words' user=u", ["two words"]),
+        ("https://h/search?q=password", []),
     ],
 )
 def test_url_passwords_are_parsed_up_to_the_at_sign(text: str, expected: list[str]) -> None:
@@ -114,6 +118,29 @@ def test_every_secret_is_known_once_the_recipe_is_loaded(
     # Known before any connection: in any form a driver or a log line may quote it.
     for form in ("p#ss/w?rd-9f3", "p%23ss%2Fw%3Frd-9f3", "literal-token-value"):
         assert mask_text(f"failed: {form}!") == f"failed: {MASK}!"
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "postgresql://u@h:5432/db?sslmode=require&password=Qz9-query-pw",
+        "host=h port=5432 dbname=db password=Qz9-query-pw user=u",
+    ],
+)
+def test_render_masks_a_password_given_as_a_parameter(
+    write: Write, registry: Registry, table: str
+) -> None:
+    path = write(
+        "params.yaml",
+        f"""
+        name: params
+        source: {{type: sequence, stop: 1}}
+        destination: {{type: memory_sink, table: "{table}"}}
+        """,
+    )
+    rendered = RecipeLoader(registry=registry).render(path)
+    assert "Qz9-query-pw" not in str(rendered)
+    assert mask_text("failed: Qz9-query-pw") == f"failed: {MASK}"
 
 
 def test_a_validation_error_quoting_a_url_masks_its_password(

@@ -16,6 +16,11 @@ _SECRET_SUFFIX = re.compile(r"(^|_)key(_text)?$", re.I)  # `private_key_text` to
 # SQLAlchemy's URL parser allows; whitespace and quotes end a URL quoted in a message.
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)[^@\s\"'<>]+@")
 _URL_START = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://")
+_PASSWORD_PARAMETER = re.compile(
+    r"(?:^|[?&;\s])(?:password|passwd|pwd|sslpassword)\s*=\s*"
+    r"(?:'(?P<quoted>(?:[^'\\]|\\.)+)'|(?P<plain>[^&;\s'\"]+))",
+    re.I,
+)
 _NOT_SECRET = frozenset({"merge_key", "primary_key", "partition_key", "sort_key", "cursor_key"})
 
 _lock = threading.Lock()
@@ -38,12 +43,16 @@ def register_secret(value: object) -> None:
 
 
 def url_passwords(text: str) -> Iterator[str]:
-    """The password of every `scheme://user:password@host…` URL in `text`, as written.
+    """Every password a connection string in `text` carries, as written: that of a
+    `scheme://user:password@host…` URL, and a `password=…` parameter (a URL's query, or a
+    libpq `key=value` string, quoted or not).
 
-    Parsed as SQLAlchemy parses a database URL: the user name runs to the first `:`, the
+    A URL is parsed as SQLAlchemy parses one: the user name runs to the first `:`, the
     password from there to the next `@`, so `#`, `/` and `?` may stand in it unencoded
     (`urllib.parse.urlsplit` would cut it at those and see another host).
     """
+    for match in _PASSWORD_PARAMETER.finditer(text):
+        yield match.group("quoted") or match.group("plain")
     for start in _URL_START.finditer(text):
         rest = text[start.end() :]
         user, colon, after = rest.partition(":")
