@@ -4,7 +4,6 @@ time zone, NaN and NULL cursor values never dropped, and `lag` as an ISO-8601 du
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from dataloader import DataLoaderError, EngineError, RecipeError, RunResult
 from dataloader.recipe import RecipeLoader
+from dataloader.testing import host_time_zone
 
 Run = Callable[..., RunResult]
 
@@ -127,15 +127,10 @@ def test_nanosecond_cursor_from_a_parquet_file_never_rereads(
 
 
 @pytest.fixture
-def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def new_york() -> Iterator[None]:
     """The process (and so each new DuckDB connection) in America/New_York, restored after."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    try:
+    with host_time_zone("America/New_York"):
         yield
-    finally:
-        monkeypatch.undo()
-        time.tzset()
 
 
 @pytest.mark.parametrize("column_type", ["TIMESTAMP", "TIMESTAMPTZ"])

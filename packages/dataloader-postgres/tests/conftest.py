@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from dataloader import LocalStateBackend, RecipeLoader, RunResult, run_recipe
+from dataloader import LocalStateBackend, RecipeLoader, RunResult, register_connector, run_recipe
+from dataloader.registry import unregister
+from dataloader.testing import RowsSource
 from dataloader_postgres.testing import PostgresServer
 
 
@@ -122,3 +124,14 @@ def run(
         return run_recipe(loaded, LocalStateBackend(state_dir), **kwargs)
 
     return _run
+
+
+@pytest.fixture
+def rows_source() -> Iterator[str]:
+    """An in-process source that yields batches exactly as configured (no ordering of its own)."""
+    name = "dl_pg_test_rows"
+    register_connector(name)(type("PgTestRows", (RowsSource,), {}))
+    try:
+        yield name
+    finally:
+        unregister("connector", name)

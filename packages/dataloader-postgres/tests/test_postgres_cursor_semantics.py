@@ -4,13 +4,13 @@ and NaN or NULL cursor values never dropped."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from dataloader import EngineError, State
+from dataloader.testing import host_time_zone
 from dataloader_postgres.testing import PostgresServer
 
 
@@ -113,17 +113,11 @@ def test_text_cursor_read_in_parallel_is_not_split_and_loads_every_row(pg: Any, 
 
 
 @pytest.fixture
-def new_york(pg: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def new_york(pg: Any) -> Iterator[None]:
     """The host (TZ, PGTZ) and the database's default TimeZone in America/New_York."""
     pg.execute(f"ALTER DATABASE \"{pg.database}\" SET TimeZone = 'America/New_York'")
-    monkeypatch.setenv("TZ", "America/New_York")
-    monkeypatch.setenv("PGTZ", "America/New_York")
-    time.tzset()
-    try:
+    with host_time_zone("America/New_York"):
         yield
-    finally:
-        monkeypatch.undo()
-        time.tzset()
 
 
 @pytest.mark.parametrize("column_type", ["timestamp", "timestamptz"])

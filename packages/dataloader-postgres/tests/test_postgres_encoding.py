@@ -11,9 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from dataloader import ConnectorError, register_connector
-from dataloader.registry import unregister
-from dataloader.testing import RowsSource
+from dataloader import ConnectorError
 from dataloader_postgres import PostgresConfig, PostgresConnector
 from dataloader_postgres.connection import connect
 from dataloader_postgres.state import PostgresStateBackend, PostgresStateConfig
@@ -41,16 +39,6 @@ def latin1(postgres_server: PostgresServer, pg: Any) -> Iterator[Any]:
         yield helper
     finally:
         helper.close()
-
-
-@pytest.fixture
-def rows_source() -> Iterator[str]:
-    name = "dl_pg_test_encoding_rows"
-    register_connector(name)(type("PgEncodingRows", (RowsSource,), {}))
-    try:
-        yield name
-    finally:
-        unregister("connector", name)
 
 
 def _latin1_bytes(db: Any, sql: str) -> list[bytes]:

@@ -4,25 +4,9 @@ batch of a run reaches the target and the merge stage."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from dataloader import register_connector
-from dataloader.registry import unregister
-from dataloader.testing import RowsSource
-
-
-@pytest.fixture
-def rows_source() -> Iterator[str]:
-    """An in-process source that yields batches exactly as configured."""
-    name = "dl_pg_test_merge_rows"
-    register_connector(name)(type("PgMergeRows", (RowsSource,), {}))
-    try:
-        yield name
-    finally:
-        unregister("connector", name)
 
 
 @pytest.mark.parametrize("keyed", [True, False], ids=["on_conflict", "update_from"])

@@ -15,23 +15,11 @@ from typing import Any
 
 import pytest
 
-from dataloader import ArrowBatch, RunContext, State, register_connector
-from dataloader.registry import unregister
-from dataloader.testing import RowsSource
+from dataloader import ArrowBatch, RunContext, State
 from dataloader_postgres import PostgresConnector
 from dataloader_postgres.config import PostgresConfig
 
 Destination = Callable[..., PostgresConnector]
-
-
-@pytest.fixture
-def rows_source() -> Iterator[str]:
-    name = "dl_pg_staging_rows"
-    register_connector(name)(type("PgStagingRows", (RowsSource,), {}))
-    try:
-        yield name
-    finally:
-        unregister("connector", name)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ inside a batch), schema evolution, schema-qualified targets, and state committed
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,10 +11,7 @@ import pytest
 
 from dataloader import (
     State,
-    register_connector,
 )
-from dataloader.registry import unregister
-from dataloader.testing import RowsSource
 from dataloader_postgres import PostgresConnector
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -265,17 +261,6 @@ def test_merge_keeps_the_latest_row_of_a_key_within_one_batch(
     recipe["runtime"] = {"batch_size": 100}
     run(recipe)
     assert [r[:2] for r in rows_of(pg, "dst")] == [(1, "third"), (2, "only"), (3, "x")]
-
-
-@pytest.fixture
-def rows_source() -> Iterator[str]:
-    """An in-process source that yields batches exactly as configured (no ordering of its own)."""
-    name = "dl_pg_test_rows"
-    register_connector(name)(type("PgTestRows", (RowsSource,), {}))
-    try:
-        yield name
-    finally:
-        unregister("connector", name)
 
 
 def test_merge_dedup_prefers_the_higher_cursor_over_arrival_order(

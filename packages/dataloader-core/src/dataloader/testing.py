@@ -3,8 +3,11 @@ with local state, and the start/stop discipline of the real servers tests run ag
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -44,6 +47,24 @@ class RowsSource(BaseConnector):
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
         for rows in self.config.batches:
             yield ArrowBatch.from_pylist(rows)
+
+
+@contextmanager
+def host_time_zone(zone: str) -> Iterator[None]:
+    """This process (and the connections it opens: `TZ`, and `PGTZ` for libpq) in time zone
+    `zone` until the block ends; the previous settings are restored."""
+    saved = {name: os.environ.get(name) for name in ("TZ", "PGTZ")}
+    os.environ["TZ"] = os.environ["PGTZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        time.tzset()
 
 
 def free_port() -> int:
