@@ -148,12 +148,9 @@ class PostgresConnector(BaseConnector):
             column = f"({column})::text" if plan.kind == "text" else column
             # Only the window's values become literals: the rest of the SQL (query, table,
             # where) never goes through `%` formatting.
-            mogrify = self.conn.cursor().mogrify
-
-            def bind(value: pa.Scalar) -> str:
-                return mogrify("%s", (value.as_py(),)).decode()
-
-            condition = window.sql_condition(column, plan.field.type, bind, "C")
+            condition = window.sql_condition(
+                column, plan.field.type, lambda value: self._literal(value.as_py()), "C"
+            )
             if condition is not None:
                 conditions.append(condition)
             order_by = window.sql_cursor(column, plan.field.type, "C")
