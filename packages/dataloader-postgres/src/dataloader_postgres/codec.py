@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
+from dataloader import ConnectorError
 from dataloader.sql import quote_identifier
 from dataloader_postgres.types import ColumnPlan
 
@@ -133,7 +134,9 @@ class CsvCopyCodec:
         columns = ", ".join(quote_identifier(name) for name in batch.schema.names)
         buffer = io.BytesIO()
         pacsv.write_csv(
-            encode(batch), buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed")
+            encode(in_microseconds(batch)),
+            buffer,
+            pacsv.WriteOptions(include_header=False, quoting_style="needed"),
         )
         buffer.seek(0)
         connection.cursor().copy_expert(
@@ -393,6 +396,45 @@ def untranslatable_value(batch: pa.RecordBatch, encoding: str) -> tuple[str, int
             except UnicodeEncodeError as exc:
                 return name, row, text[exc.start]
     return None
+
+
+def in_microseconds(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` with nanosecond timestamps and times in microseconds, Postgres' precision.
+
+    Postgres would round the digits it cannot keep (`.9999996` becomes the next second, two
+    distinct keys one): a value with sub-microsecond digits is an error naming its column.
+    """
+    arrays = list(batch.columns)
+    for index, array in enumerate(arrays):
+        kind = array.type
+        if not (pa.types.is_timestamp(kind) or pa.types.is_time64(kind)) or kind.unit != "ns":
+            continue
+        nanos = array.cast(pa.int64())
+        lost = pc.fill_null(pc.not_equal(pc.multiply(pc.divide(nanos, 1000), 1000), nanos), False)
+        if pc.any(lost).as_py():
+            name = batch.schema.names[index]
+            raise ConnectorError(
+                f"column {name!r} holds nanoseconds (e.g. {_nanos_text(array.filter(lost)[0])}) "
+                "that Postgres cannot store: its timestamps and times keep microseconds, and "
+                "it would round the rest silently",
+                key="destination",
+                value=name,
+                expected="values in whole microseconds (round or truncate them at the source, "
+                "e.g. date_trunc('microseconds', …) in a `query:`)",
+            )
+        unit = pa.timestamp("us", kind.tz) if pa.types.is_timestamp(kind) else pa.time64("us")
+        arrays[index] = array.cast(unit)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _nanos_text(value: pa.Scalar) -> str:
+    """A nanosecond timestamp or time as text, without pandas (which `as_py` would need)."""
+    nanos = value.cast(pa.int64()).as_py()
+    seconds, fraction = divmod(nanos, 1_000_000_000)
+    if pa.types.is_timestamp(value.type):
+        whole = pa.scalar(seconds, pa.timestamp("s")).as_py().isoformat()
+        return f"{whole}.{fraction:09d}" + (" UTC" if value.type.tz else "")
+    return f"{seconds} s and {fraction} ns after midnight"
 
 
 def encode(batch: pa.RecordBatch) -> pa.RecordBatch:
