@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import json
 import lzma
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import zstandard
 
 from dataloader import ConnectorError, Format, FormatOptions, RunResult, register_format
 from dataloader.registry import unregister
+from dataloader_filestore.formats import CsvFormat
 
 Run = Callable[..., RunResult]
 
@@ -276,3 +278,61 @@ def test_json_array_items_must_be_objects(run: Run, tmp_path: Path) -> None:
 
     with pytest.raises(ConnectorError, match=r"rows\.json.*item 1 is int"):
         run(recipe)
+
+
+# -- TSV and ragged CSV rows -------------------------------------------------------------------
+def test_tsv_files_are_read_with_tabs(read_back: Any, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.tsv").write_text("id\tname\n1\tone, with a comma\n")
+    (data / "b.tsv.gz").write_bytes(gzip.compress(b"id\tname\n2\ttwo\n"))
+
+    rows = read_back(str(data))
+
+    assert rows == [{"id": 1, "name": "one, with a comma"}, {"id": 2, "name": "two"}]
+
+
+def test_tsv_is_written_with_tabs_and_a_tsv_extension(
+    run: Run, read_back: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+
+    run(write_recipe(out, "tsv", [[{"id": 1, "name": "a, b"}]]))
+
+    (name,) = visible_files(out)
+    assert name.endswith(".tsv")
+    assert [line.split("\t") for line in (out / name).read_text().splitlines()] == [
+        ['"id"', '"name"'],
+        ["1", '"a, b"'],
+    ]
+    assert read_back(str(out)) == [{"id": 1, "name": "a, b"}]
+
+
+@pytest.mark.parametrize("suffix", ["", *sorted(COMPRESSORS)])
+def test_a_ragged_csv_row_fails_naming_the_file_and_its_line(
+    run: Run, tmp_path: Path, suffix: str
+) -> None:
+    # Line 6 holds the ragged row (row 4 as Arrow counts): a blank line and a quoted value
+    # spanning two lines come first.
+    text = b'id,name\n1,a\n\n2,"two\nlines"\n3,c,extra\n4,d\n'
+    path = tmp_path / f"ragged.csv{suffix}"
+    path.write_bytes(COMPRESSORS[suffix](text) if suffix else text)
+    recipe = {
+        "name": "ragged",
+        "source": {"type": "filestore", "path": str(path)},
+        "destination": {"type": "dl_test_collect", "into": "ragged"},
+    }
+
+    with pytest.raises(ConnectorError, match=r"ragged\.csv.*line 6: expected 2 columns, got 3"):
+        run(recipe)
+
+
+def test_a_ragged_row_in_a_stream_that_cannot_be_read_again_is_named_by_its_row() -> None:
+    class OneWay(io.BytesIO):
+        def seekable(self) -> bool:
+            return False
+
+    stream = OneWay(b'id,name\n1,a\n\n2,"two\nlines"\n3,c,extra\n')
+
+    with pytest.raises(pa.ArrowInvalid, match=r"row 4 \(the header is row 1\): expected 2"):
+        list(CsvFormat().read(stream, batch_size=10))

@@ -48,6 +48,14 @@ class _CheckedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return bool(self._inner.seekable())
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Seek in the decompressed bytes (to read a file again from its start, to point at a
+        bad row)."""
+        return int(self._inner.seek(offset, whence))
+
     def readinto(self, buffer: Any) -> int:
         try:
             return self._inner.readinto(buffer)
@@ -74,9 +82,23 @@ class _ZstdReader(io.RawIOBase):
         self._frame: Any = None  # the decompressor of the frame being read
         self._output = memoryview(b"")
         self._ended = False
+        self._position = 0  # decompressed bytes read so far
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return bool(self._raw.seekable())
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Tell the position, or go back to the start; zstd cannot seek anywhere else."""
+        if whence == io.SEEK_CUR and offset == 0:
+            return self._position
+        if whence == io.SEEK_SET and offset == 0:
+            self._raw.seek(0)
+            self._frame, self._output, self._ended, self._position = None, memoryview(b""), False, 0
+            return 0
+        raise io.UnsupportedOperation("a zstd stream can only be read again from its start")
 
     def readinto(self, buffer: Any) -> int:
         while not self._output and not self._ended:
@@ -84,6 +106,7 @@ class _ZstdReader(io.RawIOBase):
         size = min(len(buffer), len(self._output))
         buffer[:size] = self._output[:size]
         self._output = self._output[size:]
+        self._position += size
         return size
 
     def _decompress(self, data: bytes) -> None:
