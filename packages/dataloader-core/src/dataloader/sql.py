@@ -97,3 +97,28 @@ def stage_owner(comment: str | None) -> tuple[str, str] | None:
         return label["recipe"], label["table"]
     except (ValueError, TypeError, KeyError):
         return None
+
+
+@dataclass(frozen=True)
+class MergeOrder:
+    """Which of two rows of one merge key wins a merge, by a column (`destination.dedup_sort`).
+
+    The highest value wins (`descending`, the default) or the lowest; a NULL never wins over a
+    value; between equal values, or two NULLs, the row read later wins, so a tie still merges.
+    """
+
+    column: str
+    descending: bool = True
+
+    def sort_key(self) -> str:
+        """An ORDER BY term that puts the winner of each key first."""
+        direction = "DESC" if self.descending else "ASC"
+        return f"{quote_identifier(self.column)} {direction} NULLS LAST"
+
+    def replaces(self, incoming: str, stored: str) -> str:
+        """A condition: the row aliased `incoming` wins over (replaces) the one aliased
+        `stored`: true or false, never NULL (it may be negated); true when they are equal."""
+        column = quote_identifier(self.column)
+        new, old = f"{incoming}.{column}", f"{stored}.{column}"
+        operator = ">=" if self.descending else "<="
+        return f"({old} IS NULL OR ({new} IS NOT NULL AND {new} {operator} {old}))"

@@ -355,14 +355,15 @@ class DuckDBConnector(BaseConnector):
                 value=missing[0],
                 expected=f"one of {data.schema.names}",
             )
+        winner = self.context.merge_order(data.schema.names)
         ordinal = pa.array(range(data.num_rows), type=pa.int64())
         self._register(data.append_column(ORDINAL, ordinal))
         incremental = self.context.incremental
-        order = (
-            [f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST"]
-            if incremental and incremental.cursor_column in data.schema.names
-            else []
-        )
+        # Per key, the first row in this order wins: by `dedup_sort`, then by the cursor,
+        # then the row read last.
+        order = [winner.sort_key()] if winner else []
+        if incremental and incremental.cursor_column in data.schema.names:
+            order.append(f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST")
         order.append(f"{quote_identifier(ORDINAL)} DESC")
         partition = ", ".join(quote_identifier(key) for key in keys)
         try:
@@ -376,6 +377,11 @@ class DuckDBConnector(BaseConnector):
                 f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
             )
             match = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
+            if winner:  # a stored row that wins over the incoming one stays as it is
+                self.con.execute(
+                    f"DELETE FROM _dl_merge AS s USING {table.sql()} AS t "
+                    f"WHERE {match} AND NOT {winner.replaces('s', 't')}"
+                )
             incoming = [name for name in data.schema.names if name != ORDINAL]
             if columns <= set(incoming):  # nothing to keep: delete + insert is the fastest
                 self.con.execute(

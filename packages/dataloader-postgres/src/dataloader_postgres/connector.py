@@ -4,8 +4,9 @@ Writes happen in one transaction per commit that also upserts the recipe's row i
 `_dataloader_state`, so data and state commit together:
 - append: `COPY` straight into the table inside the transaction (invisible until commit);
 - merge: `COPY` into a temporary staging table, de-duplicated on the merge keys (latest by
-  cursor wins), then `INSERT … ON CONFLICT` when the keys are unique, else `UPDATE … FROM` +
-  `INSERT … WHERE NOT EXISTS`; either way only the batch's columns are written;
+  `dedup_sort`, else by cursor, wins), then `INSERT … ON CONFLICT` when the keys are unique, else
+  `UPDATE … FROM` + `INSERT … WHERE NOT EXISTS`; either way only the batch's columns are
+  written, and with `dedup_sort` only over a stored row the incoming one wins against;
 - overwrite: `COPY` into a new staging table labelled with the recipe that owns it (a run's
   cleanup drops only its own recipe's), then drop and rename in the commit.
 """
@@ -498,6 +499,7 @@ class PostgresConnector(BaseConnector):
                 value=missing[0],
                 expected=f"one of {data.schema.names}",
             )
+        winner = self.context.merge_order(data.schema.names)
         target_columns = self._ensure_table(target, data.schema, primary_key=keys)
         stage = f"pg_temp.{quote_identifier(MERGE_STAGE)}"  # never a user's table of that name
         names = [quote_identifier(name) for name in data.schema.names]
@@ -514,7 +516,11 @@ class PostgresConnector(BaseConnector):
             self._merge_stage_columns = frozenset(target_columns)
         self.codec.write(self.conn, stage, data)
         incremental = self.context.incremental
+        # Per key, the first row in this order wins: by `dedup_sort`, then by the cursor,
+        # then the row read last.
         order = [quote_identifier(k) for k in keys]
+        if winner is not None:
+            order.append(winner.sort_key())
         if incremental is not None and incremental.cursor_column in data.schema.names:
             order.append(f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST")
         order.append(f"{quote_identifier(ORDINAL)} DESC")
@@ -522,18 +528,22 @@ class PostgresConnector(BaseConnector):
         latest = f"SELECT DISTINCT ON ({key_list}) {column_list} FROM {stage} ORDER BY {', '.join(order)}"
         # Only the batch's columns are written: the target's other columns keep their values.
         values = [n for n, raw in zip(names, data.schema.names, strict=True) if raw not in keys]
+        # With `dedup_sort`, a stored row that wins over the incoming one stays as it is.
         if self._has_unique_keys(target, keys):
             updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in values)
             action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+            if updates and winner is not None:
+                action += f" WHERE {winner.replaces('EXCLUDED', 't')}"
             self._execute(
-                f"INSERT INTO {target.sql()} ({column_list}) {latest} ON CONFLICT ({key_list}) {action}"
+                f"INSERT INTO {target.sql()} AS t ({column_list}) {latest} ON CONFLICT ({key_list}) {action}"
             )
         else:
             match = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
             if values:
                 updates = ", ".join(f"{n} = s.{n}" for n in values)
+                wins = f" AND {winner.replaces('s', 't')}" if winner is not None else ""
                 self._execute(
-                    f"UPDATE {target.sql()} AS t SET {updates} FROM ({latest}) AS s WHERE {match}"
+                    f"UPDATE {target.sql()} AS t SET {updates} FROM ({latest}) AS s WHERE {match}{wins}"
                 )
             self._execute(
                 f"INSERT INTO {target.sql()} ({column_list}) SELECT {column_list} FROM ({latest}) AS s "

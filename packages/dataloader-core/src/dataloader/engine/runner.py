@@ -90,6 +90,7 @@ class Runner:
             role="destination",
             write_mode=write_mode,
             merge_keys=tuple(recipe.destination.merge_keys or ()),
+            dedup_sort=recipe.destination.dedup_sort,
             **common,
         )
         return source, destination

@@ -76,6 +76,7 @@ def bind_recipe(recipe: Recipe, registry: Registry) -> BoundRecipe:
     _check_capabilities(recipe, source, destination, problems)
     _check_write_mode(recipe, problems)
     _check_missing_cursor(recipe, problems)
+    _check_dedup_sort(recipe, problems)
     if problems:
         raise RecipeError(
             f"recipe {recipe.name!r} is not valid",
@@ -203,5 +204,37 @@ def _check_missing_cursor(recipe: Recipe, problems: list[Problem]) -> None:
                 value=incremental.on_missing_cursor,
                 expected="`fail`, or `load` with `destination.write_mode: merge` (and "
                 "`merge_keys` that identify those rows)",
+            )
+        )
+
+
+def _check_dedup_sort(recipe: Recipe, problems: list[Problem]) -> None:
+    """`dedup_sort` picks the row that wins among rows of one merge key: a merge's choice."""
+    destination = recipe.destination
+    dedup_sort = destination.dedup_sort
+    if dedup_sort is None:
+        return
+    if destination.write_mode != "merge":
+        key = "destination.dedup_sort"
+        problems.append(
+            Problem(
+                "`dedup_sort` chooses which row of a merge key is kept; with write_mode "
+                f"{destination.write_mode!r} no row replaces another",
+                file=recipe.origin_of(key),
+                key=key,
+                value=dedup_sort.model_dump(),
+                expected="`destination.write_mode: merge` (with `merge_keys`), or no `dedup_sort`",
+            )
+        )
+    elif dedup_sort.column in (destination.merge_keys or ()):
+        key = "destination.dedup_sort.column"
+        problems.append(
+            Problem(
+                "`dedup_sort.column` is a merge key: every row of one key has the same value "
+                "there, so it cannot choose between them",
+                file=recipe.origin_of(key),
+                key=key,
+                value=dedup_sort.column,
+                expected=f"a column that is not one of the merge keys {destination.merge_keys}",
             )
         )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from dataloader.context import WriteMode
 from dataloader.durations import parse_duration
 from dataloader.recipe.merger import origin_of
+from dataloader.sql import MergeOrder
 
 RECIPE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -67,14 +68,38 @@ class SourceConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class DedupSortConfig(BaseModel):
+    """`destination.dedup_sort`: which row of a merge key wins, by a column's value.
+
+    :param column: the column compared (e.g. `updated_at`).
+    :param order: `desc` (default): the highest value wins; `asc`: the lowest wins.
+
+    The rows of one key are compared within a batch, across the batches of a run and with the
+    row already in the table: a row that loses keeps no trace, a stored row that wins stays as
+    it is. A NULL never wins over a value; between equal values (or two NULLs) the row read
+    later wins.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str = Field(min_length=1)
+    order: Literal["asc", "desc"] = "desc"
+
+    def merge_order(self) -> MergeOrder:
+        """The SQL pieces a database destination applies it with."""
+        return MergeOrder(self.column, descending=self.order == "desc")
+
+
 class DestinationConfig(BaseModel):
-    """The `destination:` section: `type`, `write_mode`, `merge_keys`, and the connector's keys."""
+    """The `destination:` section: `type`, `write_mode`, `merge_keys`, `dedup_sort`, and the
+    connector's keys."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     type: str
     write_mode: WriteMode = "append"
     merge_keys: list[str] | None = None
+    dedup_sort: DedupSortConfig | None = None
 
     @model_validator(mode="after")
     def _merge_needs_keys(self) -> DestinationConfig:
