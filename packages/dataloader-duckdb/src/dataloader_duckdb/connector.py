@@ -42,6 +42,12 @@ from dataloader.sql import (
 
 BATCH_VIEW = "_dl_batch"
 ORDINAL = "__dl_ordinal"
+# Text columns whose field metadata names the source's type (`pg_type`, as the Postgres
+# source tags uuid and json): created with DuckDB's own type, and a DuckDB column of that type
+# is read with the tag, so a database destination recreates it. Other tags stay VARCHAR.
+TYPE_TAG = b"pg_type"
+_TAGGED_TYPES = {"uuid": "UUID", "json": "JSON", "jsonb": "JSON"}
+_TAG_OF_TYPE = {"UUID": "uuid", "JSON": "json"}
 # Runs in this process take turns at shared DDL, so they do not conflict with each other.
 _SHARED_DDL = threading.Lock()
 
@@ -165,12 +171,15 @@ class DuckDBConnector(BaseConnector):
                     key="source.incremental.strategy",
                     value=incremental.strategy,
                 )
-            reader = cursor.sql(sql, params=params or None).to_arrow_reader(
-                batch_size=self.context.batch_size
-            )
+            relation = cursor.sql(sql, params=params or None)
+            types = [str(kind) for kind in relation.types]
+            reader = relation.to_arrow_reader(batch_size=self.context.batch_size)
+            tagged = _tagged_schema(reader.schema, types)
         except duckdb.Error as exc:
             raise self._error("read", exc) from exc
         for record_batch in reader:
+            if tagged is not None:
+                record_batch = pa.RecordBatch.from_arrays(record_batch.columns, schema=tagged)
             yield ArrowBatch(record_batch, {"source": "duckdb"})
 
     def estimate_rows(self) -> int | None:
@@ -320,9 +329,10 @@ class DuckDBConnector(BaseConnector):
 
     def _append(self, data: pa.RecordBatch, table: TableName) -> None:
         self._register(data)
+        rows = f"(SELECT *{_typed(data.schema)} FROM {BATCH_VIEW})"
         try:
-            self._ensure_table(table, BATCH_VIEW, data.schema)
-            self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM {BATCH_VIEW}")
+            self._ensure_table(table, rows, data.schema)
+            self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM {rows}")
         finally:
             self.con.unregister(BATCH_VIEW)
 
@@ -366,14 +376,13 @@ class DuckDBConnector(BaseConnector):
             order.append(f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST")
         order.append(f"{quote_identifier(ORDINAL)} DESC")
         partition = ", ".join(quote_identifier(key) for key in keys)
+        columns_of_rows = f"* EXCLUDE ({quote_identifier(ORDINAL)}){_typed(data.schema)}"
         try:
             columns = self._ensure_table(
-                table,
-                f"(SELECT * EXCLUDE ({quote_identifier(ORDINAL)}) FROM {BATCH_VIEW})",
-                data.schema,
+                table, f"(SELECT {columns_of_rows} FROM {BATCH_VIEW})", data.schema
             )
             self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _dl_merge AS SELECT * EXCLUDE ({quote_identifier(ORDINAL)}) FROM {BATCH_VIEW} "
+                f"CREATE OR REPLACE TEMP TABLE _dl_merge AS SELECT {columns_of_rows} FROM {BATCH_VIEW} "
                 f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
             )
             match = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
@@ -450,6 +459,43 @@ class DuckDBConnector(BaseConnector):
         if self._in_transaction and self.con is not None:
             self.con.execute("ROLLBACK")
             self._in_transaction = False
+
+
+def _duckdb_type(field: pa.Field) -> str | None:
+    """The DuckDB type a tagged text column is created with (None: as Arrow says)."""
+    tag = (field.metadata or {}).get(TYPE_TAG, b"").decode()
+    if pa.types.is_string(field.type):
+        return _TAGGED_TYPES.get(tag)
+    if pa.types.is_list(field.type) and pa.types.is_string(field.type.value_type):
+        element = _TAGGED_TYPES.get(tag.removesuffix("[]")) if tag.endswith("[]") else None
+        return f"{element}[]" if element else None
+    return None
+
+
+def _typed(schema: pa.Schema) -> str:
+    """A star expression's `REPLACE (…)` that casts the tagged text columns of `schema` to their
+    DuckDB type; empty when there are none."""
+    casts = [
+        f"CAST({quote_identifier(field.name)} AS {kind}) AS {quote_identifier(field.name)}"
+        for field in schema
+        if (kind := _duckdb_type(field)) is not None
+    ]
+    return f" REPLACE ({', '.join(casts)})" if casts else ""
+
+
+def _tagged_schema(schema: pa.Schema, types: list[str]) -> pa.Schema | None:
+    """`schema` (a result's, whose DuckDB column types are `types`) with its UUID and JSON
+    columns, and lists of them, tagged `uuid`/`json`: DuckDB exports them as plain strings.
+    None when there are none."""
+    fields, tagged = [], False
+    for field, kind in zip(schema, types, strict=True):
+        element = kind.removesuffix("[]")
+        if element in _TAG_OF_TYPE:
+            tag = _TAG_OF_TYPE[element] + kind[len(element) :]
+            field = field.with_metadata({**(field.metadata or {}), TYPE_TAG: tag.encode()})
+            tagged = True
+        fields.append(field)
+    return pa.schema(fields) if tagged else None
 
 
 def _sql_string(text: str) -> str:
