@@ -1,23 +1,20 @@
-"""The kill test: SIGKILL a load at random instants, re-run it, and get the uninterrupted result.
+"""The kill test: SIGKILL a load at points spread over its protocol, re-run it, and get the
+uninterrupted result.
 
-For each (source, destination, write mode), a clean run loads a reference destination and is
-timed from its first batch to its end. Then, for seeded random kill points spread over that
-duration, a run is started with Popen, killed with SIGKILL that long after its first batch, and
-re-run to completion with the same recipe and state directory: the destination must equal the
-reference row for row, with no staging table and no temporary file left over. Kill points are
-counted from the first batch (the CLI prints a progress line per batch when its output is not a
-terminal) so that they fall in the load, not in the interpreter's start-up.
+For each (source, destination, write mode), a clean run loads a reference destination and counts
+the calls of the methods that mark the protocol's steps. Each kill point is a gate (see
+`e2e_support.Gate`): a batch read but not written, a batch written but not committed, a file
+half written, a commit's record written before its files are renamed, a destination's commit
+before the state mirror is saved, a whole commit; the run blocks there, is killed with SIGKILL,
+and is re-run to completion with the same recipe and state directory: the destination must equal
+the reference row for row, with no staging table and no temporary file left over. The places
+are counts of calls, not instants, so a slow or a fast machine kills at the same points.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
-import signal
-import subprocess
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,14 +22,24 @@ import duckdb
 import pyarrow as pa
 import pytest
 from e2e_support import (
+    Gate,
+    after_commit,
+    before_renames_gate,
+    destination_committed_gate,
     duckdb_rows,
     duckdb_table,
     flat,
-    popen_cli,
+    kill_at_gate,
+    mid_file_gate,
+    popen_gated_cli,
+    read_gate,
     run_cli,
+    run_counting_cli,
     sorted_rows,
     visible_parquet,
+    wait_for_gate,
     write_recipe,
+    written_gate,
 )
 
 FILES = 8
@@ -42,17 +49,75 @@ REPEATS_PER_FILE = 300  # rows of each file (but the first) that update keys of 
 T0 = 1_700_000_000
 KEY = ["id", "updated_at"]
 
+
 # (source, destination, write mode, kill points). The `duckdb` source reads incrementally on
 # a cursor column with runs of 7 equal values, so batch boundaries fall inside runs of ties.
+# A call between 0 and 1 is a fraction of the clean run's calls; 0 is its last call.
 COMBOS = [
-    ("files", "duckdb", "append", 4),
-    ("files", "duckdb", "overwrite", 3),
-    ("files", "duckdb", "merge", 4),
-    ("files", "filestore", "append", 4),
-    ("files", "filestore", "overwrite", 3),
-    ("duckdb", "duckdb", "append", 3),
+    (
+        "files",
+        "duckdb",
+        "append",
+        [
+            read_gate(0.15),
+            written_gate("duckdb", 0.35),
+            destination_committed_gate("duckdb", 0.6),
+            after_commit(0),
+        ],
+    ),
+    (
+        "files",
+        "duckdb",
+        "overwrite",
+        [
+            written_gate("duckdb", 1),
+            written_gate("duckdb", 0.6),
+            destination_committed_gate("duckdb", 0),
+            after_commit(0),
+        ],
+    ),
+    (
+        "files",
+        "duckdb",
+        "merge",
+        [
+            read_gate(0.25),
+            written_gate("duckdb", 0.45),
+            destination_committed_gate("duckdb", 0.7),
+            after_commit(0.85),
+        ],
+    ),
+    (
+        "files",
+        "filestore",
+        "append",
+        [
+            mid_file_gate(0.3),
+            written_gate("filestore", 0.3),
+            before_renames_gate(0.5),
+            destination_committed_gate("filestore", 0.65),
+            after_commit(0.9),
+        ],
+    ),
+    (
+        "files",
+        "filestore",
+        "overwrite",
+        [
+            mid_file_gate(0.5),
+            written_gate("filestore", 0.5),
+            before_renames_gate(0),
+            after_commit(0),
+        ],
+    ),
+    (
+        "duckdb",
+        "duckdb",
+        "append",
+        [read_gate(0.2), written_gate("duckdb", 0), destination_committed_gate("duckdb", 0.4)],
+    ),
 ]
-TOTAL_KILL_POINTS = sum(combo[-1] for combo in COMBOS)
+TOTAL_KILL_POINTS = sum(len(combo[-1]) for combo in COMBOS)
 
 
 def _write_data(directory: Path) -> None:
@@ -115,7 +180,9 @@ def _recipe(cwd: Path, data: Path, source_kind: str, destination: str, mode: str
             "source": source,
             "transform": {"steps": steps},
             "destination": dest,
-            "runtime": {"batch_size": BATCH_SIZE},
+            # Commits at every `batch_size` rows, never early after a slow batch: the protocol's
+            # calls are the same in every run, so the gates stop at the same places.
+            "runtime": {"batch_size": BATCH_SIZE, "commit_interval_seconds": 3600},
         },
     )
 
@@ -154,26 +221,6 @@ def _interrupted(cwd: Path, destination: str) -> str:
     return "committed" if committed else "staged" if staged else "nothing"
 
 
-def _start(cwd: Path, env: dict, log: Path) -> tuple[subprocess.Popen, float]:
-    """Start a run (stdout to `log`) and wait for its first batch: (process, time of that batch)."""
-    args = ["run", "recipe.yaml", "--state-dir", ".state"]
-    with open(log, "wb") as out:
-        proc = popen_cli(args, cwd, env, stdout=out)
-    deadline = time.monotonic() + 60
-    # The engine prints a progress line per batch written: a load is under way.
-    while b" rows, " not in log.read_bytes() and proc.poll() is None:
-        assert time.monotonic() < deadline, "no batch within 60 s"
-        time.sleep(0.005)
-    return proc, time.monotonic()
-
-
-def _clean_run(cwd: Path, env: dict) -> float:
-    """Run to completion; return the seconds from its first batch to its end."""
-    proc, first = _start(cwd, env, cwd / "clean.log")
-    assert proc.wait(timeout=120) == 0, (cwd / "clean.log").read_text(encoding="utf-8")
-    return time.monotonic() - first
-
-
 def _check_reference(table: pa.Table, source_kind: str, mode: str) -> None:
     ids = table.column("id").to_pylist()
     if source_kind == "duckdb":
@@ -185,34 +232,31 @@ def _check_reference(table: pa.Table, source_kind: str, mode: str) -> None:
     assert set(table.column("origin").to_pylist()) == {"e2e"}
 
 
+ARGS = ["run", "recipe.yaml", "--state-dir", ".state"]
+
+
+def _gate_targets(gates: list[Gate]) -> list[str]:
+    return list(dict.fromkeys(gate.target for gate in gates))
+
+
 def _kill_and_resume(
-    base: Path, data: Path, combo: tuple[str, str, str], delay: float, env: dict, expected: list
-) -> tuple[str, float]:
-    """One kill point: SIGKILL `delay` s after the first batch, re-run, compare with `expected`.
-
-    Returns what the killed run left behind, or "ended" if it finished before the kill, and the
-    seconds from its first batch to the kill or its end.
-    """
+    base: Path, data: Path, combo: tuple[str, str, str], gate: Gate, env: dict, expected: list
+) -> str:
+    """One kill point: SIGKILL at `gate`, re-run, compare with `expected`; what the killed run
+    left behind."""
     source_kind, destination, mode = combo
-    cwd = Path(tempfile.mkdtemp(prefix=f"kill-{delay:.3f}-", dir=base))
+    cwd = Path(tempfile.mkdtemp(prefix=f"kill-{gate.name.replace('#', '-')}-", dir=base))
     _recipe(cwd, data, source_kind, destination, mode)
-    proc, first = _start(cwd, env, cwd / "killed.log")
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=delay)
-    hit = proc.poll() is None
-    if hit:
-        proc.send_signal(signal.SIGKILL)
-    elapsed = time.monotonic() - first
-    proc.wait()
-    left = _interrupted(cwd, destination) if hit else "ended"
+    kill_at_gate(ARGS, cwd, env, gate)
+    left = _interrupted(cwd, destination)
 
-    code, out, err = run_cli(["run", "recipe.yaml", "--state-dir", ".state"], cwd, env)
-    assert code == 0, f"re-run after a kill at {delay:.3f}s failed:\n{out}\n{err}"
+    code, out, err = run_cli(ARGS, cwd, env)
+    assert code == 0, f"re-run after a kill at {gate} failed:\n{out}\n{err}"
     got = sorted_rows(_result(cwd, destination), KEY)
-    assert len(got) == len(expected), f"kill at {delay:.3f}s: {len(got)} rows, not {len(expected)}"
-    assert got == expected, f"kill at {delay:.3f}s: rows differ from the uninterrupted run"
-    assert _leftovers(cwd, destination) == [], f"kill at {delay:.3f}s left temporary data"
-    return left, elapsed
+    assert len(got) == len(expected), f"kill at {gate}: {len(got)} rows, not {len(expected)}"
+    assert got == expected, f"kill at {gate}: rows differ from the uninterrupted run"
+    assert _leftovers(cwd, destination) == [], f"kill at {gate} left temporary data"
+    return left
 
 
 @pytest.fixture(scope="module")
@@ -223,25 +267,29 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def references(data_dir: Path, cli_env: dict) -> dict[tuple[str, str, str], tuple[float, list]]:
-    """The clean run of every combination, two at a time (as the kill trials run): its load's
-    duration and its destination's rows, sorted."""
+def references(data_dir: Path, cli_env: dict) -> dict[tuple[str, str, str], tuple[dict, list]]:
+    """The clean run of every combination, two at a time (as the kill trials run): the calls of
+    its gates' methods and its destination's rows, sorted."""
 
-    def clean(combo: tuple[str, str, str]) -> tuple[float, list]:
-        reference = data_dir.parent / "-".join(combo) / "reference"
+    def clean(combo: tuple[str, str, str, list[Gate]]) -> tuple[dict, list]:
+        reference = data_dir.parent / "-".join(combo[:3]) / "reference"
         reference.mkdir(parents=True)
-        _recipe(reference, data_dir, *combo)
-        duration = _clean_run(reference, cli_env)
+        _recipe(reference, data_dir, *combo[:3])
+        (code, out, err), counts = run_counting_cli(
+            ARGS, reference, cli_env, _gate_targets(combo[3])
+        )
+        assert code == 0, f"{out}\n{err}"
         table = _result(reference, combo[1])
         _check_reference(table, combo[0], combo[2])
-        return duration, sorted_rows(table, KEY)
+        return counts, sorted_rows(table, KEY)
 
-    combos = [combo[:3] for combo in COMBOS]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(combos, pool.map(clean, combos), strict=True))
+        return dict(zip([c[:3] for c in COMBOS], pool.map(clean, COMBOS), strict=True))
 
 
-@pytest.mark.parametrize(("source_kind", "destination", "mode", "kill_points"), COMBOS)
+@pytest.mark.parametrize(
+    ("source_kind", "destination", "mode", "gates"), COMBOS, ids=["-".join(c[:3]) for c in COMBOS]
+)
 def test_kill_anywhere_then_rerun_equals_clean_run(
     data_dir: Path,
     cli_env: dict,
@@ -249,32 +297,23 @@ def test_kill_anywhere_then_rerun_equals_clean_run(
     source_kind: str,
     destination: str,
     mode: str,
-    kill_points: int,
+    gates: list[Gate],
 ) -> None:
     assert TOTAL_KILL_POINTS >= 20
     combo = (source_kind, destination, mode)
     base = data_dir.parent / "-".join(combo)
-    duration, expected = references[combo]
+    counts, expected = references[combo]
+    placed = [gate.at_counts(counts) for gate in gates]  # every gate is inside the clean run
 
-    # Kill points: seeded, stratified over the clean run's load (its first batch to its end).
-    rng = random.Random("-".join(combo))
-    delays = [duration * (k + rng.random()) / kill_points for k in range(kill_points)]
     with ThreadPoolExecutor(max_workers=2) as pool:
 
-        def trial(delay: float) -> tuple[str, float]:
-            return _kill_and_resume(base, data_dir, combo, delay, cli_env, expected)
+        def trial(gate: Gate) -> str:
+            return _kill_and_resume(base, data_dir, combo, gate, cli_env, expected)
 
-        outcomes = list(pool.map(trial, delays))
-        # A run faster than the clean one may end before its kill point, which then killed
-        # nothing: try again at the same place in the load as the run that ended timed it.
-        for _ in range(2):
-            late = [k for k, (what, _) in enumerate(outcomes) if what == "ended"]
-            retry = [outcomes[k][1] * delays[k] / duration * 0.9 for k in late]
-            for k, delay, outcome in zip(late, retry, pool.map(trial, retry), strict=True):
-                delays[k], outcomes[k] = delay, outcome
-    left = [what for what, _ in outcomes]
-    print(f"{'/'.join(combo)}: kills at {[round(d, 2) for d in delays]} s left {left}")
-    assert "ended" not in left, f"runs ended before their kill point: {left}"
+        left = list(pool.map(trial, placed))
+    print(f"{'/'.join(combo)}: kills at {[g.name for g in placed]} left {left}")
+    if mode != "overwrite":
+        assert "committed" in left, f"no kill left a partial load: {left}"
 
 
 def test_second_concurrent_run_fails_while_the_first_holds_the_lock(
@@ -283,22 +322,19 @@ def test_second_concurrent_run_fails_while_the_first_holds_the_lock(
     cwd = data_dir.parent / "lock"
     cwd.mkdir()
     _recipe(cwd, data_dir, "files", "duckdb", "merge")
-    args = ["run", "recipe.yaml", "--state-dir", ".state"]
-    log = cwd / "first.log"
+    gate_file, log = cwd / "gate", cwd / "first.log"
     with open(log, "wb") as out:
-        first = popen_cli(args, cwd, cli_env, stdout=out)
+        # The first run stops after its first commit, lock held, until it is told to go on.
+        first = popen_gated_cli(
+            ARGS, cwd, cli_env, gate_file, gate=after_commit(1), resume=True, stdout=out
+        )
         try:
-            deadline = time.monotonic() + 60
-            while b" rows, " not in log.read_bytes():  # a batch is written: the lock is held
-                assert first.poll() is None, "the first run ended before the second started"
-                assert time.monotonic() < deadline, "the first run wrote no batch"
-                time.sleep(0.005)
-            # Freeze the first run mid-load, lock held, so the second surely overlaps it.
-            first.send_signal(signal.SIGSTOP)
-            assert first.poll() is None, "the first run ended before it could be paused"
-            code, out_text, err = run_cli(args, cwd, cli_env)
+            wait_for_gate(first, gate_file)
+            code, out_text, err = run_cli(ARGS, cwd, cli_env)
         finally:
-            first.send_signal(signal.SIGCONT)
+            assert first.stdin is not None
+            first.stdin.write(b"go on\n")
+            first.stdin.close()
             first.wait(timeout=120)
     assert code == 1, f"exit {code}\n{out_text}\n{err}"
     assert "already running" in flat(err)

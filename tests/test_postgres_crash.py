@@ -1,5 +1,6 @@
-"""Postgres through the CLI: SIGKILL at random points of append, overwrite and merge loads into
-Postgres, each followed by a re-run that must leave the table identical to a clean run; Postgres
+"""Postgres through the CLI: SIGKILL at points spread over append, overwrite and merge loads into
+Postgres (gates: a batch read, a batch written, the middle of a COPY, a commit before its state
+mirror is saved, a whole commit), each followed by a re-run that must leave the table identical to a clean run; Postgres
 sources into Postgres, DuckDB and Parquet; and a failing run that must not print the password.
 
 Every run is `python -m dataloader run RECIPE --state-dir DIR` in a subprocess; the recipes take
@@ -9,9 +10,6 @@ the password from `{{ env_var('PGPASSWORD_TEST') }}`.
 from __future__ import annotations
 
 import hashlib
-import random
-import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,11 +22,20 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from e2e_support import CLI, run_cli, write_recipe
+from e2e_support import (
+    Gate,
+    after_commit,
+    destination_committed_gate,
+    kill_at_gate,
+    mid_copy_gate,
+    read_gate,
+    run_cli,
+    run_counting_cli,
+    write_recipe,
+    written_gate,
+)
 
 PASSWORD_ENV = "PGPASSWORD_TEST"
-KILLS = 6
-SEED = 20241125
 WORKERS = 2  # trials in flight at once (each is a killed run, then a re-run)
 BATCH_SIZE = 40
 CSV_FILES, CSV_ROWS = 6, 400  # 2,400 rows: 60 batches
@@ -115,6 +122,8 @@ class Mode:
     destination: dict[str, Any] = field(default_factory=dict)
     transform: list[dict[str, Any]] = field(default_factory=list)
     seed_old_rows: bool = False
+    # Where to kill: a call between 0 and 1 is a fraction of a clean run's calls, 0 the last.
+    gates: list[Gate] = field(default_factory=list)
 
 
 def csv_source(tmp: Path, keys: dict[str, Any]) -> dict[str, Any]:
@@ -137,104 +146,50 @@ def events_source(tmp: Path, keys: dict[str, Any]) -> dict[str, Any]:
 
 
 MODES = {
-    "append": Mode("append", "id", incremental_csv_source, transform=[CAST]),
-    "overwrite": Mode("overwrite", "id", csv_source, transform=[CAST], seed_old_rows=True),
-    "merge": Mode("merge", "key", events_source, destination={"merge_keys": ["key"]}),
+    "append": Mode(
+        "append",
+        "id",
+        incremental_csv_source,
+        transform=[CAST],
+        gates=[
+            read_gate(0.05),
+            mid_copy_gate(0.15),
+            written_gate("postgres", 0.33),
+            destination_committed_gate("postgres", 0.5),
+            after_commit(0.75),
+            after_commit(0),
+        ],
+    ),
+    "overwrite": Mode(
+        "overwrite",
+        "id",
+        csv_source,
+        transform=[CAST],
+        seed_old_rows=True,
+        gates=[
+            written_gate("postgres", 1),
+            mid_copy_gate(0.25),
+            read_gate(0.5),
+            written_gate("postgres", 0.85),
+            destination_committed_gate("postgres", 0),
+            after_commit(0),
+        ],
+    ),
+    "merge": Mode(
+        "merge",
+        "key",
+        events_source,
+        destination={"merge_keys": ["key"]},
+        gates=[
+            read_gate(0.07),
+            mid_copy_gate(0.2),
+            written_gate("postgres", 0.43),
+            destination_committed_gate("postgres", 0.6),
+            after_commit(0.8),
+            after_commit(0),
+        ],
+    ),
 }
-
-
-# -- running and killing the CLI ------------------------------------------------------------
-@dataclass
-class Timeline:
-    """When the progress lines of a run appeared (seconds after start) and when it ended."""
-
-    lines: list[float]
-    end: float
-
-
-def is_progress(line: str, recipe_name: str) -> bool:
-    return line.startswith(f"{recipe_name}: ") and " batches, " in line
-
-
-def clean_run(args: list[str], cwd: Path, env: dict, recipe_name: str) -> Timeline:
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        [*CLI, *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-    )
-    lines, output = [], []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        output.append(line)
-        if is_progress(line, recipe_name):
-            lines.append(time.monotonic() - start)
-    code = proc.wait(timeout=120)
-    assert code == 0, "".join(output)
-    return Timeline(lines, time.monotonic() - start)
-
-
-@dataclass(frozen=True)
-class KillPoint:
-    """Kill `delay` seconds after the `after_lines`-th progress line (or after start when 0)."""
-
-    at: float  # where this point lies on the clean run's timeline
-    after_lines: int
-    delay: float
-
-
-def kill_points(timeline: Timeline, rng: random.Random) -> list[KillPoint]:
-    """KILLS points stratified over the clean run, from one batch before the first progress
-    line to its end, each tied to the progress line before it so that a slower or faster start
-    of the process does not move it out of the load."""
-    lines = timeline.lines
-    assert len(lines) >= 10, f"too few batches to kill between: {len(lines)}"
-    batch = (lines[-1] - lines[0]) / (len(lines) - 1)
-    start, end = max(0.0, lines[0] - batch), timeline.end
-    points = []
-    for k in range(KILLS):
-        at = start + (end - start) * (k + rng.random()) / KILLS
-        before = [t for t in lines if t <= at]
-        if before:
-            points.append(KillPoint(at, len(before), at - before[-1]))
-        else:
-            points.append(KillPoint(at, 0, at))
-    return points
-
-
-def killed_run(args: list[str], cwd: Path, env: dict, recipe_name: str, point: KillPoint) -> bool:
-    """Start the run, SIGKILL it at `point`; True if it was still running when killed."""
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        [*CLI, *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-    )
-    assert proc.stdout is not None
-    try:
-        if point.after_lines == 0:
-            time.sleep(max(0.0, start + point.delay - time.monotonic()))
-        else:
-            seen = 0
-            for line in proc.stdout:
-                seen += is_progress(line, recipe_name)
-                if seen == point.after_lines:
-                    break
-            time.sleep(point.delay)
-        running = proc.poll() is None
-        proc.kill()
-    finally:
-        proc.wait(timeout=60)
-        proc.stdout.close()
-    return running
 
 
 # -- destination helpers --------------------------------------------------------------------
@@ -267,22 +222,23 @@ def make_recipe(tmp: Path, mode: Mode, schema: str, keys: dict[str, Any]) -> Pat
             "write_mode": mode.name,
             **mode.destination,
         },
-        "runtime": {"batch_size": BATCH_SIZE},
+        # A commit at every `batch_size` rows, never early after a slow batch: every run makes
+        # the same calls, so the gates stop at the same places.
+        "runtime": {"batch_size": BATCH_SIZE, "commit_interval_seconds": 3600},
     }
     return write_recipe(tmp / f"{schema}.yaml", recipe)
 
 
 @dataclass
 class Trial:
-    point: KillPoint
-    running_at_kill: bool = False
+    gate: Gate
     rows_at_kill: int = 0
     old_table_at_kill: bool = False
     complete_at_kill: bool = False
 
 
 @pytest.mark.parametrize("mode_name", list(MODES))
-def test_kill_at_random_points_then_rerun_matches_a_clean_run(
+def test_kill_at_gates_then_rerun_matches_a_clean_run(
     tmp_path: Path,
     env: dict,
     db: Any,
@@ -294,19 +250,19 @@ def test_kill_at_random_points_then_rerun_matches_a_clean_run(
     keys = connection_keys(postgres_server, postgres_database)
     write_csv_files(tmp_path / "in")
     create_events(db)
-    recipe_name = f"crash_{mode.name}"
 
     def args(schema: str) -> list[str]:
         recipe = make_recipe(tmp_path, mode, schema, keys)
         return ["run", recipe.name, "--state-dir", f"state_{schema}"]
 
     prepare_schema(db, "reference", mode)
-    timeline = clean_run(args("reference"), tmp_path, env, recipe_name)
+    targets = list(dict.fromkeys(gate.target for gate in mode.gates))
+    (code, out, err), counts = run_counting_cli(args("reference"), tmp_path, env, targets)
+    assert code == 0, f"{out}\n{err}"
     reference = target_rows(db, "reference", mode.key)
     assert len(reference) == (MERGE_KEYS if mode.name == "merge" else CSV_FILES * CSV_ROWS)
 
-    rng = random.Random(f"{SEED}-{mode.name}")
-    trials = [Trial(point) for point in kill_points(timeline, rng)]
+    trials = [Trial(gate.at_counts(counts)) for gate in mode.gates]
 
     def connected(action: Callable[[Any], Any]) -> Any:
         """Run `action(connection)` on a connection of its own (one per worker thread)."""
@@ -327,35 +283,27 @@ def test_kill_at_random_points_then_rerun_matches_a_clean_run(
             # Overwrite is atomic: the old table or the new one, never a half-loaded one.
             trial.old_table_at_kill = [r[0] for r in rows] == [r[0] for r in OLD_ROWS]
             assert trial.old_table_at_kill or trial.complete_at_kill, (
-                f"overwrite killed at {trial.point} left {len(rows)} rows visible"
+                f"overwrite killed at {trial.gate} left {len(rows)} rows visible"
             )
 
     def run_trial(index: int) -> None:
         trial, schema = trials[index], f"trial_{index}"
         connected(lambda conn: prepare_schema(conn, schema, mode))
-        trial.running_at_kill = killed_run(args(schema), tmp_path, env, recipe_name, trial.point)
+        kill_at_gate(args(schema), tmp_path, env, trial.gate)
         connected(lambda conn: inspect_after_kill(conn, trial, schema))
         code, out, err = run_cli(args(schema), tmp_path, env)
-        assert code == 0, f"re-run after {trial.point} failed:\n{out}\n{err}"
+        assert code == 0, f"re-run after a kill at {trial.gate} failed:\n{out}\n{err}"
 
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         list(pool.map(run_trial, range(len(trials))))
 
-    report = (
-        f"clean run: {len(timeline.lines)} batches from {timeline.lines[0]:.2f}s to "
-        f"{timeline.lines[-1]:.2f}s, exit at {timeline.end:.2f}s; kills (at, after line, "
-        f"running, rows): "
-        + str(
-            [
-                (round(t.point.at, 2), t.point.after_lines, t.running_at_kill, t.rows_at_kill)
-                for t in trials
-            ]
-        )
+    report = "kills (gate, rows left): " + str(
+        [(t.gate.name, t.rows_at_kill, t.complete_at_kill) for t in trials]
     )
     for index in range(len(trials)):
         schema = f"trial_{index}"
         assert target_rows(db, schema, mode.key) == reference, (
-            f"{mode.name}: trial {index} (kill point {trials[index].point}) differs from the "
+            f"{mode.name}: trial {index} (killed at {trials[index].gate}) differs from the "
             f"clean run; trials: {report}"
         )
         leftovers = query(
@@ -364,9 +312,12 @@ def test_kill_at_random_points_then_rerun_matches_a_clean_run(
             (schema,),
         )
         assert leftovers == [], leftovers
-    assert sum(t.running_at_kill for t in trials) >= KILLS // 2, report
+    print(f"{mode.name}: {report}")
     if mode.seed_old_rows:
-        assert any(t.running_at_kill and t.old_table_at_kill for t in trials), report
+        # Before Postgres committed, readers saw the old table; from its commit on, the new one.
+        for trial in trials:
+            swapped = trial.gate.step in ("commit", "committed")
+            assert trial.complete_at_kill if swapped else trial.old_table_at_kill, report
     else:
         partial = [t for t in trials if t.rows_at_kill and not t.complete_at_kill]
         assert partial, f"no kill landed in the middle of the load: {report}"

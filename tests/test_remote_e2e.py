@@ -3,7 +3,7 @@ state kept in S3 or DynamoDB.
 
 - local CSV → S3 Parquet → DuckDB, SFTP CSV → Postgres, DuckDB → SFTP JSONL: each run twice,
   the second run moving only what is new;
-- SIGKILL at seeded points of a load into S3 (append, overwrite), then a re-run: the visible
+- SIGKILL at gates of a load into S3 (append, overwrite), then a re-run: the visible
   objects hold exactly the rows of an uninterrupted run, and no temporary object is left;
 - a load whose state is in S3 or DynamoDB killed mid-run, re-run: exactly the reference rows;
 - `show-state --json` of an S3-state recipe imported into a DynamoDB-state recipe.
@@ -11,13 +11,10 @@ state kept in S3 or DynamoDB.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import random
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -31,15 +28,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from e2e_support import (
+    after_commit,
+    before_renames_gate,
+    destination_committed_gate,
     duckdb_rows,
     duckdb_table,
     flat,
-    popen_cli,
+    kill_at_gate,
+    mid_file_gate,
     popen_gated_cli,
     run_cli,
+    run_counting_cli,
     sorted_rows,
     wait_for_gate,
     write_recipe,
+    written_gate,
 )
 
 from dataloader_filestore.testing import MotoServer, SftpServer
@@ -302,11 +305,25 @@ def test_duckdb_to_sftp_jsonl_incrementally(
     assert not [p.name for p in remote.iterdir() if p.name.endswith(".tmp")]
 
 
-# -- kills at random points of a load into S3 ------------------------------------------------
+# -- kills at gates of a load into S3 ---------------------------------------------------------
 KILL_FILES = 3
 KILL_ROWS = 200
 KILL_BATCH = 100
-KILL_POINTS = 3
+# Where the load is killed: a fraction of a clean run's calls, or 0 for its last call.
+S3_KILL_GATES = {
+    "append": [
+        mid_file_gate(0.4),
+        written_gate("filestore", 0.5),
+        before_renames_gate(0.6),
+        destination_committed_gate("filestore", 0.8),
+    ],
+    "overwrite": [
+        written_gate("filestore", 0.3),
+        mid_file_gate(0.6),
+        before_renames_gate(0),
+        after_commit(0),
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -338,31 +355,9 @@ def _s3_kill_recipe(
                 "write_mode": mode,
                 **moto.settings(),
             },
-            "runtime": {"batch_size": KILL_BATCH},
+            "runtime": {"batch_size": KILL_BATCH, "commit_interval_seconds": 3600},
         },
     )
-
-
-def _start(cwd: Path, env: dict, log: Path, args: list[str]) -> subprocess.Popen:
-    """Start a run with stdout to `log`; return once it has written its first batch."""
-    with open(log, "wb") as out:
-        proc = popen_cli(args, cwd, env, stdout=out)
-    deadline = time.monotonic() + 60
-    while b"rows" not in log.read_bytes() and proc.poll() is None:
-        assert time.monotonic() < deadline, "no batch within 60 s"
-        time.sleep(0.005)
-    return proc
-
-
-def _kill_after(proc: subprocess.Popen, delay: float) -> bool:
-    """SIGKILL `proc` `delay` s from now unless it ends first; whether it was killed."""
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=delay)
-    hit = proc.poll() is None
-    if hit:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return hit
 
 
 @pytest.mark.parametrize("mode", ["append", "overwrite"])
@@ -379,38 +374,33 @@ def test_kill_a_load_into_s3_anywhere_then_rerun_equals_clean_run(
     reference = tmp_path / "reference"
     reference.mkdir()
     _s3_kill_recipe(reference, kill_data, moto_server, s3_bucket, "reference/", mode)
-    proc = _start(reference, cli_env, reference / "clean.log", args)
-    first_batch = time.monotonic()
-    assert proc.wait(timeout=120) == 0, (reference / "clean.log").read_text()
-    duration = time.monotonic() - first_batch
+    gates = S3_KILL_GATES[mode]
+    targets = list(dict.fromkeys(gate.target for gate in gates))
+    (code, out, err), counts = run_counting_cli(args, reference, cli_env, targets)
+    assert code == 0, f"{out}\n{err}"
     expected_keys = visible(s3_keys(s3, s3_bucket, "reference/"), "reference/")
     expected = sorted_rows(s3_parquet(s3, s3_bucket, expected_keys), "id")
     assert expected == expected_orders(range(1, KILL_FILES * KILL_ROWS + 1))
 
-    rng = random.Random(f"s3-{mode}")
-    delays = [duration * (k + rng.random()) / KILL_POINTS for k in range(KILL_POINTS)]
     outcomes = []
-    for n, delay in enumerate(delays):
+    for n, gate in enumerate(gate.at_counts(counts) for gate in gates):
         cwd, prefix = tmp_path / f"kill-{n}", f"kill-{n}/"
         cwd.mkdir()
         _s3_kill_recipe(cwd, kill_data, moto_server, s3_bucket, prefix, mode)
-        hit = _kill_after(_start(cwd, cli_env, cwd / "killed.log", args), delay)
+        kill_at_gate(args, cwd, cli_env, gate)
         left = s3_keys(s3, s3_bucket, prefix)
         outcomes.append(
-            "ended"
-            if not hit
-            else f"{len(visible(left, prefix))} visible/{len(temporary(left))} tmp"
+            f"{gate.name}: {len(visible(left, prefix))} visible/{len(temporary(left))} tmp"
         )
 
         code, out, err = run_cli(args, cwd, cli_env)
-        assert code == 0, f"re-run after a kill at {delay:.2f}s failed:\n{out}\n{err}"
+        assert code == 0, f"re-run after a kill at {gate} failed:\n{out}\n{err}"
         keys = s3_keys(s3, s3_bucket, prefix)
         got = sorted_rows(s3_parquet(s3, s3_bucket, visible(keys, prefix)), "id")
-        assert len(got) == len(expected), f"kill at {delay:.2f}s: {len(got)} rows"
-        assert got == expected, f"kill at {delay:.2f}s: rows differ from the clean run"
-        assert temporary(keys) == [], f"kill at {delay:.2f}s left {temporary(keys)}"
-    print(f"s3/{mode}: kills at {[round(d, 2) for d in delays]} s left {outcomes}")
-    assert outcomes.count("ended") <= 1, outcomes
+        assert len(got) == len(expected), f"kill at {gate}: {len(got)} rows"
+        assert got == expected, f"kill at {gate}: rows differ from the clean run"
+        assert temporary(keys) == [], f"kill at {gate} left {temporary(keys)}"
+    print(f"s3/{mode}: {outcomes}")
 
 
 # -- state in S3 or DynamoDB, surviving a crash ----------------------------------------------

@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import random
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from e2e_support import popen_cli, run_cli, write_recipe
+from e2e_support import after_commit, kill_at_gate, run_cli, write_recipe
 
 import dataloader_filestore.connector as filestore_connector
 from dataloader import ConnectorError, LocalStateBackend, RunResult, State, from_yaml, run_recipe
@@ -290,7 +289,11 @@ def test_incremental_postgres_read_split_four_ways_advances_the_cursor(
 
 
 def test_incremental_read_split_on_another_column_is_refused(
-    tmp_path: Path, postgres_server: PostgresServer, postgres_database: str, items: None
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_database: str,
+    items: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     recipe = pg_recipe(
         tmp_path,
@@ -304,10 +307,17 @@ def test_incremental_read_split_on_another_column_is_refused(
         },
         {"parallelism": 4, "retries": {"attempts": 3, "initial_backoff": 1.0}},
     )
-    started = time.monotonic()
+    backoffs: list[int] = []  # a retry of the run, or of one operation, waits a backoff first
+
+    def no_wait(policy: Any, attempt: int) -> float:
+        backoffs.append(attempt)
+        return 0.0
+
+    monkeypatch.setattr("dataloader.engine.runner.backoff_delay", no_wait)
+    monkeypatch.setattr("dataloader.retry.backoff_delay", no_wait)
     with pytest.raises(ConnectorError) as caught:
         run(recipe, LocalStateBackend(tmp_path / ".state"))
-    assert time.monotonic() - started < 1.0  # not retried
+    assert backoffs == []  # not retried
     assert "source.partition_column" in str(caught.value)
     assert caught.value.context["key"] == "source.partition_column"
     assert "cursor column" in str(caught.value)
@@ -326,19 +336,8 @@ def test_parallel_file_load_killed_and_rerun_gives_exact_rows(
     cwd.mkdir()
     files_recipe(cwd, tmp_path / "data", parallelism=2, batch_size=40)
     args = ["run", "recipe.yaml", "--state-dir", ".state"]
-    log = cwd / "killed.log"
-    with open(log, "wb") as out:
-        proc = popen_cli(args, cwd, cli_env, stdout=out)
-    try:
-        deadline = time.monotonic() + 60
-        # The CLI prints a line per batch written (output not a terminal): kill after eight.
-        while log.read_bytes().count(b" rows, ") < 8:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no progress within 60 s"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    # Killed once eight commits are made (read-ahead threads running), never after its end.
+    proc = kill_at_gate(args, cwd, cli_env, after_commit(8))
     assert proc.returncode == -signal.SIGKILL
     committed = duck(cwd / "out.duckdb", "SELECT count(*) FROM t")[0][0]
     assert 0 < committed < len(expected), committed

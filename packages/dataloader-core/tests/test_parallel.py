@@ -69,7 +69,8 @@ class Tracker:
     def producer(
         self, index: int, count: int, delay: float = 0.0, meet: int = 0
     ) -> Callable[[], Iterator]:
-        """With `meet`, the producer waits (2 s at most) until `meet` producers run at once."""
+        """With `meet`, the producer waits until `meet` producers run at once (and fails, after
+        `WAIT` seconds, if they never do)."""
 
         def generate() -> Iterator[tuple[int, int]]:
             with self.lock:
@@ -77,7 +78,8 @@ class Tracker:
                 self.max_running = max(self.max_running, self.running)
             try:
                 if meet:
-                    wait_until(lambda: self.running >= meet, timeout=2.0)
+                    met = wait_until(lambda: self.running >= meet)
+                    assert met, f"producer {index}: {self.running} running, never {meet} at once"
                 for item in range(count):
                     if delay:
                         time.sleep(delay)
