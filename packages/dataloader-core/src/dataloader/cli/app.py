@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -17,9 +18,10 @@ _log_format = "plain"  # the --log-format of this invocation: how errors are rep
 
 
 def make_console() -> Console:
-    """A console for command output; wide enough for tables when output is not a terminal."""
+    """A console for command output, as wide as the terminal (or `COLUMNS`); 160 columns when
+    output is not a terminal and `COLUMNS` is not set. Tables adapt to the width."""
     console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         console = Console(highlight=False, soft_wrap=True, width=160)
     return console
 
@@ -103,6 +105,25 @@ def report_error(exc: DataLoaderError, run: Any = None) -> None:
     err_console.print(str(exc), markup=False)
 
 
+def report_interrupt(message: str) -> None:
+    """Tell the user that Ctrl-C stopped the command: one line, or one JSON record."""
+    if _log_format == "json":
+        logging.getLogger("dataloader.cli").warning(
+            message, extra={"details": {"error": "interrupted", "exit_code": 130}}
+        )
+        return
+    err_console.print(message, markup=False)
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C stopped a command: its one message is printed and it exits 130."""
+
+    exit_code = 130
+
+    def show(self, file: Any = None) -> None:
+        report_interrupt(self.message)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the `dataloader` script; exit codes: 0 ok, 1 load failure, 2 bad recipe or usage."""
     from dataloader.registry import get_registry
@@ -119,10 +140,7 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        report_interrupt("interrupted")
         sys.exit(130)
     sys.exit(0)

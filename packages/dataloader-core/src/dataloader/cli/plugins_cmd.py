@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import click
+from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from dataloader.cli.app import make_console
-from dataloader.registry import KINDS, get_registry
+from dataloader.registry import KINDS, Registration, get_registry
 
 
 def inventory() -> dict[str, object]:
@@ -53,6 +55,61 @@ def inventory() -> dict[str, object]:
     return {"items": items, "plugins": plugins, "conflicts": conflicts}
 
 
+def capabilities_text(registration: Registration) -> str:
+    """What a plugin item can do, in words that wrap: `read, write (append, overwrite, merge),
+    incremental, transactional state`."""
+    capabilities = registration.capabilities
+    if capabilities is None:
+        return registration.describe()
+    parts = ["read"] if capabilities.read else []
+    if capabilities.write:
+        modes = ", ".join(capabilities.write_modes)
+        parts.append(f"write ({modes})" if modes else "write")
+    parts += [
+        word
+        for word, flag in (
+            ("incremental", capabilities.incremental),
+            ("transactional state", capabilities.transactional_state),
+            ("resumable", capabilities.resumable),
+        )
+        if flag
+    ]
+    if registration.replaces:
+        parts.append(f"accelerates {registration.replaces}")
+    return ", ".join(parts)
+
+
+def _plugins_table(console: Console) -> Table:
+    """The installed items, one row each, in a table that fits the console: when the full
+    layout is too wide, the version joins the distribution and the borders go."""
+    registry = get_registry()
+    rows = [
+        (
+            kind.replace("_", " "),
+            registration.name,
+            registration.distribution,
+            registration.version,
+            capabilities_text(registration),
+        )
+        for kind in KINDS
+        for registration in registry.all(kind)
+    ]
+    table = Table(title="Installed plugins")
+    for header in ("kind", "name", "distribution", "version", "capabilities"):
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    unbounded = console.options.update_width(10_000)
+    if console.measure(table, options=unbounded).maximum <= console.width:
+        return table
+    table = Table(title="Installed plugins", box=box.SIMPLE_HEAD)
+    for header in ("kind", "name", "distribution", "capabilities"):
+        table.add_column(header, overflow="fold")
+    for kind, name, distribution, version, capabilities in rows:
+        table.add_row(kind, name, f"{distribution} {version}", capabilities)
+    return table
+
+
 @click.command("list-connectors")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_connectors(as_json: bool) -> None:
@@ -62,19 +119,7 @@ def list_connectors(as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     console = make_console()
-    table = Table(title="Installed plugins")
-    for header in ("kind", "name", "distribution", "version", "capabilities"):
-        table.add_column(header)
-    registry = get_registry()
-    for kind in KINDS:
-        for registration in registry.all(kind):
-            table.add_row(
-                kind.replace("_", " "),
-                registration.name,
-                registration.distribution,
-                registration.version,
-                registration.describe(),
-            )
+    table = _plugins_table(console)
     console.print(table)
     problems = [p for p in data["plugins"] if p["status"] != "loaded"]  # type: ignore[index]
     for plugin in problems:

@@ -26,7 +26,7 @@ class RunResult:
     recipe_name: str
     run_id: str
     started_at: datetime
-    status: Literal["success", "failed"] = "success"
+    status: Literal["success", "failed", "interrupted"] = "success"
     rows_read: int = 0
     rows_written: int = 0
     batches: int = 0
@@ -58,3 +58,12 @@ class RunResult:
             "stages": {name: asdict(metrics) for name, metrics in self.stages.items()},
             **({"error": self.error} if self.error else {}),
         }
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a run. Still a `KeyboardInterrupt`, so nothing that handles
+    errors swallows it; `result` holds what the run committed before it stopped."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(f"run of recipe {result.recipe_name!r} interrupted")
+        self.result = result

@@ -22,7 +22,7 @@ from typing import Any
 
 from dataloader.batch import ArrowBatch, as_arrow_batch
 from dataloader.context import RunContext
-from dataloader.engine.result import RunResult, StageMetrics
+from dataloader.engine.result import RunInterrupted, RunResult, StageMetrics
 from dataloader.errors import DataLoaderError, EngineError
 from dataloader.incremental import CursorTracker, window_for
 from dataloader.logs import run_context
@@ -30,7 +30,7 @@ from dataloader.parallel import read_ahead
 from dataloader.recipe.binding import BoundRecipe
 from dataloader.retry import backoff_delay
 from dataloader.state.backend import StateBackend
-from dataloader.state.model import State
+from dataloader.state.model import PROGRESS_KEYS, State
 from dataloader.transforms.pipeline import TransformPipeline
 
 ProgressCallback = Callable[[RunResult], None]
@@ -114,7 +114,13 @@ class Runner:
         run_id = new_run_id(started_at)
         result = self.result = RunResult(self.recipe.name, run_id, started_at)
         with run_context(self.recipe.name, run_id):
-            return self._run(result)
+            try:
+                return self._run(result)
+            except RunInterrupted:
+                raise
+            except KeyboardInterrupt as exc:  # outside the load: the lock, a retry's pause, …
+                result.status = "interrupted"
+                raise RunInterrupted(result) from exc
 
     def _run(self, result: RunResult) -> RunResult:
         clock = time.perf_counter()
@@ -153,27 +159,34 @@ class Runner:
                         )
                         time.sleep(delay)
                         continue
-                    result.status = "failed"
-                    result.error = _cause(exc)
+                    interrupted = isinstance(exc, KeyboardInterrupt)
+                    committed = self._settle_commit(result) if self._stage == "commit" else None
+                    result.status = "interrupted" if interrupted else "failed"
+                    result.error = "interrupted" if interrupted else _cause(exc)
                     try:
-                        self._finish(result, clock, save=not isinstance(exc, KeyboardInterrupt))
+                        self._finish(result, clock, save=True, committed=committed)
                     except Exception as history_error:  # the run's own error matters more
                         log.warning(
-                            f"could not record the failed run in the state's history: {_cause(history_error)}"
+                            f"could not record the {result.status} run in the state's history: {_cause(history_error)}"
                         )
-                    log.error(
+                    if interrupted:  # the caller tells the user, once
+                        log.info(
+                            f"run interrupted in {self._stage}",
+                            extra={"stage": self._stage, "counts": _counts(result)},
+                        )
+                        raise RunInterrupted(result) from exc
+                    error = self._run_error(exc)
+                    log.error(  # the one report of the failure: the CLI does not repeat it
                         f"run failed in {self._stage}: {result.error}",
-                        extra={"stage": self._stage, "counts": _counts(result)},
+                        extra={
+                            "stage": self._stage,
+                            "counts": _counts(result),
+                            "details": _details(error) if error is not None else None,
+                        },
                     )
-                    if isinstance(exc, DataLoaderError):
-                        self._locate(exc)
+                    if error is None or error is exc:
                         raise
-                    if not isinstance(exc, Exception):
-                        raise
-                    raise EngineError(
-                        f"run of recipe {self.recipe.name!r} failed in {self._stage}: {type(exc).__name__}: {exc}",
-                        file=str(self.recipe.file) if self.recipe.file else None,
-                    ) from exc
+                    raise error from exc
             self._finish(result, clock, save=True)
         log.info("run finished", extra={"stage": "done", "counts": _counts(result)})
         return result
@@ -205,6 +218,20 @@ class Runner:
                     destination.abort()
                 raise
 
+    def _run_error(self, exc: BaseException) -> DataLoaderError | None:
+        """The error a failed run raises: `exc` itself when it is one of ours (with the recipe
+        file that set its key), an `EngineError` naming it otherwise; None for a `BaseException`
+        that is not an error (`SystemExit`, …), which goes on as it is."""
+        if isinstance(exc, DataLoaderError):
+            self._locate(exc)
+            return exc
+        if not isinstance(exc, Exception):
+            return None
+        return EngineError(
+            f"run of recipe {self.recipe.name!r} failed in {self._stage}: {type(exc).__name__}: {exc}",
+            file=str(self.recipe.file) if self.recipe.file else None,
+        )
+
     def _locate(self, exc: DataLoaderError) -> None:
         """Name the recipe file that set the key an error is about, when the error does not."""
         problem = exc.problem
@@ -229,6 +256,40 @@ class Runner:
     def _rewind(self, result: RunResult) -> None:
         """Forget the counts of work that was not committed: a retry or re-run redoes it."""
         _restore_counts(result, self._committed)
+
+    def _settle_commit(self, result: RunResult) -> State | None:
+        """After a failure inside a commit, learn whether that commit landed (the data was
+        committed, its acknowledgement or its mirror in the state backend was lost): the
+        marker it wrote says, in the destination when it keeps the state, else in the state
+        backend. Counts move to the marker's; returns the destination's committed state when
+        the state backend's copy is behind it.
+        """
+        try:
+            committed = self._committed_state(result)
+        except Exception as exc:  # the destination may be what failed: keep what is known
+            log.warning(f"could not read back the last commit's marker: {_cause(exc)}")
+            return None
+        marker = committed.last_commit if committed is not None else {}
+        if marker.get("run_id") != result.run_id or marker.get("sequence", 0) <= self._sequence:
+            return None
+        self._sequence = marker["sequence"]
+        self._committed = marker["counts"]
+        _restore_counts(result, self._committed)
+        return committed
+
+    def _committed_state(self, result: RunResult) -> State | None:
+        """The state the last commit wrote: the destination's copy, or the state backend's
+        when the destination keeps none."""
+        capabilities = self.bound.destination.registration.capabilities
+        if capabilities is None or not capabilities.transactional_state:
+            return State.from_dict(self.backend.load(self.recipe.name))
+        _, context = self._contexts(result.run_id, result.started_at)
+        destination = self.bound.destination.create()
+        destination.open(context)
+        try:
+            return destination.load_state()
+        finally:
+            destination.close()
 
     def _resume_counts(self, state: State, result: RunResult) -> bool:
         """Take over what this run committed before a failure; True if that was all of it.
@@ -402,9 +463,16 @@ class Runner:
         result.stages["commit"].seconds += time.perf_counter() - tick
         log.debug("committed", extra={"stage": "commit", "counts": _counts(result)})
 
-    def _finish(self, result: RunResult, clock: float, *, save: bool) -> None:
+    def _finish(
+        self, result: RunResult, clock: float, *, save: bool, committed: State | None = None
+    ) -> None:
+        """Record the run in the state's history; `committed`: the destination's state, newer
+        than the state backend's copy (a commit whose mirror was lost), mirrored now."""
         result.duration_seconds = time.perf_counter() - clock
         stored = State.from_dict(self.backend.load(self.recipe.name))
+        if committed is not None:
+            for key in PROGRESS_KEYS:
+                setattr(stored, key, getattr(committed, key))
         if save:
             stored.record_run(result.summary())
             self.backend.save(self.recipe.name, stored.to_dict())
@@ -464,6 +532,13 @@ def _counts(result: RunResult) -> dict[str, Any]:
         "commits": result.commits,
         "seconds": round(result.duration_seconds, 3),
     }
+
+
+def _details(error: DataLoaderError) -> dict[str, Any]:
+    """What a program reading the logs needs of a run's error (as the CLI reports others)."""
+    details = {"error": type(error).__name__, "exit_code": error.exit_code}
+    details.update({k: error.context[k] for k in ("file", "key", "expected") if k in error.context})
+    return details
 
 
 def _cause(exc: BaseException) -> str:
