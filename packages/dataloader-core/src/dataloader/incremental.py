@@ -1,8 +1,12 @@
 """Incremental reads: the cursor window a run reads, and batches cut at cursor boundaries.
 
-A committed cursor value `c` means: every row with cursor <= c is in the destination. Batches
-are therefore never committed in the middle of a run of equal cursor values: the trailing
-rows that share a batch's highest cursor are held back and sent with the next batch.
+A committed cursor value `c` means: every row with cursor < c is in the destination, and so are
+the rows at `c` whose fingerprints the state keeps with it (the `Boundary`). Batches are
+therefore never committed in the middle of a run of equal cursor values: the trailing rows that
+share a batch's highest cursor are held back and sent with the next batch. The next run reads
+`cursor >= c` and drops the rows at `c` it finds among the fingerprints, so a row that arrives
+later with the cursor value `c` (a transaction that commits late, a batch stamping many rows with
+one time) is loaded, and a row loaded before is not loaded again.
 
 Cursor values are compared in Arrow's order everywhere: the window a SQL source pushes down,
 its ORDER BY, the engine's re-check and the stored maximum. Text is compared by code point
@@ -14,7 +18,10 @@ run, or with `on_missing_cursor: load` are loaded on every run without moving th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -27,8 +34,12 @@ from dataloader.batch import ArrowBatch
 from dataloader.durations import parse_duration
 from dataloader.errors import EngineError
 from dataloader.recipe.models import IncrementalConfig
+from dataloader.state.codec import encode_value
 from dataloader.state.nanotimestamp import NanoTimestamp
 
+log = logging.getLogger("dataloader.incremental")
+
+FINGERPRINT_SIZE = 8  # bytes of one row's digest
 _UNITS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
@@ -52,9 +63,115 @@ def cursor_value(scalar: pa.Scalar) -> Any:
     return scalar.as_py()
 
 
+def row_fingerprints(table: pa.Table | pa.RecordBatch) -> list[bytes]:
+    """An 8-byte digest of each row: its values in every column, columns taken by name.
+
+    Equal rows give equal digests, whatever the column order or the batch they came in; a row
+    whose value changed in any column gives another one. Costs one Python step per row: it is
+    only computed for the rows at one cursor value.
+    """
+    names = sorted(table.column_names)
+    header = hashlib.blake2b(repr(names).encode(), digest_size=FINGERPRINT_SIZE)
+    columns = [_exact_values(table.column(name)) for name in names]
+    digests = []
+    for row in zip(*columns, strict=True):
+        digest = header.copy()
+        digest.update(repr(row).encode("utf-8", "backslashreplace"))
+        digests.append(digest.digest())
+    return digests
+
+
+def _exact_values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """The column as Python values that keep every bit: times (nested ones too) as integers."""
+    exact = _times_as_integers(column.type)
+    if exact != column.type:
+        column = column.cast(exact)
+    return column.to_pylist()
+
+
+def _times_as_integers(kind: pa.DataType) -> pa.DataType:
+    """`kind` with every time, date64, duration and timestamp in it replaced by int64."""
+    if (
+        pa.types.is_timestamp(kind)
+        or pa.types.is_duration(kind)
+        or pa.types.is_time(kind)
+        or pa.types.is_date64(kind)
+    ):
+        return pa.int64()
+    if pa.types.is_map(kind):
+        return pa.map_(_times_as_integers(kind.key_type), _times_as_integers(kind.item_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([field.with_type(_times_as_integers(field.type)) for field in kind])
+    if pa.types.is_fixed_size_list(kind):
+        item = kind.value_field
+        return pa.list_(item.with_type(_times_as_integers(item.type)), kind.list_size)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        item = kind.value_field
+        maker = pa.list_ if pa.types.is_list(kind) else pa.large_list
+        return maker(item.with_type(_times_as_integers(item.type)))
+    return kind
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The committed cursor value and the rows loaded at it, as the state keeps them.
+
+    :param value: the committed cursor value.
+    :param rows: how many rows with that value are loaded.
+    :param fingerprints: their digests (`row_fingerprints`), sorted, repeats kept; None when
+        there were more rows than `source.incremental.max_boundary_rows`.
+    :param reread: without fingerprints, whether the next run reads the rows at `value` again
+        (merge: the destination keeps them once) or reads strictly after `value` (append).
+    """
+
+    value: Any
+    rows: int
+    fingerprints: bytes | None = None
+    reread: bool = False
+
+    @property
+    def inclusive(self) -> bool:
+        """Whether the next run reads `cursor >= value` (else `cursor > value`)."""
+        return self.fingerprints is not None or self.reread
+
+    def loaded(self) -> Counter[bytes]:
+        """The fingerprints as a multiset: how many loaded rows have each."""
+        data = self.fingerprints or b""
+        return Counter(
+            data[start : start + FINGERPRINT_SIZE]
+            for start in range(0, len(data), FINGERPRINT_SIZE)
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        kept: dict[str, Any] = (
+            {"fingerprints": self.fingerprints}
+            if self.fingerprints is not None
+            else {"reread": self.reread}
+        )
+        return {"value": self.value, "rows": self.rows, **kept}
+
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any] | None, value: Any) -> Boundary | None:
+        """The stored boundary, if it is the one of the committed cursor `value` (a state
+        written before boundaries existed, or edited by hand, has none: `cursor > value`)."""
+        if not isinstance(data, Mapping) or "value" not in data:
+            return None
+        if encode_value(data["value"]) != encode_value(value):
+            return None
+        fingerprints = data.get("fingerprints")
+        return cls(
+            data["value"],
+            int(data.get("rows", 0)),
+            bytes(fingerprints) if fingerprints is not None else None,
+            bool(data.get("reread", False)),
+        )
+
+
 @dataclass(frozen=True)
 class CursorWindow:
-    """The cursor range one run reads: `lower - lag < cursor <= upper` (either bound may be None).
+    """The cursor range one run reads: `lower - lag < cursor <= upper` (either bound may be None);
+    `lower <= cursor` when no `lag` moves `lower` and the `boundary` stored with it says the rows
+    at `lower` are fingerprinted (or to be read again).
 
     `lag` is subtracted in the column's own type (seconds for time cursors), when `lower` is
     a stored cursor (`lag_applies`), not an `initial_value`; `on_missing` says what happens to
@@ -67,6 +184,19 @@ class CursorWindow:
     lag: float | None = None
     on_missing: str = "fail"
     lag_applies: bool = True
+    boundary: Boundary | None = None
+
+    def lower_bound(self, arrow_type: pa.DataType) -> tuple[pa.Scalar | None, bool]:
+        """The lower bound as `bounds` gives it, and whether rows equal to it are read."""
+        lower = self.bounds(arrow_type)[0]
+        moved = (
+            lower is not None
+            and self.lag_applies
+            and bool(self.lag)
+            and pc.less(lower, as_scalar(self.lower, arrow_type)).as_py()
+        )
+        inclusive = self.boundary is not None and self.boundary.inclusive and not moved
+        return lower, inclusive
 
     def bounds(self, arrow_type: pa.DataType) -> tuple[pa.Scalar | None, pa.Scalar | None]:
         """The bounds as scalars of the cursor column's type, `lag` applied to the lower one.
@@ -105,10 +235,11 @@ class CursorWindow:
         NULL or NaN cursor are always part of the read, so that the engine sees them.
         """
         lower, upper = self.bounds(arrow_type)
+        inclusive = self.lower_bound(arrow_type)[1]
         cursor = self.sql_cursor(quoted, arrow_type, binary_collation)
         parts = []
         if lower is not None:
-            parts.append(f"{cursor} > {bind(lower)}")
+            parts.append(f"{cursor} {'>=' if inclusive else '>'} {bind(lower)}")
         if upper is not None:
             parts.append(f"{cursor} <= {bind(upper)}")
         if not parts:
@@ -119,17 +250,26 @@ class CursorWindow:
         return f"(({' AND '.join(parts)}) OR {' OR '.join(missing)})"
 
 
-def window_for(incremental: IncrementalConfig, cursor_values: dict[str, Any]) -> CursorWindow:
+def window_for(
+    incremental: IncrementalConfig,
+    cursor_values: Mapping[str, Any],
+    cursor_boundaries: Mapping[str, Any] | None = None,
+) -> CursorWindow:
+    """The window a run reads, from the committed `State.cursor_values` and
+    `State.cursor_boundaries` (an `initial_value` is exclusive: it has no boundary)."""
     column = incremental.cursor_column
     assert column is not None
-    lower = cursor_values.get(column, incremental.initial_value)
+    stored = column in cursor_values
+    lower = cursor_values[column] if stored else incremental.initial_value
+    boundary = Boundary.from_state((cursor_boundaries or {}).get(column), lower) if stored else None
     return CursorWindow(
         column,
         lower,
         incremental.end_value,
         lag=None if incremental.lag is None else parse_lag(incremental.lag),
         on_missing=incremental.on_missing_cursor,
-        lag_applies=column in cursor_values,  # never before the first committed cursor
+        lag_applies=stored,  # never before the first committed cursor
+        boundary=boundary,
     )
 
 
@@ -204,13 +344,38 @@ def missing_cursor_mask(column: pa.Array) -> pa.Array:
 
 
 class CursorTracker:
-    """Filters batches to the window, checks ordering, and cuts batches at cursor boundaries."""
+    """Filters batches to the window, drops the rows already loaded at the committed cursor
+    value, checks ordering, cuts batches at cursor boundaries, and gives the `Boundary` to
+    commit with each batch.
 
-    def __init__(self, window: CursorWindow, *, source_name: str) -> None:
+    :param merge: the destination merges: past `max_boundary_rows` rows at one value, the next
+        run reads them again (the merge keeps them once) instead of reading after them.
+    :param max_boundary_rows: the most rows at one cursor value whose fingerprints are kept.
+    """
+
+    def __init__(
+        self,
+        window: CursorWindow,
+        *,
+        source_name: str,
+        merge: bool = False,
+        max_boundary_rows: int = 10_000,
+    ) -> None:
         self.window = window
         self.source_name = source_name
+        self.merge = merge
+        self.max_boundary_rows = max_boundary_rows
         self._previous_max: pa.Scalar | None = None
-        self._bounds: dict[pa.DataType, tuple[pa.Scalar | None, pa.Scalar | None]] = {}
+        self._bounds: dict[pa.DataType, tuple[pa.Scalar | None, pa.Scalar | None, bool]] = {}
+        stored = window.boundary
+        if stored is None and window.lag_applies and window.lower is not None:
+            stored = Boundary(window.lower, 0)  # a state without fingerprints: read after it
+        self._stored = self._boundary = stored
+        self._loaded = stored.loaded() if stored is not None else Counter()
+        # A boundary to read again under a destination that no longer merges: read after it.
+        self._reread_refused = stored is not None and stored.reread and not merge
+        # Whether the read skips the loaded rows at the stored value (not under a moving `lag`).
+        self._skipping = stored is not None and stored.fingerprints is not None
 
     def _column(self, batch: ArrowBatch) -> pa.Array:
         try:
@@ -252,17 +417,123 @@ class CursorTracker:
             batch = batch.with_data(table.filter(pc.invert(missing)))
             column = self._column(batch)
         if column.type not in self._bounds:
-            self._bounds[column.type] = self.window.bounds(column.type)
-        lower, upper = self._bounds[column.type]
+            lower, inclusive = self.window.lower_bound(column.type)
+            upper = self.window.bounds(column.type)[1]
+            self._bounds[column.type] = lower, upper, inclusive and not self._reread_refused
+            if not inclusive:  # `lag` re-reads every row at the stored value, loaded or not
+                self._loaded.clear()
+                self._skipping = False
+        lower, upper, inclusive = self._bounds[column.type]
         mask = None
         if lower is not None:
-            mask = pc.greater(column, lower)
+            mask = (pc.greater_equal if inclusive else pc.greater)(column, lower)
         if upper is not None:
             below = pc.less_equal(column, upper)
             mask = below if mask is None else pc.and_(mask, below)
         if mask is not None:
             batch = batch.with_data(batch.to_arrow().filter(mask))
+        if self._loaded:
+            batch = self._drop_loaded(batch)
         return batch, without
+
+    def _drop_loaded(self, batch: ArrowBatch) -> ArrowBatch:
+        """`batch` without the rows at the committed cursor value that earlier runs loaded.
+
+        Each stored fingerprint drops one row: of three equal rows of which two were loaded,
+        one is read. Only the rows at that value are fingerprinted, and only until the read
+        has passed that value.
+        """
+        assert self._stored is not None
+        table = batch.to_arrow()
+        column = table.column(self.window.column)
+        value = as_scalar(self._stored.value, column.type)
+        at = pc.equal(column, value)
+        positions = pc.indices_nonzero(at)
+        passed = pc.any(pc.greater(column, value)).as_py()
+        keep = []
+        if len(positions):
+            for digest in row_fingerprints(table.take(positions)):
+                loaded = self._loaded[digest]
+                if loaded:
+                    self._loaded[digest] = loaded - 1
+                keep.append(not loaded)
+            self._loaded += Counter()  # forget the digests whose rows have all been seen
+        if passed:
+            self._loaded.clear()  # rows come in cursor order: no row at that value follows
+        if all(keep):
+            return batch
+        log.debug(
+            f"{keep.count(False)} row(s) at cursor value {self._stored.value!r} were loaded "
+            "by an earlier run: skipped",
+            extra={"stage": "read"},
+        )
+        mask = pc.replace_with_mask(pc.invert(at), at, pa.array(keep, pa.bool_()))
+        return batch.with_data(table.filter(mask))
+
+    def positions(self, batches: Iterable[ArrowBatch]) -> Iterator[tuple[ArrowBatch, Any]]:
+        """`aligned`, but with the `Boundary` the state holds once the batch is committed (None
+        for rows without a cursor value): it never moves back, and it carries the fingerprints
+        of every row loaded at its value, so far."""
+        stored = self._stored
+        if (
+            stored is not None
+            and stored.rows
+            and not self.window.lag
+            and (not stored.inclusive or self._reread_refused)
+        ):
+            log.warning(
+                f"{stored.rows} rows at cursor value {stored.value!r} were too many to "
+                "fingerprint: this run reads after that value, so rows that arrived since "
+                "with that same value are not loaded",
+                extra={"stage": "read"},
+            )
+        for batch, cursor_max in self.aligned(batches):
+            if cursor_max is not None:
+                self._boundary = self._advance(batch)
+            yield batch, None if cursor_max is None else self._boundary
+
+    def _advance(self, batch: ArrowBatch) -> Boundary:
+        """The boundary once `batch` (a batch of `aligned`: it holds every row this run reads
+        at its highest cursor value) is loaded."""
+        table = batch.to_arrow()
+        column = table.column(self.window.column)
+        high = pc.max(column)
+        current = self._boundary
+        previous, rows = b"", 0
+        if current is not None:
+            stored = as_scalar(current.value, column.type)
+            if pc.less(high, stored).as_py():
+                return current  # rows re-read below the committed value (`lag`)
+            if pc.equal(high, stored).as_py() and self._skipping:
+                # New rows at the committed value: the loaded ones were skipped by the read.
+                previous, rows = current.fingerprints or b"", current.rows
+            # Otherwise this run read every row at that value again (a reread or `lag`): they
+            # are all in `batch`.
+        at = pc.equal(column, high)
+        rows += pc.sum(at).as_py()
+        value = cursor_value(high)
+        if rows > self.max_boundary_rows:
+            self._warn_past_limit(value, rows)
+            return Boundary(value, rows, None, reread=self.merge)
+        step = FINGERPRINT_SIZE
+        digests = [previous[i : i + step] for i in range(0, len(previous), step)]
+        digests += row_fingerprints(table.filter(at))
+        return Boundary(value, rows, b"".join(sorted(digests)))
+
+    def _warn_past_limit(self, value: Any, rows: int) -> None:
+        what = (
+            "the next run reads them all again (the merge keeps each once)"
+            if self.merge
+            else "the next run reads after that value, so rows that arrive later with that "
+            "same value will NOT be loaded (raise `source.incremental.max_boundary_rows`, or "
+            "use `write_mode: merge`)"
+        )
+        log.warning(
+            f"{rows} rows share cursor value {value!r}, more than "
+            f"`source.incremental.max_boundary_rows` ({self.max_boundary_rows}) the state keeps "
+            f"fingerprints of; {what}",
+            extra={"stage": "read"},
+        )
 
     def aligned(self, batches: Iterable[ArrowBatch]) -> Iterator[tuple[ArrowBatch, Any]]:
         """Yield `(batch, cursor_max)` where no cursor value spans two yielded batches.
@@ -270,7 +541,12 @@ class CursorTracker:
         Rows without a cursor value (`on_missing_cursor: load`) are yielded as they come, with
         a `cursor_max` of None: they never move the cursor.
         """
-        held: ArrowBatch | None = None
+        # The rows at the highest cursor value so far, not yet sent (kept as a list: a long run
+        # of equal values spanning many batches is copied once, when it is sent), and the
+        # batch whose metadata they go out with.
+        held: list[pa.RecordBatch] = []
+        held_value: pa.Scalar | None = None
+        latest: ArrowBatch | None = None
         for raw in batches:
             if raw.row_count == 0:
                 continue  # an empty batch may lack the cursor column or its type
@@ -289,22 +565,20 @@ class CursorTracker:
                     expected="a source that reads ordered by the cursor column",
                 )
             self._previous_max = high
-            if held is not None:
-                batch = (
-                    batch.with_data(
-                        pa.Table.from_batches([held.to_arrow(), batch.to_arrow()])
-                        .combine_chunks()
-                        .to_batches()[0]
-                    )
-                    if held.row_count
-                    else batch
-                )
-                held = None
-            column = self._column(batch)
+            data = batch.to_arrow()
             at_max = pc.equal(column, high)
-            ready = batch.with_data(batch.to_arrow().filter(pc.invert(at_max)))
-            held = batch.with_data(batch.to_arrow().filter(at_max))
-            if ready.row_count:
-                yield ready, cursor_value(pc.max(ready.to_arrow().column(self.window.column)))
-        if held is not None and held.row_count:
-            yield held, cursor_value(pc.max(held.to_arrow().column(self.window.column)))
+            below = data.filter(pc.invert(at_max))
+            latest = batch
+            if below.num_rows:  # rows under `high`: they and every held row can go
+                ready = batch.with_data(pa.Table.from_batches([*held, below]))
+                yield ready, cursor_value(pc.max(below.column(self.window.column)))
+                held = [data.filter(at_max)]
+            elif held and pc.equal(high, held_value).as_py():
+                held.append(data)  # more rows at the held value
+            else:
+                if held:
+                    yield batch.with_data(pa.Table.from_batches(held)), cursor_value(held_value)
+                held = [data]
+            held_value = high
+        if held and latest is not None:
+            yield latest.with_data(pa.Table.from_batches(held)), cursor_value(held_value)

@@ -155,7 +155,7 @@ class DuckDBConnector(BaseConnector):
         try:
             cursor = self.con.cursor()
             if incremental is not None and incremental.strategy == "cursor":
-                window = window_for(incremental, state.cursor_values)
+                window = window_for(incremental, state.cursor_values, state.cursor_boundaries)
                 schema = cursor.sql(f"{sql} LIMIT 0").to_arrow_table().schema
                 if window.column not in schema.names:
                     raise ConnectorError(

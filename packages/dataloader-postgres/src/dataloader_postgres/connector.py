@@ -142,7 +142,7 @@ class PostgresConnector(BaseConnector):
                     key="source.incremental.strategy",
                     value=incremental.strategy,
                 )
-            window = window_for(incremental, state.cursor_values)
+            window = window_for(incremental, state.cursor_values, state.cursor_boundaries)
             plan = self._plan_of(plans, window.column)
             # A column read as text is compared as that text, as the engine sees it.
             column = quote_identifier(window.column)

@@ -102,10 +102,12 @@ class Runner:
             committed = destination.load_state()
             committed = committed if committed is not None else State()
             state.cursor_values = committed.cursor_values
+            state.cursor_boundaries = committed.cursor_boundaries
             state.watermarks = committed.watermarks
             state.last_commit = committed.last_commit
         if self.options.full_refresh:
             state.cursor_values = {}
+            state.cursor_boundaries = {}
             state.watermarks = {}
         return state
 
@@ -336,9 +338,13 @@ class Runner:
         raw = (as_arrow_batch(batch) for batch in source.read_batches(read_state))
         if incremental is not None and incremental.strategy == "cursor":
             tracker = CursorTracker(
-                window_for(incremental, state.cursor_values), source_name=self.recipe.source.type
+                window_for(incremental, state.cursor_values, state.cursor_boundaries),
+                source_name=self.recipe.source.type,
+                merge=self.recipe.destination.write_mode == "merge"
+                and not self.options.full_refresh,
+                max_boundary_rows=incremental.max_boundary_rows,
             )
-            yield from tracker.aligned(raw)
+            yield from tracker.positions(raw)
         else:
             for batch in raw:
                 yield batch, None
@@ -385,10 +391,9 @@ class Runner:
             if merge_keys:
                 self._check_merge_keys(transformed, merge_keys)
             if cursor_max is not None and cursor_column is not None:
-                previous = state.cursor_values.get(cursor_column)
-                state.cursor_values[cursor_column] = (
-                    cursor_max if previous is None or cursor_max > previous else previous
-                )
+                # The tracker's boundary never moves back, and names the rows loaded at it.
+                state.cursor_values[cursor_column] = cursor_max.value
+                state.cursor_boundaries[cursor_column] = cursor_max.to_state()
             if checkpoint:
                 deep_merge(state.watermarks, checkpoint)
             self._stage = "write"

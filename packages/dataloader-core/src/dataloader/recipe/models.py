@@ -29,6 +29,9 @@ class IncrementalConfig(BaseModel):
     :param on_missing_cursor: what to do with rows whose cursor is NULL or NaN (they have no
         place in the cursor order): `fail` the run (default), or `load` them on every run
         without moving the cursor (needs `write_mode: merge`).
+    :param max_boundary_rows: the most rows at the committed cursor value whose fingerprints
+        the state keeps (8 bytes each), so that the next run reads `cursor >= value` and skips
+        them; past it, a merge reads those rows again and any other mode reads after the value.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -39,6 +42,7 @@ class IncrementalConfig(BaseModel):
     end_value: Any = None
     lag: float | str | None = None
     on_missing_cursor: Literal["fail", "load"] = "fail"
+    max_boundary_rows: int = Field(10_000, ge=0)
 
     @field_validator("lag")
     @classmethod

@@ -9,13 +9,16 @@ from pydantic import BaseModel, Field
 from dataloader.state.codec import decode_value, encode_value
 
 RUN_HISTORY_LIMIT = 20
-PROGRESS_KEYS = ("cursor_values", "watermarks", "last_commit")
+PROGRESS_KEYS = ("cursor_values", "cursor_boundaries", "watermarks", "last_commit")
 
 
 class State(BaseModel):
     """Per-recipe state.
 
     :param cursor_values: the last committed cursor value per cursor column.
+    :param cursor_boundaries: per cursor column, the rows loaded at its committed value
+        (`dataloader.incremental.Boundary.to_state`: `value`, `rows`, and the rows'
+        `fingerprints`, or `reread`), so the next run reads `cursor >= value` and skips them.
     :param watermarks: source-managed progress (e.g. which files were read, and up to which row).
     :param checkpoints: the history of the last runs (metrics per run), newest last.
     :param metadata: engine bookkeeping (pending file commits, last run id, …).
@@ -26,6 +29,7 @@ class State(BaseModel):
     """
 
     cursor_values: dict[str, Any] = Field(default_factory=dict)
+    cursor_boundaries: dict[str, Any] = Field(default_factory=dict)
     watermarks: dict[str, Any] = Field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -35,6 +39,7 @@ class State(BaseModel):
         """A JSON-safe dict; cursor values keep their type and precision."""
         return {
             "cursor_values": encode_value(self.cursor_values),
+            "cursor_boundaries": encode_value(self.cursor_boundaries),
             "watermarks": encode_value(self.watermarks),
             "checkpoints": encode_value(self.checkpoints),
             "metadata": encode_value(self.metadata),
@@ -43,7 +48,7 @@ class State(BaseModel):
 
     def progress(self) -> dict[str, Any]:
         """What a destination commits together with the data (JSON-safe): the read position
-        (`cursor_values`, `watermarks`) and the `last_commit` marker."""
+        (`cursor_values`, `cursor_boundaries`, `watermarks`) and the `last_commit` marker."""
         encoded = self.to_dict()
         return {key: encoded[key] for key in PROGRESS_KEYS}
 
@@ -52,6 +57,7 @@ class State(BaseModel):
         data = data or {}
         return cls(
             cursor_values=decode_value(data.get("cursor_values", {})),
+            cursor_boundaries=decode_value(data.get("cursor_boundaries", {})),
             watermarks=decode_value(data.get("watermarks", {})),
             checkpoints=decode_value(data.get("checkpoints", [])),
             metadata=decode_value(data.get("metadata", {})),
