@@ -143,3 +143,23 @@ def test_a_batch_without_the_sort_column_is_an_error(
         run(recipe(rows_source, dest_db, [[{"id": 1, "v": "no ts"}]]))
     assert raised.value.problem.key == "destination.dedup_sort.column"
     assert raised.value.problem.value == "ts"
+
+
+@pytest.mark.parametrize("dedup_sort", [True, False], ids=["dedup_sort", "read_order"])
+def test_a_full_refresh_of_a_merge_keeps_one_row_per_key(
+    run: Run, rows_source: str, dest_db: Path, sql: Any, dedup_sort: bool
+) -> None:
+    """`--full-refresh` replaces the table, but with the rows a merge would keep."""
+    batches = [
+        [{"id": 1, "ts": 3, "v": "a3"}, {"id": 1, "ts": 1, "v": "a1"}],
+        [{"id": 1, "ts": 2, "v": "a2"}, {"id": 2, "ts": 1, "v": "b1"}],
+    ]
+    merge = recipe(rows_source, dest_db, batches)
+    if not dedup_sort:
+        del merge["destination"]["dedup_sort"]
+    run(merge)
+    expected = [(1, 3, "a3") if dedup_sort else (1, 2, "a2"), (2, 1, "b1")]
+    assert rows(sql, dest_db) == expected
+
+    run(merge, full_refresh=True)
+    assert rows(sql, dest_db) == expected

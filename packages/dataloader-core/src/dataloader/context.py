@@ -28,7 +28,9 @@ class RunContext:
     :param recipe_file: the recipe file, for error messages (None for recipes built in code).
     :param incremental: the source's incremental settings, when the source is incremental.
     :param write_mode: the destination's write mode.
-    :param merge_keys: the destination's merge keys (merge mode).
+    :param merge_keys: a merge recipe's merge keys; empty for other write modes. Also set when
+        `--full-refresh` makes a merge an `overwrite`: the rows that replace the table are
+        merged on them (one row per key, chosen as a merge chooses it).
     :param dedup_sort: `destination.dedup_sort` (merge mode): the column whose highest (`desc`)
         or lowest (`asc`) value wins among rows of one key, in the batch and in the table.
     :param full_refresh: the run ignores stored state and replaces the destination's data.

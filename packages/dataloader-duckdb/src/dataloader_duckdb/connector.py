@@ -296,7 +296,7 @@ class DuckDBConnector(BaseConnector):
                 self._write_staging(data)
             elif self.context.write_mode == "merge":
                 self._begin_transaction()
-                self._merge(data)
+                self._merge(data, self._table())
             else:
                 self._begin_transaction()
                 self._append(data, self._table())
@@ -338,8 +338,10 @@ class DuckDBConnector(BaseConnector):
 
     def _write_staging(self, data: pa.RecordBatch) -> None:
         assert self.context is not None
+        # A merge recipe's full refresh: the stage holds one row per key, chosen as a merge does.
+        fill = self._merge if self.context.merge_keys else self._append
         if self._staging is not None:
-            self._append(data, self._staging)
+            fill(data, self._staging)
             return
         target = self._table()
         stage = target.sibling(staging_name(target.name, self.context.run_id))
@@ -347,15 +349,14 @@ class DuckDBConnector(BaseConnector):
         # that `_drop_dead_stages` cannot attribute.
         label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
         self._begin_transaction()
-        self._append(data, stage)
+        fill(data, stage)
         self.con.execute(f"COMMENT ON TABLE {stage.sql()} IS {_sql_string(label)}")
         self.con.execute("COMMIT")
         self._in_transaction = False
         self._staging = stage
 
-    def _merge(self, data: pa.RecordBatch) -> None:
+    def _merge(self, data: pa.RecordBatch, table: TableName) -> None:
         assert self.context is not None
-        table = self._table()
         keys = list(self.context.merge_keys)
         missing = [key for key in keys if key not in data.schema.names]
         if missing:

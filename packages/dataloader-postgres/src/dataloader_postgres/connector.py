@@ -427,7 +427,7 @@ class PostgresConnector(BaseConnector):
             if mode == "overwrite":
                 self._write_overwrite(data)
             elif mode == "merge":
-                self._write_merge(data)
+                self._write_merge(data, self._table())
             else:
                 self._ensure_table(self._table(), data.schema)
                 self.codec.write(self.conn, self._table().sql(), data)
@@ -463,14 +463,18 @@ class PostgresConnector(BaseConnector):
                 self._execute(
                     f"CREATE TABLE {stage.sql()} (LIKE {target.sql()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
                 )
-            self._ensure_table(stage, data.schema)
+            self._ensure_table(stage, data.schema, primary_key=self.context.merge_keys)
             # Labelled with its owner in the transaction that creates it.
             label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
             self._execute(f"COMMENT ON TABLE {stage.sql()} IS {self._literal(label)}")
             self._staging = stage
-        else:
+        elif not self.context.merge_keys:
             self._ensure_table(self._staging, data.schema)
-        self.codec.write(self.conn, self._staging.sql(), data)
+        if self.context.merge_keys:
+            # A merge recipe's full refresh: the stage holds one row per key, as a merge keeps.
+            self._write_merge(data, self._staging)
+        else:
+            self.codec.write(self.conn, self._staging.sql(), data)
 
     def _literal(self, value: Any) -> str:
         """`value` as a SQL literal, for statements that take no parameters (and so that a `%`
@@ -487,9 +491,8 @@ class PostgresConnector(BaseConnector):
             self._unique_keys = any(sorted(row[0]) == sorted(keys) for row in rows)
         return self._unique_keys
 
-    def _write_merge(self, data: pa.RecordBatch) -> None:
+    def _write_merge(self, data: pa.RecordBatch, target: TableName) -> None:
         assert self.context is not None
-        target = self._table()
         keys = self.context.merge_keys
         missing = [key for key in keys if key not in data.schema.names]
         if missing:

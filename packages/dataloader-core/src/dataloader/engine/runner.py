@@ -89,7 +89,10 @@ class Runner:
         destination = RunContext(
             role="destination",
             write_mode=write_mode,
-            merge_keys=tuple(recipe.destination.merge_keys or ()),
+            # A merge recipe's keys, under `--full-refresh` too: the replacing rows are merged.
+            merge_keys=tuple(recipe.destination.merge_keys or ())
+            if recipe.destination.write_mode == "merge"
+            else (),
             dedup_sort=recipe.destination.dedup_sort,
             **common,
         )
@@ -384,7 +387,7 @@ class Runner:
             items = read_ahead(items, depth=parallelism, name="read")
         self._stage = "read"
         commits_before = result.commits
-        merge_keys = context.merge_keys if context.write_mode == "merge" else ()
+        merge_keys = context.merge_keys  # a merge recipe's, also when it is fully refreshed
         for item in items:
             transformed, cursor_max, checkpoint = item.transformed, item.cursor_max, item.checkpoint
             _count_read(result, item)
