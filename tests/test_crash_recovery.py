@@ -169,7 +169,10 @@ def _recipe(cwd: Path, data: Path, source_kind: str, destination: str, mode: str
     if destination == "duckdb":
         dest: dict = {"type": "duckdb", "database": "out.duckdb", "table": "orders"}
     else:
+        # Parts of three batches: a part (and a commit) holds several batches, and a load
+        # several parts, so kills fall inside a part, between parts and inside a commit.
         dest = {"type": "filestore", "path": "out", "format": "parquet"}
+        dest["rows_per_file"] = 3 * BATCH_SIZE
     dest["write_mode"] = mode
     if mode == "merge":
         dest["merge_keys"] = ["id"]

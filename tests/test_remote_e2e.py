@@ -353,6 +353,7 @@ def _s3_kill_recipe(
                 "path": f"s3://{bucket}/{prefix}",
                 "format": "parquet",
                 "write_mode": mode,
+                "rows_per_file": 2 * KILL_BATCH,  # parts of two batches; three in the load
                 **moto.settings(),
             },
             "runtime": {"batch_size": KILL_BATCH, "commit_interval_seconds": 3600},

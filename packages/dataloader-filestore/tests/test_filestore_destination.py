@@ -186,7 +186,8 @@ def test_crash_between_commit_record_and_renames_loses_and_duplicates_nothing(
     recipe = {
         "name": "export",
         "source": {"type": "filestore", "path": str(data)},
-        "destination": {"type": "filestore", "path": str(out), "format": "csv"},
+        # A part per source file (2 rows): a commit each.
+        "destination": {"type": "filestore", "path": str(out), "format": "csv", "rows_per_file": 2},
         "runtime": {"batch_size": 1},
     }
     original = FileStoreConnector._apply_pending
@@ -225,7 +226,12 @@ def test_killed_write_resumes_and_every_row_is_written_once(
     recipe = {
         "name": "export",
         "source": {"type": "filestore", "path": str(data)},
-        "destination": {"type": "filestore", "path": str(out), "format": "parquet"},
+        "destination": {
+            "type": "filestore",
+            "path": str(out),
+            "format": "parquet",
+            "rows_per_file": 2,  # a part, and a commit, per batch
+        },
         "runtime": {"batch_size": 2},
     }
     original = FileStoreConnector.write_batch
@@ -263,7 +269,7 @@ def test_overwrite_deletes_the_previous_runs_files(run: Run, read_back: Any, out
 
     run(rows_recipe(out, [[{"id": 3}], [{"id": 4}]], write_mode="overwrite"))
 
-    assert len(visible(out)) == 2
+    assert len(visible(out)) == 1  # one part holds both batches
     assert not set(first) & set(visible(out))
     assert sorted(row["id"] for row in read_back(str(out))) == [3, 4]
 
@@ -332,6 +338,7 @@ def test_a_retry_after_a_commit_keeps_the_parts_it_committed(
     batches = [[{"id": n, "u": n}] for n in range(1, 6)]
     recipe = rows_recipe(out, batches)
     recipe["source"]["incremental"] = {"cursor_column": "u"}
+    recipe["destination"]["rows_per_file"] = 1  # a part, and a commit, per batch
     recipe["runtime"] = {"batch_size": 1, "retries": {"attempts": 2, "initial_backoff": 0}}
     real = FileStoreConnector.write_batch
     writes: list[int] = []

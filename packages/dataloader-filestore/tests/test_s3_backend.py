@@ -104,6 +104,7 @@ def test_every_format_is_written_to_and_read_from_s3(
                 "type": "filestore",
                 **write_at,
                 "format": file_format,
+                "rows_per_file": 3,
                 **settings(moto_server),
             },
         }
@@ -112,7 +113,7 @@ def test_every_format_is_written_to_and_read_from_s3(
 
     objects = keys(s3, s3_bucket, f"exports/{file_format}/")
     data = visible_data(objects)
-    assert len(data) == 3  # one object per batch
+    assert len(data) == 2  # parts of 3 rows, from batches of 2
     assert all(k.endswith(f".{file_format}") and "/export-" in k for k in data)
     assert temporary(objects) == []
     assert f"exports/{file_format}/_dataloader/export.json" in objects
@@ -243,6 +244,8 @@ def failing_recipe(
             "type": "filestore",
             "path": f"s3://{bucket}/out",
             "format": "jsonl",
+            # A part per batch (2 rows), as small as the batches: every commit has its own files.
+            "rows_per_file": 2,
             **settings(moto_server),
         },
         "runtime": {**FAILING_RUNTIME},

@@ -124,12 +124,17 @@ def test_every_format_is_written_to_and_read_from_sftp(
         {
             "name": "export",
             "source": rows_source(),
-            "destination": {"type": "filestore", **write_at, "format": file_format},
+            "destination": {
+                "type": "filestore",
+                **write_at,
+                "format": file_format,
+                "rows_per_file": 3,
+            },
         }
     )
     assert result.rows_written == len(ROWS)
     files = visible(out)
-    assert len(files) == 3  # one per batch
+    assert len(files) == 2  # parts of 3 rows, from batches of 2
     assert all(n.startswith("export-") and n.endswith(f".{file_format}") for n in files)
     assert temporary(out) == []
     assert (out / "_dataloader" / "export.json").is_file()
@@ -223,7 +228,13 @@ def staged_recipe(
     return {
         "name": "staged",
         "source": failing_source(resumable=resumable, fail_after=fail_after),
-        "destination": {"type": "filestore", **by_url(server, out), "format": "jsonl"},
+        # A part per batch (2 rows), as small as the batches: every commit has its own files.
+        "destination": {
+            "type": "filestore",
+            **by_url(server, out),
+            "format": "jsonl",
+            "rows_per_file": 2,
+        },
         "runtime": {**FAILING_RUNTIME},
     }
 

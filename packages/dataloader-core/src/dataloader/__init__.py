@@ -16,7 +16,7 @@ from dataloader.errors import (
     StateError,
     TransformError,
 )
-from dataloader.formats import Format, FormatOptions
+from dataloader.formats import Format, FormatOptions, FormatWriter
 from dataloader.hookspecs import hookimpl
 from dataloader.plugins import core_version
 from dataloader.recipe import Recipe, RecipeLoader, from_yaml
@@ -49,6 +49,7 @@ __all__ = [
     "EngineError",
     "Format",
     "FormatOptions",
+    "FormatWriter",
     "LocalStateBackend",
     "PluginError",
     "Recipe",

@@ -142,6 +142,13 @@ class BaseConnector:
     def commit(self, state: State) -> None:
         """Make everything staged since the last commit visible, together with `state`."""
 
+    def commit_due(self, staged_rows: int) -> bool | None:
+        """Whether the destination wants a commit now, `staged_rows` rows after the last one.
+        None (this default) leaves it to the engine: a commit every `runtime.batch_size` rows. A
+        file destination asks for one when a part file is full, so that its files are not cut
+        at every batch. `runtime.commit_interval_seconds` brings a commit forward either way."""
+        return None
+
     def abort(self) -> None:
         """Discard everything staged since the last commit."""
 

@@ -16,6 +16,47 @@ class FormatOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FormatWriter(ABC):
+    """One file being written a batch at a time; made by `Format.open_writer`."""
+
+    @abstractmethod
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Add the rows of `batch` (of the schema the writer was opened with) to the file."""
+
+    @abstractmethod
+    def close(self) -> int:
+        """Finish the file (its footer, its closing bracket…), leaving the stream open; return
+        the rows written."""
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of rows held in memory, not yet in the stream (at their in-memory size); a file
+        destination counts them toward the file's size."""
+        return 0
+
+
+class _CollectingWriter(FormatWriter):
+    """The writer of a format that writes a file in one call: the batches are held in memory
+    and handed to `Format.write` on `close`."""
+
+    def __init__(self, file_format: Format, stream: IO[bytes], schema: pa.Schema) -> None:
+        self._format, self._stream, self._schema = file_format, stream, schema
+        self._batches: list[pa.RecordBatch] = []
+        self._bytes = 0
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self._batches.append(batch)
+        self._bytes += batch.nbytes
+
+    def close(self) -> int:
+        batches, self._batches, self._bytes = self._batches, [], 0
+        return self._format.write(batches, self._stream, self._schema)
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._bytes
+
+
 class Format(ABC):
     """A file format. Registered through `register_formats` or `@register_format`.
 
@@ -40,3 +81,9 @@ class Format(ABC):
     @abstractmethod
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
         """Write all `batches` (sharing `schema`) to an open binary stream; return rows written."""
+
+    def open_writer(self, stream: IO[bytes], schema: pa.Schema) -> FormatWriter:
+        """Start one file on `stream`, to be written a batch at a time (a file destination
+        fills a file from many batches). This default holds the batches in memory and calls
+        `write` on `close`; a format that can write as it goes overrides it."""
+        return _CollectingWriter(self, stream, schema)

@@ -38,6 +38,19 @@ def open_decompressed(raw: IO[bytes], path: str) -> IO[bytes]:
     return io.BufferedReader(_CheckedReader(_decompressor(compression, raw), compression))
 
 
+def compressing_writer(raw: IO[bytes], compression: str) -> IO[bytes]:
+    """A writer that compresses into `raw` (`gzip` at level 6 or `zstd` at level 3, the
+    defaults of their command-line tools); closing it ends the compressed stream and leaves
+    `raw` open."""
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6)  # type: ignore[return-value]
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)  # type: ignore[return-value]
+    raise ValueError(f"cannot write {compression!r} compression: gzip or zstd")
+
+
 class _CheckedReader(io.RawIOBase):
     """A decompressing reader whose `EOFError` (the stream ended early) is a `TruncatedFile`."""
 

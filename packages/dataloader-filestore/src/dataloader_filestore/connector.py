@@ -2,9 +2,12 @@
 
 Reading: each batch belongs to one file and carries a checkpoint (file signature and rows done),
 so a killed run resumes mid-file and `modified_time` incremental runs read only new or changed
-files. Writing: each commit's part files are written under hidden temporary names, recorded in
-`<dir>/_dataloader/<recipe>.json` together with the recipe's progress, then renamed into place;
-an interrupted commit is rolled forward by the next run, and stray temporary files are removed.
+files. Writing: batches fill a part file, under a hidden temporary name, until it holds
+`rows_per_file` rows or about `target_file_size` bytes; a full part asks the engine for a
+commit, and every commit closes the part being filled, so a part never spans commits. A commit's
+parts are recorded in `<dir>/_dataloader/<recipe>.json` together with the recipe's progress,
+then renamed into place; an interrupted commit is rolled forward by the next run, and stray
+temporary files are removed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import PurePath
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import Field, field_validator, model_validator
+from pydantic import ByteSize, Field, field_validator, model_validator
 
 from dataloader import (
     ArrowBatch,
@@ -46,7 +49,12 @@ from dataloader_filestore.backends import (
     is_transient,
     open_filesystem,
 )
-from dataloader_filestore.compression import TruncatedFile, compression_of, open_decompressed
+from dataloader_filestore.compression import (
+    TruncatedFile,
+    compressing_writer,
+    compression_of,
+    open_decompressed,
+)
 from dataloader_filestore.listing import ListedFile, NotFound, require_bucket
 
 RECORD_DIR = "_dataloader"
@@ -55,6 +63,8 @@ COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
 # (`YYYYmmddTHHMMSS-<8 hex>`) and part numbers of five digits or more (`00001`, `123456`).
 # Tells this recipe's files from those of `<recipe>-<more>`.
 _PART_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-\d+(\.|$)")
+DEFAULT_TARGET_FILE_SIZE = 128 << 20
+DESTINATION_KEYS = ("rows_per_file", "target_file_size")
 
 
 class FileStoreConfig(BackendSettings, ConnectorConfig):
@@ -73,6 +83,9 @@ class FileStoreConfig(BackendSettings, ConnectorConfig):
     :param allow_empty: a source only: read nothing, without an error, when `path` selects no
         file (a glob that matches none, an empty directory or S3 prefix). Off by default, so
         that an emptied landing area does not silently empty an overwritten table.
+    :param rows_per_file: a destination only: a part file holds at most this many rows.
+    :param target_file_size: a destination only: a part file is closed once it holds about this
+        many bytes (`128MiB`, `1GB` or a number); default 128 MiB.
     """
 
     path: str
@@ -82,6 +95,8 @@ class FileStoreConfig(BackendSettings, ConnectorConfig):
     compression: Literal["none", "gzip", "zstd"] = "none"
     storage_options: dict[str, Any] = Field(default_factory=dict)
     allow_empty: bool = False
+    rows_per_file: int | None = Field(default=None, gt=0)
+    target_file_size: ByteSize = Field(default=ByteSize(DEFAULT_TARGET_FILE_SIZE), gt=0)
 
     @field_validator("path", mode="before")
     @classmethod
@@ -120,7 +135,9 @@ class FileStoreConnector(BaseConnector):
         super().__init__(config)
         self.fs: Any = None
         self.root = ""
-        self._pending: list[tuple[str, str]] = []
+        self._pending: list[tuple[str, str]] = []  # closed parts: (temporary, final) paths
+        self._open_part: _Part | None = None
+        self._part_full = False  # a part was closed full since the last commit
         self._part = 0
         self._listing: Iterator[ListedFile] | None = None
 
@@ -148,6 +165,15 @@ class FileStoreConnector(BaseConnector):
                 )
             self._format_registration(self.config.format)
             self._prepare_destination()
+        else:
+            for key in sorted(self.config.model_fields_set & set(DESTINATION_KEYS)):
+                raise ConnectorError(
+                    f"`{key}` applies to a filestore destination, not a source",
+                    file=self._recipe_file(),
+                    key=f"source.{key}",
+                    value=getattr(self.config, key),
+                    expected=f"`{key}` under destination, not under source",
+                )
         incremental = context.incremental
         if (
             context.role == "source"
@@ -481,10 +507,35 @@ class FileStoreConnector(BaseConnector):
         return extension + COMPRESSION_SUFFIX.get(self.config.compression, "")
 
     def write_batch(self, batch: Any, state: State) -> None:
-        assert self.context is not None
+        """Add the batch to the part being filled, closing each part that becomes full."""
         data: pa.RecordBatch = batch.to_arrow()
-        if data.num_rows == 0:
-            return
+        while data.num_rows:
+            part = self._open_part
+            if part is not None and not part.schema.equals(data.schema):
+                self._close_part()  # a file holds one schema: a new one starts a new part
+                part = None
+            if part is None:
+                part = self._open_part = self._start_part(data.schema)
+            room = data.num_rows
+            if self.config.rows_per_file is not None:
+                room = min(room, self.config.rows_per_file - part.rows)
+            try:
+                part.write(data.slice(0, room))
+            except Exception as exc:
+                raise self._fail("cannot write", part.tmp, exc) from exc
+            data = data.slice(room)
+            if (
+                self.config.rows_per_file is not None and part.rows >= self.config.rows_per_file
+            ) or part.size >= self.config.target_file_size:
+                self._close_part()
+                self._part_full = True
+
+    def commit_due(self, staged_rows: int) -> bool:
+        """A commit is due when a part is full: parts are cut by size, not at every batch."""
+        return self._part_full
+
+    def _start_part(self, schema: pa.Schema) -> _Part:
+        assert self.context is not None
         self._part += 1
         final_name = f"{self._prefix()}{self.context.run_id}-{self._part:05d}{self._extension()}"
         final = posixpath.join(self.root, final_name)
@@ -494,19 +545,28 @@ class FileStoreConnector(BaseConnector):
             registration.config_model.model_validate(self.config.format_options)
         )
         compression = None if self.config.compression == "none" else self.config.compression
-
-        def write() -> None:
-            with self.fs.open(tmp, "wb", compression=compression) as stream:
-                file_format.write([data], stream, data.schema)
-
         try:
-            self._retrying(write)
+            raw = self._retrying(self.fs.open, tmp, "wb")
+            return _Part(tmp, final, raw, compression, file_format, schema)
         except Exception as exc:
             raise self._fail("cannot write", tmp, exc) from exc
-        self._pending.append((tmp, final))
+
+    def _close_part(self) -> None:
+        """Finish the part being filled (still under its temporary name) for the next commit."""
+        part, self._open_part = self._open_part, None
+        if part is None:
+            return
+        try:
+            part.close()
+        except Exception as exc:
+            part.discard(self.fs)
+            raise self._fail("cannot write", part.tmp, exc) from exc
+        self._pending.append((part.tmp, part.final))
 
     def commit(self, state: State) -> None:
         assert self.context is not None
+        self._close_part()  # a part never spans commits
+        self._part_full = False
         finals = {final for _, final in self._pending}
         deletes: list[str] = []
         if self.context.write_mode == "overwrite":
@@ -533,7 +593,96 @@ class FileStoreConnector(BaseConnector):
             raise self._fail("cannot commit files in", self.root, exc) from exc
 
     def abort(self) -> None:
+        part, self._open_part, self._part_full = self._open_part, None, False
+        if part is not None and self.fs is not None:
+            part.discard(self.fs)
         for tmp, _ in self._pending:
             if self.fs is not None and self.fs.exists(tmp):
                 self.fs.rm(tmp)
         self._pending = []
+
+    def close(self) -> None:
+        if self._open_part is not None:  # a run that ended without commit or abort
+            self.abort()
+        super().close()
+
+
+class _CountingWriter:
+    """Passes writes on to a file and counts the bytes: the size of a part as it grows. It has
+    no `close`: the part closes the file."""
+
+    closed = False
+
+    def __init__(self, raw: Any) -> None:
+        self._raw: Any = raw
+        self.bytes = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        if self._raw is not None:
+            self._raw.write(data)
+            self.bytes += size
+        return size
+
+    def tell(self) -> int:
+        return self.bytes
+
+    def flush(self) -> None:
+        if self._raw is not None and not self._raw.closed:
+            self._raw.flush()
+
+    def drop(self) -> None:
+        """Write nothing more: the part is discarded (a format writer finishing its file when
+        it is garbage-collected must not write into a closed file)."""
+        self._raw = None
+
+
+class _Part:
+    """A part file being filled under its temporary name: the raw file, the compression around
+    it, and the format's writer."""
+
+    def __init__(
+        self,
+        tmp: str,
+        final: str,
+        raw: Any,
+        compression: str | None,
+        file_format: Any,
+        schema: pa.Schema,
+    ) -> None:
+        self.tmp, self.final, self.schema = tmp, final, schema
+        self.rows = 0
+        self._raw = raw
+        self._counter = _CountingWriter(raw)
+        self._compressed = (
+            compressing_writer(self._counter, compression) if compression is not None else None
+        )
+        stream = self._compressed if self._compressed is not None else self._counter
+        self._writer = file_format.open_writer(stream, schema)
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file so far, plus those the format holds in memory for it."""
+        return self._counter.bytes + self._writer.buffered_bytes
+
+    def write(self, data: pa.RecordBatch) -> None:
+        self._writer.write_batch(data)
+        self.rows += data.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+        if self._compressed is not None:
+            self._compressed.close()
+        self._raw.close()  # on S3, the upload completes here
+
+    def discard(self, fs: Any) -> None:
+        """Drop the part: close what can be closed, remove the temporary file."""
+        self._counter.drop()
+        with contextlib.suppress(Exception):
+            self._raw.close()
+        with contextlib.suppress(Exception):
+            if fs.exists(self.tmp):
+                fs.rm(self.tmp)

@@ -18,10 +18,21 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from dataloader import Format, FormatOptions
+from dataloader import Format, FormatOptions, FormatWriter
 from dataloader.transforms.types import parse_type
 
 BLOCK_SIZE = 16 << 20  # type inference looks at the first block: make it large
+# A Parquet row group, unless `row_group_size` says otherwise: this many rows at most, and
+# closed once the rows held for it take this much memory as Arrow data.
+ROW_GROUP_ROWS = 1 << 20
+ROW_GROUP_BYTES = 64 << 20
+
+
+def write_all(writer: FormatWriter, batches: Iterable[pa.RecordBatch]) -> int:
+    """`Format.write` through the format's own writer: every batch, then close."""
+    for batch in batches:
+        writer.write_batch(batch)
+    return writer.close()
 
 
 def rebatch(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -151,16 +162,29 @@ class CsvFormat(Format):
         return pa.ArrowInvalid(message[: found.start()] + where + ": " + _lower_first(detail))
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
-        options: CsvOptions = self.options  # type: ignore[assignment]
-        rows = 0
+        return write_all(self.open_writer(stream, schema), batches)
+
+    def open_writer(self, stream: IO[bytes], schema: pa.Schema) -> FormatWriter:
+        return _CsvWriter(stream, schema, self.options)  # type: ignore[arg-type]
+
+
+class _CsvWriter(FormatWriter):
+    """The header, then each batch's rows as it comes."""
+
+    def __init__(self, stream: IO[bytes], schema: pa.Schema, options: CsvOptions) -> None:
         write_options = pacsv.WriteOptions(
             include_header=options.header, delimiter=options.delimiter, quoting_style="needed"
         )
-        with pacsv.CSVWriter(stream, schema, write_options=write_options) as writer:
-            for batch in batches:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-        return rows
+        self._writer = pacsv.CSVWriter(stream, schema, write_options=write_options)
+        self._rows = 0
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+        self._rows += batch.num_rows
+
+    def close(self) -> int:
+        self._writer.close()
+        return self._rows
 
 
 class TsvOptions(CsvOptions):
@@ -181,7 +205,8 @@ class ParquetOptions(FormatOptions):
 
 
 class ParquetFormat(Format):
-    """Apache Parquet, read row group by row group."""
+    """Apache Parquet, read row group by row group; written in row groups of `row_group_size`
+    rows, or by default of up to 1Mi rows and 64 MiB of Arrow data, whatever the batches."""
 
     name = "parquet"
     extensions = (".parquet", ".pq")
@@ -191,13 +216,49 @@ class ParquetFormat(Format):
         yield from pq.ParquetFile(stream).iter_batches(batch_size=batch_size)
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
-        options: ParquetOptions = self.options  # type: ignore[assignment]
-        rows = 0
-        with pq.ParquetWriter(stream, schema, compression=options.compression) as writer:
-            for batch in batches:
-                writer.write_batch(batch, row_group_size=options.row_group_size)
-                rows += batch.num_rows
-        return rows
+        return write_all(self.open_writer(stream, schema), batches)
+
+    def open_writer(self, stream: IO[bytes], schema: pa.Schema) -> FormatWriter:
+        return _ParquetWriter(stream, schema, self.options)  # type: ignore[arg-type]
+
+
+class _ParquetWriter(FormatWriter):
+    """Batches are held until they make a row group, which is then written whole."""
+
+    def __init__(self, stream: IO[bytes], schema: pa.Schema, options: ParquetOptions) -> None:
+        self._writer = pq.ParquetWriter(stream, schema, compression=options.compression)
+        self._max_rows = options.row_group_size or ROW_GROUP_ROWS
+        self._max_bytes = None if options.row_group_size else ROW_GROUP_BYTES
+        self._held: list[pa.RecordBatch] = []
+        self._held_rows = self._held_bytes = self._rows = 0
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        while batch.num_rows:
+            take = min(batch.num_rows, self._max_rows - self._held_rows)
+            piece, batch = batch.slice(0, take), batch.slice(take)
+            self._held.append(piece)
+            self._held_rows += take
+            self._held_bytes += piece.nbytes
+            if self._held_rows >= self._max_rows or (
+                self._max_bytes is not None and self._held_bytes >= self._max_bytes
+            ):
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._held:
+            group = pa.Table.from_batches(self._held)
+            self._writer.write_table(group, row_group_size=group.num_rows)
+            self._rows += group.num_rows
+        self._held, self._held_rows, self._held_bytes = [], 0, 0
+
+    def close(self) -> int:
+        self._flush()
+        self._writer.close()
+        return self._rows
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._held_bytes
 
 
 def _json_default(value: Any) -> Any:
@@ -240,13 +301,10 @@ class JsonlFormat(Format):
         yield from rebatch(reader, batch_size)
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
-        # Row by row: Arrow has no JSON writer. Prefer Parquet or CSV for bulk output.
-        rows = 0
-        for batch in batches:
-            text = "".join(line + "\n" for line in _json_lines(batch))
-            stream.write(text.encode("utf-8"))
-            rows += batch.num_rows
-        return rows
+        return write_all(self.open_writer(stream, schema), batches)
+
+    def open_writer(self, stream: IO[bytes], schema: pa.Schema) -> FormatWriter:
+        return _JsonWriter(stream, array=False)
 
 
 class JsonFormat(Format):
@@ -279,14 +337,35 @@ class JsonFormat(Format):
             yield from pa.Table.from_struct_array(columns).to_batches(max_chunksize=batch_size)
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
-        rows = 0
-        stream.write(b"[")
-        for batch in batches:
-            for line in _json_lines(batch):
-                stream.write((",\n" if rows else "\n").encode() + line.encode("utf-8"))
-                rows += 1
-        stream.write(b"\n]\n")
-        return rows
+        return write_all(self.open_writer(stream, schema), batches)
+
+    def open_writer(self, stream: IO[bytes], schema: pa.Schema) -> FormatWriter:
+        return _JsonWriter(stream, array=True)
+
+
+class _JsonWriter(FormatWriter):
+    """JSON objects, one a line: bare (JSONL) or as the items of one array (JSON). Row by row:
+    Arrow has no JSON writer. Prefer Parquet or CSV for bulk output."""
+
+    def __init__(self, stream: IO[bytes], *, array: bool) -> None:
+        self._stream, self._array, self._rows = stream, array, 0
+        if array:
+            stream.write(b"[")
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        if self._array:
+            first = "\n" if self._rows == 0 else ",\n"
+            text = first + ",\n".join(_json_lines(batch))
+        else:
+            text = "".join(line + "\n" for line in _json_lines(batch))
+        if batch.num_rows:
+            self._stream.write(text.encode("utf-8"))
+        self._rows += batch.num_rows
+
+    def close(self) -> int:
+        if self._array:
+            self._stream.write(b"\n]\n")
+        return self._rows
 
 
 BUILTIN_FORMATS: list[type[Format]] = [CsvFormat, TsvFormat, ParquetFormat, JsonlFormat, JsonFormat]

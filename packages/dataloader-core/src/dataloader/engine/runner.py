@@ -410,10 +410,7 @@ class Runner:
             result.bytes_written += transformed.nbytes
             result.batches += 1
             staged_rows += transformed.row_count
-            if commit_as_we_go and (
-                staged_rows >= runtime.batch_size
-                or time.monotonic() - last_commit >= runtime.commit_interval_seconds
-            ):
+            if commit_as_we_go and self._commit_due(destination, staged_rows, last_commit):
                 self._commit(destination, state, result)
                 staged_rows, last_commit = 0, time.monotonic()
             if self.options.progress is not None:
@@ -449,6 +446,16 @@ class Runner:
                     expected="merge keys without NULLs (filter those rows or fill them "
                     "with a `fill_null` step)",
                 )
+
+    def _commit_due(self, destination: Any, staged_rows: int, last_commit: float) -> bool:
+        """Commit now? When the destination asks for it (a file destination: a part file is
+        full), else every `batch_size` rows; and `commit_interval_seconds` after the last."""
+        runtime = self.recipe.runtime
+        if time.monotonic() - last_commit >= runtime.commit_interval_seconds:
+            return True
+        asks = getattr(destination, "commit_due", None)
+        due = asks(staged_rows) if asks is not None else None
+        return staged_rows >= runtime.batch_size if due is None else due
 
     def _commit(
         self, destination: Any, state: State, result: RunResult, *, final: bool = False
