@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dataloader.cli.app import _register_commands, cli
+from dataloader.errors import RecipeError
+from dataloader.recipe.loader import RecipeLoader
 
 Write = Callable[[str, str], Path]
 
@@ -134,3 +136,24 @@ def test_list_connectors_shows_every_write_mode_whole(columns: int, sink: str) -
     assert rows[sink][-1] == "write (append, overwrite, merge)", rows[sink]
     assert rows["sequence"][-1] == "read, incremental"
     assert rows["local"][0] == "state backend"
+
+
+def test_a_missing_template_value_says_what_is_expected(
+    write: Write, sink: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DL_TEST_UNSET_TABLE", raising=False)
+    recipe = write(
+        "templated.yaml",
+        f"""
+        name: templated
+        source: {{type: sequence, stop: "{{{{ var('last') }}}}"}}
+        destination: {{type: {sink}, table: "{{{{ env_var('DL_TEST_UNSET_TABLE') }}}}"}}
+        """,
+    )
+    with pytest.raises(RecipeError) as info:
+        RecipeLoader().load(recipe)
+
+    text = str(info.value)
+    assert "expected a value for it (export DL_TEST_UNSET_TABLE=…" in text, text
+    assert "expected a value for it (--var last=…" in text, text
+    assert "expected set it" not in text and "expected pass" not in text

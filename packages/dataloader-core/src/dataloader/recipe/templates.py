@@ -134,10 +134,10 @@ class TemplateRenderer:
                 env=env, env_var=env, var=var, recipe=recipe
             )
         except MissingTemplateValue as exc:
-            hint = (
-                "set it in the environment"
+            hint = (  # read after "expected"
+                f"a value for it (export {exc.name}=…, or a default: env_var('{exc.name}', '…'))"
                 if exc.what.startswith("environment")
-                else f"pass --var {exc.name}=VALUE"
+                else f"a value for it (--var {exc.name}=…, or a default: var('{exc.name}', '…'))"
             )
             result.problems.append(
                 Problem(f"{exc} (used in a template)", file=where, key=path, expected=hint)
