@@ -50,6 +50,9 @@ class DynamoDBStateBackend(StateBackendPlugin):
             self._client = self.config.client("dynamodb")
         return self._client
 
+    def location(self, recipe_name: str) -> str:
+        return f"DynamoDB table {self.config.table!r}, item recipe = {recipe_name!r}"
+
     def _fail(self, action: str, recipe_name: str, exc: BaseException) -> StateError:
         return StateError(
             f"dynamodb state backend: cannot {action} recipe {recipe_name!r} in table {self.config.table!r}: {describe(exc)}",

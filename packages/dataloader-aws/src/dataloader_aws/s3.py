@@ -60,6 +60,9 @@ class S3StateBackend(StateBackendPlugin):
     def _where(self, recipe_name: str, suffix: str = "json") -> str:
         return f"s3://{self.config.bucket}/{self._key(recipe_name, suffix)}"
 
+    def location(self, recipe_name: str) -> str:
+        return self._where(recipe_name)
+
     def _fail(
         self, action: str, recipe_name: str, exc: BaseException, suffix: str = "json"
     ) -> StateError:

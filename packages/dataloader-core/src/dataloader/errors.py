@@ -100,5 +100,23 @@ class StateError(DataLoaderError):
     """State could not be loaded, saved or locked."""
 
 
+class StateDocumentError(StateError):
+    """A state document given to `import-state` is not valid for the recipe. Holds every
+    problem found; exit code 2, as for an invalid recipe."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, problems: list[Problem] | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.problems: list[Problem] = problems if problems else [self.problem]
+
+    def __str__(self) -> str:
+        if len(self.problems) == 1:
+            return self.problems[0].render()
+        return "\n".join(
+            [mask_text(self.problem.message)] + [f"  - {p.render()}" for p in self.problems]
+        )
+
+
 class EngineError(DataLoaderError):
     """The run itself failed (planning, commit protocol, internal invariants)."""

@@ -51,6 +51,11 @@ class PostgresStateBackend(StateBackendPlugin):
         self.table = TableName.parse(config.table)
         self._held: dict[str, _HeldLock] = {}
 
+    def location(self, recipe_name: str) -> str:
+        where = f" in database {self.config.database!r}" if self.config.database else ""
+        where += f" on {self.config.host}" if self.config.host else ""
+        return f"Postgres table {self.table.sql()}{where}, row recipe = {recipe_name!r}"
+
     def _connect(self) -> Any:
         try:
             return connect(self.config, role="state")

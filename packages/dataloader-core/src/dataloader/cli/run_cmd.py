@@ -234,7 +234,10 @@ def run_concurrently(
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False),
-    help="Keep state in this directory (local backend), overriding the recipe's `state:`.",
+    help="Keep the state backend's copy of the state in this directory (local files), instead "
+    "of the recipe's `state:`. A destination that keeps its own state (DuckDB, Postgres, files) "
+    "still resumes from it: a new directory does not start over (use reset-state, or "
+    "--full-refresh).",
 )
 @click.option(
     "--full-refresh", is_flag=True, help="Ignore stored state and replace the destination's data."

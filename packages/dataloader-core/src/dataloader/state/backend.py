@@ -43,3 +43,8 @@ class StateBackendPlugin:
 
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    def location(self, recipe_name: str) -> str:
+        """Where the recipe's state is kept, for people (a path, a URL, a table): what the state
+        commands name. Override it; the default names only the backend."""
+        return f"the {self.name} state backend"

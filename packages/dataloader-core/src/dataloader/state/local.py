@@ -135,6 +135,10 @@ class LocalStateBackend(StateBackendPlugin):
         finally:
             handle.close()
 
+    def location(self, recipe_name: str) -> str:
+        """Where the recipe's state is kept, for people: the file's path."""
+        return str(self._file(recipe_name))
+
     def __repr__(self) -> str:
         return f"LocalStateBackend({str(self.directory)!r})"
 
