@@ -31,6 +31,22 @@ _HOOKS: dict[Kind, str] = {
 }
 T = TypeVar("T")
 
+# What the dataloader family's own distributions provide: an unknown name among these is a
+# package to install (or a plugin that is disabled or broken), and the error says which.
+KNOWN_PROVIDERS: dict[tuple[Kind, str], str] = {
+    ("connector", "filestore"): "dataloader-filestore",
+    ("format", "csv"): "dataloader-filestore",
+    ("format", "tsv"): "dataloader-filestore",
+    ("format", "json"): "dataloader-filestore",
+    ("format", "jsonl"): "dataloader-filestore",
+    ("format", "parquet"): "dataloader-filestore",
+    ("connector", "duckdb"): "dataloader-duckdb",
+    ("connector", "postgres"): "dataloader-postgres",
+    ("state_backend", "postgres"): "dataloader-postgres",
+    ("state_backend", "s3"): "dataloader-aws",
+    ("state_backend", "dynamodb"): "dataloader-aws",
+}
+
 
 @dataclass(frozen=True)
 class ConnectorSpec:
@@ -179,10 +195,30 @@ class Registry:
             return self._items[kind][name]
         except KeyError:
             available = ", ".join(sorted(self._items[kind])) or "none installed"
+            what = f"unknown {kind.replace('_', ' ')} {name!r}"
+            why = self.why_missing(kind, name)
             raise PluginError(
-                f"unknown {kind.replace('_', ' ')} {name!r}",
-                expected=f"one of: {available}",
+                f"{what}: {why}" if why else what, expected=f"one of: {available}"
             ) from None
+
+    def why_missing(self, kind: Kind, name: str) -> str | None:
+        """Why a name one of the family's distributions provides is not available: the
+        distribution is not installed (and the command that installs it), or its plugin is
+        disabled or broken. None for any other name."""
+        distribution = KNOWN_PROVIDERS.get((kind, name))
+        if distribution is None:
+            return None
+        info = next((i for i in self.plugins if i.distribution == distribution), None)
+        if info is None:
+            return (
+                f"it is provided by {distribution}, which is not installed "
+                f"(pip install {distribution})"
+            )
+        if info.status == "disabled":
+            return f"it is provided by {distribution}, whose plugin {info.name!r} is disabled: {info.error}"
+        if info.status == "broken":
+            return f"it is provided by {distribution}, whose plugin {info.name!r} is broken: {info.error}"
+        return None
 
     def names(self, kind: Kind) -> list[str]:
         return sorted(self._items[kind])
