@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e_support import duckdb_rows
+from e2e_support import duckdb_rows, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -21,6 +21,17 @@ def test_every_orders_example_validates(tmp_path: Path, run_ok: Callable[..., st
     recipes = copy_examples(tmp_path)
     out = run_ok("validate", *map(str, sorted(recipes.glob("orders_*.yaml"))))
     assert "orders_paid_only" in out
+
+
+def test_the_examples_directory_validates_with_its_base_recipe_skipped(
+    tmp_path: Path, cli_env: dict
+) -> None:
+    copy_examples(tmp_path)
+    env = cli_env | {"DATALOADER_WAREHOUSE": "examples/out/warehouse.duckdb"}
+    code, out, err = run_cli(("validate", "examples/recipes"), tmp_path, env)
+    assert code == 0, out + err
+    assert "base_recipe.yaml (abstract" in out
+    assert out.count("✓") == 4  # every other example
 
 
 def test_paid_orders_overwrite_is_the_same_table_on_every_run(

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
-from dataloader import RecipeError, TransformError
+from dataloader import (
+    BaseConnector,
+    Capabilities,
+    ConnectorConfig,
+    RecipeError,
+    TransformError,
+    register_connector,
+)
 from dataloader.errors import Problem
 from dataloader.recipe import RecipeLoader
-from dataloader.registry import Registry
+from dataloader.registry import Registry, get_registry, unregister
 from dataloader.secrets import (
     MASK,
     is_secret_key,
     mask_text,
     mask_tree,
     register_secret,
+    secret_fields,
     url_passwords,
 )
 
@@ -204,7 +213,7 @@ SECRET_RECIPE = """
 """
 
 
-def test_render_masks_secret_keys_and_values_from_the_environment(
+def test_render_masks_secret_keys_and_shows_other_values_from_the_environment(
     write: Write, registry: Registry
 ) -> None:
     path = write("secrets.yaml", SECRET_RECIPE)
@@ -213,16 +222,62 @@ def test_render_masks_secret_keys_and_values_from_the_environment(
     destination = rendered["destination"]
     assert destination["password"] == MASK
     assert destination["api_key"] == MASK
-    assert destination["token"] == MASK
-    # a value that came from env_var is masked whatever its key is called
-    assert rendered["source"]["label"] == MASK
+    assert destination["token"] == MASK  # from env_var, and named like a secret
+    # a value from env_var under a key that is not a secret is shown, so it can be checked
+    assert rendered["source"]["label"] == "not-a-secret-name"
     # neither merge_keys nor values from var() are secrets
     assert destination["merge_keys"] == ["id", "label"]
     assert destination["table"] == "orders"
     assert destination["write_mode"] == "merge"
     text = repr(rendered)
-    for secret in ("literal-password", "literal-api-key", "tok-123456", "not-a-secret-name"):
+    for secret in ("literal-password", "literal-api-key", "tok-123456"):
         assert secret not in text
+    assert mask_text("label not-a-secret-name") == "label not-a-secret-name"
+
+
+def test_a_table_name_from_the_environment_is_rendered(write: Write, registry: Registry) -> None:
+    path = write(
+        "env_table.yaml",
+        """
+        name: env_table
+        source: {type: sequence, stop: 1}
+        destination:
+          type: memory_sink
+          table: "{{ env_var('DL_TEST_TABLE') }}"
+          password: "{{ env_var('DL_TEST_PASSWORD') }}"
+        """,
+    )
+    environ = {"DL_TEST_TABLE": "analytics.orders", "DL_TEST_PASSWORD": "pw-from-env-77"}
+    rendered = RecipeLoader(registry=registry, environ=environ).render(path)
+    assert rendered["destination"]["table"] == "analytics.orders"
+    assert rendered["destination"]["password"] == MASK
+    assert mask_text("login with pw-from-env-77") == f"login with {MASK}"
+
+
+def test_values_read_with_secret_are_masked_wherever_they_land(
+    write: Write, registry: Registry
+) -> None:
+    path = write(
+        "secret_fn.yaml",
+        """
+        name: secret_fn
+        source:
+          type: sequence
+          stop: 1
+          label: "{{ secret('DL_TEST_LABEL') }}"
+        destination:
+          type: memory_sink
+          table: "prefix-{{ secret('DL_TEST_UNSET', 'default-secret-1') }}"
+        """,
+    )
+    environ = {"DL_TEST_LABEL": "label-secret-9"}
+    loader = RecipeLoader(registry=registry, environ=environ)
+    rendered = loader.render(path)
+    assert rendered["source"]["label"] == MASK
+    assert rendered["destination"]["table"] == MASK  # the whole value: a secret stands in it
+    assert loader.load(path).source.options["label"] == "label-secret-9"
+    for value in ("label-secret-9", "default-secret-1"):
+        assert mask_text(f"x {value} y") == f"x {MASK} y"
 
 
 def test_the_loaded_recipe_keeps_the_real_values(write: Write, registry: Registry) -> None:
@@ -264,7 +319,26 @@ def test_secret_key_value_is_masked_in_error_messages(write: Write, registry: Re
     assert f"got {MASK!r}" in message
 
 
-def test_env_value_is_masked_in_error_messages(write: Write, registry: Registry) -> None:
+def test_secret_value_is_masked_in_error_messages(write: Write, registry: Registry) -> None:
+    path = write(
+        "bad.yaml",
+        """
+        name: bad
+        source: {type: sequence, stop: 1}
+        destination: {type: memory_sink, table: t, port: "{{ secret('DL_TEST_PORT') }}"}
+        """,
+    )
+    with pytest.raises(RecipeError) as info:
+        RecipeLoader(registry=registry, environ={"DL_TEST_PORT": "hunter2-port"}).load(path)
+    message = str(info.value)
+    assert "destination.port" in message
+    assert "hunter2-port" not in message
+    assert MASK in message
+
+
+def test_an_env_value_that_is_not_secret_is_quoted_in_error_messages(
+    write: Write, registry: Registry
+) -> None:
     path = write(
         "bad.yaml",
         """
@@ -274,11 +348,99 @@ def test_env_value_is_masked_in_error_messages(write: Write, registry: Registry)
         """,
     )
     with pytest.raises(RecipeError) as info:
-        RecipeLoader(registry=registry, environ={"DL_TEST_PORT": "hunter2-port"}).load(path)
+        RecipeLoader(registry=registry, environ={"DL_TEST_PORT": "not-a-port"}).load(path)
+    assert "destination.port" in str(info.value)
+    assert "not-a-port" in str(info.value)
+
+
+# -- fields a plugin declares secret --------------------------------------------------------
+class VaultConfig(ConnectorConfig):
+    """A connector whose secrets have names that do not say so."""
+
+    table: str
+    dsn: SecretStr | None = None
+    nested: VaultNested | None = None
+
+    @model_validator(mode="after")
+    def _table_fits(self) -> VaultConfig:
+        if self.table == "refused":
+            raise ValueError("table 'refused' is refused")
+        return self
+
+
+class VaultNested(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    material: SecretStr
+    label: str = ""
+
+
+VaultConfig.model_rebuild()
+
+
+@pytest.fixture
+def vault(registry: Registry) -> Iterator[Registry]:
+    @register_connector(
+        "vault",
+        config_model=VaultConfig,
+        capabilities=Capabilities(write=True, write_modes=("append",)),
+    )
+    class Vault(BaseConnector):
+        pass
+
+    try:
+        yield get_registry()
+    finally:
+        unregister("connector", "vault")
+
+
+def test_secret_fields_of_a_config_model() -> None:
+    assert secret_fields(VaultConfig) == {"dsn", "nested.material"}
+    assert secret_fields(VaultNested) == {"material"}
+
+
+def test_render_masks_the_fields_a_plugin_declares_secret(write: Write, vault: Registry) -> None:
+    path = write(
+        "vault.yaml",
+        """
+        name: vault
+        source: {type: sequence, stop: 1}
+        destination:
+          type: vault
+          table: "{{ env_var('DL_TEST_TABLE') }}"
+          dsn: "{{ env_var('DL_TEST_DSN') }}"
+          nested: {material: literal-material-3, label: shown}
+        """,
+    )
+    environ = {"DL_TEST_TABLE": "vault_table", "DL_TEST_DSN": "opaque-dsn-value"}
+    rendered = RecipeLoader(registry=vault, environ=environ).render(path)
+    assert rendered["destination"]["table"] == "vault_table"
+    assert rendered["destination"]["dsn"] == MASK
+    assert rendered["destination"]["nested"] == {"material": MASK, "label": "shown"}
+    for value in ("opaque-dsn-value", "literal-material-3"):
+        assert mask_text(f"failed: {value}") == f"failed: {MASK}"
+
+
+def test_a_declared_secret_is_masked_in_the_errors_of_its_section(
+    write: Write, vault: Registry
+) -> None:
+    path = write(
+        "vault.yaml",
+        """
+        name: vault
+        source: {type: sequence, stop: 1}
+        destination:
+          type: vault
+          table: refused
+          dsn: opaque-dsn-value
+          nested: {material: literal-material-3}
+        """,
+    )
+    with pytest.raises(RecipeError) as info:
+        RecipeLoader(registry=vault).load(path)
     message = str(info.value)
-    assert "destination.port" in message
-    assert "hunter2-port" not in message
-    assert MASK in message
+    assert "is refused" in message and "dsn" in message  # the error quotes the whole section
+    assert "opaque-dsn-value" not in message and "literal-material-3" not in message
 
 
 def test_errors_mask_their_value_and_context() -> None:

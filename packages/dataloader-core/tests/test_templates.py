@@ -241,15 +241,17 @@ def test_the_sandbox_blocks_unsafe_attribute_access(write: Write, registry: Regi
     assert "source.label" in str(info.value)
 
 
-def test_renderer_reports_which_paths_read_the_environment() -> None:
-    renderer = TemplateRenderer({"v": "x"}, {"SECRET_THING": "hunter22"})
+def test_renderer_reports_which_paths_read_a_secret() -> None:
+    renderer = TemplateRenderer({"v": "x"}, {"SECRET_THING": "hunter22", "REGION": "eu"})
     result = renderer.render_tree(
         {
             "name": "n",
-            "a": "{{ env_var('SECRET_THING') }}",
+            "a": "{{ secret('SECRET_THING') }}",
             "b": "{{ var('v') }}",
-            "c": ["{{ env.SECRET_THING }}"],
+            "c": ["{{ secret.SECRET_THING }}"],
             "d": "{{ env_var('UNSET', 'fallback') }}",
+            "e": "{{ env_var('REGION') }}-{{ env.REGION }}",
+            "f": "{{ secret('UNSET', 'secret-fallback') }}",
         },
         file=None,
         origins={},
@@ -261,5 +263,8 @@ def test_renderer_reports_which_paths_read_the_environment() -> None:
         "b": "x",
         "c": ["hunter22"],
         "d": "fallback",
+        "e": "eu-eu",
+        "f": "secret-fallback",
     }
-    assert result.env_paths == {"a", "c[0]"}
+    # env_var reads are not secrets; secret() reads are, a default too
+    assert result.secret_paths == {"a", "c[0]", "f"}

@@ -8,9 +8,10 @@ The engine, never the connector, decides when to read, write, commit and save st
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.fields import FieldInfo
 
 from dataloader.batch import Batch
 from dataloader.context import RunContext, WriteMode
@@ -18,6 +19,18 @@ from dataloader.sql import TableName
 
 if TYPE_CHECKING:
     from dataloader.state.model import State
+
+
+Role = Literal["source", "destination"]
+SOURCE_ONLY: dict[str, Any] = {"role": "source"}
+DESTINATION_ONLY: dict[str, Any] = {"role": "destination"}
+
+
+def role_of(field: FieldInfo) -> Role | None:
+    """The one role a connector key applies to (`Field(json_schema_extra=SOURCE_ONLY)`), or
+    None when it applies to sources and destinations alike."""
+    extra = field.json_schema_extra
+    return extra.get("role") if isinstance(extra, dict) else None  # type: ignore[return-value]
 
 
 class ConnectorConfig(BaseModel):
@@ -31,7 +44,7 @@ class TableOrQueryConfig(ConnectorConfig):
     or a `query` (sources only)."""
 
     table: str | None = None
-    query: str | None = None
+    query: str | None = Field(default=None, json_schema_extra=SOURCE_ONLY)
 
     @model_validator(mode="after")
     def _table_or_query(self) -> TableOrQueryConfig:

@@ -1,12 +1,20 @@
-"""Masking of secrets in anything dataloader prints: recipes, errors and logs."""
+"""Masking of secrets in anything dataloader prints: recipes, errors and logs.
+
+What is secret: the fields a plugin's config model types `SecretStr` (or `SecretBytes`), keys
+named like a secret (`password`, `token`, `api_key`, …), the password of every URL, and values
+read with the `secret('NAME')` template function. Everything else is shown as it is.
+"""
 
 from __future__ import annotations
 
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 from urllib.parse import quote, unquote
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 MASK = "***"
 
@@ -21,7 +29,16 @@ _PASSWORD_PARAMETER = re.compile(
     r"(?:'(?P<quoted>(?:[^'\\]|\\.)+)'|(?P<plain>[^&;\s'\"]+))",
     re.I,
 )
-_NOT_SECRET = frozenset({"merge_key", "primary_key", "partition_key", "sort_key", "cursor_key"})
+_NOT_SECRET = frozenset(
+    {
+        "merge_key",
+        "primary_key",
+        "partition_key",
+        "sort_key",
+        "cursor_key",
+        "known_host_key",  # the server's public key, pinned
+    }
+)
 
 _lock = threading.Lock()
 _known_values: set[str] = set()
@@ -121,25 +138,98 @@ def mask_tree(
     """A copy of a nested dict/list with secret keys, `masked_paths` and known secrets masked.
 
     Items of a list under a secret key (`tokens: [...]`) are masked too; a dict under a secret
-    key is descended, its own keys deciding.
+    key is descended, its own keys deciding. Everything under a path of `masked_paths` (a
+    dot path, list items as `[i]`) is masked, whatever its keys.
     """
+    whole = _path in masked_paths
     if isinstance(tree, Mapping):
-        return {
-            key: mask_tree(
+        masked: dict[Any, Any] = {}
+        for key, value in tree.items():
+            path = f"{_path}.{key}" if _path else str(key)
+            masked[key] = mask_tree(
                 value,
-                masked_paths=masked_paths,
-                _path=f"{_path}.{key}" if _path else str(key),
+                masked_paths=masked_paths | {path} if whole else masked_paths,
+                _path=path,
                 _secret=is_secret_key(str(key)),
             )
-            for key, value in tree.items()
-        }
+        return masked
     if isinstance(tree, list):
         return [
-            mask_tree(item, masked_paths=masked_paths, _path=f"{_path}[{i}]", _secret=_secret)
+            mask_tree(
+                item, masked_paths=masked_paths, _path=f"{_path}[{i}]", _secret=_secret or whole
+            )
             for i, item in enumerate(tree)
         ]
-    if (_secret or _path in masked_paths) and tree not in (None, ""):
+    if (_secret or whole) and tree not in (None, ""):
         return MASK
     if isinstance(tree, str):
         return mask_text(tree)
     return tree
+
+
+def _is_secret_type(annotation: Any) -> bool:
+    """`SecretStr`, `SecretBytes`, or a union/list/dict of them (`SecretStr | None`)."""
+    from pydantic import SecretBytes, SecretStr
+
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin is Union or type(annotation).__name__ == "UnionType":
+        return any(_is_secret_type(arg) for arg in args if arg is not type(None))
+    if origin in (list, tuple, set, frozenset):
+        return bool(args) and _is_secret_type(args[0])
+    if origin is dict:
+        return len(args) == 2 and _is_secret_type(args[1])
+    return False
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
+        models = [m for m in map(_nested_model, get_args(annotation)) if m is not None]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The dot paths of the keys `model` declares secret: fields typed `SecretStr` or
+    `SecretBytes` (optional, or as the items of a list or dict), in nested models too."""
+    paths: set[str] = set()
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if _is_secret_type(info.annotation):
+            paths.add(key)
+        else:
+            nested = _nested_model(info.annotation)
+            if nested is not None and nested is not model:
+                paths |= {f"{key}.{path}" for path in secret_fields(nested)}
+    return frozenset(paths)
+
+
+def values_at(tree: Any, path: str) -> Iterator[Any]:
+    """The value at dot `path` in a nested dict (nothing when a part is missing)."""
+    node = tree
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return
+        node = node[part]
+    yield node
+
+
+def register_secret_values(tree: Any) -> None:
+    """Remember every string or number inside `tree` (a secret key's value, which may be a
+    list or a dict of them)."""
+    if isinstance(tree, Mapping):
+        for value in tree.values():
+            register_secret_values(value)
+    elif isinstance(tree, list):
+        for item in tree:
+            register_secret_values(item)
+    elif isinstance(tree, (str, int, float)) and not isinstance(tree, bool):
+        register_secret(str(tree))
+        if isinstance(tree, str):
+            register_url_password(tree)

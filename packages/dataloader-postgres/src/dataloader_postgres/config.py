@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from dataloader.connectors import TableOrQueryConfig
+from dataloader.connectors import SOURCE_ONLY, TableOrQueryConfig
 
 
 class PostgresConnection(BaseModel):
@@ -79,7 +79,9 @@ class PostgresConfig(PostgresConnection, TableOrQueryConfig):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    where: str | None = None
-    partition_column: str | None = None
-    partitions: int | None = Field(default=None, ge=1, le=256)
-    unconstrained_numeric: Literal["decimal", "string", "float"] = "decimal"
+    where: str | None = Field(default=None, json_schema_extra=SOURCE_ONLY)
+    partition_column: str | None = Field(default=None, json_schema_extra=SOURCE_ONLY)
+    partitions: int | None = Field(default=None, ge=1, le=256, json_schema_extra=SOURCE_ONLY)
+    unconstrained_numeric: Literal["decimal", "string", "float"] = Field(
+        default="decimal", json_schema_extra=SOURCE_ONLY
+    )

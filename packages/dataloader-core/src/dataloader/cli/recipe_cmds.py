@@ -7,19 +7,30 @@ import sys
 
 import click
 import yaml
+from rich.markup import escape
 
 from dataloader.cli.app import make_console, parse_vars, var_option
 from dataloader.errors import RecipeError
+from dataloader.recipe.discovery import select_recipes
 from dataloader.recipe.loader import RecipeLoader
 
 
 @click.command()
-@click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("recipes", nargs=-1, required=True)
 @var_option
 def validate(recipes: tuple[str, ...], variables: tuple[str, ...]) -> None:
-    """Check recipes: every problem, with its file and key path. Exit 2 when any is invalid."""
+    """Check recipes (files, directories of recipe files, or globs, as `run` takes them):
+    every problem, with its file and key path. Abstract recipes in a directory or glob are
+    listed as skipped. Exit 2 when any is invalid."""
     loader = RecipeLoader(parse_vars(variables))
     out = make_console()
+    selection = select_recipes(recipes, loader)
+    abstract = [*selection.abstract, *filter(loader.is_abstract, selection.recipes)]
+    for skipped in abstract:
+        out.print(
+            f"[dim]- {escape(str(skipped))} (abstract: a parent of other recipes, skipped)[/]"
+        )
+    recipes = tuple(str(path) for path in selection.recipes if path not in abstract)
     failed = 0
     for path in recipes:
         try:
@@ -36,6 +47,8 @@ def validate(recipes: tuple[str, ...], variables: tuple[str, ...]) -> None:
     if failed:
         out.print(f"{failed} of {len(recipes)} recipe{'s' if len(recipes) > 1 else ''} invalid")
         sys.exit(2)
+    if not recipes:
+        out.print("no recipe to validate")
 
 
 @click.command()

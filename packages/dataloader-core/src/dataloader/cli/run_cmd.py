@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import sys
 import threading
 from collections.abc import Callable
@@ -21,31 +20,10 @@ from dataloader.engine import Runner, RunOptions, RunResult, state_backend_for
 from dataloader.engine.result import RunInterrupted
 from dataloader.errors import DataLoaderError, RecipeError
 from dataloader.recipe.binding import bind_recipe
+from dataloader.recipe.discovery import select_recipes
 from dataloader.recipe.loader import RecipeLoader
 from dataloader.registry import get_registry
 from dataloader.state.model import State
-
-RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-def expand_recipe_paths(paths: tuple[str, ...]) -> list[Path]:
-    """Files as given; directories expanded to the recipe files directly inside them; globs expanded."""
-    result: list[Path] = []
-    for text in paths:
-        matches = sorted(glob.glob(text)) if any(c in text for c in "*?[") else [text]
-        if not matches:
-            raise click.BadParameter(f"no recipe matches {text!r}", param_hint="RECIPES")
-        for match in matches:
-            path = Path(match)
-            if path.is_dir():
-                result += sorted(
-                    p for p in path.iterdir() if p.suffix in RECIPE_SUFFIXES and p.is_file()
-                )
-            elif path.exists():
-                result.append(path)
-            else:
-                raise click.BadParameter(f"{text!r} does not exist", param_hint="RECIPES")
-    return result
 
 
 @dataclass(frozen=True)
@@ -267,7 +245,10 @@ def run(
     the others; exit 1 if a load failed, 2 if a recipe is invalid."""
     loader = RecipeLoader(parse_vars(variables))
     console = make_console()
-    paths = expand_recipe_paths(recipes)
+    selection = select_recipes(recipes, loader)
+    paths = selection.recipes
+    for skipped in selection.abstract:
+        console.print(f"skipped {skipped} (abstract: a parent of other recipes)", highlight=False)
 
     def run_one(path: Path, reporter: ProgressReporter) -> Outcome:
         runner: Runner | None = None

@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from dataloader.connectors import Role, role_of
 from dataloader.errors import PluginError, Problem, RecipeError
-from dataloader.recipe.models import Recipe
-from dataloader.recipe.problems import problems_from_validation
+from dataloader.recipe.models import (
+    DestinationConfig,
+    Recipe,
+    SourceConfig,
+    StateConfig,
+    TransformConfig,
+)
+from dataloader.recipe.problems import keys_of, problems_from_validation
 from dataloader.registry import Registration, Registry
-from dataloader.secrets import register_secrets_in
+from dataloader.secrets import register_secret_values, register_secrets_in, secret_fields, values_at
+
+OriginOf = Callable[[str], str | None]
 
 
 @dataclass(frozen=True)
 class Bound:
-    """A plugin registration with its validated options."""
+    """A plugin registration with its validated options, and the recipe section it binds."""
 
     registration: Registration
     options: Any
+    section: str = ""
 
     def create(self) -> Any:
         return self.registration.create(self.options)
+
+    @property
+    def secret_paths(self) -> frozenset[str]:
+        """The recipe's dot paths of the keys the plugin's config model declares secret."""
+        return frozenset(
+            f"{self.section}.{path}" for path in secret_fields(self.registration.config_model)
+        )
 
 
 @dataclass(frozen=True)
@@ -33,46 +51,26 @@ class BoundRecipe:
     steps: tuple[Bound, ...]
     state: Bound | None
 
+    @property
+    def secret_paths(self) -> frozenset[str]:
+        """Every key of the recipe that a plugin declares secret (masked by `render`)."""
+        bounds = (self.source, self.destination, *self.steps, self.state)
+        return frozenset().union(*(bound.secret_paths for bound in bounds if bound is not None))
+
 
 def bind_recipe(recipe: Recipe, registry: Registry) -> BoundRecipe:
     """Validate every plugin section of `recipe`; a `RecipeError` lists every problem found."""
     register_secrets_in(recipe.model_dump(mode="json"))  # a recipe built in code, too
     problems: list[Problem] = []
-    source = _bind(
-        registry, "connector", recipe.source.type, recipe.source.options, "source", recipe, problems
-    )
-    destination = _bind(
+    source, destination, steps, state = _bind_sections(
         registry,
-        "connector",
-        recipe.destination.type,
-        recipe.destination.options,
-        "destination",
-        recipe,
+        recipe.source,
+        recipe.destination,
+        recipe.transform,
+        recipe.state,
+        recipe.origin_of,
         problems,
     )
-    steps = [
-        _bind(
-            registry,
-            "transform",
-            step.type,
-            step.options,
-            f"transform.steps[{i}]",
-            recipe,
-            problems,
-        )
-        for i, step in enumerate(recipe.transform.steps)
-    ]
-    state = None
-    if recipe.state is not None:
-        state = _bind(
-            registry,
-            "state_backend",
-            recipe.state.backend,
-            recipe.state.options,
-            "state",
-            recipe,
-            problems,
-        )
     _check_capabilities(recipe, source, destination, problems)
     _check_write_mode(recipe, problems)
     _check_missing_cursor(recipe, problems)
@@ -87,13 +85,93 @@ def bind_recipe(recipe: Recipe, registry: Registry) -> BoundRecipe:
     return BoundRecipe(recipe, source, destination, tuple(s for s in steps if s is not None), state)
 
 
+def section_problems(
+    tree: Mapping[str, Any], registry: Registry, origin_of: OriginOf
+) -> list[Problem]:
+    """The problems of each plugin section of a recipe whose top level is not valid (a missing
+    `name`, say): every section that is well formed on its own is bound to its plugin, so one
+    problem does not hide the others. The top level's own problems are not repeated."""
+
+    def section(model: type[BaseModel], key: str) -> Any:
+        value = tree.get(key)
+        try:
+            return model.model_validate(value) if isinstance(value, Mapping) else None
+        except ValidationError:
+            return None
+
+    transform = section(TransformConfig, "transform") if "transform" in tree else TransformConfig()
+    problems: list[Problem] = []
+    _bind_sections(
+        registry,
+        section(SourceConfig, "source"),
+        section(DestinationConfig, "destination"),
+        transform,
+        section(StateConfig, "state"),
+        origin_of,
+        problems,
+    )
+    return problems
+
+
+def _bind_sections(
+    registry: Registry,
+    source: SourceConfig | None,
+    destination: DestinationConfig | None,
+    transform: TransformConfig | None,
+    state: StateConfig | None,
+    origin_of: OriginOf,
+    problems: list[Problem],
+) -> tuple[Bound | None, Bound | None, list[Bound | None], Bound | None]:
+    """Bind each section given to its plugin; None stands for a section that is not bound."""
+    bound_source = bound_destination = bound_state = None
+    if source is not None:
+        bound_source = _bind(
+            registry, "connector", source.type, source.options, "source", origin_of, problems
+        )
+    if destination is not None:
+        bound_destination = _bind(
+            registry,
+            "connector",
+            destination.type,
+            destination.options,
+            "destination",
+            origin_of,
+            problems,
+        )
+    steps = [
+        _bind(
+            registry,
+            "transform",
+            step.type,
+            step.options,
+            f"transform.steps[{i}]",
+            origin_of,
+            problems,
+        )
+        for i, step in enumerate(transform.steps if transform is not None else ())
+    ]
+    if state is not None:
+        bound_state = _bind(
+            registry, "state_backend", state.backend, state.options, "state", origin_of, problems
+        )
+    return bound_source, bound_destination, steps, bound_state
+
+
+# The keys of each section that the recipe itself owns, besides the plugin's.
+_SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "source": tuple(SourceConfig.model_fields),
+    "destination": tuple(DestinationConfig.model_fields),
+    "state": tuple(StateConfig.model_fields),
+}
+
+
 def _bind(
     registry: Registry,
     kind: Any,
     name: str,
     options: dict[str, Any],
     section: str,
-    recipe: Recipe,
+    origin_of: OriginOf,
     problems: list[Problem],
 ) -> Bound | None:
     type_key = f"{section}.backend" if kind == "state_backend" else f"{section}.type"
@@ -103,27 +181,116 @@ def _bind(
         problems.append(
             Problem(
                 exc.problem.message,
-                file=recipe.origin_of(type_key),
+                file=origin_of(type_key),
                 key=type_key,
                 expected=exc.problem.expected,
             )
         )
         return None
+    model = registration.config_model
+    # Known before anything can quote them: a message about any key must not show a secret.
+    for path in secret_fields(model):
+        for value in values_at(options, path):
+            register_secret_values(value)
+    role: Role | None = section if section in ("source", "destination") else None  # type: ignore[assignment]
     owner = f"{kind.replace('_', ' ')} {name!r} ({registration.distribution})"
     try:
-        validated = registration.config_model.model_validate(options)
+        validated = model.model_validate(options)
     except ValidationError as exc:
         problems.extend(
             problems_from_validation(
                 exc,
                 prefix=section,
-                file_for=recipe.origin_of,
+                file_for=origin_of,
                 owner=owner,
-                model=registration.config_model,
+                model=model,
+                role=role,
+                section_keys=_SECTION_KEYS.get(section, ("type",)),
             )
         )
         return None
-    return Bound(registration, validated)
+    before = len(problems)
+    if role is not None:
+        _check_role(validated, model, role, section, owner, origin_of, problems)
+        _check_format_options(registry, validated, section, origin_of, problems)
+    if len(problems) > before:
+        return None
+    return Bound(registration, validated, section)
+
+
+def _check_role(
+    validated: BaseModel,
+    model: type[BaseModel],
+    role: Role,
+    section: str,
+    owner: str,
+    origin_of: OriginOf,
+    problems: list[Problem],
+) -> None:
+    """A key that applies only to sources is an error in a destination, and the reverse."""
+    for name in sorted(validated.model_fields_set):
+        info = model.model_fields.get(name)
+        only = role_of(info) if info is not None else None
+        if only is not None and only != role:
+            key = f"{section}.{info.alias or name}"  # type: ignore[union-attr]
+            problems.append(
+                Problem(
+                    f"key {name!r} of {owner} applies to a {only} only, not a {role}",
+                    file=origin_of(key),
+                    key=key,
+                    expected="one of: "
+                    + ", ".join(sorted({*keys_of(model, role), *_SECTION_KEYS[section]})),
+                )
+            )
+
+
+def _check_format_options(
+    registry: Registry,
+    validated: BaseModel,
+    section: str,
+    origin_of: OriginOf,
+    problems: list[Problem],
+) -> None:
+    """A file connector's `format` and `format_options` (the names every file connector uses
+    for them) checked against the registered formats, before any file is read. Without
+    `format`, the format is told by `path`'s extension; when neither tells it (a directory of
+    several formats), the options are checked as each file is read."""
+    format_name = getattr(validated, "format", None)
+    options = getattr(validated, "format_options", None)
+    if format_name is not None and not isinstance(format_name, str):
+        return
+    registration: Registration | None = None
+    if format_name:
+        key = f"{section}.format"
+        try:
+            registration = registry.format(format_name)
+        except PluginError as exc:
+            problems.append(
+                Problem(
+                    exc.problem.message,
+                    file=origin_of(key),
+                    key=key,
+                    value=format_name,
+                    expected=exc.problem.expected,
+                )
+            )
+            return
+    elif isinstance(getattr(validated, "path", None), str):
+        registration = registry.format_for_path(validated.path)  # type: ignore[attr-defined]
+    if registration is None or not isinstance(options, Mapping):
+        return
+    try:
+        registration.config_model.model_validate(dict(options))
+    except ValidationError as exc:
+        problems.extend(
+            problems_from_validation(
+                exc,
+                prefix=f"{section}.format_options",
+                file_for=origin_of,
+                owner=f"format {registration.name!r} ({registration.distribution})",
+                model=registration.config_model,
+            )
+        )
 
 
 def _check_capabilities(

@@ -20,7 +20,9 @@ from dataloader.recipe.templates import TemplateRenderer
 from dataloader.registry import Registry, get_registry
 from dataloader.secrets import register_secrets_in
 
-INHERITANCE_KEYS = ("extends", "delete")
+# Keys of a recipe file that are not part of the recipe itself: each is read from the file
+# that holds it and never inherited.
+INHERITANCE_KEYS = ("extends", "delete", "abstract")
 
 
 @dataclass
@@ -30,6 +32,7 @@ class ResolvedTree:
     tree: dict[str, Any]
     file: Path
     origins: dict[str, str] = field(default_factory=dict)
+    abstract: bool = False
 
 
 class RecipeLoader:
@@ -88,6 +91,7 @@ class RecipeLoader:
                 f"recipe inheritance cycle: {cycle}", file=str(_chain[-1]), key="extends"
             )
         raw = self.read_file(file)
+        abstract = _abstract_flag(raw, file)
         extends = raw.pop("extends", None)
         deletes = raw.pop("delete", None) or []
         if not isinstance(deletes, list) or not all(isinstance(item, str) for item in deletes):
@@ -132,13 +136,30 @@ class RecipeLoader:
                 if k != dot_path and not k.startswith(dot_path + ".")
             }
         tree = self.merger.merge(base.tree, raw)
-        return ResolvedTree(tree, file, {**base.origins, **own_origins})
+        return ResolvedTree(tree, file, {**base.origins, **own_origins}, abstract)
+
+    def is_abstract(self, path: str | os.PathLike[str]) -> bool:
+        """Whether the file says `abstract: true`: a parent for other recipes, never run. A
+        file that cannot be read is not abstract here (loading it reports why)."""
+        try:
+            return _abstract_flag(self.read_file(Path(path)), Path(path))
+        except RecipeError:
+            return False
 
     # -- step 3 and 4: templates and validation --------------------------------------
     def load(self, path: str | os.PathLike[str]) -> Recipe:
         """A validated `Recipe`; `RecipeError` listing every problem otherwise."""
         resolved = self.resolve(path)
         file = str(resolved.file)
+        if resolved.abstract:
+            raise RecipeError(
+                "this recipe is abstract: a parent that other recipes extend, never run or "
+                "validated on its own",
+                file=file,
+                key="abstract",
+                value=True,
+                expected="a recipe that extends it, or `abstract: false`",
+            )
 
         def file_for(key: str) -> str:
             return origin_of(resolved.origins, key) or file
@@ -150,23 +171,34 @@ class RecipeLoader:
         register_secrets_in(rendered.tree)
         problems: list[Problem] = list(rendered.problems)
         recipe: Recipe | None = None
+        registry = self.registry or get_registry()
         try:
             recipe = Recipe.model_validate(rendered.tree)
         except ValidationError as exc:
             problems += problems_from_validation(
-                exc, prefix="", file_for=file_for, owner=None, model=Recipe
+                exc,
+                prefix="",
+                file_for=file_for,
+                owner=None,
+                model=Recipe,
+                section_keys=INHERITANCE_KEYS,
             )
+            from dataloader.recipe.binding import section_problems
+
+            problems += section_problems(rendered.tree, registry, file_for)
         if recipe is not None:
             recipe._file = resolved.file
             recipe._origins = resolved.origins
-            recipe._masked_paths = frozenset(rendered.env_paths)
+            recipe._masked_paths = frozenset(rendered.secret_paths)
             if not problems:
                 from dataloader.recipe.binding import bind_recipe
 
                 try:
-                    bind_recipe(recipe, self.registry or get_registry())
+                    bound = bind_recipe(recipe, registry)
                 except RecipeError as exc:
                     problems += exc.problems
+                else:
+                    recipe._masked_paths |= bound.secret_paths
         if problems:
             raise RecipeError(
                 f"{file}: recipe is not valid ({len(problems)} problem{'s' if len(problems) > 1 else ''})",
@@ -179,6 +211,20 @@ class RecipeLoader:
     def render(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """The fully resolved recipe as a dict, secrets masked (what `dataloader render` prints)."""
         return self.load(path).masked_dump()
+
+
+def _abstract_flag(raw: dict[str, Any], file: Path) -> bool:
+    """Pop the file's `abstract:` key (not inherited: each file says it for itself)."""
+    value = raw.pop("abstract", False)
+    if not isinstance(value, bool):
+        raise RecipeError(
+            "`abstract` must be true or false",
+            file=str(file),
+            key="abstract",
+            value=value,
+            expected="`abstract: true` for a recipe that is only a parent of others",
+        )
+    return value
 
 
 def from_yaml(path: str | os.PathLike[str], vars: Mapping[str, Any] | None = None) -> Recipe:

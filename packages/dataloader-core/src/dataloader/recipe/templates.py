@@ -1,8 +1,9 @@
 """Template rendering of recipe values in a sandboxed Jinja2 environment.
 
 Available in every string value: `env_var('X')`, `env_var('X', 'default')`, `env.X`,
-`var('x')`, `var('x', 'default')`, `var.x`, and `recipe.name` / `recipe.file`.
-Every value that came from the environment is remembered as a secret and masked in output.
+`secret('X')`, `secret('X', 'default')`, `var('x')`, `var('x', 'default')`, `var.x`, and
+`recipe.name` / `recipe.file`. A value read with `secret` is remembered as a secret, and the
+key it lands in is masked in output; one read with `env_var` is shown like any other value.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ class MissingTemplateValue(Exception):
 
 
 class _Lookup:
-    """`env` or `var` inside templates: callable with a default, or read as attributes."""
+    """`env`, `secret` or `var` inside templates: callable with a default, or read as
+    attributes. `on_read` sees every value returned (a default too, when `defaults_too`)."""
 
-    def __init__(self, what: str, values: Mapping[str, str], on_read: Any) -> None:
+    def __init__(
+        self, what: str, values: Mapping[str, str], on_read: Any, *, defaults_too: bool = False
+    ) -> None:
         self._what = what
         self._values = values
         self._on_read = on_read
+        self._defaults_too = defaults_too
 
     def __call__(self, name: str, default: Any = _MISSING) -> Any:
         if name in self._values:
@@ -46,6 +51,8 @@ class _Lookup:
             return value
         if default is _MISSING:
             raise MissingTemplateValue(self._what, name)
+        if self._defaults_too:
+            self._on_read(default)
         return default
 
     def __getitem__(self, name: str) -> Any:
@@ -59,7 +66,7 @@ class _Lookup:
 class RenderResult:
     tree: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
-    env_paths: set[str] = field(default_factory=set)
+    secret_paths: set[str] = field(default_factory=set)
 
 
 class TemplateRenderer:
@@ -73,10 +80,10 @@ class TemplateRenderer:
         self._jinja = SandboxedEnvironment(
             undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
         )
-        self._read_env = False
+        self._read_secret = False
 
-    def _mark_env(self, value: Any) -> None:
-        self._read_env = True
+    def _mark_secret(self, value: Any) -> None:
+        self._read_secret = True
         register_secret(value)
 
     def render_tree(
@@ -126,12 +133,13 @@ class TemplateRenderer:
         result: RenderResult,
     ) -> Any:
         where = origin_of(origins, path) or file
-        self._read_env = False
-        env = _Lookup("environment variable", self.environ, self._mark_env)
+        self._read_secret = False
+        env = _Lookup("environment variable", self.environ, lambda value: None)
+        secret = _Lookup("environment variable", self.environ, self._mark_secret, defaults_too=True)
         var = _Lookup("variable", self.variables, lambda value: None)
         try:
             rendered = self._jinja.from_string(text).render(
-                env=env, env_var=env, var=var, recipe=recipe
+                env=env, env_var=env, secret=secret, var=var, recipe=recipe
             )
         except MissingTemplateValue as exc:
             hint = (  # read after "expected"
@@ -149,15 +157,15 @@ class TemplateRenderer:
                     f"template refers to something undefined: {exc.message}",
                     file=where,
                     key=path,
-                    expected="env_var('X'), var('x'), env.X or recipe.name",
+                    expected="env_var('X'), secret('X'), var('x'), env.X or recipe.name",
                 )
             )
             return text
         except jinja2.TemplateError as exc:
             result.problems.append(Problem(f"invalid template: {exc}", file=where, key=path))
             return text
-        if self._read_env:
-            result.env_paths.add(path)
+        if self._read_secret:
+            result.secret_paths.add(path)
         return rendered
 
 
