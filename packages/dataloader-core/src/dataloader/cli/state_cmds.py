@@ -419,7 +419,6 @@ def import_state(
             with opened_destination(loaded, bound, "append") as destination:
                 current = destination.load_state() or State()
         state = check_cursors(state, loaded, current, state_file.name)
-        state.last_commit = {}  # an import is no run's commit
         if not state.checkpoints:
             state.checkpoints = stored.checkpoints
         places = location(backend, loaded.name)
