@@ -24,8 +24,8 @@ FILES, ROWS_PER_FILE = 3, 100
 #   commit        the N-th destination `commit`, before it runs
 #   committed     the N-th destination `commit`, after it has landed
 #   fail-committed  like `committed`, but a RuntimeError instead of SIGINT
-#   worker-write  the N-th `write_batch` of any recipe (run in worker threads with -j): the
-#                 worker then waits until the CLI has asked the runs to stop
+#   worker-write  the N-th `write_batch` of any recipe (run in worker threads with -j); from
+#                 then on every `write_batch` waits until the CLI has asked the runs to stop
 _SIGNALLING_CLI = """
 import os
 import signal
@@ -50,8 +50,6 @@ def hit(landed=False):
     if point == "fail-committed":
         raise RuntimeError("the connection broke after the commit")
     os.kill(os.getpid(), signal.SIGINT)
-    if point == "worker-write":
-        stops[0].wait()
 
 
 init = run_cmd.ProgressReporter.__init__
@@ -80,6 +78,8 @@ def read_batches(self, state):
 def write_batch(self, batch, state):
     if point in ("write", "worker-write"):
         hit()
+    if point == "worker-write" and len(calls) >= after:
+        stops[0].wait()  # no worker writes on until the CLI has asked the runs to stop
     return write(self, batch, state)
 
 
