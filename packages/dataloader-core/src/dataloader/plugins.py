@@ -15,13 +15,16 @@ import os
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import pluggy
 
 from dataloader import hookspecs
+from dataloader.hookspecs import hookimpl
 
 ENTRY_POINT_GROUP = "dataloader"
+Kind = Literal["connector", "format", "transform", "state_backend"]
+KINDS: tuple[Kind, ...] = ("connector", "format", "transform", "state_backend")
 CORE_DISTRIBUTION = "dataloader-core"
 IN_PROCESS = "(in-process)"
 
@@ -68,16 +71,45 @@ def _distribution_of(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     return (dist.metadata["Name"] or dist.name, dist.version)
 
 
+class _DecoratedPlugin:
+    """Holds what the `register_*` decorators of `dataloader.registry` registered in this
+    process; registered last, so that code registered in-process overrides."""
+
+    def __init__(self) -> None:
+        self.items: dict[Kind, list[Any]] = {kind: [] for kind in KINDS}
+
+    @hookimpl
+    def register_connectors(self) -> list[Any]:
+        return list(self.items["connector"])
+
+    @hookimpl
+    def register_formats(self) -> list[Any]:
+        return list(self.items["format"])
+
+    @hookimpl
+    def register_transforms(self) -> list[Any]:
+        return list(self.items["transform"])
+
+    @hookimpl
+    def register_state_backends(self) -> list[Any]:
+        return list(self.items["state_backend"])
+
+
+decorated_plugin = _DecoratedPlugin()
+
+
 def create_plugin_manager(
     extra_plugins: dict[str, Any] | None = None,
 ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A plugin manager with the hookspecs, the built-ins and every allowed entry-point plugin.
 
+    Loading a plugin imports its entry-point module only: the modules of its connectors (and
+    their drivers) are imported when the registry first asks for what it provides.
+
     :param extra_plugins: more plugin objects to register by name (tests, embedding programs).
     :returns: the manager and one `PluginInfo` per plugin seen, broken or disabled ones included.
     """
     from dataloader import builtins
-    from dataloader.registry import decorated_plugin
 
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)

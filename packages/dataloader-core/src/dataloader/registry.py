@@ -11,18 +11,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pluggy
-from pydantic import BaseModel
-
-from dataloader.connectors import Capabilities, ConnectorConfig
 from dataloader.errors import PluginError
-from dataloader.hookspecs import hookimpl
-from dataloader.plugins import IN_PROCESS, PluginInfo, create_plugin_manager
+from dataloader.plugins import (
+    IN_PROCESS,
+    KINDS,
+    Kind,
+    PluginInfo,
+    create_plugin_manager,
+    decorated_plugin,
+)
 
-Kind = Literal["connector", "format", "transform", "state_backend"]
-KINDS: tuple[Kind, ...] = ("connector", "format", "transform", "state_backend")
+if TYPE_CHECKING:
+    import pluggy
+    from pydantic import BaseModel
+
+    from dataloader.connectors import Capabilities
+
 _HOOKS: dict[Kind, str] = {
     "connector": "register_connectors",
     "format": "register_formats",
@@ -48,15 +54,27 @@ KNOWN_PROVIDERS: dict[tuple[Kind, str], str] = {
 }
 
 
+def _no_capabilities() -> Capabilities:
+    from dataloader.connectors import Capabilities
+
+    return Capabilities()
+
+
 @dataclass(frozen=True)
 class ConnectorSpec:
     """A connector given as a factory function rather than a class."""
 
     name: str
     factory: Callable[[Any], Any]
-    config_model: type[BaseModel] = ConnectorConfig
-    capabilities: Capabilities = field(default_factory=Capabilities)
+    config_model: type[BaseModel] = None  # type: ignore[assignment]  # ConnectorConfig
+    capabilities: Capabilities = field(default_factory=_no_capabilities)
     accelerator: bool = False
+
+    def __post_init__(self) -> None:
+        if self.config_model is None:
+            from dataloader.connectors import ConnectorConfig
+
+            object.__setattr__(self, "config_model", ConnectorConfig)
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,10 @@ class Conflict:
 
 
 def _registration(kind: Kind, item: Any, info: PluginInfo) -> Registration:
+    from pydantic import BaseModel
+
+    from dataloader.connectors import Capabilities
+
     name = getattr(item, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"{item!r} has no `name`")
@@ -134,12 +156,37 @@ class Registry:
 
     def __init__(self, manager: pluggy.PluginManager, plugins: list[PluginInfo]) -> None:
         self.manager = manager
-        self.plugins: list[PluginInfo] = list(plugins)
-        self._items: dict[Kind, dict[str, Registration]] = {kind: {} for kind in KINDS}
-        self.conflicts: dict[tuple[Kind, str], Conflict] = {}
-        info_by_name = {info.name: info for info in self.plugins}
+        self._plugins: list[PluginInfo] = list(plugins)
+        self._collected: tuple[dict[Kind, dict[str, Registration]], dict] | None = None
+        self._collecting = threading.RLock()
+
+    # What the plugins provide is asked for on first use, not when the registry is made: a
+    # command that lists no connector (`--help`, a plugin's own command) imports none.
+    @property
+    def _items(self) -> dict[Kind, dict[str, Registration]]:
+        return self._collect()[0]
+
+    @property
+    def conflicts(self) -> dict[tuple[Kind, str], Conflict]:
+        return self._collect()[1]
+
+    @property
+    def plugins(self) -> list[PluginInfo]:
+        """Every plugin seen; one whose `register_*` hook failed is marked broken."""
+        self._collect()
+        return self._plugins
+
+    def _collect(self) -> tuple[dict[Kind, dict[str, Registration]], dict]:
+        with self._collecting:
+            if self._collected is None:
+                self._collected = ({kind: {} for kind in KINDS}, {})
+                self._ask_plugins()
+            return self._collected
+
+    def _ask_plugins(self) -> None:
+        info_by_name = {info.name: info for info in self._plugins}
         for kind in KINDS:
-            hook = getattr(manager.hook, _HOOKS[kind])
+            hook = getattr(self.manager.hook, _HOOKS[kind])
             for impl in hook.get_hookimpls():  # registration order: core, entry points, decorators
                 info = info_by_name.get(impl.plugin_name) or PluginInfo(
                     impl.plugin_name, IN_PROCESS, "", ""
@@ -154,14 +201,14 @@ class Registry:
                     self._add(registration)
 
     def _mark_broken(self, info: PluginInfo, error: str) -> None:
-        index = self.plugins.index(info) if info in self.plugins else -1
+        index = self._plugins.index(info) if info in self._plugins else -1
         broken = PluginInfo(
             info.name, info.distribution, info.version, info.module, "broken", error
         )
         if index >= 0:
-            self.plugins[index] = broken
+            self._plugins[index] = broken
         else:
-            self.plugins.append(broken)
+            self._plugins.append(broken)
 
     def _add(self, new: Registration) -> None:
         table = self._items[new.kind]
@@ -263,7 +310,7 @@ class Registry:
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                info = next((i for i in self.plugins if i.name == impl.plugin_name), None)
+                info = next((i for i in self._plugins if i.name == impl.plugin_name), None)
                 if info is not None:
                     self._mark_broken(
                         info, f"register_commands failed: {type(exc).__name__}: {exc}"
@@ -277,30 +324,6 @@ def _replace(registration: Registration, **changes: Any) -> Registration:
 
 
 # -- the default registry and the seed's decorators ---------------------------------------
-class _DecoratedPlugin:
-    """Holds what the `register_*` decorators registered in this process."""
-
-    def __init__(self) -> None:
-        self.items: dict[Kind, list[Any]] = {kind: [] for kind in KINDS}
-
-    @hookimpl
-    def register_connectors(self) -> list[Any]:
-        return list(self.items["connector"])
-
-    @hookimpl
-    def register_formats(self) -> list[Any]:
-        return list(self.items["format"])
-
-    @hookimpl
-    def register_transforms(self) -> list[Any]:
-        return list(self.items["transform"])
-
-    @hookimpl
-    def register_state_backends(self) -> list[Any]:
-        return list(self.items["state_backend"])
-
-
-decorated_plugin = _DecoratedPlugin()
 _default: Registry | None = None
 _default_lock = threading.Lock()
 
@@ -366,6 +389,8 @@ def register_connector(
                 _named(target, name, config_model=config_model, capabilities=capabilities),
             )
         else:
+            from dataloader.connectors import Capabilities
+
             _add_decorated(
                 "connector",
                 ConnectorSpec(
@@ -382,6 +407,8 @@ def register_connector(
 
 def _open_config() -> type[BaseModel]:
     from pydantic import ConfigDict
+
+    from dataloader.connectors import ConnectorConfig
 
     class AnyOptions(ConnectorConfig):
         model_config = ConfigDict(extra="allow", frozen=True)

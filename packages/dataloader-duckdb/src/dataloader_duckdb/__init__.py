@@ -1,5 +1,32 @@
-"""DuckDB connector for dataloader."""
+"""DuckDB connector for dataloader.
 
-from dataloader_duckdb.connector import DuckDBConfig, DuckDBConnector
+Names are imported on first use, so loading the plugin (its `plugin` module, inside this
+package) does not import the connector's modules.
+"""
 
-__all__ = ["DuckDBConfig", "DuckDBConnector"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dataloader_duckdb.connector import DuckDBConfig, DuckDBConnector
+
+_EXPORTS = {
+    "DuckDBConfig": "dataloader_duckdb.connector",
+    "DuckDBConnector": "dataloader_duckdb.connector",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "DuckDBConfig",
+    "DuckDBConnector",
+]

@@ -1,13 +1,17 @@
-"""Entry-point module: registers the DuckDB connector."""
+"""Entry-point module: registers the DuckDB connector.
+
+The connector's module is imported when the registry asks for it, not when plugins load.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dataloader import hookimpl
-from dataloader_duckdb.connector import DuckDBConnector
 
 
 @hookimpl
 def register_connectors() -> list[Any]:
+    from dataloader_duckdb.connector import DuckDBConnector
+
     return [DuckDBConnector]

@@ -1,5 +1,32 @@
-"""Files as dataloader sources and destinations."""
+"""Files as dataloader sources and destinations.
 
-from dataloader_filestore.connector import FileStoreConfig, FileStoreConnector
+Names are imported on first use, so loading the plugin (its `plugin` module, inside this
+package) does not import the connector's modules.
+"""
 
-__all__ = ["FileStoreConfig", "FileStoreConnector"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dataloader_filestore.connector import FileStoreConfig, FileStoreConnector
+
+_EXPORTS = {
+    "FileStoreConfig": "dataloader_filestore.connector",
+    "FileStoreConnector": "dataloader_filestore.connector",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "FileStoreConfig",
+    "FileStoreConnector",
+]

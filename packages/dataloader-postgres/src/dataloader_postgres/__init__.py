@@ -1,7 +1,36 @@
-"""PostgreSQL connector and state backend for dataloader."""
+"""PostgreSQL connector and state backend for dataloader.
 
-from dataloader_postgres.config import PostgresConfig
-from dataloader_postgres.connector import PostgresConnector
-from dataloader_postgres.state import PostgresStateBackend
+Names are imported on first use, so loading the plugin (its `plugin` module, inside this
+package) does not import the connector's modules.
+"""
 
-__all__ = ["PostgresConfig", "PostgresConnector", "PostgresStateBackend"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dataloader_postgres.config import PostgresConfig
+    from dataloader_postgres.connector import PostgresConnector
+    from dataloader_postgres.state import PostgresStateBackend
+
+_EXPORTS = {
+    "PostgresConfig": "dataloader_postgres.config",
+    "PostgresConnector": "dataloader_postgres.connector",
+    "PostgresStateBackend": "dataloader_postgres.state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "PostgresConfig",
+    "PostgresConnector",
+    "PostgresStateBackend",
+]

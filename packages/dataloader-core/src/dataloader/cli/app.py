@@ -1,25 +1,52 @@
-"""The root command group, shared options and the top-level error handling."""
+"""The root command group, shared options and the top-level error handling.
+
+Start-up stays cheap: a command's module (and what it imports: the engine, pyarrow, rich) is
+imported when that command runs; `dataloader --help` reads the commands' summaries from their
+source instead of importing them.
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import logging
 import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from dataloader.errors import DataLoaderError
 from dataloader.plugins import core_version
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _StderrConsole:
+    """The rich console on stderr, made on first use (rich takes a while to import)."""
+
+    def __init__(self) -> None:
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+err_console: Any = _StderrConsole()
 _log_format = "plain"  # the --log-format of this invocation: how errors are reported
 
 
 def make_console() -> Console:
     """A console for command output, as wide as the terminal (or `COLUMNS`); 160 columns when
     output is not a terminal and `COLUMNS` is not set. Tables adapt to the width."""
+    from rich.console import Console
+
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         console = Console(highlight=False, soft_wrap=True, width=160)
@@ -46,7 +73,68 @@ var_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The built-in commands: name → (module in `dataloader.cli`, function).
+BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "list-connectors": ("plugins_cmd", "list_connectors"),
+    "validate": ("recipe_cmds", "validate"),
+    "render": ("recipe_cmds", "render"),
+    "run": ("run_cmd", "run"),
+    "show-state": ("state_cmds", "show_state"),
+    "reset-state": ("state_cmds", "reset_state"),
+    "import-state": ("state_cmds", "import_state"),
+    "init": ("init_cmd", "init"),
+}
+
+
+def builtin_summary(name: str) -> str | None:
+    """The help text of a built-in command, read from its module's source without importing
+    it (what click shows is made from it); None when the source cannot be read."""
+    module, function = BUILTIN_COMMANDS[name]
+    try:
+        tree = ast.parse(Path(__file__).with_name(f"{module}.py").read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            return ast.get_docstring(node)
+    return None
+
+
+class LazyCommands(click.Group):
+    """A group whose built-in commands are imported when one runs or shows its own help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *BUILTIN_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in BUILTIN_COMMANDS:
+            module, function = BUILTIN_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(f"dataloader.cli.{module}"), function)
+            self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click does, with the summaries of commands not imported read from their source."""
+        names = self.list_commands(ctx)
+        rows: list[tuple[str, str]] = []
+        limit = formatter.width - 6 - max((len(name) for name in names), default=0)
+        for name in names:
+            loaded = name in self.commands or name not in BUILTIN_COMMANDS
+            summary = None if loaded else builtin_summary(name)
+            if summary is not None:
+                # What click would show for a command with this help text.
+                rows.append((name, click.Command(name, help=summary).get_short_help_str(limit)))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(
     core_version(), "--version", "-V", package_name="dataloader-core", prog_name="dataloader"
 )
@@ -74,20 +162,10 @@ def cli(log_level: str, log_format: str) -> None:
 
 
 def _register_commands() -> None:
-    from dataloader.cli import plugins_cmd, recipe_cmds
-
-    cli.add_command(plugins_cmd.list_connectors)
-    cli.add_command(recipe_cmds.validate)
-    cli.add_command(recipe_cmds.render)
-    try:
-        from dataloader.cli import init_cmd, run_cmd, state_cmds
-    except ImportError:  # pragma: no cover - during partial installs
-        return
-    cli.add_command(run_cmd.run)
-    cli.add_command(state_cmds.show_state)
-    cli.add_command(state_cmds.reset_state)
-    cli.add_command(state_cmds.import_state)
-    cli.add_command(init_cmd.init)
+    """Import every built-in command now (the group otherwise imports one when it is used)."""
+    context = click.Context(cli)
+    for name in BUILTIN_COMMANDS:
+        cli.get_command(context, name)
 
 
 def report_error(exc: DataLoaderError, run: Any = None) -> None:
@@ -128,7 +206,6 @@ def main(argv: list[str] | None = None) -> Any:
     """Entry point of the `dataloader` script; exit codes: 0 ok, 1 load failure, 2 bad recipe or usage."""
     from dataloader.registry import get_registry
 
-    _register_commands()
     get_registry().add_commands(cli)
     try:
         cli.main(args=argv, prog_name="dataloader", standalone_mode=False)
