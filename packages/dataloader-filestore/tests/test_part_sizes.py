@@ -52,9 +52,26 @@ def test_a_part_holds_many_batches_up_to_rows_per_file(run: Run, tmp_path: Path)
 
     run(recipe(out, batches_of(10, 100), rows_per_file=250))
 
-    files = visible(out)
-    assert [len(jsonl_ids(path)) for path in files] == [250, 250, 250, 250]
+    files = visible(out)  # closed at 200: a third batch of 100 would not fit
+    assert [len(jsonl_ids(path)) for path in files] == [200] * 5
     assert [i for path in files for i in jsonl_ids(path)] == list(range(1000))
+
+
+def test_parts_committed_one_by_one_come_out_even(run: Run, tmp_path: Path) -> None:
+    """Every commit closes the open part: filling a part exactly and starting the next with the
+    rest of the batch would leave a part of 333 rows and one of 167 at every commit."""
+    out = tmp_path / "out"
+    batches = [[{**row, "u": row["id"]} for row in rows] for rows in batches_of(12, 250)]
+    plan = recipe(out, batches, rows_per_file=333)
+    plan["source"]["incremental"] = {"cursor_column": "u"}
+
+    result = run(plan)
+
+    files = visible(out)
+    sizes = [len(jsonl_ids(path)) for path in files]  # batches of 249/250: a cursor tie is
+    assert max(sizes) <= 333 and min(sizes[:-1]) >= 249  # held back to the next batch
+    assert result.commits == len(files)
+    assert [i for path in files for i in jsonl_ids(path)] == list(range(3000))
 
 
 def test_by_default_many_batches_make_one_file_with_one_row_group(run: Run, tmp_path: Path) -> None:

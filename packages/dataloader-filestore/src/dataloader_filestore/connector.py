@@ -524,9 +524,12 @@ class FileStoreConnector(BaseConnector):
             except Exception as exc:
                 raise self._fail("cannot write", part.tmp, exc) from exc
             data = data.slice(room)
-            if (
-                self.config.rows_per_file is not None and part.rows >= self.config.rows_per_file
-            ) or part.size >= self.config.target_file_size:
+            # Closed when another slice this long would not fit: a full part and a small
+            # rest of one batch would otherwise alternate, since every commit closes a part.
+            limit = self.config.rows_per_file
+            if (limit is not None and part.rows + room > limit) or (
+                part.size >= self.config.target_file_size
+            ):
                 self._close_part()
                 self._part_full = True
 
