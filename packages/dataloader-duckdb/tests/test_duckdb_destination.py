@@ -272,3 +272,18 @@ def test_a_run_time_error_names_the_recipe_file_that_set_its_key(
     assert problem.key is not None and problem.key.startswith("source.incremental")
     assert problem.file == str(child)
     assert str(raised.value).startswith(f"{child}:{problem.key}: ")
+
+
+def test_a_write_that_fails_reports_its_own_cause_not_the_aborted_transaction(
+    run: Run, rows_source: str, dest_db: Path, sql: Any
+) -> None:
+    from dataloader import ConnectorError
+
+    sql.execute(dest_db, "CREATE TABLE target (id BIGINT, u INTEGER)")
+    recipe = rows_recipe(rows_source, dest_db, [[{"id": 1, "u": "abc"}]])
+
+    with pytest.raises(ConnectorError) as raised:
+        run(recipe)
+
+    assert "abc" in str(raised.value)  # DuckDB's conversion error, naming the value
+    assert "aborted" not in str(raised.value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +307,14 @@ class DuckDBConnector(BaseConnector):
     def _register(self, data: pa.RecordBatch) -> None:
         self.con.register(BATCH_VIEW, pa.Table.from_batches([data]))
 
+    def _unregister_batch(self) -> None:
+        """Forget the batch view. After a failed statement DuckDB refuses even this ("transaction
+        is aborted"), and the failure to report is the one that aborted the transaction."""
+        import duckdb
+
+        with suppress(duckdb.Error):
+            self.con.unregister(BATCH_VIEW)
+
     def _ensure_table(self, table: TableName, source: str, schema: pa.Schema) -> frozenset[str]:
         """Create `table` shaped like `source` (whose Arrow schema is `schema`), or add the
         columns it lacks; the table's columns."""
@@ -334,7 +343,7 @@ class DuckDBConnector(BaseConnector):
             self._ensure_table(table, rows, data.schema)
             self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM {rows}")
         finally:
-            self.con.unregister(BATCH_VIEW)
+            self._unregister_batch()
 
     def _write_staging(self, data: pa.RecordBatch) -> None:
         assert self.context is not None
@@ -414,7 +423,7 @@ class DuckDBConnector(BaseConnector):
                 )
             self.con.execute("DROP TABLE _dl_merge")
         finally:
-            self.con.unregister(BATCH_VIEW)
+            self._unregister_batch()
 
     def commit(self, state: State) -> None:
         import duckdb
