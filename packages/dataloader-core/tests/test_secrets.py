@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -458,3 +459,14 @@ def test_problem_masks_known_secrets_in_its_message() -> None:
     register_secret("sekrit-value")
     problem = Problem("bad dsn postgres://u:sekrit-value@h", file="r.yaml", key="source.dsn")
     assert problem.render() == "r.yaml:source.dsn: bad dsn postgres://u:***@h"
+
+
+def test_a_secret_is_masked_in_its_escaped_forms_too() -> None:
+    """A message that quotes a value with `!r` or as JSON doubles its backslashes."""
+    secret = 'no\\Sup3r"Secr3t-é'
+    register_secret(secret)
+    path = f"/tmp/{secret}/x.csv"
+
+    assert secret not in mask_text(f"path {path!r} does not exist")
+    assert "Sup3r" not in mask_text(f"path {path!r} does not exist")
+    assert "Sup3r" not in mask_text(json.dumps({"error": f"no {path}"}))

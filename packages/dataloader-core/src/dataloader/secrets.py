@@ -7,6 +7,7 @@ read with the `secret('NAME')` template function. Everything else is shown as it
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -53,10 +54,12 @@ def is_secret_key(name: str) -> bool:
 
 
 def register_secret(value: object) -> None:
-    """Remember a value so that every later `mask_text` call hides it."""
+    """Remember a value so that every later `mask_text` call hides it, also in the escaped
+    forms a message quotes it in: `repr` (`{path!r}` doubles a backslash) and JSON."""
     if isinstance(value, str) and len(value) >= 3:
+        forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1]}
         with _lock:
-            _known_values.add(value)
+            _known_values.update(forms)
 
 
 def url_passwords(text: str) -> Iterator[str]:
