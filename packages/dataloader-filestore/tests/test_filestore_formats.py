@@ -336,3 +336,20 @@ def test_a_ragged_row_in_a_stream_that_cannot_be_read_again_is_named_by_its_row(
 
     with pytest.raises(pa.ArrowInvalid, match=r"row 4 \(the header is row 1\): expected 2"):
         list(CsvFormat().read(stream, batch_size=10))
+
+
+def test_a_csv_that_is_not_utf8_fails_naming_the_encoding_option(
+    run: Run, read_back: Any, tmp_path: Path
+) -> None:
+    """Arrow reads such a column as bytes without a word; it landed as escaped bytes."""
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("id,city\n1,Zürich\n".encode("latin-1"))
+    recipe = {
+        "name": "latin1",
+        "source": {"type": "filestore", "path": str(path)},
+        "destination": {"type": "dl_test_collect", "into": "latin1"},
+    }
+
+    with pytest.raises(ConnectorError, match=r"latin1\.csv.*'city'.*format_options\.encoding"):
+        run(recipe)
+    assert read_back(path, format_options={"encoding": "latin-1"}) == [{"id": 1, "city": "Zürich"}]

@@ -141,6 +141,18 @@ class CsvFormat(Format):
             if "Empty CSV file" in str(exc):
                 return
             raise self._located(exc, stream) from None
+        undeclared_bytes = [
+            field.name
+            for field in reader.schema
+            if pa.types.is_binary(field.type) and field.name not in options.column_types
+        ]
+        if undeclared_bytes:  # Arrow reads text that is not UTF-8 as bytes, without a word
+            raise pa.ArrowInvalid(
+                f"column {undeclared_bytes[0]!r} holds text that is not {options.encoding} "
+                "(read as bytes, it would land in the table as escaped bytes): set "
+                "`format_options.encoding` to the file's encoding (e.g. latin-1), or "
+                f"`column_types: {{{undeclared_bytes[0]}: binary}}` to load bytes"
+            )
         try:
             yield from rebatch(reader, batch_size)
         except pa.ArrowInvalid as exc:
