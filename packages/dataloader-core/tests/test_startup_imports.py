@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import click.testing
@@ -69,11 +70,104 @@ def test_help_imports_no_command_module() -> None:
     assert not modules & commands, sorted(modules & commands)
 
 
-def test_a_registry_lookup_imports_the_connectors() -> None:
+def test_listing_and_looking_up_connectors_imports_no_connector_module() -> None:
+    # The built-ins register lazy references: names, distributions, capabilities and config
+    # models are known without importing the connectors (or pyarrow, or a driver).
     modules = imported_after(
-        "from dataloader.registry import get_registry\nget_registry().connector('duckdb')"
+        "from dataloader.registry import get_registry\n"
+        "registry = get_registry()\n"
+        "assert {'duckdb', 'filestore', 'postgres'} <= set(registry.names('connector'))\n"
+        "assert {'csv', 'tsv', 'parquet', 'json', 'jsonl'} <= set(registry.names('format'))\n"
+        "duckdb = registry.connector('duckdb')\n"
+        "assert duckdb.distribution == 'dataloader-duckdb', duckdb\n"
+        "assert duckdb.capabilities.incremental and 'merge' in duckdb.capabilities.write_modes\n"
+        "assert 'database' in duckdb.config_model.model_fields\n"
+        "assert registry.format_for_path('x/y.tsv').name == 'tsv'\n"
+        "registry.format('parquet').config_model.model_validate({'compression': 'snappy'})"
+    )
+    assert not top_level(modules) & set(HEAVY), sorted(top_level(modules) & set(HEAVY))
+    assert not modules & set(CONNECTOR_MODULES), sorted(modules & set(CONNECTOR_MODULES))
+
+
+def test_creating_a_connector_imports_its_module_only() -> None:
+    modules = imported_after(
+        "from dataloader.registry import get_registry\n"
+        "registration = get_registry().connector('duckdb')\n"
+        "connector = registration.create(registration.config_model.model_validate("
+        "{'table': 't'}))\n"
+        "assert type(connector).__name__ == 'DuckDBConnector'"
     )
     assert "dataloader_duckdb.connector" in modules
+    others = set(CONNECTOR_MODULES) - {"dataloader_duckdb.connector"}
+    assert not modules & others, sorted(modules & others)
+
+
+VALIDATE_RECIPE = """
+name: startup
+source:
+  type: duckdb
+  database: {source}
+  table: events
+  incremental: {{cursor_column: id}}
+destination:
+  type: filestore
+  path: {destination}
+  format: parquet
+  format_options: {{compression: snappy}}
+"""
+
+
+def test_validate_of_a_recipe_imports_no_data_plane(tmp_path: Path) -> None:
+    # `validate` checks every key against the plugins' config models, which live in light
+    # modules: no pyarrow, no driver, no listing (fsspec) and, without a template, no jinja2.
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        VALIDATE_RECIPE.format(source=tmp_path / "in.duckdb", destination=tmp_path / "out")
+    )
+    modules = imported_after(
+        "from dataloader.cli import main\n"
+        f"sys.argv = ['dataloader', 'validate', {str(recipe)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code"
+    )
+    heavy = {
+        "pyarrow",
+        "numpy",
+        "duckdb",
+        "fsspec",
+        "psycopg2",
+        "boto3",
+        "botocore",
+        "jinja2",
+        "rich",
+    }
+    assert not top_level(modules) & heavy, sorted(top_level(modules) & heavy)
+    assert not modules & set(CONNECTOR_MODULES), sorted(modules & set(CONNECTOR_MODULES))
+    assert "dataloader.engine" not in modules
+
+
+def test_validate_still_finds_a_problem_in_a_lazy_plugins_keys(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        VALIDATE_RECIPE.format(source=tmp_path / "in.duckdb", destination=tmp_path / "out")
+        .replace("compression: snappy", "compresion: snappy")
+        .replace("table: events", "table: events\n  read_onyl: true")
+    )
+    result = click.testing.CliRunner().invoke(cli, ["validate", str(recipe)])
+    assert result.exit_code == 2, result.output
+    assert "source.read_onyl" in result.output
+    assert "destination.format_options.compresion" in result.output
+
+
+def test_jinja2_is_imported_for_a_template_only() -> None:
+    render = (
+        "from dataloader.recipe.templates import TemplateRenderer\n"
+        "result = TemplateRenderer({'t': 'events'}, {}).render_tree(TREE, file=None, origins={})\n"
+        "assert not result.problems and result.tree['table'] == 'events', result\n"
+    )
+    plain = imported_after(render.replace("TREE", "{'name': 'x', 'table': 'events'}"))
+    assert "jinja2" not in top_level(plain)
+    templated = imported_after(render.replace("TREE", "{'name': 'x', 'table': '{{ var.t }}'}"))
+    assert "jinja2" in top_level(templated)
 
 
 @pytest.mark.parametrize("limit", [30, 45, 80, 200])

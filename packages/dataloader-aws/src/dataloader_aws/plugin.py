@@ -1,18 +1,19 @@
 """Entry-point module: registers the S3 and DynamoDB state backends.
 
-The backends' modules are imported when the registry asks for them, not when plugins load.
+It gives `PluginRef`s: a backend's module (which imports boto3 only when it connects) is
+imported when a recipe names the backend, not when plugins load or other recipes run.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dataloader import hookimpl
+from dataloader import PluginRef, hookimpl
 
 
 @hookimpl
 def register_state_backends() -> list[Any]:
-    from dataloader_aws.dynamodb import DynamoDBStateBackend
-    from dataloader_aws.s3 import S3StateBackend
-
-    return [S3StateBackend, DynamoDBStateBackend]
+    return [
+        PluginRef("s3", "dataloader_aws.s3:S3StateBackend"),
+        PluginRef("dynamodb", "dataloader_aws.dynamodb:DynamoDBStateBackend"),
+    ]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         TransformError,
     )
     from dataloader.formats import Format, FormatOptions, FormatWriter
+    from dataloader.plugins import PluginRef
     from dataloader.recipe import Recipe, RecipeLoader, from_yaml
     from dataloader.registry import (
         ConnectorSpec,
@@ -70,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "RecipeLoader": "dataloader.recipe",
     "from_yaml": "dataloader.recipe",
     "ConnectorSpec": "dataloader.registry",
+    "PluginRef": "dataloader.plugins",
     "get_connector": "dataloader.registry",
     "get_registry": "dataloader.registry",
     "get_transform": "dataloader.registry",
@@ -120,6 +122,7 @@ __all__ = [
     "FormatWriter",
     "LocalStateBackend",
     "PluginError",
+    "PluginRef",
     "Recipe",
     "RecipeError",
     "RecipeLoader",

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.fields import FieldInfo
 
-from dataloader.batch import Batch
 from dataloader.context import RunContext, WriteMode
 from dataloader.sql import TableName
 
 if TYPE_CHECKING:
+    from dataloader.batch import Batch  # pyarrow: not needed to validate a connector's keys
     from dataloader.state.model import State
 
 

@@ -6,9 +6,11 @@ under the `dataloader` entry-point group::
     [project.entry-points.dataloader]
     mything = "dataloader_mything.plugin"
 
-Every `register_*` hook takes no arguments and returns a list of classes; the core
-instantiates them when a recipe asks for them and drives them itself. Hooks only grow: new
-arguments are opt-in, and a hook never changes its meaning.
+Every `register_*` hook takes no arguments and returns a list of classes, or of `PluginRef`s
+naming them (`PluginRef("x", "pkg.module:Class", config_model="pkg.config:XConfig")`), so that
+listing plugins and validating a recipe import no implementation; the core instantiates them
+when a recipe asks for them and drives them itself. Hooks only grow: new arguments are opt-in,
+and a hook never changes its meaning.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ def register_connectors() -> list[Any]:
     Each item is a class with a `name` (the recipe's `type`), a `config_model` (a
     `ConnectorConfig` subclass validating the connector's keys) and `capabilities`;
     subclassing `dataloader.BaseConnector` gives all three. A `ConnectorSpec` may be returned
-    instead of a class to pair a name with a factory function.
+    instead of a class to pair a name with a factory function, and a `PluginRef` to name the
+    class without importing it (its `capabilities` and `config_model` declared in the reference
+    are used until the class is created, and must match the class's).
 
-    :returns: a list of connector classes or `ConnectorSpec` objects.
+    :returns: a list of connector classes, `ConnectorSpec` or `PluginRef` objects.
     """
 
 
@@ -44,9 +48,10 @@ def register_formats() -> list[Any]:
     """Return the file formats this plugin provides.
 
     Each item is a `dataloader.Format` subclass with a `name`, the `extensions` that select it
-    and an `options_model`.
+    and an `options_model`, or a `PluginRef` declaring the name, `extensions` and (as
+    `config_model`) the options model.
 
-    :returns: a list of `Format` subclasses.
+    :returns: a list of `Format` subclasses or `PluginRef` objects.
     """
 
 
@@ -55,9 +60,9 @@ def register_transforms() -> list[Any]:
     """Return the transform steps this plugin provides.
 
     Each item is a `dataloader.Transform` subclass with a `name` (the step's `type`) and a
-    `config_model` validating the step's keys.
+    `config_model` validating the step's keys, or a `PluginRef` naming one.
 
-    :returns: a list of `Transform` subclasses.
+    :returns: a list of `Transform` subclasses or `PluginRef` objects.
     """
 
 
@@ -66,9 +71,10 @@ def register_state_backends() -> list[Any]:
     """Return the state backends this plugin provides.
 
     Each item is a class with a `name` (the `state.backend` value) and a `config_model`,
-    implementing the `dataloader.StateBackend` protocol (`load`, `save`, `delete`, `lock`).
+    implementing the `dataloader.StateBackend` protocol (`load`, `save`, `delete`, `lock`), or a
+    `PluginRef` naming one.
 
-    :returns: a list of state backend classes.
+    :returns: a list of state backend classes or `PluginRef` objects.
     """
 
 

@@ -41,6 +41,50 @@ class PluginInfo:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class PluginRef:
+    """What a `register_*` hook may return instead of a class: the item's name and where its
+    implementation lives, so that the registry can list it, and a recipe can be validated
+    against it, without importing the implementation (or its pyarrow, its driver).
+
+    The registry imports `target` when the item is created (a recipe runs), and `config_model`
+    when a recipe binds the name (`validate` too), so the config model belongs in a light
+    module that imports pydantic and nothing heavy. What is not declared here is read from the
+    implementation, which is then imported to tell it. Once imported, the implementation must
+    agree with what the reference declared (its `name`, `capabilities`, `extensions`), or the
+    item is an error naming the plugin.
+
+    :param name: the name recipes use (a connector's `type`, a format's `format`, …).
+    :param target: `"package.module:Attribute"`, the class (or factory) a hook would return.
+    :param config_model: `"package.module:Model"`, the model validating the item's keys (a
+        format's options model); None to read it from the implementation.
+    :param capabilities: a connector's `Capabilities`, or a mapping of its fields (`read`,
+        `write`, `write_modes`, …); None to read them from the implementation.
+    :param extensions: a format's file name endings (`(".csv",)`).
+    :param accelerator: replaces the same-named item of another distribution.
+    """
+
+    name: str
+    target: str
+    config_model: str | None = None
+    capabilities: Any = None
+    extensions: tuple[str, ...] = ()
+    accelerator: bool = False
+
+
+def resolve_reference(reference: str) -> Any:
+    """The object `"package.module:Attribute"` names, its module imported."""
+    import importlib
+
+    module_name, colon, attribute = reference.partition(":")
+    if not colon or not module_name or not attribute:
+        raise ValueError(f"{reference!r} is not a reference of the form 'package.module:Name'")
+    value: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def core_version() -> str:
     try:
         return metadata.version(CORE_DISTRIBUTION)

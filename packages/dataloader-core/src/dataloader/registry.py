@@ -1,7 +1,10 @@
 """The typed registry the rest of the code uses instead of calling pluggy hooks directly.
 
 It asks every plugin for its connectors, formats, transforms and state backends, remembers
-which distribution provided each, resolves accelerators, and reports conflicts by name.
+which distribution provided each, resolves accelerators, and reports conflicts by name. A plugin
+may give a `PluginRef` instead of a class: the registry then knows the item's name,
+distribution and declared capabilities without importing it, imports its config model when a
+recipe binds the name, and its implementation when the item is created.
 The seed's decorators (`@register_connector`, `@register_transform`, `@register_format`,
 `@register_state_backend`) feed the same registry through an in-process plugin.
 """
@@ -9,8 +12,9 @@ The seed's decorators (`@register_connector`, `@register_transform`, `@register_
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dataloader.errors import PluginError
@@ -19,8 +23,10 @@ from dataloader.plugins import (
     KINDS,
     Kind,
     PluginInfo,
+    PluginRef,
     create_plugin_manager,
     decorated_plugin,
+    resolve_reference,
 )
 
 if TYPE_CHECKING:
@@ -79,19 +85,115 @@ class ConnectorSpec:
 
 @dataclass(frozen=True)
 class Registration:
-    """One named thing a plugin provides, and who provides it."""
+    """One named thing a plugin provides, and who provides it.
+
+    `item` is what the plugin's hook returned: a class, a factory spec, or a `PluginRef`
+    whose implementation is imported on first use of `implementation`, `factory` (creating
+    the item) or, when the reference does not name one, `config_model`/`capabilities`.
+    """
 
     kind: Kind
     name: str
-    factory: Callable[[Any], Any]
-    config_model: type[BaseModel]
+    item: Any
     plugin: str
     distribution: str
     version: str
-    capabilities: Capabilities | None = None
     extensions: tuple[str, ...] = ()
     accelerator: bool = False
     replaces: str | None = None  # distribution whose same-named item this one accelerates
+    declared_capabilities: Capabilities | None = None  # a PluginRef's, known without importing
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the implementation is named by a `PluginRef` (imported on first use)."""
+        return isinstance(self.item, PluginRef)
+
+    def _owner(self) -> str:
+        return (
+            f"{self.kind.replace('_', ' ')} {self.name!r} "
+            f"(plugin {self.plugin!r} of {self.distribution})"
+        )
+
+    def _import(self, reference: str, what: str) -> Any:
+        try:
+            return resolve_reference(reference)
+        except Exception as exc:
+            raise PluginError(
+                f"{self._owner()}: cannot import its {what} {reference!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    @cached_property
+    def implementation(self) -> Any:
+        """The class or factory spec the plugin provides, imported now if it was a reference."""
+        if not isinstance(self.item, PluginRef):
+            return self.item
+        implementation = self._import(self.item.target, "implementation")
+        self._check_agreement(implementation)
+        return implementation
+
+    def _check_agreement(self, implementation: Any) -> None:
+        """What the reference declared must be what the implementation says of itself, so that
+        `validate` (which reads the reference) and `run` (which uses the class) agree."""
+        ref: PluginRef = self.item
+        disagreements = []
+        name = getattr(implementation, "name", None)
+        if isinstance(name, str) and name != ref.name:
+            disagreements.append(f"name {name!r}, not {ref.name!r}")
+        model_attr = "options_model" if self.kind == "format" else "config_model"
+        model = getattr(implementation, model_attr, None)
+        if ref.config_model is not None and model is not None and model is not self.config_model:
+            disagreements.append(
+                f"{model_attr} {_qualified(model)}, not {_qualified(self.config_model)}"
+            )
+        declared = self.declared_capabilities
+        if declared is not None and getattr(implementation, "capabilities", None) is not None:
+            capabilities = _capabilities(implementation.capabilities)
+            if capabilities != declared:
+                disagreements.append(
+                    f"capabilities ({capabilities.describe()}), not ({declared.describe()})"
+                )
+        extensions = tuple(getattr(implementation, "extensions", ()) or ())
+        if ref.extensions and extensions and extensions != ref.extensions:
+            disagreements.append(f"extensions {extensions}, not {ref.extensions}")
+        if disagreements:
+            raise PluginError(
+                f"{self._owner()}: {ref.target} does not match the plugin's PluginRef: it has "
+                + "; ".join(disagreements),
+                expected="a PluginRef that declares what the implementation has",
+            )
+
+    @property
+    def factory(self) -> Callable[[Any], Any]:
+        implementation = self.implementation
+        if isinstance(implementation, type):
+            return implementation
+        return getattr(implementation, "factory", implementation)
+
+    @cached_property
+    def config_model(self) -> type[BaseModel]:
+        """The model of the item's keys (a format's options); a reference's own model is
+        imported without the implementation."""
+        if isinstance(self.item, PluginRef) and self.item.config_model is not None:
+            model = self._import(self.item.config_model, "config model")
+        else:
+            model_attr = "options_model" if self.kind == "format" else "config_model"
+            model = getattr(self.implementation, model_attr, None)
+        if model is None:
+            from pydantic import BaseModel
+
+            return BaseModel
+        return model
+
+    @cached_property
+    def capabilities(self) -> Capabilities | None:
+        """A connector's capabilities (declared, or read from the implementation); None for
+        other kinds."""
+        if self.kind != "connector":
+            return None
+        if self.declared_capabilities is not None:
+            return self.declared_capabilities
+        return _capabilities(getattr(self.implementation, "capabilities", None))
 
     def create(self, options: Any) -> Any:
         """Instantiate with already-validated options."""
@@ -109,6 +211,22 @@ class Registration:
         return text
 
 
+def _qualified(value: Any) -> str:
+    return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', value)!s}"
+
+
+def _capabilities(value: Any) -> Capabilities:
+    """`Capabilities` from what a plugin declared: the model itself, a mapping of its fields,
+    or nothing (no capabilities)."""
+    from dataloader.connectors import Capabilities
+
+    if isinstance(value, Capabilities):
+        return value
+    if isinstance(value, Mapping):
+        return Capabilities.model_validate(dict(value))
+    return Capabilities()
+
+
 @dataclass(frozen=True)
 class Conflict:
     kind: Kind
@@ -124,28 +242,38 @@ class Conflict:
 
 
 def _registration(kind: Kind, item: Any, info: PluginInfo) -> Registration:
-    from pydantic import BaseModel
-
-    from dataloader.connectors import Capabilities
-
+    if isinstance(item, PluginRef):
+        if not isinstance(item.name, str) or not item.name:
+            raise TypeError(f"{item!r} has no `name`")
+        for reference in (item.target, item.config_model):
+            if reference is not None and (not isinstance(reference, str) or ":" not in reference):
+                raise TypeError(f"{item!r}: {reference!r} is not 'package.module:Name'")
+        declared = (
+            _capabilities(item.capabilities)
+            if kind == "connector" and item.capabilities is not None
+            else None
+        )
+        return Registration(
+            kind=kind,
+            name=item.name,
+            item=item,
+            plugin=info.name,
+            distribution=info.distribution,
+            version=info.version,
+            extensions=tuple(item.extensions),
+            accelerator=item.accelerator,
+            declared_capabilities=declared,
+        )
     name = getattr(item, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"{item!r} has no `name`")
-    factory = item if isinstance(item, type) else getattr(item, "factory", item)
-    model_attr = "options_model" if kind == "format" else "config_model"
-    config_model = getattr(item, model_attr, None) or BaseModel
-    capabilities = getattr(item, "capabilities", None) if kind == "connector" else None
     return Registration(
         kind=kind,
         name=name,
-        factory=factory,
-        config_model=config_model,
+        item=item,
         plugin=info.name,
         distribution=info.distribution,
         version=info.version,
-        capabilities=capabilities
-        if isinstance(capabilities, Capabilities)
-        else (Capabilities() if kind == "connector" else None),
         extensions=tuple(getattr(item, "extensions", ()) or ()),
         accelerator=bool(getattr(item, "accelerator", False)),
     )
@@ -300,6 +428,25 @@ class Registry:
 
     def state_backend(self, name: str) -> Registration:
         return self.get("state_backend", name)
+
+    def import_all(self) -> None:
+        """Import every item given as a `PluginRef` (what `list-connectors` does, to show
+        each item's capabilities and any that fails): an item whose implementation or config
+        model fails to import, or disagrees with its reference, is dropped and its plugin
+        marked broken."""
+        for kind in KINDS:
+            for registration in self.all(kind):
+                if not registration.lazy:
+                    continue
+                try:
+                    registration.implementation  # noqa: B018
+                    registration.config_model  # noqa: B018
+                except PluginError as exc:
+                    del self._items[kind][registration.name]
+                    info = next(
+                        (i for i in self._plugins if i.name == registration.plugin), None
+                    ) or PluginInfo(registration.plugin, registration.distribution, "", "")
+                    self._mark_broken(info, str(exc.problem.message))
 
     def broken_plugins(self) -> list[PluginInfo]:
         return [info for info in self.plugins if info.status == "broken"]

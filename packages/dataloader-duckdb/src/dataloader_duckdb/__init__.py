@@ -10,10 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dataloader_duckdb.connector import DuckDBConfig, DuckDBConnector
+    from dataloader_duckdb.config import DuckDBConfig
+    from dataloader_duckdb.connector import DuckDBConnector
 
 _EXPORTS = {
-    "DuckDBConfig": "dataloader_duckdb.connector",
+    "DuckDBConfig": "dataloader_duckdb.config",
     "DuckDBConnector": "dataloader_duckdb.connector",
 }
 

@@ -29,7 +29,6 @@ from dataloader import (
     ConnectorError,
     State,
 )
-from dataloader.connectors import TableOrQueryConfig
 from dataloader.incremental import CursorWindow, window_for
 from dataloader.sql import (
     STAGING_PREFIX,
@@ -40,6 +39,7 @@ from dataloader.sql import (
     stage_owner,
     staging_name,
 )
+from dataloader_duckdb.config import DuckDBConfig
 
 BATCH_VIEW = "_dl_batch"
 ORDINAL = "__dl_ordinal"
@@ -75,13 +75,6 @@ def _windowed(sql: str, window: CursorWindow, arrow_type: pa.DataType) -> tuple[
     if condition is not None:
         sql += f" WHERE {condition}"
     return f"{sql} ORDER BY {window.sql_cursor(column, arrow_type, 'binary')}", params
-
-
-class DuckDBConfig(TableOrQueryConfig):
-    """`database`: a file path or `:memory:`; `table` (`schema.table`) or, for sources, `query`."""
-
-    database: str = ":memory:"
-    read_only: bool = False
 
 
 class DuckDBConnector(BaseConnector):

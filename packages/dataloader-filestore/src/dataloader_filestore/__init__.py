@@ -10,10 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dataloader_filestore.connector import FileStoreConfig, FileStoreConnector
+    from dataloader_filestore.config import FileStoreConfig
+    from dataloader_filestore.connector import FileStoreConnector
 
 _EXPORTS = {
-    "FileStoreConfig": "dataloader_filestore.connector",
+    "FileStoreConfig": "dataloader_filestore.config",
     "FileStoreConnector": "dataloader_filestore.connector",
 }
 

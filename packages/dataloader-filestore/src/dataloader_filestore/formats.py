@@ -16,10 +16,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
-from pydantic import Field
 
-from dataloader import Format, FormatOptions, FormatWriter
+from dataloader import Format, FormatWriter
 from dataloader.transforms.types import parse_type
+from dataloader_filestore.format_options import (
+    CsvOptions,
+    JsonlOptions,
+    ParquetOptions,
+    TsvOptions,
+)
 
 BLOCK_SIZE = 16 << 20  # type inference looks at the first block: make it large
 # A Parquet row group, unless `row_group_size` says otherwise: this many rows at most, and
@@ -91,16 +96,6 @@ def _line_of_row(stream: IO[bytes], options: CsvOptions, row: int) -> int | None
     finally:
         text.detach()
     return None
-
-
-class CsvOptions(FormatOptions):
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    quote_char: str = Field(default='"', min_length=1, max_length=1)
-    header: bool = True
-    column_names: list[str] | None = None
-    null_values: list[str] = Field(default_factory=lambda: [""])
-    column_types: dict[str, str] = Field(default_factory=dict)
-    encoding: str = "utf8"
 
 
 class CsvFormat(Format):
@@ -199,21 +194,12 @@ class _CsvWriter(FormatWriter):
         return self._rows
 
 
-class TsvOptions(CsvOptions):
-    delimiter: str = Field(default="\t", min_length=1, max_length=1)
-
-
 class TsvFormat(CsvFormat):
     """Tab-separated values: CSV whose delimiter is a tab unless `delimiter` says otherwise."""
 
     name = "tsv"
     extensions = (".tsv",)
     options_model = TsvOptions
-
-
-class ParquetOptions(FormatOptions):
-    compression: str = "zstd"
-    row_group_size: int | None = None
 
 
 class ParquetFormat(Format):
@@ -288,10 +274,6 @@ def _json_default(value: Any) -> Any:
 def _json_lines(batch: pa.RecordBatch) -> Iterator[str]:
     for row in batch.to_pylist():
         yield json.dumps(row, default=_json_default, ensure_ascii=False)
-
-
-class JsonlOptions(FormatOptions):
-    pass
 
 
 class JsonlFormat(Format):

@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from fsspec.utils import glob_translate
-
 S3_PAGE_SIZE = 1000
 _GLOB_CHARS = frozenset("*?[")
 
@@ -84,12 +82,20 @@ def _mtime(info: dict[str, Any]) -> float:
     return float(value or 0)
 
 
+def _glob_matcher(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """A match of full paths against `pattern`, as fsspec globs them (fsspec is imported
+    here: recipes are validated, and `has_glob` asked, without it)."""
+    from fsspec.utils import glob_translate
+
+    return re.compile(glob_translate(pattern)).match
+
+
 # -- S3: ListObjectsV2, a page at a time -----------------------------------------------------
 def _s3_files(fs: Any, root: str, call: Call) -> Iterator[ListedFile]:
     bucket, _, key = root.partition("/")
     if has_glob(key):
         base = _glob_base(key)
-        match = re.compile(glob_translate(root)).match
+        match = _glob_matcher(root)
         nested = _glob_depth(key, base) != 1
         literal = re.split(r"[*?\[]", key, maxsplit=1)[0]  # S3 prefixes need not end in `/`
         found = False
@@ -158,7 +164,7 @@ def _tree_files(fs: Any, root: str, call: Call) -> Iterator[ListedFile]:
         if not _glob_base(root) and not root.startswith("/"):
             root = "./" + root  # e.g. `*.csv` on SFTP: in the login directory
         base = _glob_base(root) or "/"
-        match = re.compile(glob_translate(root)).match
+        match = _glob_matcher(root)
         depth = _glob_depth(root, base)
         if not call(fs.isdir, base):
             raise NotFound(f"directory {base!r} of the glob {root!r} does not exist")

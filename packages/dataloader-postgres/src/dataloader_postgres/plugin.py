@@ -1,24 +1,35 @@
 """Entry-point module: registers the Postgres connector and state backend.
 
-Their modules are imported when the registry asks for them, not when plugins load.
+It gives `PluginRef`s: the registry knows names and capabilities from them, imports the config
+models (no psycopg2, no pyarrow, no numpy) when a recipe binds a name, and the connector's or
+backend's module only when one is created.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dataloader import hookimpl
+from dataloader import PluginRef, hookimpl
 
 
 @hookimpl
 def register_connectors() -> list[Any]:
-    from dataloader_postgres.connector import PostgresConnector
-
-    return [PostgresConnector]
+    return [
+        PluginRef(
+            "postgres",
+            "dataloader_postgres.connector:PostgresConnector",
+            config_model="dataloader_postgres.config:PostgresConfig",
+            capabilities={
+                "read": True,
+                "write": True,
+                "write_modes": ("append", "overwrite", "merge"),
+                "incremental": True,
+                "transactional_state": True,
+            },
+        )
+    ]
 
 
 @hookimpl
 def register_state_backends() -> list[Any]:
-    from dataloader_postgres.state import PostgresStateBackend
-
-    return [PostgresStateBackend]
+    return [PluginRef("postgres", "dataloader_postgres.state:PostgresStateBackend")]

@@ -1,25 +1,33 @@
 """The plugin module named by the `dataloader` entry point.
 
-It imports only `hookimpl`: each hook imports what it registers when the registry asks, so
-loading plugins (`dataloader --help`, any run) does not import pyarrow or a driver for them.
+It imports only `hookimpl` and `PluginRef`, and its hooks return references, not classes: the
+registry lists `sequence` and `upper_case` (and knows the source's capabilities) without
+importing them, imports `SequenceConfig` (a light module) when a recipe binds `type: sequence`,
+and a class's module (and pyarrow) only when a run creates it. A hook may return the classes
+themselves instead (`from dataloader_example.sequence import SequenceSource; return
+[SequenceSource]`): simpler, but then every `validate` and `run` imports them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dataloader import hookimpl
+from dataloader import PluginRef, hookimpl
 
 
 @hookimpl
 def register_connectors() -> list[Any]:
-    from dataloader_example.sequence import SequenceSource
-
-    return [SequenceSource]
+    return [
+        PluginRef(
+            "sequence",
+            "dataloader_example.sequence:SequenceSource",
+            config_model="dataloader_example.config:SequenceConfig",
+            capabilities={"read": True, "incremental": True},
+        )
+    ]
 
 
 @hookimpl
 def register_transforms() -> list[Any]:
-    from dataloader_example.upper_case import UpperCase
-
-    return [UpperCase]
+    # No config model named: it is read from the class, imported when a recipe uses the step.
+    return [PluginRef("upper_case", "dataloader_example.upper_case:UpperCase")]

@@ -6,15 +6,9 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
-from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorConfig, State
-
-
-class SequenceConfig(ConnectorConfig):
-    start: int = 1
-    stop: int = Field(ge=0)
-    label: str = "row"
+from dataloader import ArrowBatch, BaseConnector, Capabilities, State
+from dataloader_example.config import SequenceConfig
 
 
 class SequenceSource(BaseConnector):

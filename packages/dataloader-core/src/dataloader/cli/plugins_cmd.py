@@ -14,8 +14,10 @@ from dataloader.registry import KINDS, Registration, get_registry
 
 
 def inventory() -> dict[str, object]:
-    """Everything installed, as plain data (the `--json` output)."""
+    """Everything installed, as plain data (the `--json` output). Every item a plugin named
+    by reference is imported, so that one that cannot be is shown as its plugin's error."""
     registry = get_registry()
+    registry.import_all()
     items = [
         {
             "kind": registration.kind,

@@ -7,9 +7,8 @@ import sys
 
 import click
 import yaml
-from rich.markup import escape
 
-from dataloader.cli.app import make_console, parse_vars, var_option
+from dataloader.cli.app import parse_vars, var_option
 from dataloader.errors import RecipeError
 from dataloader.recipe.discovery import select_recipes
 from dataloader.recipe.loader import RecipeLoader
@@ -22,14 +21,12 @@ def validate(recipes: tuple[str, ...], variables: tuple[str, ...]) -> None:
     """Check recipes (files, directories of recipe files, or globs, as `run` takes them):
     every problem, with its file and key path. Abstract recipes in a directory or glob are
     listed as skipped. Exit 2 when any is invalid."""
+    # Plain click output (colour on a terminal only): validating imports no rich.
     loader = RecipeLoader(parse_vars(variables))
-    out = make_console()
     selection = select_recipes(recipes, loader)
     abstract = [*selection.abstract, *filter(loader.is_abstract, selection.recipes)]
     for skipped in abstract:
-        out.print(
-            f"[dim]- {escape(str(skipped))} (abstract: a parent of other recipes, skipped)[/]"
-        )
+        click.secho(f"- {skipped} (abstract: a parent of other recipes, skipped)", dim=True)
     recipes = tuple(str(path) for path in selection.recipes if path not in abstract)
     failed = 0
     for path in recipes:
@@ -37,18 +34,20 @@ def validate(recipes: tuple[str, ...], variables: tuple[str, ...]) -> None:
             recipe = loader.load(path)
         except RecipeError as exc:
             failed += 1
-            out.print(f"[red]✗[/] {path}", highlight=False)
+            click.echo(f"{click.style('✗', fg='red')} {path}")
             for problem in exc.problems:
-                out.print(f"    {problem.render()}", markup=False)
+                click.echo(f"    {problem.render()}")
             continue
-        out.print(
-            f"[green]✓[/] {path} [dim]({recipe.name}: {recipe.source.type} → {recipe.destination.type}, {recipe.destination.write_mode})[/]"
+        summary = (
+            f"({recipe.name}: {recipe.source.type} → {recipe.destination.type}, "
+            f"{recipe.destination.write_mode})"
         )
+        click.echo(f"{click.style('✓', fg='green')} {path} {click.style(summary, dim=True)}")
     if failed:
-        out.print(f"{failed} of {len(recipes)} recipe{'s' if len(recipes) > 1 else ''} invalid")
+        click.echo(f"{failed} of {len(recipes)} recipe{'s' if len(recipes) > 1 else ''} invalid")
         sys.exit(2)
     if not recipes:
-        out.print("no recipe to validate")
+        click.echo("no recipe to validate")
 
 
 @click.command()

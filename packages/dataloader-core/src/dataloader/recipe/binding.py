@@ -177,6 +177,7 @@ def _bind(
     type_key = f"{section}.backend" if kind == "state_backend" else f"{section}.type"
     try:
         registration = registry.get(kind, name)
+        model = registration.config_model  # a lazy plugin's model is imported here
     except PluginError as exc:
         problems.append(
             Problem(
@@ -187,7 +188,6 @@ def _bind(
             )
         )
         return None
-    model = registration.config_model
     # Known before anything can quote them: a message about any key must not show a secret.
     for path in secret_fields(model):
         for value in values_at(options, path):

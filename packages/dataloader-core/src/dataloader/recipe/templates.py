@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from dataloader.errors import Problem
 from dataloader.recipe.merger import origin_of
 from dataloader.secrets import register_secret
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 _MISSING: Any = object()
 
@@ -77,10 +77,21 @@ class TemplateRenderer:
     ) -> None:
         self.variables = {key: value for key, value in (variables or {}).items()}
         self.environ = environ if environ is not None else os.environ
-        self._jinja = SandboxedEnvironment(
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
-        )
+        self._environment: SandboxedEnvironment | None = None
         self._read_secret = False
+
+    @property
+    def _jinja(self) -> SandboxedEnvironment:
+        """The sandbox, made (and jinja2 imported) for the first value that holds a template:
+        a recipe without one never imports jinja2."""
+        if self._environment is None:
+            import jinja2
+            from jinja2.sandbox import SandboxedEnvironment
+
+            self._environment = SandboxedEnvironment(
+                undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+            )
+        return self._environment
 
     def _mark_secret(self, value: Any) -> None:
         self._read_secret = True
@@ -132,6 +143,8 @@ class TemplateRenderer:
         origins: Mapping[str, str],
         result: RenderResult,
     ) -> Any:
+        import jinja2
+
         where = origin_of(origins, path) or file
         self._read_secret = False
         env = _Lookup("environment variable", self.environ, lambda value: None)
