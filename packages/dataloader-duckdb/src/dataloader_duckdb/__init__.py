@@ -6,8 +6,9 @@ package) does not import the connector's modules.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dataloader.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from dataloader_duckdb.config import DuckDBConfig
@@ -19,13 +20,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 __all__ = [
     "DuckDBConfig",
