@@ -5,6 +5,9 @@ included; the table shows the fastest and the median wall time, and the fastest 
 the fastest `python -c pass`. The commands: `import dataloader`, `dataloader --help`,
 `dataloader validate` of a DuckDB → DuckDB recipe, and `dataloader run` of that incremental
 recipe when nothing is new (the whole fixed cost of a run) and when `--rows` rows are new.
+Two floors sit beside them: importing only the libraries `validate` cannot do without (click,
+pydantic with one model built, pyyaml, pluggy, importlib.metadata), and those plus pyarrow and
+duckdb, which a DuckDB run cannot do without. A command can start no faster than its floor.
 
 Modules are imported from cached bytecode, as from an installed distribution (pip compiles it
 at install): the cache is kept in the temporary directory (`PYTHONPYCACHEPREFIX`), written by
@@ -25,6 +28,15 @@ import time
 from pathlib import Path
 
 import duckdb
+
+VALIDATE_FLOOR = """
+import click, importlib.metadata, pluggy, yaml
+from pydantic import BaseModel
+class Probe(BaseModel):
+    x: int
+Probe(x=1)
+"""
+RUN_FLOOR = VALIDATE_FLOOR + "import duckdb, pyarrow, pyarrow.compute\n"
 
 RECIPE = """
 name: startup
@@ -104,7 +116,9 @@ def main() -> None:
             ("python -c pass (reference)", [python, "-c", "pass"], None),
             ("import dataloader", [python, "-c", "import dataloader"], None),
             ("dataloader --help", [*cli, "--help"], None),
+            ("floor: click, pydantic, yaml, pluggy", [python, "-c", VALIDATE_FLOOR], None),
             ("dataloader validate", [*cli, "validate", "recipe.yaml"], None),
+            ("floor: the above + pyarrow, duckdb", [python, "-c", RUN_FLOOR], None),
             ("dataloader run, nothing new", run, None),
             (f"dataloader run, {args.rows:,} new rows", run, new_rows),
         ]
