@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from dataloader import ArrowBatch, RunContext, Transform, TransformError
 from dataloader.registry import get_registry
 from dataloader.transforms import BUILTIN_TRANSFORMS, TransformPipeline
-from dataloader.transforms.types import parse_type
+from dataloader.schema.types import parse_type
 
 MakeBatch = Callable[..., ArrowBatch]
 

@@ -17,7 +17,10 @@ from dataloader.context import RunContext, WriteMode
 from dataloader.sql import TableName
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from dataloader.batch import Batch  # pyarrow: not needed to validate a connector's keys
+    from dataloader.schema.plan import SchemaPlan
     from dataloader.state.model import State
 
 
@@ -65,6 +68,8 @@ class Capabilities(BaseModel):
     :param transactional_state: commits the recipe's state in the same transaction as the data.
     :param resumable: as a source, its batches carry checkpoints (`metadata["checkpoint"]`), so a
         killed run resumes after the last committed batch instead of starting over.
+    :param quarantine: as a destination, it keeps rows that break the recipe's schema contract
+        in a quarantine table or file beside the data (`write_quarantine`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -75,6 +80,7 @@ class Capabilities(BaseModel):
     incremental: bool = False
     transactional_state: bool = False
     resumable: bool = False
+    quarantine: bool = False
 
     def describe(self) -> str:
         parts = [word for word, flag in (("read", self.read), ("write", self.write)) if flag]
@@ -84,6 +90,8 @@ class Capabilities(BaseModel):
             parts.append("incremental")
         if self.transactional_state:
             parts.append("transactional-state")
+        if self.quarantine:
+            parts.append("quarantine")
         return ", ".join(parts)
 
 
@@ -151,6 +159,37 @@ class BaseConnector:
     def write_batch(self, batch: Batch, state: State) -> None:
         """Stage one batch. Staged data is invisible to readers until `commit`."""
         raise NotImplementedError(f"connector {self.name!r} cannot be used as a destination")
+
+    def describe(self) -> pa.Schema | None:
+        """The destination table as it is: one Arrow field per column with its type and
+        nullability, key columns tagged `dataloader.key` (`primary`/`unique`, see
+        `dataloader.schema.plan.key_of`); None when the table does not exist yet.
+
+        The engine calls it once per attempt, after `begin`, and plans every batch against it
+        (and against the recipe's `schema:` contract). Under `overwrite` the run writes a new
+        table, so it is not called. This default knows no table: the engine then plans against
+        the schema the recipe's state recorded at the last commit.
+        """
+        return None
+
+    def apply_schema(self, plan: SchemaPlan) -> None:
+        """Make the table `plan.target`, before the next `write_batch`: create it
+        (`plan.create`), add the columns of `plan.added()`, widen those of `plan.widened()`.
+
+        The changes must become visible with the next `commit` and vanish with `abort`, as
+        the data does (in the same transaction, or recorded with the data). The engine has
+        cast the batches that follow to `plan.target`'s types, and only plans widenings no
+        value can be lost in. This default does nothing: a destination that creates and
+        extends its table from the batches it is given.
+        """
+
+    def write_quarantine(self, rows: pa.Table) -> None:
+        """Stage rows that broke the schema contract beside the data (e.g. `<table>__quarantine`),
+        committed with it. `rows` has the columns `row` (the row as JSON text), `rule` (what
+        it broke), `column`, `run_id` and `quarantined_at` (timestamp with zone). Only called
+        when `capabilities.quarantine` is set.
+        """
+        raise NotImplementedError(f"connector {self.name!r} cannot keep a quarantine")
 
     def commit(self, state: State) -> None:
         """Make everything staged since the last commit visible, together with `state`."""

@@ -18,7 +18,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from dataloader import Format, FormatWriter
-from dataloader.transforms.types import parse_type
+from dataloader.schema.types import parse_type
 from dataloader_filestore.format_options import (
     CsvOptions,
     JsonlOptions,

@@ -11,7 +11,7 @@ from dataloader.batch import ArrowBatch
 from dataloader.context import RunContext
 from dataloader.errors import TransformError
 from dataloader.transforms.base import Transform, TransformStepConfig
-from dataloader.transforms.types import parse_type
+from dataloader.schema.types import parse_type
 
 RunField = Literal["load_time", "run_id", "recipe_name", "source_file"]
 

@@ -18,7 +18,7 @@ from dataloader.context import RunContext
 from dataloader.errors import TransformError
 from dataloader.transforms.base import Transform, TransformStepConfig
 from dataloader.transforms.columns import require_columns
-from dataloader.transforms.types import parse_type
+from dataloader.schema.types import parse_type
 
 SAMPLE_SIZE = 5
 
