@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from dataloader import ArrowBatch, RunContext, Transform, TransformError
 from dataloader.registry import get_registry
-from dataloader.transforms import BUILTIN_TRANSFORMS, TransformPipeline
 from dataloader.schema.types import parse_type
+from dataloader.transforms import BUILTIN_TRANSFORMS, TransformPipeline
 
 MakeBatch = Callable[..., ArrowBatch]
 

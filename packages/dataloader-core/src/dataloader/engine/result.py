@@ -33,6 +33,9 @@ class RunResult:
     bytes_written: int = 0
     duration_seconds: float = 0.0
     commits: int = 0
+    rows_quarantined: int = 0
+    rows_dropped: int = 0
+    schema_changes: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, StageMetrics] = field(
         default_factory=lambda: {stage: StageMetrics() for stage in STAGES}
@@ -54,6 +57,9 @@ class RunResult:
             "batches": self.batches,
             "bytes_written": self.bytes_written,
             "commits": self.commits,
+            "rows_quarantined": self.rows_quarantined,
+            "rows_dropped": self.rows_dropped,
+            "schema_changes": self.schema_changes,
             "duration_seconds": round(self.duration_seconds, 3),
             "stages": {name: asdict(metrics) for name, metrics in self.stages.items()},
             **({"error": self.error} if self.error else {}),

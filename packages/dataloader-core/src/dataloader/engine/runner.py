@@ -11,6 +11,7 @@ a commit whose acknowledgement or state save was lost is never redone.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 import uuid
@@ -19,6 +20,8 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+
+import pyarrow as pa
 
 from dataloader.batch import ArrowBatch, as_arrow_batch
 from dataloader.context import RunContext
@@ -29,6 +32,9 @@ from dataloader.logs import run_context
 from dataloader.parallel import read_ahead
 from dataloader.recipe.binding import BoundRecipe
 from dataloader.retry import backoff_delay
+from dataloader.schema.history import current_schema, record
+from dataloader.schema.manager import Prepared, SchemaManager
+from dataloader.schema.plan import SchemaPlan
 from dataloader.state.backend import StateBackend
 from dataloader.state.model import PROGRESS_KEYS, State
 from dataloader.transforms.pipeline import TransformPipeline
@@ -104,10 +110,8 @@ class Runner:
         if capabilities is not None and capabilities.transactional_state:
             committed = destination.load_state()
             committed = committed if committed is not None else State()
-            state.cursor_values = committed.cursor_values
-            state.cursor_boundaries = committed.cursor_boundaries
-            state.watermarks = committed.watermarks
-            state.last_commit = committed.last_commit
+            for key in PROGRESS_KEYS:
+                setattr(state, key, getattr(committed, key))
         if self.options.full_refresh:
             state.cursor_values = {}
             state.cursor_boundaries = {}
@@ -214,6 +218,7 @@ class Runner:
                 self.backend.save(self.recipe.name, state.to_dict())
                 return
             destination.begin(state)
+            self._schema = self._schema_manager(destination, state, destination_context)
             if self.options.estimate_callback is not None:
                 self.options.estimate_callback(source.estimate_rows())
             try:
@@ -222,6 +227,88 @@ class Runner:
                 with suppress(Exception):
                     destination.abort()
                 raise
+
+    def _schema_manager(self, destination: Any, state: State, context: RunContext) -> SchemaManager:
+        """The schema manager of one attempt, planning against the table as the destination
+        describes it (or as the state recorded it, for a destination that describes none).
+        An overwrite writes a new table: it plans from none."""
+        history = state.schema_history
+        current = None
+        if context.write_mode != "overwrite":
+            described = destination.describe()
+            current = described if described is not None else current_schema(history)
+            if described is not None and not history.get("versions"):
+                self._record_schema(state, SchemaPlan(create=False, target=described, changes=()))
+        return SchemaManager(
+            self.recipe.table_schema,
+            current,
+            file=self.recipe.origin_of("schema"),
+            merge_keys=context.merge_keys,
+        )
+
+    def _record_schema(self, state: State, plan: SchemaPlan) -> dict[str, Any]:
+        assert self.result is not None
+        declared = {column.name for column in self.recipe.table_schema.columns}
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        return record(state.schema_history, plan, self.result.run_id, at, declared)
+
+    def _conform(
+        self, destination: Any, batch: ArrowBatch, state: State, result: RunResult
+    ) -> ArrowBatch:
+        """The batch made to fit the table and the contract: the table changed first when
+        the plan says so (the change recorded in the state committed with the rows), the rows
+        that break the contract quarantined or dropped."""
+        prepared = self._schema.prepare(batch.to_arrow())
+        if prepared.plan is not None:
+            destination.apply_schema(prepared.plan)
+            version = self._record_schema(state, prepared.plan)
+            result.schema_changes += len(prepared.plan.changes)
+            for change in version["changes"]:
+                log.info(
+                    f"schema change: {change['kind']} {change['column']!r} "
+                    + (f"{change['before']} → " if change["before"] else "")
+                    + f"{change['after']} ({change['reason']})",
+                    extra={"stage": "schema", "counts": {"version": version["version"], **change}},
+                )
+        if prepared.rejected:
+            destination.write_quarantine(self._quarantine_rows(prepared, result.run_id))
+        quarantined = sum(rows.num_rows for rows, _, _ in prepared.rejected)
+        if quarantined or prepared.dropped:
+            result.rows_quarantined += quarantined
+            result.rows_dropped += prepared.dropped
+            log.warning(
+                f"{quarantined} row(s) quarantined, {prepared.dropped} dropped: they break "
+                "the schema contract",
+                extra={
+                    "stage": "schema",
+                    "counts": {"quarantined": quarantined, "dropped": prepared.dropped},
+                },
+            )
+        if prepared.batch is batch.to_arrow():
+            return batch
+        return ArrowBatch(prepared.batch, batch.metadata)
+
+    @staticmethod
+    def _quarantine_rows(prepared: Prepared, run_id: str) -> pa.Table:
+        """The rejected rows as `write_quarantine` takes them."""
+        rows, rules, columns = [], [], []
+        for table, rule, column in prepared.rejected:
+            for row in table.to_pylist():
+                rows.append(json.dumps(row, default=str, ensure_ascii=False))
+                rules.append(rule)
+                columns.append(column)
+        count = len(rows)
+        return pa.table(
+            {
+                "row": pa.array(rows, pa.string()),
+                "rule": pa.array(rules, pa.string()),
+                "column": pa.array(columns, pa.string()),
+                "run_id": pa.array([run_id] * count, pa.string()),
+                "quarantined_at": pa.array(
+                    [datetime.now(UTC)] * count, pa.timestamp("us", tz="UTC")
+                ),
+            }
+        )
 
     def _run_error(self, exc: BaseException) -> DataLoaderError | None:
         """The error a failed run raises: `exc` itself when it is one of ours (with the recipe
@@ -393,15 +480,17 @@ class Runner:
             _count_read(result, item)
             if merge_keys:
                 self._check_merge_keys(transformed, merge_keys)
+            self._stage = "write"
+            transformed = self._conform(destination, transformed, state, result)
             if cursor_max is not None and cursor_column is not None:
                 # The tracker's boundary never moves back, and names the rows loaded at it.
                 state.cursor_values[cursor_column] = cursor_max.value
                 state.cursor_boundaries[cursor_column] = cursor_max.to_state()
             if checkpoint:
                 deep_merge(state.watermarks, checkpoint)
-            self._stage = "write"
             tick = time.perf_counter()
-            destination.write_batch(transformed, state)
+            if transformed.row_count:
+                destination.write_batch(transformed, state)
             stages["write"].seconds += time.perf_counter() - tick
             stages["write"].rows += transformed.row_count
             stages["write"].batches += 1
@@ -504,7 +593,16 @@ class Produced:
     checkpoint: Any
 
 
-_RUN_COUNTS = ("rows_read", "rows_written", "bytes_written", "batches", "commits")
+_RUN_COUNTS = (
+    "rows_read",
+    "rows_written",
+    "bytes_written",
+    "batches",
+    "commits",
+    "rows_quarantined",
+    "rows_dropped",
+    "schema_changes",
+)
 _STAGE_COUNTS = ("rows", "batches", "bytes")
 
 

@@ -333,6 +333,23 @@ def _check_capabilities(
                     expected=f"one of: {', '.join(caps.write_modes)}",
                 )
             )
+        if _quarantines(recipe) and not caps.quarantine:
+            problems.append(
+                Problem(
+                    f"connector {recipe.destination.type!r} cannot keep a quarantine",
+                    file=recipe.origin_of("schema"),
+                    key="schema.on_violation",
+                    value="quarantine",
+                    expected="`fail` or `drop`, or a destination that keeps a quarantine",
+                )
+            )
+
+
+def _quarantines(recipe: Recipe) -> bool:
+    schema = recipe.table_schema
+    return schema.on_violation == "quarantine" or any(
+        column.on_violation == "quarantine" for column in schema.columns
+    )
 
 
 def _check_write_mode(recipe: Recipe, problems: list[Problem]) -> None:

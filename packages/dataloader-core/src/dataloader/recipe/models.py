@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from dataloader.context import WriteMode
 from dataloader.durations import parse_duration
 from dataloader.recipe.merger import origin_of
+from dataloader.schema.config import SchemaConfig
 from dataloader.sql import MergeOrder
 
 RECIPE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -182,12 +183,13 @@ class StateConfig(BaseModel):
 class Recipe(BaseModel):
     """A fully resolved recipe (inheritance merged, deletes applied, templates rendered)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str = Field(pattern=RECIPE_NAME_PATTERN)
     description: str | None = None
     source: SourceConfig
     destination: DestinationConfig
+    table_schema: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
     transform: TransformConfig = Field(default_factory=TransformConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     state: StateConfig | None = None
@@ -209,5 +211,5 @@ class Recipe(BaseModel):
         """The recipe as a dict with secrets masked, for printing."""
         from dataloader.secrets import mask_tree
 
-        data = self.model_dump(mode="json", exclude_none=True)
+        data = self.model_dump(mode="json", exclude_none=True, by_alias=True)
         return mask_tree(data, masked_paths=self._masked_paths)

@@ -46,10 +46,8 @@ def supertype(a: pa.DataType, b: pa.DataType, rules: Rules = Rules()) -> pa.Data
     if pa.types.is_null(b):
         return a
     found = _numeric(a, b, rules) or _temporal(a, b, rules) or _nested(a, b, rules)
-    if found is None and _is_string(a) and _is_string(b):
-        return pa.large_string() if pa.large_string() in (a, b) else pa.string()
-    if found is None and _is_binary(a) and _is_binary(b):
-        return pa.large_binary() if pa.large_binary() in (a, b) else pa.binary()
+    if found is None and ((_is_string(a) and _is_string(b)) or (_is_binary(a) and _is_binary(b))):
+        return a  # one type to a database: the column keeps its own
     if found is None and rules.allow_text and _textual(a) and _textual(b):
         return pa.string()
     return found

@@ -9,7 +9,13 @@ from pydantic import BaseModel, Field
 from dataloader.state.codec import decode_value, encode_value
 
 RUN_HISTORY_LIMIT = 20
-PROGRESS_KEYS = ("cursor_values", "cursor_boundaries", "watermarks", "last_commit")
+PROGRESS_KEYS = (
+    "cursor_values",
+    "cursor_boundaries",
+    "watermarks",
+    "last_commit",
+    "schema_history",
+)
 
 
 class State(BaseModel):
@@ -26,6 +32,8 @@ class State(BaseModel):
         `sequence` (1, 2, … within the run), `final` (the run's last commit) and `counts`
         (the run's counters at that commit). A retry reads it back from the destination to
         learn whether a commit whose acknowledgement was lost did happen.
+    :param schema_history: the destination table's schema and the versions it went through
+        (`dataloader.schema.history`), committed with the data that changed it.
     """
 
     cursor_values: dict[str, Any] = Field(default_factory=dict)
@@ -34,6 +42,7 @@ class State(BaseModel):
     checkpoints: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     last_commit: dict[str, Any] = Field(default_factory=dict)
+    schema_history: dict[str, Any] = Field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict; cursor values keep their type and precision."""
@@ -44,11 +53,13 @@ class State(BaseModel):
             "checkpoints": encode_value(self.checkpoints),
             "metadata": encode_value(self.metadata),
             "last_commit": encode_value(self.last_commit),
+            "schema_history": encode_value(self.schema_history),
         }
 
     def progress(self) -> dict[str, Any]:
         """What a destination commits together with the data (JSON-safe): the read position
-        (`cursor_values`, `cursor_boundaries`, `watermarks`) and the `last_commit` marker."""
+        (`cursor_values`, `cursor_boundaries`, `watermarks`), the `last_commit` marker and the
+        `schema_history`."""
         encoded = self.to_dict()
         return {key: encoded[key] for key in PROGRESS_KEYS}
 
@@ -62,6 +73,7 @@ class State(BaseModel):
             checkpoints=decode_value(data.get("checkpoints", [])),
             metadata=decode_value(data.get("metadata", {})),
             last_commit=decode_value(data.get("last_commit", {})),
+            schema_history=decode_value(data.get("schema_history", {})),
         )
 
     def copy_deep(self) -> State:

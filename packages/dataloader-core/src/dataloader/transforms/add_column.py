@@ -10,8 +10,8 @@ from pydantic import model_validator
 from dataloader.batch import ArrowBatch
 from dataloader.context import RunContext
 from dataloader.errors import TransformError
-from dataloader.transforms.base import Transform, TransformStepConfig
 from dataloader.schema.types import parse_type
+from dataloader.transforms.base import Transform, TransformStepConfig
 
 RunField = Literal["load_time", "run_id", "recipe_name", "source_file"]
 

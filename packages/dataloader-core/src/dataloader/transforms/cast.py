@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dataloader.batch import ArrowBatch
 from dataloader.context import RunContext
 from dataloader.errors import TransformError
+from dataloader.schema.types import parse_type
 from dataloader.transforms.base import Transform, TransformStepConfig
 from dataloader.transforms.columns import require_columns
-from dataloader.schema.types import parse_type
 
 SAMPLE_SIZE = 5
 
