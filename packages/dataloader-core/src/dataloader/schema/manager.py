@@ -112,7 +112,8 @@ class SchemaManager:
                         "type",
                         name,
                         bad,
-                        f"a value does not fit {type_name(arrow_type)}: "
+                        f"a {type_name(batch.column(index).type)} value does not fit "
+                        f"{type_name(arrow_type)}: "
                         f"{_value_at(batch.column(index), bad[0].as_py())!r}",
                         self.config.rule_for(name),
                     )
@@ -156,7 +157,12 @@ class SchemaManager:
                 target = self._field(name, kind, incoming)
                 if incoming.type != kind:
                     self._check_zones(name, incoming.type, kind, batch.column(index))
-                    casts.append((index, kind, not self._lossless(incoming.type, kind)))
+                    lossless = self._lossless(incoming.type, kind)
+                    if config.mode == "strict" and not lossless:
+                        self._refuse(
+                            name, type_name(kind), type_name(incoming.type), batch.column(index)
+                        )
+                    casts.append((index, kind, not lossless))
                 changes.append(
                     ColumnChange(
                         "create" if current is None else "add_column",
@@ -286,11 +292,10 @@ class SchemaManager:
     def _refuse(self, column: str, expected: str, found: str, values: Any) -> None:
         sample = _first_value(values) if values is not None else None
         raise EngineError(
-            f"schema contract broken by column {column!r}: expected {expected}, found "
-            f"{found}" + (f" (e.g. {sample!r})" if sample is not None else ""),
+            f"column {column!r} breaks the schema contract: found {found}"
+            + (f" (e.g. {sample!r})" if sample is not None else ""),
             file=self.file,
             key="schema",
-            value=column,
             expected=expected,
         )
 
@@ -302,8 +307,9 @@ class SchemaManager:
         (NULL in the cast column), or None when all fit. Unchecked casts are lossless by the
         lattice."""
         column = batch.column(index)
-        if not checked:
-            return pc.cast(column, arrow_type, safe=True), None
+        if not checked:  # `allow_float` accepts the rounding of integers past 2**53
+            exact = pa.types.is_floating(column.type) or not pa.types.is_floating(arrow_type)
+            return pc.cast(column, arrow_type, safe=exact), None
         bad = _misfits(column, arrow_type)
         if not len(bad):
             return pc.cast(column, arrow_type, safe=True), None
@@ -361,11 +367,11 @@ class SchemaManager:
         for violation in violations:
             if violation.action == "fail":
                 raise EngineError(
-                    f"schema contract broken: {violation.detail} "
-                    f"({len(violation.rows)} row(s) of a batch of {read.num_rows})",
+                    f"column {violation.column!r} breaks the schema contract: "
+                    f"{violation.detail} ({len(violation.rows)} row(s) of a batch of "
+                    f"{read.num_rows})",
                     file=self.file,
                     key="schema.on_violation",
-                    value=violation.column,
                     expected="rows that keep the contract, or `on_violation: quarantine` or `drop`",
                 )
         bad = _mask(read.num_rows, pa.concat_arrays([v.rows for v in violations]))

@@ -1,0 +1,243 @@
+"""The schema manager: each batch planned against the table and the contract, never truncated."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from dataloader.errors import EngineError
+from dataloader.schema.config import SchemaConfig
+from dataloader.schema.history import current_schema, record
+from dataloader.schema.manager import SchemaManager
+from dataloader.schema.plan import SchemaPlan, key_of
+
+
+def config(**keys: Any) -> SchemaConfig:
+    return SchemaConfig.model_validate(keys)
+
+
+def rows(**columns: Any) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def typed(**columns: tuple[list[Any], pa.DataType]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(
+        {name: pa.array(values, kind) for name, (values, kind) in columns.items()}
+    )
+
+
+def table(**types: pa.DataType) -> pa.Schema:
+    return pa.schema([pa.field(name, kind) for name, kind in types.items()])
+
+
+def test_a_new_table_is_created_from_the_first_batch_with_declared_types_and_keys() -> None:
+    manager = SchemaManager(
+        config(
+            columns=[
+                {"name": "id", "type": "int32", "primary_key": True},
+                {"name": "doc", "type": "json"},
+            ]
+        ),
+        None,
+    )
+    prepared = manager.prepare(rows(id=[1, 2], doc=['{"a": 1}', None], note=["x", None]))
+    plan = prepared.plan
+    assert plan is not None and plan.create
+    assert [(c.kind, c.column) for c in plan.changes] == [
+        ("create", "id"),
+        ("create", "doc"),
+        ("create", "note"),
+    ]
+    assert plan.target.field("id").type == pa.int32()
+    assert not plan.target.field("id").nullable and key_of(plan.target.field("id")) == "primary"
+    assert plan.target.field("doc").metadata == {b"pg_type": b"json"}
+    assert prepared.batch.schema.field("id").type == pa.int32()
+    assert manager.prepare(rows(id=[3], doc=[None], note=["y"])).plan is None
+
+
+def test_a_new_column_is_added_at_the_end_and_refused_when_new_columns_are_not_allowed() -> None:
+    current = table(id=pa.int64())
+    plan = SchemaManager(config(), current).prepare(rows(extra=["e"], id=[1])).plan
+    assert plan is not None and not plan.create
+    assert plan.target.names == ["id", "extra"]
+    assert [(c.kind, c.column, c.sample) for c in plan.changes] == [("add_column", "extra", "e")]
+
+    frozen = SchemaManager(config(evolution={"allow_new_columns": False}), current)
+    with pytest.raises(EngineError, match="'extra'.*allow_new_columns"):
+        frozen.prepare(rows(id=[1], extra=["e"]))
+
+
+def test_types_widen_along_the_lattice_and_the_change_names_a_value_that_needed_it() -> None:
+    manager = SchemaManager(config(), table(qty=pa.int32()))
+    plan = manager.prepare(typed(qty=([1, 3_000_000_000], pa.int64()))).plan
+    assert plan is not None and plan.widened() == [pa.field("qty", pa.int64())]
+    assert plan.changes[0].sample == "3000000000"
+
+    prepared = manager.prepare(typed(qty=([Decimal("3.5"), None], pa.decimal128(2, 1))))
+    assert prepared.plan is not None
+    assert prepared.plan.target.field("qty").type == pa.decimal128(20, 1)
+    assert prepared.plan.changes[0].sample == "3.5"
+    assert prepared.batch.column(0).to_pylist() == [Decimal("3.5"), None]
+
+    narrower = manager.prepare(typed(qty=([7], pa.int16())))
+    assert narrower.plan is None
+    assert narrower.batch.column(0).type == pa.decimal128(20, 1)
+    assert narrower.batch.column(0).to_pylist() == [Decimal("7.0")]
+
+
+def test_a_float_into_an_int_column_is_never_rounded() -> None:
+    manager = SchemaManager(config(), table(qty=pa.int64()))
+    with pytest.raises(EngineError) as error:
+        manager.prepare(rows(qty=[1.0, 3.5, 2.0]))
+    message = str(error.value)
+    assert "'qty'" in message and "int" in message and "3.5" in message
+
+    assert SchemaManager(config(), table(qty=pa.int64())).prepare(
+        rows(qty=[1.0, 2.0])
+    ).batch.column(0).to_pylist() == [1, 2]
+
+    loose = SchemaManager(config(evolution={"allow_float": True}), table(qty=pa.int64()))
+    assert loose.prepare(rows(qty=[3.5])).plan.widened() == [pa.field("qty", pa.float64())]
+
+
+def test_a_float_fits_a_decimal_column_only_when_it_is_the_same_number() -> None:
+    manager = SchemaManager(config(on_violation="quarantine"), table(price=pa.decimal128(12, 2)))
+    prepared = manager.prepare(rows(price=[0.5, 0.125, 12.25, None]))
+    assert prepared.batch.column(0).to_pylist() == [Decimal("0.50"), Decimal("12.25"), None]
+    [(rejected, rule, column)] = prepared.rejected
+    assert (rejected.column("price").to_pylist(), rule, column) == ([0.125], "type", "price")
+
+
+def test_lenient_keeps_types_and_sends_what_does_not_fit_to_its_rule() -> None:
+    manager = SchemaManager(
+        config(mode="lenient", on_violation="drop"), table(n=pa.int32(), s=pa.string())
+    )
+    prepared = manager.prepare(rows(n=["1", "x", "3000000000", None], s=[1, 2, 3, 4]))
+    assert prepared.plan is None
+    assert prepared.batch.to_pydict() == {"n": [1, None], "s": ["1", "4"]}
+    assert prepared.dropped == 2 and prepared.rejected == []
+
+
+def test_strict_refuses_what_the_columns_do_not_declare_before_any_write() -> None:
+    strict = config(
+        mode="strict",
+        columns=[{"name": "id", "type": "int"}, {"name": "amount", "type": "decimal(12,2)"}],
+    )
+    with pytest.raises(EngineError, match="'surprise'.*strict"):
+        SchemaManager(strict, None).prepare(
+            rows(id=[1], amount=[Decimal("1.5")], surprise=["!"])
+        )
+    with pytest.raises(EngineError, match="'amount'.*found string.*expected decimal\\(12,2\\)"):
+        SchemaManager(strict, None).prepare(rows(id=[1], amount=["1.50"]))
+    ok = SchemaManager(strict, None).prepare(
+        typed(id=([1], pa.int32()), amount=([Decimal("1.5")], pa.decimal128(3, 1)))
+    )
+    assert ok.batch.schema == pa.schema([("id", pa.int64()), ("amount", pa.decimal128(12, 2))])
+    with pytest.raises(EngineError, match="'amount'.*allow_column_deletion"):
+        SchemaManager(strict, ok.plan.target).prepare(rows(id=[2]))
+
+
+def test_strict_needs_a_type_for_every_declared_column() -> None:
+    with pytest.raises(ValueError, match="type"):
+        config(mode="strict", columns=[{"name": "id"}])
+
+
+def test_nulls_in_not_null_columns_are_quarantined_with_their_rule() -> None:
+    manager = SchemaManager(
+        config(
+            on_violation="quarantine",
+            columns=[{"name": "email", "nullable": False}, {"name": "id", "primary_key": True}],
+        ),
+        None,
+    )
+    prepared = manager.prepare(rows(id=[1, 2, 2, None], email=["a", None, "c", "d"]))
+    assert prepared.batch.to_pydict() == {"id": [1], "email": ["a"]}
+    found = {
+        (rule, column, tuple(t.column("id").to_pylist())) for t, rule, column in prepared.rejected
+    }
+    assert found == {
+        ("not_null", "email", (2,)),
+        ("not_null", "id", (None,)),
+        ("unique", "id", (2,)),
+    }
+
+
+def test_a_merge_settles_repeated_keys_itself() -> None:
+    spec = config(columns=[{"name": "id", "primary_key": True}])
+    repeated = rows(id=[1, 1], v=["a", "b"])
+    with pytest.raises(EngineError, match="unique"):
+        SchemaManager(spec, None).prepare(repeated)
+    assert SchemaManager(spec, None, merge_keys=["id"]).prepare(repeated).batch.num_rows == 2
+
+
+def test_a_column_missing_from_the_rows_is_null_unless_not_null() -> None:
+    current = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
+    prepared = SchemaManager(config(), current).prepare(rows(id=[1]))
+    assert prepared.plan is None and prepared.batch.num_rows == 1
+    with pytest.raises(EngineError, match="'id'.*NOT NULL"):
+        SchemaManager(config(), current).prepare(rows(v=["x"]))
+
+
+def test_a_naive_timestamp_becomes_an_instant_only_by_the_rule() -> None:
+    current = table(at=pa.timestamp("us", tz="UTC"))
+    naive = typed(at=([1], pa.timestamp("us")))
+    with pytest.raises(EngineError, match="naive_timestamps_as_utc"):
+        SchemaManager(config(), current).prepare(naive)
+    utc = SchemaManager(config(evolution={"naive_timestamps_as_utc": True}), current)
+    assert utc.prepare(naive).batch.column(0).type == pa.timestamp("us", tz="UTC")
+
+
+def test_nanoseconds_keep_the_table_unit_and_sub_microsecond_digits_break_the_contract() -> None:
+    current = table(at=pa.timestamp("us"))
+    whole = typed(at=([1_000, 2_000], pa.timestamp("ns")))
+    prepared = SchemaManager(config(), current).prepare(whole)
+    assert prepared.plan is None
+    assert prepared.batch.column(0).cast(pa.int64()).to_pylist() == [1, 2]
+    with pytest.raises(EngineError, match="2024-01-01 00:00:00.000000001"):
+        SchemaManager(config(), current).prepare(
+            typed(at=([1_704_067_200_000_000_001], pa.timestamp("ns")))
+        )
+
+
+def test_a_per_column_rule_overrides_the_recipes() -> None:
+    manager = SchemaManager(
+        config(
+            on_violation="fail",
+            columns=[{"name": "n", "type": "int", "on_violation": "drop"}],
+        ),
+        None,
+    )
+    prepared = manager.prepare(rows(n=["1", "two"]))
+    assert prepared.batch.column(0).to_pylist() == [1] and prepared.dropped == 1
+
+
+def test_the_history_keeps_each_version_and_the_exact_current_schema() -> None:
+    history: dict[str, Any] = {}
+    manager = SchemaManager(config(columns=[{"name": "id", "type": "int"}]), None)
+    first = manager.prepare(rows(id=[1]))
+    record(history, first.plan, "run-1", "2026-11-28T00:00:00+00:00", {"id"})
+    second = manager.prepare(
+        typed(id=([1], pa.int64()), price=([Decimal("1.5")], pa.decimal128(3, 1)))
+    )
+    version = record(history, second.plan, "run-2", "2026-11-28T00:00:01+00:00", {"id"})
+    assert version["version"] == 2
+    assert version["changes"] == [
+        {
+            "kind": "add_column",
+            "column": "price",
+            "before": None,
+            "after": "decimal(3,1)",
+            "reason": "new column in the rows",
+            "sample": "1.5",
+        }
+    ]
+    assert [(c["name"], c["origin"]) for c in version["columns"]] == [
+        ("id", "declared"),
+        ("price", "inferred in version 2"),
+    ]
+    assert current_schema(history) == second.plan.target
+    empty = SchemaPlan(create=False, target=pa.schema([]), changes=())
+    assert record({}, empty, "r", "t", set())["version"] == 1
