@@ -73,7 +73,11 @@ def parse_type(name: str) -> pa.DataType:
         if len(set(names)) != len(names):
             raise ValueError(f"struct<…> names a field twice: {names}")
         return pa.struct(fields)
-    raise ValueError(f"unknown type {name!r}; expected one of {TYPE_NAMES}")
+    from difflib import get_close_matches
+
+    close = get_close_matches(key, [*_SIMPLE, "decimal(p,s)", "list<T>", "struct<…>"], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"unknown type {name!r}{hint}; expected one of {TYPE_NAMES}")
 
 
 def is_json_name(name: str) -> bool:
