@@ -279,11 +279,12 @@ def test_a_write_that_fails_reports_its_own_cause_not_the_aborted_transaction(
 ) -> None:
     from dataloader import ConnectorError
 
-    sql.execute(dest_db, "CREATE TABLE target (id BIGINT, u INTEGER)")
-    recipe = rows_recipe(rows_source, dest_db, [[{"id": 1, "u": "abc"}]])
+    # A rule the engine's schema check does not know, so the insert itself fails.
+    sql.execute(dest_db, "CREATE TABLE target (id BIGINT, u INTEGER CHECK (u > 0))")
+    recipe = rows_recipe(rows_source, dest_db, [[{"id": 1, "u": -5}]])
 
     with pytest.raises(ConnectorError) as raised:
         run(recipe)
 
-    assert "abc" in str(raised.value)  # DuckDB's conversion error, naming the value
+    assert "CHECK constraint" in str(raised.value)  # DuckDB's own error
     assert "aborted" not in str(raised.value)
