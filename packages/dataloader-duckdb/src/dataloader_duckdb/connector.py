@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -30,6 +30,7 @@ from dataloader import (
     State,
 )
 from dataloader.incremental import CursorWindow, window_for
+from dataloader.schema.types import JSON_TAG, TYPE_TAG
 from dataloader.sql import (
     STAGING_PREFIX,
     STATE_TABLE,
@@ -40,15 +41,24 @@ from dataloader.sql import (
     staging_name,
 )
 from dataloader_duckdb.config import DuckDBConfig
+from dataloader_duckdb.schema import (
+    add_columns,
+    create_sql,
+    describe_table,
+    exists,
+    sql_string,
+    tagged_schema,
+    typed_star,
+    widen_columns,
+)
+
+if TYPE_CHECKING:
+    from dataloader.schema.plan import SchemaPlan
 
 BATCH_VIEW = "_dl_batch"
 ORDINAL = "__dl_ordinal"
-# Text columns whose field metadata names the source's type (`pg_type`, as the Postgres
-# source tags uuid and json): created with DuckDB's own type, and a DuckDB column of that type
-# is read with the tag, so a database destination recreates it. Other tags stay VARCHAR.
-TYPE_TAG = b"pg_type"
-_TAGGED_TYPES = {"uuid": "UUID", "json": "JSON", "jsonb": "JSON"}
-_TAG_OF_TYPE = {"UUID": "uuid", "JSON": "json"}
+QUARANTINE_VIEW = "_dl_quarantine"
+QUARANTINE_SUFFIX = "__quarantine"
 # Runs in this process take turns at shared DDL, so they do not conflict with each other.
 _SHARED_DDL = threading.Lock()
 
@@ -88,6 +98,7 @@ class DuckDBConnector(BaseConnector):
         write_modes=("append", "overwrite", "merge"),
         incremental=True,
         transactional_state=True,
+        quarantine=True,
     )
 
     def __init__(self, config: DuckDBConfig) -> None:
@@ -95,10 +106,10 @@ class DuckDBConnector(BaseConnector):
         self.con: Any = None
         self._in_transaction = False
         self._staging: TableName | None = None
-        # The batch schema each table was last made to fit, so same-shaped batches skip the
-        # catalog queries. Forgotten on abort (a rollback may undo a CREATE or ALTER).
-        # per table: the batch schema it was last fitted to, and the table's columns then
-        self._fitted: dict[str, tuple[pa.Schema, frozenset[str]]] = {}
+        # Per table: its columns as `apply_schema`, `describe` or a write last left them, so a
+        # batch whose columns the table has skips the catalog queries. Forgotten on abort (a
+        # rollback may undo a CREATE or ALTER).
+        self._fitted: dict[str, frozenset[str]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -168,7 +179,7 @@ class DuckDBConnector(BaseConnector):
             relation = cursor.sql(sql, params=params or None)
             types = [str(kind) for kind in relation.types]
             reader = relation.to_arrow_reader(batch_size=self.context.batch_size)
-            tagged = _tagged_schema(reader.schema, types)
+            tagged = tagged_schema(reader.schema, types)
         except duckdb.Error as exc:
             raise self._error("read", exc) from exc
         for record_batch in reader:
@@ -193,11 +204,7 @@ class DuckDBConnector(BaseConnector):
         return TableName.parse(self.config.table)
 
     def _exists(self, table: TableName) -> bool:
-        rows = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = coalesce(?, current_schema())",
-            [table.name, table.schema],
-        ).fetchall()
-        return bool(rows[0][0])
+        return exists(self.con, table)
 
     def load_state(self) -> State | None:
         assert self.context is not None
@@ -308,15 +315,16 @@ class DuckDBConnector(BaseConnector):
         with suppress(duckdb.Error):
             self.con.unregister(BATCH_VIEW)
 
-    def _ensure_table(self, table: TableName, source: str, schema: pa.Schema) -> frozenset[str]:
-        """Create `table` shaped like `source` (whose Arrow schema is `schema`), or add the
-        columns it lacks; the table's columns."""
+    def _ensure_table(self, table: TableName, source: str, names: list[str]) -> frozenset[str]:
+        """The columns of `table`, which must hold the columns `names` of `source`. The engine
+        fits the table first (`apply_schema`); one not fitted to these columns is created
+        shaped like `source`, or given the columns it lacks."""
         fitted = self._fitted.get(table.sql())
-        if fitted is not None and fitted[0] == schema:
-            return fitted[1]
+        if fitted is not None and fitted.issuperset(names):
+            return fitted
         if not self._exists(table):
             self.con.execute(f"CREATE TABLE {table.sql()} AS SELECT * FROM {source} LIMIT 0")
-            columns = frozenset(schema.names)
+            columns = frozenset(names)
         else:
             existing = {row[0] for row in self.con.execute(f"DESCRIBE {table.sql()}").fetchall()}
             described = self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
@@ -326,14 +334,14 @@ class DuckDBConnector(BaseConnector):
                         f"ALTER TABLE {table.sql()} ADD COLUMN {quote_identifier(name)} {type_name}"
                     )
             columns = frozenset(existing | {row[0] for row in described})
-        self._fitted[table.sql()] = (schema, columns)
+        self._fitted[table.sql()] = columns
         return columns
 
     def _append(self, data: pa.RecordBatch, table: TableName) -> None:
         self._register(data)
-        rows = f"(SELECT *{_typed(data.schema)} FROM {BATCH_VIEW})"
+        rows = f"(SELECT *{typed_star(data.schema)} FROM {BATCH_VIEW})"
         try:
-            self._ensure_table(table, rows, data.schema)
+            self._ensure_table(table, rows, data.schema.names)
             self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM {rows}")
         finally:
             self._unregister_batch()
@@ -345,16 +353,29 @@ class DuckDBConnector(BaseConnector):
         if self._staging is not None:
             fill(data, self._staging)
             return
-        target = self._table()
-        stage = target.sibling(staging_name(target.name, self.context.run_id))
-        # Created and labelled with its owner in one transaction: no crash leaves a stage
-        # that `_drop_dead_stages` cannot attribute.
-        label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
+        stage = self._stage_name()
+        opened = not self._in_transaction
         self._begin_transaction()
         fill(data, stage)
-        self.con.execute(f"COMMENT ON TABLE {stage.sql()} IS {_sql_string(label)}")
-        self.con.execute("COMMIT")
-        self._in_transaction = False
+        self._label_stage(stage, commit=opened)
+
+    def _stage_name(self) -> TableName:
+        assert self.context is not None
+        target = self._table()
+        return target.sibling(staging_name(target.name, self.context.run_id))
+
+    def _label_stage(self, stage: TableName, *, commit: bool) -> None:
+        """Label the stage just created with its owner, in the transaction that created it: no
+        crash leaves a stage that `_drop_dead_stages` cannot attribute. With `commit`, that
+        transaction commits now, so the run's later batches need not form one transaction
+        (the stage is invisible until the swap); without, the stage joins the open one."""
+        assert self.context is not None
+        target = self._table()
+        label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
+        self.con.execute(f"COMMENT ON TABLE {stage.sql()} IS {sql_string(label)}")
+        if commit:
+            self.con.execute("COMMIT")
+            self._in_transaction = False
         self._staging = stage
 
     def _merge(self, data: pa.RecordBatch, table: TableName) -> None:
@@ -379,10 +400,10 @@ class DuckDBConnector(BaseConnector):
             order.append(f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST")
         order.append(f"{quote_identifier(ORDINAL)} DESC")
         partition = ", ".join(quote_identifier(key) for key in keys)
-        columns_of_rows = f"* EXCLUDE ({quote_identifier(ORDINAL)}){_typed(data.schema)}"
+        columns_of_rows = f"* EXCLUDE ({quote_identifier(ORDINAL)}){typed_star(data.schema)}"
         try:
             columns = self._ensure_table(
-                table, f"(SELECT {columns_of_rows} FROM {BATCH_VIEW})", data.schema
+                table, f"(SELECT {columns_of_rows} FROM {BATCH_VIEW})", data.schema.names
             )
             self.con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _dl_merge AS SELECT {columns_of_rows} FROM {BATCH_VIEW} "
@@ -418,6 +439,74 @@ class DuckDBConnector(BaseConnector):
         finally:
             self._unregister_batch()
 
+    # -- destination: schema -----------------------------------------------------------
+    def describe(self) -> pa.Schema | None:
+        import duckdb
+
+        table = self._table()
+        try:
+            described = describe_table(self.con, table)
+        except duckdb.Error as exc:
+            raise self._error("describe", exc) from exc
+        if described is not None:
+            self._fitted[table.sql()] = frozenset(described.names)
+        return described
+
+    def apply_schema(self, plan: SchemaPlan) -> None:
+        """Create or alter the table (under overwrite: this run's stage) in the transaction the
+        next batches and the state commit in. A new table's non-nullable fields are NOT NULL
+        and its `primary`/`unique` fields its keys; added columns are nullable (the rows there
+        have no value)."""
+        assert self.context is not None
+        import duckdb
+
+        overwrite = self.context.write_mode == "overwrite"
+        table = self._staging or (self._stage_name() if overwrite else self._table())
+        try:
+            if overwrite and self._staging is None:
+                opened = not self._in_transaction
+                self._begin_transaction()
+                self.con.execute(create_sql(self.con, table, plan.target))
+                self._label_stage(table, commit=opened)
+            else:
+                self._begin_transaction()
+                if plan.create and not overwrite:
+                    self.con.execute(create_sql(self.con, table, plan.target))
+                else:
+                    add_columns(self.con, table, plan.added())
+                    scratch = staging_name(table.name, f"{self.context.run_id} rewrite")
+                    widen_columns(self.con, table, plan.widened(), scratch)
+        except duckdb.Error as exc:
+            raise self._error("schema change", exc) from exc
+        self._fitted[table.sql()] = frozenset(plan.target.names)
+
+    def write_quarantine(self, rows: pa.Table) -> None:
+        """Insert `rows` into `<table>__quarantine` (created with their columns when missing, the
+        row's JSON text as JSON), in the transaction the data commits in."""
+        if rows.num_rows == 0:
+            return
+        import duckdb
+
+        if "row" in rows.schema.names:
+            index = rows.schema.get_field_index("row")
+            row = rows.schema.field(index)
+            tagged = row.with_metadata({**(row.metadata or {}), TYPE_TAG: JSON_TAG})
+            rows = pa.Table.from_arrays(rows.columns, schema=rows.schema.set(index, tagged))
+        target = self._table()
+        table = target.sibling(target.name + QUARANTINE_SUFFIX)
+        try:
+            self._begin_transaction()
+            self.con.register(QUARANTINE_VIEW, rows)
+            source = f"(SELECT *{typed_star(rows.schema)} FROM {QUARANTINE_VIEW})"
+            try:
+                self._ensure_table(table, source, rows.schema.names)
+                self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM {source}")
+            finally:
+                with suppress(duckdb.Error):
+                    self.con.unregister(QUARANTINE_VIEW)
+        except duckdb.Error as exc:
+            raise self._error("quarantine write", exc) from exc
+
     def commit(self, state: State) -> None:
         import duckdb
 
@@ -452,7 +541,7 @@ class DuckDBConnector(BaseConnector):
         # The stage's owner label goes; the replaced table's own comment, if any, stays.
         comment = rows[0][0] if rows else None
         self.con.execute(
-            f"COMMENT ON TABLE {target.sql()} IS {_sql_string(comment) if comment else 'NULL'}"
+            f"COMMENT ON TABLE {target.sql()} IS {sql_string(comment) if comment else 'NULL'}"
         )
         self._staging = None
         self._fitted.clear()
@@ -462,45 +551,3 @@ class DuckDBConnector(BaseConnector):
         if self._in_transaction and self.con is not None:
             self.con.execute("ROLLBACK")
             self._in_transaction = False
-
-
-def _duckdb_type(field: pa.Field) -> str | None:
-    """The DuckDB type a tagged text column is created with (None: as Arrow says)."""
-    tag = (field.metadata or {}).get(TYPE_TAG, b"").decode()
-    if pa.types.is_string(field.type):
-        return _TAGGED_TYPES.get(tag)
-    if pa.types.is_list(field.type) and pa.types.is_string(field.type.value_type):
-        element = _TAGGED_TYPES.get(tag.removesuffix("[]")) if tag.endswith("[]") else None
-        return f"{element}[]" if element else None
-    return None
-
-
-def _typed(schema: pa.Schema) -> str:
-    """A star expression's `REPLACE (…)` that casts the tagged text columns of `schema` to their
-    DuckDB type; empty when there are none."""
-    casts = [
-        f"CAST({quote_identifier(field.name)} AS {kind}) AS {quote_identifier(field.name)}"
-        for field in schema
-        if (kind := _duckdb_type(field)) is not None
-    ]
-    return f" REPLACE ({', '.join(casts)})" if casts else ""
-
-
-def _tagged_schema(schema: pa.Schema, types: list[str]) -> pa.Schema | None:
-    """`schema` (a result's, whose DuckDB column types are `types`) with its UUID and JSON
-    columns, and lists of them, tagged `uuid`/`json`: DuckDB exports them as plain strings.
-    None when there are none."""
-    fields, tagged = [], False
-    for field, kind in zip(schema, types, strict=True):
-        element = kind.removesuffix("[]")
-        if element in _TAG_OF_TYPE:
-            tag = _TAG_OF_TYPE[element] + kind[len(element) :]
-            field = field.with_metadata({**(field.metadata or {}), TYPE_TAG: tag.encode()})
-            tagged = True
-        fields.append(field)
-    return pa.schema(fields) if tagged else None
-
-
-def _sql_string(text: str) -> str:
-    """`text` as a SQL string literal (DuckDB's COMMENT takes no parameters)."""
-    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,468 @@
+"""The DuckDB destination's side of schema management: `describe` reports the table as Arrow
+(types, nullability, keys), `apply_schema` creates, extends and widens it in the transaction of
+the data (in place, or by a rewrite where DuckDB cannot alter), and `write_quarantine` keeps
+rejected rows beside the data, committed and aborted with it.
+
+The connector is driven step by step, as the engine drives it, on real database files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from dataloader import ArrowBatch, RunContext, State
+from dataloader.schema.plan import KEY_TAG, ColumnChange, SchemaPlan, key_of
+from dataloader.schema.types import JSON_TAG, TYPE_TAG
+from dataloader_duckdb import DuckDBConfig, DuckDBConnector
+
+Open = Callable[..., DuckDBConnector]
+
+
+@pytest.fixture
+def destination(dest_db: Path) -> Iterator[Open]:
+    """`destination(write_mode=…, table=…)`: a DuckDB destination (of table `t` unless told),
+    opened and begun as one run of recipe `r` would; closed at the end of the test."""
+    opened: list[DuckDBConnector] = []
+
+    def open_one(
+        write_mode: str = "append", run_id: str = "run-1", table: str = "t"
+    ) -> DuckDBConnector:
+        connector = DuckDBConnector(DuckDBConfig(database=str(dest_db), table=table))
+        connector.open(
+            RunContext(
+                recipe_name="r",
+                run_id=run_id,
+                started_at=datetime.now(UTC),
+                role="destination",
+                write_mode=write_mode,  # type: ignore[arg-type]
+            )
+        )
+        connector.begin(State())
+        opened.append(connector)
+        return connector
+
+    yield open_one
+    for connector in opened:
+        connector.close()
+
+
+def field(name: str, kind: pa.DataType, *, nullable: bool = True, **tags: bytes) -> pa.Field:
+    metadata = {
+        (KEY_TAG if tag == "key" else TYPE_TAG): value for tag, value in tags.items()
+    } or None
+    return pa.field(name, kind, nullable=nullable, metadata=metadata)
+
+
+def create(target: pa.Schema) -> SchemaPlan:
+    changes = tuple(ColumnChange("create", f.name, None, f.type, "new table") for f in target)
+    return SchemaPlan(True, target, changes)
+
+
+def change(before: pa.Schema, target: pa.Schema, **kinds: str) -> SchemaPlan:
+    """A plan from `before` to `target`; `kinds` names each changed column's change."""
+    changes = tuple(
+        ColumnChange(
+            kind,  # type: ignore[arg-type]
+            name,
+            before.field(name).type if kind == "widen_type" else None,
+            target.field(name).type,
+            "test",
+        )
+        for name, kind in kinds.items()
+    )
+    return SchemaPlan(False, target, changes)
+
+
+def batch(schema: pa.Schema, rows: list[dict[str, Any]]) -> ArrowBatch:
+    return ArrowBatch(pa.RecordBatch.from_pylist(rows, schema=schema))
+
+
+def shape(schema: pa.Schema | None) -> list[tuple[str, pa.DataType, bool, str | None, bytes]]:
+    """What `describe` promises of each column: name, type, nullability, key and type tag."""
+    assert schema is not None
+    return [
+        (f.name, f.type, f.nullable, key_of(f), (f.metadata or {}).get(TYPE_TAG, b""))
+        for f in schema
+    ]
+
+
+def types(sql: Any, database: Path, table: str = "t") -> dict[str, str]:
+    return dict(sql.query(database, f"SELECT column_name, column_type FROM (DESCRIBE {table})"))
+
+
+def test_describe_gives_back_the_table_apply_schema_created(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    target = pa.schema(
+        [
+            field("id", pa.int64(), nullable=False, key=b"primary"),
+            field("code", pa.string(), nullable=False, key=b"unique"),
+            field("i8", pa.int8()),
+            field("i16", pa.int16()),
+            field("i32", pa.int32(), nullable=False),
+            field("f32", pa.float32()),
+            field("f64", pa.float64()),
+            field("amount", pa.decimal128(20, 1)),
+            field("flag", pa.bool_()),
+            field("day", pa.date32()),
+            field("at", pa.timestamp("us")),
+            field("at_ns", pa.timestamp("ns")),
+            field("clock", pa.time64("us")),
+            field("blob", pa.binary()),
+            field("tags", pa.list_(pa.int32())),
+            field("point", pa.struct([("x", pa.int64()), ("label", pa.string())])),
+            field("doc", pa.string(), pg_type=JSON_TAG),
+            field("uid", pa.string(), pg_type=b"uuid"),
+        ]
+    )
+    connector = destination()
+    assert connector.describe() is None
+
+    connector.apply_schema(create(target))
+    connector.commit(State())
+
+    assert shape(destination().describe()) == shape(target)
+    assert types(sql, dest_db)["doc"] == "JSON"
+    assert types(sql, dest_db)["uid"] == "UUID"
+
+
+def test_describe_reads_keys_and_not_null_of_a_table_made_by_hand(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    sql.execute(
+        dest_db,
+        "CREATE TABLE t (a INTEGER, b VARCHAR, u UUID UNIQUE, n BIGINT NOT NULL, "
+        "p INTEGER, q INTEGER, seen TIMESTAMPTZ, PRIMARY KEY (a, b), UNIQUE (p, q))",
+    )
+
+    described = destination().describe()
+
+    assert shape(described)[:6] == [
+        ("a", pa.int32(), False, "primary", b""),
+        ("b", pa.string(), False, "primary", b""),
+        ("u", pa.string(), True, "unique", b"uuid"),
+        ("n", pa.int64(), False, None, b""),
+        ("p", pa.int32(), True, None, b""),  # unique only together with q: no key alone
+        ("q", pa.int32(), True, None, b""),
+    ]
+    assert described is not None
+    assert pa.types.is_timestamp(described.field("seen").type)
+    assert described.field("seen").type.tz is not None
+
+
+def test_an_added_column_is_committed_with_the_rows(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    sql.execute(dest_db, "CREATE TABLE t (id BIGINT)", "INSERT INTO t VALUES (1)")
+    connector = destination()
+    before = connector.describe()
+    assert before is not None
+    target = before.append(field("note", pa.string()))
+
+    connector.apply_schema(change(before, target, note="add_column"))
+    connector.write_batch(batch(target, [{"id": 2, "note": "new"}]), State())
+    connector.commit(State())
+
+    assert sql.query(dest_db, "SELECT id, note FROM t ORDER BY id") == [(1, None), (2, "new")]
+    assert types(sql, dest_db) == {"id": "BIGINT", "note": "VARCHAR"}
+
+
+# `plain`: DuckDB alters the column in place; `key`/`index`: it cannot, the table is rewritten.
+TABLES = {
+    "plain": "CREATE TABLE t (id INTEGER, q INTEGER)",
+    "key": "CREATE TABLE t (id INTEGER, q INTEGER PRIMARY KEY)",
+    "index": "CREATE TABLE t (id INTEGER, q INTEGER); CREATE INDEX t_q ON t (q)",
+}
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_int32_widens_to_int64_then_decimal_keeping_every_value_exact(
+    destination: Open, dest_db: Path, sql: Any, table: str
+) -> None:
+    sql.execute(
+        dest_db,
+        *TABLES[table].split("; "),
+        "COMMENT ON TABLE t IS 'orders'",
+        "INSERT INTO t VALUES (1, 2147483647), (2, -2147483648)",
+    )
+    steps = [
+        (pa.int64(), 2**62, "BIGINT"),
+        (pa.decimal128(20, 1), Decimal("1234567890123456789.5"), "DECIMAL(20,1)"),
+    ]
+    for row_id, (kind, value, duck_type) in enumerate(steps, start=3):
+        connector = destination(run_id=f"run-{row_id}")
+        before = connector.describe()
+        assert before is not None
+        target = before.set(1, before.field("q").with_type(kind))
+        connector.apply_schema(change(before, target, q="widen_type"))
+        connector.write_batch(batch(target, [{"id": row_id, "q": value}]), State())
+        connector.commit(State())
+        assert types(sql, dest_db)["q"] == duck_type
+
+    assert sql.query(dest_db, "SELECT id, q FROM t ORDER BY id") == [
+        (1, Decimal("2147483647.0")),
+        (2, Decimal("-2147483648.0")),
+        (3, Decimal(2**62)),
+        (4, Decimal("1234567890123456789.5")),
+    ]
+    # what the rewrite must keep: the key, the index, the comment
+    described = destination(run_id="check").describe()
+    assert described is not None
+    assert key_of(described.field("q")) == ("primary" if table == "key" else None)
+    indexes = sql.query(dest_db, "SELECT index_name FROM duckdb_indexes() WHERE table_name = 't'")
+    assert indexes == ([("t_q",)] if table == "index" else [])
+    assert sql.query(dest_db, "SELECT comment FROM duckdb_tables() WHERE table_name = 't'") == [
+        ("orders",)
+    ]
+    assert sql.tables(dest_db) == ["main._dataloader_state", "main.t"]
+
+
+def test_a_table_of_another_schema_is_rewritten_there_with_its_index_and_comments(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    sql.execute(
+        dest_db,
+        "CREATE SCHEMA sales",
+        "CREATE TABLE sales.t (id INTEGER UNIQUE, q INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE main.t (id INTEGER)",  # same name, other schema: untouched
+        "CREATE INDEX t_q ON sales.t (q)",
+        "COMMENT ON COLUMN sales.t.q IS 'quantity'",
+        "INSERT INTO sales.t VALUES (1, 5)",
+    )
+    connector = destination(table="sales.t")
+    before = connector.describe()
+    assert before is not None
+    target = before.set(0, before.field("id").with_type(pa.int64()))
+
+    connector.apply_schema(change(before, target, id="widen_type"))
+    connector.write_batch(batch(target, [{"id": 2**40, "q": 6}]), State())
+    connector.commit(State())
+
+    assert shape(connector.describe()) == shape(target)
+    assert sql.query(dest_db, "SELECT id, q FROM sales.t ORDER BY id") == [(1, 5), (2**40, 6)]
+    assert sql.query(
+        dest_db,
+        "SELECT schema_name, table_name, column_name, data_type, column_default, comment "
+        "FROM duckdb_columns() WHERE table_name = 't' ORDER BY ALL",
+    ) == [
+        ("main", "t", "id", "INTEGER", None, None),
+        ("sales", "t", "id", "BIGINT", None, None),
+        ("sales", "t", "q", "INTEGER", "0", "quantity"),
+    ]
+    assert sql.query(dest_db, "SELECT schema_name, sql FROM duckdb_indexes()") == [
+        ("sales", "CREATE INDEX t_q ON sales.t(q);")
+    ]
+
+
+def test_date_widens_to_timestamp(destination: Open, dest_db: Path, sql: Any) -> None:
+    sql.execute(dest_db, "CREATE TABLE t (day DATE)", "INSERT INTO t VALUES ('2024-02-29')")
+    connector = destination()
+    before = connector.describe()
+    assert before is not None
+    target = pa.schema([field("day", pa.timestamp("us"))])
+
+    connector.apply_schema(change(before, target, day="widen_type"))
+    connector.write_batch(batch(target, [{"day": datetime(2024, 3, 1, 12, 30)}]), State())
+    connector.commit(State())
+
+    assert types(sql, dest_db) == {"day": "TIMESTAMP"}
+    assert sql.query(dest_db, "SELECT day FROM t ORDER BY day") == [
+        (datetime(2024, 2, 29),),
+        (datetime(2024, 3, 1, 12, 30),),
+    ]
+
+
+@pytest.mark.parametrize("table", ["plain", "key"])
+def test_abort_after_apply_schema_leaves_the_table_as_it_was(
+    destination: Open, dest_db: Path, sql: Any, table: str
+) -> None:
+    sql.execute(dest_db, TABLES[table], "INSERT INTO t VALUES (1, 10)")
+    connector = destination()
+    before = connector.describe()
+    assert before is not None
+    target = before.set(1, before.field("q").with_type(pa.int64())).append(
+        field("note", pa.string())
+    )
+
+    connector.apply_schema(change(before, target, q="widen_type", note="add_column"))
+    connector.write_batch(batch(target, [{"id": 2, "q": 2**40, "note": "x"}]), State())
+    connector.abort()
+
+    assert shape(connector.describe()) == shape(before)
+    assert sql.query(dest_db, "SELECT * FROM t") == [(1, 10)]
+    # and the connector forgot the shape it had fitted: the next plan applies again
+    connector.apply_schema(change(before, target, q="widen_type", note="add_column"))
+    connector.write_batch(batch(target, [{"id": 3, "q": 2**40, "note": "y"}]), State())
+    connector.commit(State())
+    assert sql.query(dest_db, "SELECT * FROM t ORDER BY id") == [(1, 10, None), (3, 2**40, "y")]
+
+
+def test_abort_after_create_leaves_no_table(destination: Open, dest_db: Path, sql: Any) -> None:
+    connector = destination()
+    target = pa.schema([field("id", pa.int64(), nullable=False, key=b"primary")])
+
+    connector.apply_schema(create(target))
+    connector.write_batch(batch(target, [{"id": 1}]), State())
+    connector.abort()
+
+    assert connector.describe() is None
+    assert "main.t" not in sql.tables(dest_db)
+
+
+KILLED_RUN = """
+import os, signal, sys
+from datetime import UTC, datetime
+import pyarrow as pa
+from dataloader import ArrowBatch, RunContext, State
+from dataloader.schema.plan import ColumnChange, SchemaPlan
+from dataloader_duckdb import DuckDBConfig, DuckDBConnector
+
+connector = DuckDBConnector(DuckDBConfig(database=sys.argv[1], table="t"))
+connector.open(RunContext(recipe_name="r", run_id="killed", started_at=datetime.now(UTC),
+                          role="destination"))
+connector.begin(State())
+before = connector.describe()
+target = pa.schema([pa.field("id", pa.int64()), pa.field("note", pa.string())])
+connector.apply_schema(SchemaPlan(False, target, (
+    ColumnChange("widen_type", "id", before.field("id").type, pa.int64(), "test"),
+    ColumnChange("add_column", "note", None, pa.string(), "test"),
+)))
+rows = pa.RecordBatch.from_pylist([{"id": 2**40, "note": "x"}], schema=target)
+connector.write_batch(ArrowBatch(rows), State())
+os.kill(os.getpid(), signal.SIGKILL)  # after the DDL and the rows, before the commit
+"""
+
+
+def test_a_kill_between_apply_schema_and_commit_leaves_neither_change_nor_rows(
+    dest_db: Path, sql: Any
+) -> None:
+    sql.execute(dest_db, "CREATE TABLE t (id INTEGER)", "INSERT INTO t VALUES (1)")
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(dest_db)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+
+    assert types(sql, dest_db) == {"id": "INTEGER"}
+    assert sql.query(dest_db, "SELECT id FROM t") == [(1,)]
+
+
+QUARANTINE = pa.schema(
+    [
+        pa.field("row", pa.string()),
+        pa.field("rule", pa.string()),
+        pa.field("column", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def rejected(run_id: str, qty: str) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "row": f'{{"id": 9, "qty": "{qty}"}}',
+                "rule": "type",
+                "column": "qty",
+                "run_id": run_id,
+                "quarantined_at": datetime(2024, 1, 1, tzinfo=UTC),
+            }
+        ],
+        schema=QUARANTINE,
+    )
+
+
+def test_quarantined_rows_commit_with_the_data_and_vanish_with_an_abort(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    target = pa.schema([field("id", pa.int64()), field("qty", pa.int64())])
+    connector = destination()
+    assert connector.capabilities.quarantine
+
+    connector.apply_schema(create(target))
+    connector.write_quarantine(rejected("run-1", "3.5"))
+    connector.write_batch(batch(target, [{"id": 1, "qty": 3}]), State())
+    connector.commit(State())
+
+    connector.write_quarantine(rejected("run-1", "lots"))
+    connector.write_batch(batch(target, [{"id": 2, "qty": 4}]), State())
+    connector.abort()
+
+    assert sql.query(dest_db, "SELECT id, qty FROM t") == [(1, 3)]
+    assert sql.query(
+        dest_db, """SELECT "row"->>'qty', rule, "column", run_id FROM t__quarantine"""
+    ) == [("3.5", "type", "qty", "run-1")]
+    assert types(sql, dest_db, "t__quarantine")["row"] == "JSON"
+
+
+def test_overwrite_creates_and_widens_the_stage_and_swaps_it_in_at_commit(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    sql.execute(
+        dest_db,
+        "CREATE TABLE t (id INTEGER, v VARCHAR)",
+        "COMMENT ON TABLE t IS 'kept'",
+        "INSERT INTO t VALUES (1, 'old')",
+    )
+    connector = destination("overwrite")
+    first = pa.schema([field("id", pa.int32(), nullable=False, key=b"primary")])
+    wider = pa.schema(
+        [field("id", pa.int64(), nullable=False, key=b"primary"), field("d", pa.date32())]
+    )
+
+    connector.apply_schema(create(first))
+    connector.write_batch(batch(first, [{"id": 7}]), State())
+    connector.apply_schema(change(first, wider, id="widen_type", d="add_column"))
+    connector.write_batch(batch(wider, [{"id": 2**40, "d": date(2024, 1, 2)}]), State())
+
+    # until the commit, the table is the old one
+    assert types(sql, dest_db) == {"id": "INTEGER", "v": "VARCHAR"}
+    connector.write_quarantine(rejected("run-1", "x"))
+    connector.commit(State())
+
+    assert types(sql, dest_db) == {"id": "BIGINT", "d": "DATE"}
+    assert sql.query(dest_db, "SELECT id, d FROM t ORDER BY id") == [
+        (7, None),
+        (2**40, date(2024, 1, 2)),
+    ]
+    assert shape(destination().describe()) == shape(wider.set(1, field("d", pa.date32())))
+    assert sql.query(dest_db, "SELECT comment FROM duckdb_tables() WHERE table_name = 't'") == [
+        ("kept",)
+    ]
+    assert sql.tables(dest_db) == ["main._dataloader_state", "main.t", "main.t__quarantine"]
+
+
+def test_a_run_widens_adds_and_quarantines_through_the_engine(
+    run: Callable[..., Any], rows_source: str, dest_db: Path, sql: Any
+) -> None:
+    def recipe(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "name": "daily",
+            "source": {"type": rows_source, "batches": [rows]},
+            "destination": {"type": "duckdb", "database": str(dest_db), "table": "t"},
+            "schema": {
+                "columns": [{"name": "id", "nullable": False}],
+                "on_violation": "quarantine",
+            },
+        }
+
+    run(recipe([{"id": 1, "qty": 1}, {"id": 2, "qty": 2}]))
+    run(recipe([{"id": 3, "qty": Decimal("3.5"), "note": "day 2"}, {"id": None, "qty": 1}]))
+
+    assert types(sql, dest_db) == {"id": "BIGINT", "qty": "DECIMAL(20,1)", "note": "VARCHAR"}
+    assert sql.query(dest_db, "SELECT sum(qty) FROM t") == [(Decimal("6.5"),)]
+    assert sql.query(dest_db, """SELECT "row"->>'qty', "column" FROM t__quarantine""") == [
+        ("1.0", "id")
+    ]
+    assert types(sql, dest_db, "t__quarantine")["row"] == "JSON"
