@@ -341,10 +341,11 @@ os.kill(os.getpid(), signal.SIGKILL)  # after the DDL and the rows, before the c
 """
 
 
+@pytest.mark.parametrize("key", ["", " PRIMARY KEY"], ids=["in-place", "rewrite"])
 def test_a_kill_between_apply_schema_and_commit_leaves_neither_change_nor_rows(
-    dest_db: Path, sql: Any
+    dest_db: Path, sql: Any, key: str
 ) -> None:
-    sql.execute(dest_db, "CREATE TABLE t (id INTEGER)", "INSERT INTO t VALUES (1)")
+    sql.execute(dest_db, f"CREATE TABLE t (id INTEGER{key})", "INSERT INTO t VALUES (1)")
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, str(dest_db)],
         capture_output=True,
@@ -355,6 +356,7 @@ def test_a_kill_between_apply_schema_and_commit_leaves_neither_change_nor_rows(
 
     assert types(sql, dest_db) == {"id": "INTEGER"}
     assert sql.query(dest_db, "SELECT id FROM t") == [(1,)]
+    assert sql.tables(dest_db) == ["main._dataloader_state", "main.t"]
 
 
 QUARANTINE = pa.schema(
