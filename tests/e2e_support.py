@@ -360,14 +360,29 @@ def duckdb_table(database: Path, table: str) -> pa.Table:
         con.close()
 
 
-def visible_parquet(directory: Path) -> pa.Table:
-    """Every visible `*.parquet` file of a directory (no hidden or `_` names), as one table."""
+def visible_parquet(directory: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """Every visible `*.parquet` file of a directory (no hidden or `_` names), as one table;
+    with `schema` (the table's schema after its last change), parts written before a column
+    widened are cast to it and lack no column."""
     files = sorted(
         p for p in directory.glob("*.parquet") if p.is_file() and not p.name.startswith((".", "_"))
     )
     if not files:
         return pa.table({})
-    return pa.concat_tables([pq.read_table(p) for p in files], promote_options="default")
+    parts = [pq.read_table(p) for p in files]
+    if schema is not None:
+        parts = [
+            pa.table(
+                {
+                    field.name: part.column(field.name).cast(field.type)
+                    if field.name in part.column_names
+                    else pa.nulls(part.num_rows, field.type)
+                    for field in schema
+                }
+            )
+            for part in parts
+        ]
+    return pa.concat_tables(parts, promote_options="default")
 
 
 def sorted_rows(table: pa.Table, key: str | Sequence[str]) -> list[dict]:
