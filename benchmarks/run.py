@@ -1,4 +1,4 @@
-"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, postgres, s3_listing, small_files, file_parts or startup; default: all)."""
+"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts or startup; default: all)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["csv_to_duckdb", "postgres", "s3_listing", "small_files", "file_parts", "startup"]
+BENCHMARKS = [
+    "csv_to_duckdb",
+    "schema_check",
+    "postgres",
+    "s3_listing",
+    "small_files",
+    "file_parts",
+    "startup",
+]
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
