@@ -38,8 +38,9 @@ def exists(con: Any, table: TableName) -> bool:
 
 def describe_table(con: Any, table: TableName) -> pa.Schema | None:
     """`table` as an Arrow schema: types as reading it gives them (UUID and JSON columns tagged),
-    nullability from NOT NULL, primary key and single-column unique columns tagged
-    `dataloader.key`. None when the table does not exist."""
+    except that TIMESTAMPTZ is in UTC, not the session's zone (it stores instants: the zone is
+    only how a read shows them); nullability from NOT NULL, primary key and single-column
+    unique columns tagged `dataloader.key`. None when the table does not exist."""
     if not exists(con, table):
         return None
     columns = con.execute(f"DESCRIBE {table.sql()}").fetchall()
@@ -48,11 +49,22 @@ def describe_table(con: Any, table: TableName) -> pa.Schema | None:
     keys = _keys(con, table)
     fields = []
     for field, (_, _, null, *_) in zip(schema, columns, strict=True):
-        field = field.with_nullable(null == "YES")
+        field = field.with_type(_in_utc(field.type)).with_nullable(null == "YES")
         if field.name in keys:
             field = field.with_metadata({**(field.metadata or {}), KEY_TAG: keys[field.name]})
         fields.append(field)
     return pa.schema(fields)
+
+
+def _in_utc(kind: pa.DataType) -> pa.DataType:
+    """`kind` with its timestamps with a zone (also inside lists and structs) in UTC."""
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        return pa.timestamp(kind.unit, tz="UTC")
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(_in_utc(kind.value_type)))
+    if pa.types.is_struct(kind):
+        return pa.struct([f.with_type(_in_utc(f.type)) for f in kind.fields])
+    return kind
 
 
 def _keys(con: Any, table: TableName) -> dict[str, bytes]:
