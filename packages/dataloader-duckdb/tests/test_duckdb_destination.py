@@ -288,3 +288,17 @@ def test_a_write_that_fails_reports_its_own_cause_not_the_aborted_transaction(
 
     assert "CHECK constraint" in str(raised.value)  # DuckDB's own error
     assert "aborted" not in str(raised.value)
+
+
+@pytest.mark.parametrize("columns", ["all", "some"])
+def test_merge_of_rows_with_columns_named_like_the_sql_aliases(
+    run: Run, rows_source: str, dest_db: Path, sql: Any, columns: str
+) -> None:
+    first = [{"id": 1, "s": {"a": 1}, "t": "x", "other": 1}]
+    second = [{"id": 1, "s": {"a": 2}, "t": "y"} | ({"other": 2} if columns == "all" else {})]
+    for rows in (first, second):
+        run(rows_recipe(rows_source, dest_db, [rows], write_mode="merge", merge_keys=["id"]))
+
+    assert sql.query(dest_db, "SELECT id, s, t, other FROM target") == [
+        (1, {"a": 2}, "y", 2 if columns == "all" else 1)
+    ]

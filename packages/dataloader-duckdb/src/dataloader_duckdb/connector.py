@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 
 BATCH_VIEW = "_dl_batch"
 ORDINAL = "__dl_ordinal"
+# A merge's aliases of the incoming and the stored rows, unlike any column name: in the
+# correlated `NOT EXISTS`, a column `s` of the table would hide an outer alias `s`.
+NEW, OLD = "__dl_new", "__dl_old"
 QUARANTINE_VIEW = "_dl_quarantine"
 QUARANTINE_SUFFIX = "__quarantine"
 # Runs in this process take turns at shared DDL, so they do not conflict with each other.
@@ -409,31 +412,33 @@ class DuckDBConnector(BaseConnector):
                 f"CREATE OR REPLACE TEMP TABLE _dl_merge AS SELECT {columns_of_rows} FROM {BATCH_VIEW} "
                 f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
             )
-            match = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
+            match = " AND ".join(
+                f"{OLD}.{quote_identifier(k)} = {NEW}.{quote_identifier(k)}" for k in keys
+            )
             if winner:  # a stored row that wins over the incoming one stays as it is
                 self.con.execute(
-                    f"DELETE FROM _dl_merge AS s USING {table.sql()} AS t "
-                    f"WHERE {match} AND NOT {winner.replaces('s', 't')}"
+                    f"DELETE FROM _dl_merge AS {NEW} USING {table.sql()} AS {OLD} "
+                    f"WHERE {match} AND NOT {winner.replaces(NEW, OLD)}"
                 )
             incoming = [name for name in data.schema.names if name != ORDINAL]
             if columns <= set(incoming):  # nothing to keep: delete + insert is the fastest
                 self.con.execute(
-                    f"DELETE FROM {table.sql()} AS t USING _dl_merge AS s WHERE {match}"
+                    f"DELETE FROM {table.sql()} AS {OLD} USING _dl_merge AS {NEW} WHERE {match}"
                 )
                 self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM _dl_merge")
             else:  # columns the rows do not carry keep their values in matched rows
                 updates = ", ".join(
-                    f"{quote_identifier(name)} = s.{quote_identifier(name)}"
+                    f"{quote_identifier(name)} = {NEW}.{quote_identifier(name)}"
                     for name in incoming
                     if name not in keys
                 )
                 if updates:
                     self.con.execute(
-                        f"UPDATE {table.sql()} AS t SET {updates} FROM _dl_merge AS s WHERE {match}"
+                        f"UPDATE {table.sql()} AS {OLD} SET {updates} FROM _dl_merge AS {NEW} WHERE {match}"
                     )
                 self.con.execute(
-                    f"INSERT INTO {table.sql()} BY NAME SELECT * FROM _dl_merge AS s "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM {table.sql()} AS t WHERE {match})"
+                    f"INSERT INTO {table.sql()} BY NAME SELECT * FROM _dl_merge AS {NEW} "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {table.sql()} AS {OLD} WHERE {match})"
                 )
             self.con.execute("DROP TABLE _dl_merge")
         finally:
