@@ -232,10 +232,32 @@ def test_the_history_keeps_each_version_and_the_exact_current_schema() -> None:
             "sample": "1.5",
         }
     ]
-    assert [(c["name"], c["origin"]) for c in version["columns"]] == [
+    assert [(c["name"], c["origin"]) for c in history["columns"]] == [
         ("id", "declared"),
         ("price", "inferred in version 2"),
     ]
     assert current_schema(history) == second.plan.target
-    empty = SchemaPlan(create=False, target=pa.schema([]), changes=())
-    assert record({}, empty, "r", "t", set())["version"] == 1
+    again = SchemaManager(config(), None).prepare(second.batch).plan  # an overwrite's new table
+    assert record(history, again, "run-3", "t", {"id"}) is None
+    narrower = SchemaManager(config(), None).prepare(rows(id=[1], extra=["x"])).plan
+    third = record(history, narrower, "run-4", "t", {"id"})
+    assert [(c["kind"], c["column"]) for c in third["changes"]] == [
+        ("add_column", "extra"),
+        ("drop_column", "price"),
+    ]
+
+
+def test_a_table_found_in_the_destination_is_the_first_version() -> None:
+    found = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    history: dict[str, Any] = {}
+    version = record(history, SchemaPlan(create=False, target=found, changes=()), "r", "t", set())
+    assert version["changes"][0]["kind"] == "create"
+    assert history["columns"] == [
+        {
+            "name": "id",
+            "type": "int",
+            "nullable": False,
+            "key": None,
+            "origin": "found in the destination",
+        }
+    ]

@@ -246,7 +246,7 @@ class Runner:
             merge_keys=context.merge_keys,
         )
 
-    def _record_schema(self, state: State, plan: SchemaPlan) -> dict[str, Any]:
+    def _record_schema(self, state: State, plan: SchemaPlan) -> dict[str, Any] | None:
         assert self.result is not None
         declared = {column.name for column in self.recipe.table_schema.columns}
         at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -262,12 +262,13 @@ class Runner:
         if prepared.plan is not None:
             destination.apply_schema(prepared.plan)
             version = self._record_schema(state, prepared.plan)
-            result.schema_changes += len(prepared.plan.changes)
-            for change in version["changes"]:
+            changes = version["changes"] if version is not None else []
+            result.schema_changes += len(changes)
+            for change in changes:
+                types = " → ".join(t for t in (change["before"], change["after"]) if t)
                 log.info(
-                    f"schema change: {change['kind']} {change['column']!r} "
-                    + (f"{change['before']} → " if change["before"] else "")
-                    + f"{change['after']} ({change['reason']})",
+                    f"schema change: {change['kind']} {change['column']!r} {types} "
+                    f"({change['reason']})",
                     extra={"stage": "schema", "counts": {"version": version["version"], **change}},
                 )
         if prepared.rejected:
