@@ -200,6 +200,17 @@ def test_nanoseconds_keep_the_table_unit_and_sub_microsecond_digits_break_the_co
         )
 
 
+def test_lenient_quarantines_by_default_where_the_destination_can() -> None:
+    lenient = config(mode="lenient")
+    odd = rows(n=["1", "x"])
+    current = table(n=pa.int64())
+    assert len(SchemaManager(lenient, current, can_quarantine=True).prepare(odd).rejected) == 1
+    with pytest.raises(EngineError, match=r"'x'"):
+        SchemaManager(lenient, current).prepare(odd)
+    with pytest.raises(EngineError, match=r"'x'"):
+        SchemaManager(config(), current, can_quarantine=True).prepare(odd)
+
+
 def test_a_per_column_rule_overrides_the_recipes() -> None:
     manager = SchemaManager(
         config(

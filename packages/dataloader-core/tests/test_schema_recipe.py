@@ -92,7 +92,7 @@ def test_a_child_inherits_the_section_and_overrides_its_keys(
 
 def test_without_the_section_the_table_follows_the_data(write: Write, registry: Registry) -> None:
     recipe = from_yaml(write("orders.yaml", BASE))
-    assert recipe.table_schema.mode == "infer" and recipe.table_schema.on_violation == "fail"
+    assert recipe.table_schema.mode == "infer" and recipe.table_schema.rule_for("id") == "fail"
     assert recipe.table_schema.allows("type_changes")
 
 

@@ -233,6 +233,7 @@ class Runner:
         describes it (or as the state recorded it, for a destination that describes none).
         An overwrite writes a new table: it plans from none."""
         history = state.schema_history
+        capabilities = self.bound.destination.registration.capabilities
         current = None
         if context.write_mode != "overwrite":
             described = destination.describe()
@@ -244,6 +245,7 @@ class Runner:
             current,
             file=self.recipe.origin_of("schema"),
             merge_keys=context.merge_keys,
+            can_quarantine=bool(capabilities and capabilities.quarantine),
         )
 
     def _record_schema(self, state: State, plan: SchemaPlan) -> dict[str, Any] | None:

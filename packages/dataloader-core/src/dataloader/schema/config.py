@@ -79,9 +79,10 @@ class SchemaConfig(BaseModel):
         `strict` (rows must match `columns` exactly; a run fails before any write otherwise).
     :param columns: declared columns; under `strict` the only ones allowed.
     :param evolution: which changes the destination table may go through.
-    :param on_violation: rows that break the contract: `fail` the run (default), send them to
+    :param on_violation: rows that break the contract: `fail` the run, send them to
         `quarantine` (`<table>__quarantine`, with the row as JSON and the rule broken), or
-        `drop` them (counted).
+        `drop` them (counted). Unset: `quarantine` under `lenient` where the destination keeps
+        a quarantine, `fail` otherwise.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -89,7 +90,7 @@ class SchemaConfig(BaseModel):
     mode: SchemaMode = "infer"
     columns: list[ColumnSpec] = Field(default_factory=list)
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig)
-    on_violation: OnViolation = "fail"
+    on_violation: OnViolation | None = None
 
     @model_validator(mode="after")
     def _columns_once(self) -> SchemaConfig:
@@ -112,9 +113,12 @@ class SchemaConfig(BaseModel):
             return False
         return change != "type_changes" or self.mode == "infer"
 
-    def rule_for(self, column: str) -> OnViolation:
-        """What happens to a row that breaks `column`'s rules."""
+    def rule_for(self, column: str, can_quarantine: bool = False) -> OnViolation:
+        """What happens to a row that breaks `column`'s rules, given whether the destination
+        keeps a quarantine."""
         for spec in self.columns:
             if spec.name == column and spec.on_violation is not None:
                 return spec.on_violation
-        return self.on_violation
+        if self.on_violation is not None:
+            return self.on_violation
+        return "quarantine" if self.mode == "lenient" and can_quarantine else "fail"

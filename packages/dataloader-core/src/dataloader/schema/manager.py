@@ -70,6 +70,7 @@ class SchemaManager:
     :param file: the recipe file, for errors.
     :param merge_keys: a merge's keys: repeated keys in a batch are the merge's to settle, not
         a broken `unique` rule.
+    :param can_quarantine: the destination keeps a quarantine (the default rule of `lenient`).
     """
 
     def __init__(
@@ -78,8 +79,10 @@ class SchemaManager:
         current: pa.Schema | None,
         file: str | None = None,
         merge_keys: Sequence[str] = (),
+        can_quarantine: bool = False,
     ) -> None:
         self.config = config
+        self.can_quarantine = can_quarantine
         self.merge_keys = frozenset(merge_keys)
         self.current = current
         self.file = file
@@ -115,7 +118,7 @@ class SchemaManager:
                         f"a {type_name(batch.column(index).type)} value does not fit "
                         f"{type_name(arrow_type)}: "
                         f"{_value_at(batch.column(index), bad[0].as_py())!r}",
-                        self.config.rule_for(name),
+                        self.config.rule_for(name, self.can_quarantine),
                     )
                 )
         cast = pa.RecordBatch.from_arrays(columns, schema=shape.target)
@@ -329,7 +332,7 @@ class SchemaManager:
                         name,
                         rows,
                         f"{column.null_count} NULL value(s) in NOT NULL column {name!r}",
-                        self.config.rule_for(name),
+                        self.config.rule_for(name, self.can_quarantine),
                     )
                 )
         return found
@@ -352,7 +355,7 @@ class SchemaManager:
                         repeats,
                         f"{len(repeats)} repeated value(s) in unique column {name!r}, e.g. "
                         f"{_value_at(column, repeats[0].as_py())!r}",
-                        self.config.rule_for(name),
+                        self.config.rule_for(name, self.can_quarantine),
                     )
                 )
         return found
