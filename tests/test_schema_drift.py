@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from e2e_support import Gate, kill_at_gate, run_cli, visible_parquet, write_recipe
 
@@ -238,3 +239,46 @@ def test_a_kill_between_the_change_and_its_commit_leaves_neither(
     assert sum(Decimal(str(v)) for v in after.column("qty").to_pylist()) == Decimal(150) + sum(
         Decimal(f"{i}.5") for i in range(6, 11)
     )
+
+
+def test_a_column_added_mid_run_and_int32_widened_to_int64_then_decimal(
+    tmp_path: Path, destination: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    recipe = write_recipe(
+        tmp_path / "sales.yaml",
+        {
+            "name": "sales",
+            "source": {
+                "type": "filestore",
+                "path": str(incoming / "*.parquet"),
+                "incremental": {"strategy": "modified_time"},
+            },
+            "destination": destination,
+        },
+    )
+    backend = LocalStateBackend(tmp_path / ".state")
+    pq.write_table(pa.table({"id": pa.array([1, 2], pa.int32())}), incoming / "a.parquet")
+    pq.write_table(
+        pa.table({"id": pa.array([3], pa.int32()), "tag": ["x"]}), incoming / "b.parquet"
+    )
+    assert run_recipe(from_yaml(recipe), backend).rows_written == 3  # `tag` arrives mid-run
+    pq.write_table(pa.table({"id": pa.array([2**40], pa.int64())}), incoming / "c.parquet")
+    run_recipe(from_yaml(recipe), backend)
+    big = Decimal("123456789012345678901.5")
+    pq.write_table(pa.table({"id": pa.array([big], pa.decimal128(22, 1))}), incoming / "d.parquet")
+    run_recipe(from_yaml(recipe), backend)
+
+    history = State.from_dict(backend.load("sales")).schema_history
+    widened = [
+        (c["before"], c["after"])
+        for v in history["versions"]
+        for c in v["changes"]
+        if c["kind"] == "widen_type"
+    ]
+    assert widened == [("int32", "int"), ("int", "decimal(22,1)")]
+    data = loaded(destination, request, schema=current_schema(history))
+    ids = sorted(Decimal(str(v)) for v in data.column("id").to_pylist())
+    assert ids == [1, 2, 3, 2**40, big]
+    assert sorted(data.column("tag").to_pylist(), key=lambda v: v or "") == [None] * 4 + ["x"]
