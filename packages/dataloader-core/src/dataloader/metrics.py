@@ -15,7 +15,8 @@ def _label(value: str) -> str:
 
 
 def prometheus_text(results: Iterable[RunResult]) -> str:
-    """Gauges of the last run of each recipe: rows, bytes, batches, seconds, retries, per stage."""
+    """Gauges of the last run of each recipe: rows, bytes, batches, seconds, retries, per stage;
+    rows quarantined and dropped, and schema changes."""
     results = list(results)
     lines: list[str] = []
 
@@ -50,6 +51,21 @@ def prometheus_text(results: Iterable[RunResult]) -> str:
         "dataloader_run_commits",
         "Commits of the last run.",
         [({"recipe": r.recipe_name}, r.commits) for r in results],
+    )
+    family(
+        "dataloader_run_rows_quarantined",
+        "Rows of the last run that broke the schema contract and went to quarantine.",
+        [({"recipe": r.recipe_name}, r.rows_quarantined) for r in results],
+    )
+    family(
+        "dataloader_run_rows_dropped",
+        "Rows of the last run that broke the schema contract and were dropped.",
+        [({"recipe": r.recipe_name}, r.rows_dropped) for r in results],
+    )
+    family(
+        "dataloader_run_schema_changes",
+        "Changes the last run made to the destination table's schema.",
+        [({"recipe": r.recipe_name}, r.schema_changes) for r in results],
     )
     for metric, help_text in (
         ("rows", "Rows"),

@@ -119,19 +119,28 @@ class ProgressReporter:
 
 
 # The summary's number columns: (header, cell, rank). Narrow terminals drop the highest
-# ranks first, so the table always fits; the order on screen stays this one.
+# ranks first, so the table always fits; the order on screen stays this one. The columns of
+# the schema contract are shown only when a run counted something in them.
 SUMMARY_COLUMNS: tuple[tuple[str, Callable[[RunResult], str], int], ...] = (
-    ("rows read", lambda r: f"{r.rows_read:,}", 4),
+    ("rows read", lambda r: f"{r.rows_read:,}", 6),
     ("rows written", lambda r: f"{r.rows_written:,}", 1),
-    ("batches", lambda r: f"{r.batches:,}", 5),
-    ("retries", lambda r: str(sum(stage.retries for stage in r.stages.values())), 6),
-    ("read s", lambda r: f"{r.stages['read'].seconds:.2f}", 8),
-    ("transform s", lambda r: f"{r.stages['transform'].seconds:.2f}", 10),
-    ("write s", lambda r: f"{r.stages['write'].seconds:.2f}", 9),
-    ("commit s", lambda r: f"{r.stages['commit'].seconds:.2f}", 7),
-    ("seconds", lambda r: f"{r.duration_seconds:.2f}", 2),
-    ("rows/s", lambda r: f"{r.rows_per_second:,.0f}", 3),
+    ("quarantined", lambda r: f"{r.rows_quarantined:,}", 2),
+    ("dropped", lambda r: f"{r.rows_dropped:,}", 3),
+    ("schema changes", lambda r: f"{r.schema_changes:,}", 8),
+    ("batches", lambda r: f"{r.batches:,}", 7),
+    ("retries", lambda r: str(sum(stage.retries for stage in r.stages.values())), 9),
+    ("read s", lambda r: f"{r.stages['read'].seconds:.2f}", 11),
+    ("transform s", lambda r: f"{r.stages['transform'].seconds:.2f}", 13),
+    ("write s", lambda r: f"{r.stages['write'].seconds:.2f}", 12),
+    ("commit s", lambda r: f"{r.stages['commit'].seconds:.2f}", 10),
+    ("seconds", lambda r: f"{r.duration_seconds:.2f}", 4),
+    ("rows/s", lambda r: f"{r.rows_per_second:,.0f}", 5),
 )
+WHEN_COUNTED: dict[str, Callable[[RunResult], int]] = {
+    "quarantined": lambda r: r.rows_quarantined,
+    "dropped": lambda r: r.rows_dropped,
+    "schema changes": lambda r: r.schema_changes,
+}
 
 
 def _status(outcome: Outcome) -> str:
@@ -160,9 +169,15 @@ def _summary_with(outcomes: list[Outcome], columns: list[int]) -> Table:
 def summary_table(outcomes: list[Outcome], console: Console) -> Table:
     """The run summary, one row per recipe, with as many columns as fit the console's width:
     a failed run shows its error's class (the error itself is printed once, above) and what it
-    committed."""
+    committed; rows quarantined or dropped and schema changes when a run had any."""
     unbounded = console.options.update_width(10_000)  # the width the table wants
-    by_rank = sorted(range(len(SUMMARY_COLUMNS)), key=lambda i: SUMMARY_COLUMNS[i][2])
+    results = [outcome.result for outcome in outcomes if outcome.result is not None]
+    shown = [
+        index
+        for index, (header, _, _) in enumerate(SUMMARY_COLUMNS)
+        if header not in WHEN_COUNTED or any(WHEN_COUNTED[header](r) for r in results)
+    ]
+    by_rank = sorted(shown, key=lambda i: SUMMARY_COLUMNS[i][2])
     for keep in range(len(by_rank), 0, -1):
         table = _summary_with(outcomes, sorted(by_rank[:keep]))
         if console.measure(table, options=unbounded).maximum <= console.width:
