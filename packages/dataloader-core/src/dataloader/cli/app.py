@@ -83,6 +83,8 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "reset-state": ("state_cmds", "reset_state"),
     "import-state": ("state_cmds", "import_state"),
     "init": ("init_cmd", "init"),
+    "schema": ("schema_cmds", "schema"),
+    "preview": ("preview_cmd", "preview"),
 }
 
 

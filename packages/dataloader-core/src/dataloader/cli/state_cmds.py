@@ -70,7 +70,7 @@ def opened_destination(recipe: Recipe, bound: BoundRecipe, write_mode: str) -> I
         destination.close()
 
 
-def _destination_state(
+def destination_state(
     recipe_path: str, variables: tuple[str, ...], state_dir: str | None, *, reset: bool
 ) -> tuple[State, State | None, Recipe, str]:
     """The state backend's copy of the state and the destination's own, read (and with `reset`
@@ -109,7 +109,7 @@ def _destination_state(
     return stored, committed, recipe, where
 
 
-def _with_progress_of(stored: State, committed: State | None) -> State:
+def with_progress_of(stored: State, committed: State | None) -> State:
     """The state a run would start from: the destination's read position, the backend's history."""
     if committed is not None:
         for key in PROGRESS_KEYS:
@@ -117,22 +117,50 @@ def _with_progress_of(stored: State, committed: State | None) -> State:
     return stored
 
 
+def current_columns(history: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's columns as the last version left them (`name`, `type`, `nullable`, `key`,
+    `origin`)."""
+    if "columns" in history:
+        return list(history["columns"])
+    versions = history.get("versions") or []
+    return list(versions[-1].get("columns", [])) if versions else []  # as early states kept them
+
+
+# Counts of the schema contract: a column each in the runs table when a run had any.
+CONTRACT_COUNTS = (
+    ("rows_quarantined", "quarantined"),
+    ("rows_dropped", "dropped"),
+    ("schema_changes", "schema changes"),
+)
+
+
 def _runs_table(runs: list[dict[str, Any]], console: Console) -> Table:
-    """The last runs, in as many columns as fit: `batches`, then the run id, go first."""
-    headers = ["run", "started (UTC)", "status", "rows written", "batches", "seconds"]
+    """The last runs, in as many columns as fit: `batches`, then the run id, go first. Rows
+    quarantined or dropped and schema changes are shown when a run had any."""
+    counted = [(key, header) for key, header in CONTRACT_COUNTS if any(r.get(key) for r in runs)]
+    headers = [
+        "run",
+        "started (UTC)",
+        "status",
+        "rows written",
+        *(header for _, header in counted),
+        "batches",
+        "seconds",
+    ]
     cells = [
         [
             str(run.get("run_id", "")),
             _started(run.get("started_at")),
             str(run.get("status", "")),
             f"{run.get('rows_written', 0):,}",
+            *(f"{run.get(key, 0):,}" for key, _ in counted),
             f"{run.get('batches', 0):,}",
             f"{run.get('duration_seconds', 0):.2f}",
         ]
         for run in runs
     ]
     unbounded = console.options.update_width(10_000)
-    for dropped in ((), ("batches",), ("batches", "run")):
+    for dropped in ((), ("batches",), ("batches", "run"), ("batches", "run", "started (UTC)")):
         keep = [i for i, header in enumerate(headers) if header not in dropped]
         table = Table(title="last runs")
         for i in keep:
@@ -162,8 +190,8 @@ def show_state(
     """Show a recipe's state: cursor values, files read and the last runs (of a running recipe:
     the state backend's copy, as of the run's last commit). Values are printed as a recipe
     writes them (ISO 8601 timestamps); `--json` gives the typed document `import-state` takes."""
-    stored, committed, loaded, _ = _destination_state(recipe, variables, state_dir, reset=False)
-    state = _with_progress_of(stored, committed)
+    stored, committed, loaded, _ = destination_state(recipe, variables, state_dir, reset=False)
+    state = with_progress_of(stored, committed)
     if as_json:
         click.echo(json.dumps(state.to_dict(), indent=2, sort_keys=True))
         return
@@ -177,6 +205,15 @@ def show_state(
     if files:
         complete = sum(1 for entry in files.values() if entry.get("complete"))
         console.print(f"files read: {complete} complete, {len(files) - complete} partial")
+    versions = state.schema_history.get("versions") or []
+    if versions:
+        columns = plural(len(current_columns(state.schema_history)), "column")
+        console.print(
+            f"schema: version {versions[-1]['version']}, {columns} (see `dataloader schema "
+            "history`)",
+            markup=False,
+            soft_wrap=False,
+        )
     console.print(_runs_table(state.checkpoints[-10:], console))
 
 
@@ -191,8 +228,8 @@ def reset_state(recipe: str, variables: tuple[str, ...], state_dir: str | None) 
     """Forget a recipe's state (in the state backend and in the destination's state record):
     the next run reads the source from the start. The destination's rows stay. Fails while a
     run of the recipe holds its lock."""
-    stored, committed, loaded, where = _destination_state(recipe, variables, state_dir, reset=True)
-    state = _with_progress_of(stored, committed)
+    stored, committed, loaded, where = destination_state(recipe, variables, state_dir, reset=True)
+    state = with_progress_of(stored, committed)
     forgot = [part for part in (describe_cursors(state),) if part]
     if state.checkpoints:
         forgot.append(f"the history of {plural(len(state.checkpoints), 'run')}")
