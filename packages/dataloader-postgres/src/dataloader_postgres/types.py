@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-PG_TYPE_KEY = b"pg_type"
+from dataloader.schema.types import TYPE_TAG
+
 UNCONSTRAINED_NUMERIC = pa.decimal128(38, 9)
 
 # OID → (kind, arrow type); kind says how the value is selected and decoded.
@@ -129,7 +130,7 @@ def plan_column(
     :param type_modifier: psycopg2's `internal_size` of the column: for `numeric(p,s)[]` it
         carries the elements' precision and scale.
     """
-    metadata = {PG_TYPE_KEY: type_name.encode()}
+    metadata = {TYPE_TAG: type_name.encode()}
     if oid == 1700:
         arrow = _numeric(precision, scale, unconstrained)
         constrained = precision is not None and 0 < precision <= 76
@@ -166,8 +167,8 @@ def plan_column(
 
 def pg_type_for(field: pa.Field) -> str:
     """The Postgres column type for an Arrow field (its `pg_type` metadata wins)."""
-    if field.metadata and PG_TYPE_KEY in field.metadata:
-        return field.metadata[PG_TYPE_KEY].decode()
+    if field.metadata and TYPE_TAG in field.metadata:
+        return field.metadata[TYPE_TAG].decode()
     return _pg_type(field.type)
 
 
