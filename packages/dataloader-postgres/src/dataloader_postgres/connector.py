@@ -9,6 +9,9 @@ Writes happen in one transaction per commit that also upserts the recipe's row i
   written, and with `dedup_sort` only over a stored row the incoming one wins against;
 - overwrite: `COPY` into a new staging table labelled with the recipe that owns it (a run's
   cleanup drops only its own recipe's), then drop and rename in the commit.
+
+The engine fits the table first (`describe`, then `apply_schema` with its plan); the DDL runs
+in the same transaction as the rows, and under overwrite it shapes the stage.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
@@ -36,7 +39,17 @@ from dataloader.sql import (
 from dataloader_postgres.codec import CopyCodec, CsvCopyCodec, untranslatable_value
 from dataloader_postgres.config import PostgresConfig
 from dataloader_postgres.connection import connect, is_transient, server_encoding
-from dataloader_postgres.types import ColumnPlan, pg_type_for, plan_column
+from dataloader_postgres.schema import (
+    CONSTRAINTS_SQL,
+    column_sql,
+    create_table_sql,
+    described,
+    fit_clauses,
+)
+from dataloader_postgres.types import ColumnPlan, plan_column
+
+if TYPE_CHECKING:
+    from dataloader.schema.plan import SchemaPlan
 
 ORDINAL = "__dl_ordinal"
 MERGE_STAGE = "_dl_merge_stage"
@@ -54,6 +67,7 @@ class PostgresConnector(BaseConnector):
         write_modes=("append", "overwrite", "merge"),
         incremental=True,
         transactional_state=True,
+        quarantine=True,
     )
     codec: ClassVar[CopyCodec] = CsvCopyCodec()
 
@@ -64,6 +78,8 @@ class PostgresConnector(BaseConnector):
         self._staging: TableName | None = None
         self._merge_stage_columns: frozenset[str] = frozenset()  # empty: no stage yet
         self._unique_keys: bool | None = None
+        # Per table (its SQL name): the columns it has in this transaction, once known.
+        self._fitted: dict[str, tuple[str, ...]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -396,24 +412,92 @@ class PostgresConnector(BaseConnector):
 
     def _ensure_table(
         self, table: TableName, schema: pa.Schema, *, primary_key: tuple[str, ...] = ()
-    ) -> list[str]:
-        """Create `table` for `schema`, or add the columns it lacks; its column names."""
-        existing = list(self._columns(table))
+    ) -> tuple[str, ...]:
+        """Create `table` for `schema`, or add the columns it lacks; its column names.
+
+        Types are left as they are: changing them is the engine's plan (`apply_schema`).
+        """
+        known = self._fitted.get(table.sql())
+        if known is not None and set(known).issuperset(schema.names):
+            return known
+        existing = tuple(self._columns(table))
         if not existing:
-            columns = [f"{quote_identifier(field.name)} {pg_type_for(field)}" for field in schema]
-            if primary_key:
-                columns.append(
-                    f"PRIMARY KEY ({', '.join(quote_identifier(k) for k in primary_key)})"
-                )
-            self._execute(f"CREATE TABLE {table.sql()} ({', '.join(columns)})")
-            return schema.names
-        for field in schema:
-            if field.name not in existing:
-                self._execute(
-                    f"ALTER TABLE {table.sql()} ADD COLUMN {quote_identifier(field.name)} {pg_type_for(field)}"
-                )
-                existing.append(field.name)
+            self._execute(create_table_sql(table, schema, primary_key))
+            existing = tuple(schema.names)
+        else:
+            missing = [field for field in schema if field.name not in existing]
+            for field in missing:
+                self._execute(f"ALTER TABLE {table.sql()} ADD COLUMN {column_sql(field)}")
+            existing += tuple(field.name for field in missing)
+        self._fitted[table.sql()] = existing
         return existing
+
+    def _fit(self, table: TableName, schema: pa.Schema, *, empty: bool = False) -> None:
+        """Make `table` hold `schema`: create it, or add the columns it lacks and widen the
+        types that cannot hold the planned ones (see `schema.fit_clauses`)."""
+        assert self.context is not None
+        if not self._exists(table):
+            self._execute(create_table_sql(table, schema, self.context.merge_keys))
+            self._fitted[table.sql()] = tuple(schema.names)
+            return
+        existing = {plan.name: plan.field for plan in self._read_plans(table)}
+        clauses = fit_clauses(existing, schema, empty=empty)
+        if clauses:
+            self._execute(f"ALTER TABLE {table.sql()} {', '.join(clauses)}")
+        self._fitted[table.sql()] = (*existing, *(n for n in schema.names if n not in existing))
+
+    def _read_plans(self, table: TableName) -> list[ColumnPlan]:
+        return self.plan_columns(f"SELECT * FROM {table.sql()}")
+
+    def describe(self) -> pa.Schema | None:
+        """The destination table as the Postgres source reads it (types, `pg_type` tags), with
+        NOT NULL columns not nullable and primary-key / one-column unique columns tagged."""
+        import psycopg2
+
+        table = self._table()
+        try:
+            if not self._exists(table):
+                return None
+            constraints = self._execute(CONSTRAINTS_SQL, (table.sql(),)).fetchall()
+            return described(self._read_plans(table), constraints)
+        except psycopg2.Error as exc:
+            self.abort()
+            raise self._error("describe", exc) from exc
+
+    def apply_schema(self, plan: SchemaPlan) -> None:
+        """Fit the table (under overwrite, this run's stage) to `plan.target` in the open
+        transaction: CREATE TABLE, ADD COLUMN, ALTER COLUMN … TYPE … USING."""
+        assert self.context is not None
+        import psycopg2
+
+        try:
+            if self.context.write_mode != "overwrite":
+                self._fit(self._table(), plan.target)
+            elif self._staging is None:
+                self._open_stage(plan.target)
+            else:
+                self._fit(self._staging, plan.target)
+        except psycopg2.Error as exc:
+            self.abort()
+            raise self._error("schema change", exc) from exc
+        self._merge_stage_columns = frozenset()  # remade with the new types
+
+    def write_quarantine(self, rows: pa.Table) -> None:
+        """Add `rows` to `<table>__quarantine` (created from their columns when missing), in
+        the transaction of the data."""
+        if rows.num_rows == 0:
+            return
+        import psycopg2
+
+        table = self._table()
+        quarantine = table.sibling(f"{table.name}__quarantine")
+        try:
+            self._ensure_table(quarantine, rows.schema)
+            for batch in rows.to_batches():
+                self.codec.write(self.conn, quarantine.sql(), batch)
+        except psycopg2.Error as exc:
+            self.abort()
+            raise self._error("quarantine write", exc) from exc
 
     def write_batch(self, batch: Any, state: State) -> None:
         assert self.context is not None
@@ -456,25 +540,32 @@ class PostgresConnector(BaseConnector):
 
     def _write_overwrite(self, data: pa.RecordBatch) -> None:
         assert self.context is not None
-        target = self._table()
         if self._staging is None:
-            stage = target.sibling(staging_name(target.name, self.context.run_id))
-            if self._exists(target):
-                self._execute(
-                    f"CREATE TABLE {stage.sql()} (LIKE {target.sql()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
-                )
-            self._ensure_table(stage, data.schema, primary_key=self.context.merge_keys)
-            # Labelled with its owner in the transaction that creates it.
-            label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
-            self._execute(f"COMMENT ON TABLE {stage.sql()} IS {self._literal(label)}")
-            self._staging = stage
+            self._open_stage(data.schema)
         elif not self.context.merge_keys:
             self._ensure_table(self._staging, data.schema)
+        assert self._staging is not None
         if self.context.merge_keys:
             # A merge recipe's full refresh: the stage holds one row per key, as a merge keeps.
             self._write_merge(data, self._staging)
         else:
             self.codec.write(self.conn, self._staging.sql(), data)
+
+    def _open_stage(self, schema: pa.Schema) -> None:
+        """Create this run's stage for `schema`: `LIKE` the target when it exists (defaults,
+        constraints, indexes; a column type that cannot hold the schema's is replaced), and
+        labelled with its owner in the transaction that creates it."""
+        assert self.context is not None
+        target = self._table()
+        stage = target.sibling(staging_name(target.name, self.context.run_id))
+        if self._exists(target):
+            self._execute(
+                f"CREATE TABLE {stage.sql()} (LIKE {target.sql()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+            )
+        self._fit(stage, schema, empty=True)
+        label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
+        self._execute(f"COMMENT ON TABLE {stage.sql()} IS {self._literal(label)}")
+        self._staging = stage
 
     def _literal(self, value: Any) -> str:
         """`value` as a SQL literal, for statements that take no parameters (and so that a `%`
@@ -567,6 +658,7 @@ class PostgresConnector(BaseConnector):
             self.abort()
             raise self._error("commit", exc) from exc
         self._merge_stage_columns = frozenset()
+        self._fitted.clear()  # the stage is now the table
 
     def _swap_in_staging(self) -> None:
         """Replace the target with the staged table, inside the commit's transaction.
@@ -590,15 +682,15 @@ class PostgresConnector(BaseConnector):
             self._execute(f"DROP TABLE IF EXISTS {target.sql()}")
         except psycopg2.errors.DependentObjectsStillExist:
             self._execute("ROLLBACK TO SAVEPOINT dl_swap")
-            staged_columns = self._columns(staging)
-            existing = self._columns(target)
-            for name, type_name in staged_columns.items():
-                if name not in existing:
-                    self._execute(
-                        f"ALTER TABLE {target.sql()} ADD COLUMN {quote_identifier(name)} {type_name}"
-                    )
-            columns = ", ".join(quote_identifier(name) for name in staged_columns)
             self._execute(f"TRUNCATE {target.sql()}")
+            # The stage's columns and types; Postgres refuses to retype a column a view
+            # selects, which fails the commit.
+            staged = pa.schema([plan.field for plan in self._read_plans(staging)])
+            existing = {plan.name: plan.field for plan in self._read_plans(target)}
+            clauses = fit_clauses(existing, staged, empty=True)
+            if clauses:
+                self._execute(f"ALTER TABLE {target.sql()} {', '.join(clauses)}")
+            columns = ", ".join(quote_identifier(name) for name in staged.names)
             self._execute(
                 f"INSERT INTO {target.sql()} ({columns}) SELECT {columns} FROM {staging.sql()}"
             )
@@ -614,3 +706,5 @@ class PostgresConnector(BaseConnector):
             self._rollback(self.conn)
         self._merge_stage_columns = frozenset()
         self._staging = None
+        self._fitted.clear()
+        self._unique_keys = None

@@ -25,6 +25,7 @@ def register_connectors() -> list[Any]:
                 "write_modes": ("append", "overwrite", "merge"),
                 "incremental": True,
                 "transactional_state": True,
+                "quarantine": True,
             },
         )
     ]
