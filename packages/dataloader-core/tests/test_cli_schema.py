@@ -316,3 +316,26 @@ def test_history_shows_the_columns_an_overwrite_dropped(orders: Path, tmp_path: 
     assert "email: string" in version_2
     shown = table_rows(invoke("schema", "show", str(orders), "--state-dir", str(state)).stdout)
     assert list(shown) == ["id", "email"]
+
+
+def test_schema_show_reads_the_state_backend_when_the_destination_keeps_no_state(
+    write: Write, sink: str, tmp_path: Path
+) -> None:
+    recipe = write(
+        "numbers.yaml",
+        f"""
+        name: numbers
+        source: {{type: sequence, stop: 3}}
+        destination: {{type: {sink}, table: numbers}}
+        """,
+    )
+    state = tmp_path / "state"
+    run(recipe, state)
+
+    shown = invoke("schema", "show", str(recipe), "--state-dir", str(state))
+
+    assert shown.exit_code == 0, shown.output
+    assert_fits(shown.stdout)
+    text = "".join(shown.stdout.split())  # a long path is cut where the line ends
+    assert "schemaversion1" in text and f"(from{state / 'numbers.json'})" in text
+    assert table_rows(shown.stdout)["id"][1:] == ["int", "yes", "", "inferred in version 1"]
