@@ -339,3 +339,29 @@ def test_schema_show_reads_the_state_backend_when_the_destination_keeps_no_state
     text = "".join(shown.stdout.split())  # a long path is cut where the line ends
     assert "schemaversion1" in text and f"(from{state / 'numbers.json'})" in text
     assert table_rows(shown.stdout)["id"][1:] == ["int", "yes", "", "inferred in version 1"]
+
+
+def test_preview_counts_the_rows_a_run_would_quarantine(write: Write, tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("id,qty\n1,2\n2,3.5\n3,4\n", encoding="utf-8")
+    recipe = write(
+        "lenient.yaml",
+        f"""
+        name: lenient
+        source: {{type: filestore, path: "{tmp_path / "d.csv"}"}}
+        schema:
+          mode: lenient
+          on_violation: quarantine
+          columns: [{{name: qty, type: int}}]
+        destination: {{type: duckdb, database: "{tmp_path / "wh.duckdb"}", table: lenient}}
+        """,
+    )
+    before = files_under(tmp_path)
+
+    result = invoke("preview", str(recipe), "--state-dir", str(tmp_path / "s"))
+
+    assert result.exit_code == 0, result.output
+    assert_fits(result.stdout)
+    assert set(table_rows(result.stdout.split("first 2 rows")[1])) == {"1", "3"}
+    text = " ".join(result.stdout.split())
+    assert "1 row read breaks the schema contract (not shown): a run would quarantine 1" in text
+    assert files_under(tmp_path) == before

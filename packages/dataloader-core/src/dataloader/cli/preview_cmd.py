@@ -66,13 +66,14 @@ def preview(recipe: str, variables: tuple[str, ...], limit: int, state_dir: str 
     if loaded.destination.write_mode != "overwrite":
         stored = State.from_dict(state_backend_for(loaded, state_dir).load(loaded.name))
         current = current_schema(stored.schema_history)
+    merging = loaded.destination.write_mode == "merge"
+    capabilities = bound.destination.registration.capabilities
     manager = SchemaManager(
         loaded.table_schema,
         current,
         file=loaded.origin_of("schema"),
-        merge_keys=loaded.destination.merge_keys or ()
-        if loaded.destination.write_mode == "merge"
-        else (),
+        merge_keys=(loaded.destination.merge_keys or ()) if merging else (),
+        can_quarantine=bool(capabilities and capabilities.quarantine),
     )
     batches, changes, rejected, dropped, first = _read(loaded, bound, manager, limit)
     console = make_console()
@@ -88,15 +89,21 @@ def preview(recipe: str, variables: tuple[str, ...], limit: int, state_dir: str 
                 markup=False,
                 soft_wrap=False,
             )
-    records = [record for batch in batches for record in batch.to_pylist()][:limit]
+    records: list[dict[str, Any]] = []
+    for batch in batches:
+        records += batch.slice(0, limit - len(records)).to_pylist()
     if records:
         _print_rows(console, [field.name for field in target], records)
     else:
         console.print("no rows", markup=False)
     if rejected or dropped:
+        broken = rejected + dropped
+        fates = [f"quarantine {rejected:,}"] * bool(rejected) + [f"drop {dropped:,}"] * bool(
+            dropped
+        )
         console.print(
-            f"{plural(rejected + dropped, 'row')} read break the schema contract: a run would "
-            f"quarantine {rejected:,} and drop {dropped:,} of them (not shown)",
+            f"{plural(broken, 'row')} read {'breaks' if broken == 1 else 'break'} the schema "
+            f"contract (not shown): a run would {' and '.join(fates)}",
             markup=False,
             soft_wrap=False,
         )
