@@ -69,7 +69,7 @@ def _no_history(recipe: Recipe, console: Console) -> None:
 
 
 def _columns_table(columns: list[dict[str, Any]]) -> Table:
-    table = Table(show_edge=True)
+    table = Table()
     for header in ("column", "type", "nullable", "key", "origin"):
         table.add_column(header, overflow="fold")
     for column in columns:
