@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ from dataloader.schema.config import SchemaConfig
 from dataloader.schema.history import current_schema, record
 from dataloader.schema.manager import SchemaManager
 from dataloader.schema.plan import SchemaPlan, key_of
+from dataloader.schema.quarantine import QUARANTINE_SCHEMA, json_rows, quarantine_rows
 
 
 def config(**keys: Any) -> SchemaConfig:
@@ -163,6 +165,33 @@ def test_nulls_in_not_null_columns_are_quarantined_with_their_rule() -> None:
     }
 
 
+def test_a_row_breaking_two_rules_is_quarantined_once_for_the_first() -> None:
+    manager = SchemaManager(
+        config(
+            on_violation="quarantine",
+            columns=[
+                {"name": "n", "type": "int", "nullable": False},
+                {"name": "m", "unique": True},
+            ],
+        ),
+        None,
+    )
+    prepared = manager.prepare(rows(n=[1.0, 3.5, None], m=["a", "a", "b"]))
+    assert prepared.batch.to_pydict() == {"n": [1], "m": ["a"]}
+    found = sorted((rule, t.num_rows) for t, rule, _ in prepared.rejected)
+    assert found == [("not_null", 1), ("type", 1)]
+
+
+def test_a_declared_not_null_column_added_later_is_nullable_in_the_table_not_in_the_rows() -> None:
+    manager = SchemaManager(
+        config(on_violation="drop", columns=[{"name": "v", "nullable": False}]),
+        table(id=pa.int64()),
+    )
+    prepared = manager.prepare(rows(id=[1, 2], v=["x", None]))
+    assert prepared.plan.target.field("v").nullable
+    assert prepared.batch.to_pydict() == {"id": [1], "v": ["x"]} and prepared.dropped == 1
+
+
 def test_a_merge_settles_repeated_keys_itself() -> None:
     spec = config(columns=[{"name": "id", "primary_key": True}])
     repeated = rows(id=[1, 1], v=["a", "b"])
@@ -209,6 +238,15 @@ def test_lenient_quarantines_by_default_where_the_destination_can() -> None:
         SchemaManager(lenient, current).prepare(odd)
     with pytest.raises(EngineError, match=r"'x'"):
         SchemaManager(config(), current, can_quarantine=True).prepare(odd)
+
+
+def test_an_instant_in_another_zone_is_cast_not_a_change_of_the_table() -> None:
+    current = table(at=pa.timestamp("us", tz="Etc/UTC"))
+    paris = typed(at=([1_000_000], pa.timestamp("us", tz="Europe/Paris")))
+    prepared = SchemaManager(config(), current).prepare(paris)
+    assert prepared.plan is None
+    assert prepared.batch.column(0).type == pa.timestamp("us", tz="Etc/UTC")
+    assert prepared.batch.column(0).cast(pa.int64()).to_pylist() == [1_000_000]
 
 
 def test_a_per_column_rule_overrides_the_recipes() -> None:
@@ -272,3 +310,28 @@ def test_a_table_found_in_the_destination_is_the_first_version() -> None:
             "origin": "found in the destination",
         }
     ]
+
+
+def test_quarantined_rows_keep_every_value_as_json() -> None:
+    table = pa.table(
+        {
+            "price": pa.array([Decimal("12.3400")], pa.decimal128(10, 4)),
+            "ratio": [float("nan")],
+            "raw": [b"\x00\xff"],
+            "at": pa.array([1_704_067_200_000_000_001], pa.timestamp("ns")),
+            "tags": [[1.5, float("inf")]],
+            "text": ['ü\n"q"'],
+        }
+    )
+    [row] = json_rows(table)
+    assert json.loads(row) == {
+        "price": "12.3400",
+        "ratio": "nan",
+        "raw": "00ff",
+        "at": "2024-01-01 00:00:00.000000001",
+        "tags": [1.5, "inf"],
+        "text": 'ü\n"q"',
+    }
+    rows = quarantine_rows([(table, "type", "price")], "run-1")
+    assert rows.schema == QUARANTINE_SCHEMA
+    assert rows.column("rule").to_pylist() == ["type"]

@@ -11,7 +11,6 @@ a commit whose acknowledgement or state save was lost is never redone.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 import uuid
@@ -20,8 +19,6 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-
-import pyarrow as pa
 
 from dataloader.batch import ArrowBatch, as_arrow_batch
 from dataloader.context import RunContext
@@ -33,8 +30,9 @@ from dataloader.parallel import read_ahead
 from dataloader.recipe.binding import BoundRecipe
 from dataloader.retry import backoff_delay
 from dataloader.schema.history import current_schema, record
-from dataloader.schema.manager import Prepared, SchemaManager
+from dataloader.schema.manager import SchemaManager
 from dataloader.schema.plan import SchemaPlan
+from dataloader.schema.quarantine import quarantine_rows
 from dataloader.state.backend import StateBackend
 from dataloader.state.model import PROGRESS_KEYS, State
 from dataloader.transforms.pipeline import TransformPipeline
@@ -274,7 +272,7 @@ class Runner:
                     extra={"stage": "schema", "counts": {"version": version["version"], **change}},
                 )
         if prepared.rejected:
-            destination.write_quarantine(self._quarantine_rows(prepared, result.run_id))
+            destination.write_quarantine(quarantine_rows(prepared.rejected, result.run_id))
         quarantined = sum(rows.num_rows for rows, _, _ in prepared.rejected)
         if quarantined or prepared.dropped:
             result.rows_quarantined += quarantined
@@ -287,31 +285,7 @@ class Runner:
                     "counts": {"quarantined": quarantined, "dropped": prepared.dropped},
                 },
             )
-        if prepared.batch is batch.to_arrow():
-            return batch
-        return ArrowBatch(prepared.batch, batch.metadata)
-
-    @staticmethod
-    def _quarantine_rows(prepared: Prepared, run_id: str) -> pa.Table:
-        """The rejected rows as `write_quarantine` takes them."""
-        rows, rules, columns = [], [], []
-        for table, rule, column in prepared.rejected:
-            for row in table.to_pylist():
-                rows.append(json.dumps(row, default=str, ensure_ascii=False))
-                rules.append(rule)
-                columns.append(column)
-        count = len(rows)
-        return pa.table(
-            {
-                "row": pa.array(rows, pa.string()),
-                "rule": pa.array(rules, pa.string()),
-                "column": pa.array(columns, pa.string()),
-                "run_id": pa.array([run_id] * count, pa.string()),
-                "quarantined_at": pa.array(
-                    [datetime.now(UTC)] * count, pa.timestamp("us", tz="UTC")
-                ),
-            }
-        )
+        return batch.with_data(prepared.batch)
 
     def _run_error(self, exc: BaseException) -> DataLoaderError | None:
         """The error a failed run raises: `exc` itself when it is one of ours (with the recipe

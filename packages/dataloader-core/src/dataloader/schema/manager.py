@@ -158,6 +158,8 @@ class SchemaManager:
                 if pa.types.is_null(kind):
                     kind = pa.string()  # a column of NULLs only: the widest guess that widens
                 target = self._field(name, kind, incoming)
+                if current is not None:  # the rows already in the table have no value
+                    target = target.with_nullable(True)
                 if incoming.type != kind:
                     self._check_zones(name, incoming.type, kind, batch.column(index))
                     lossless = self._lossless(incoming.type, kind)
@@ -227,7 +229,10 @@ class SchemaManager:
                 None,
             )
         target = pa.schema(fields)
-        not_null = tuple(f.name for f in target if not f.nullable)
+        required = {
+            spec.name for spec in self.declared.values() if not spec.nullable or spec.primary_key
+        }
+        not_null = tuple(f.name for f in target if not f.nullable or f.name in required)
         absent_required = [f.name for f in missing if not f.nullable]
         if absent_required:
             self._refuse(
@@ -377,7 +382,7 @@ class SchemaManager:
                     key="schema.on_violation",
                     expected="rows that keep the contract, or `on_violation: quarantine` or `drop`",
                 )
-        bad = _mask(read.num_rows, pa.concat_arrays([v.rows for v in violations]))
+        bad = _mask(read.num_rows, pa.concat_arrays([v.rows.cast(pa.int64()) for v in violations]))
         keep = pc.invert(bad)
         rejected: list[tuple[pa.Table, str, str]] = []
         taken = pa.array([False] * read.num_rows)
@@ -401,14 +406,14 @@ def _plain(arrow_type: pa.DataType) -> pa.DataType:
 
 
 def _unit_only(old: pa.DataType, new: pa.DataType) -> bool:
-    """Timestamps that differ only in unit: the column keeps its unit, and a value finer
-    than it breaks the contract instead of changing the table (most sources' nanoseconds are
-    whole microseconds)."""
+    """Timestamps that differ only in unit or in the name of their zone: the column keeps its
+    type. An instant is the same in any zone; a value finer than the column's unit breaks the
+    contract instead of changing the table (most sources' nanoseconds are whole microseconds)."""
     return (
         pa.types.is_timestamp(old)
         and pa.types.is_timestamp(new)
-        and old.tz == new.tz
-        and old.unit != new.unit
+        and (old.tz is None) == (new.tz is None)
+        and old != new
     )
 
 
