@@ -14,12 +14,12 @@ from rich.table import Table
 
 from dataloader.cli.app import make_console, var_option
 from dataloader.cli.state_cmds import (
-    current_columns,
     destination_state,
     state_dir_option,
     with_progress_of,
 )
 from dataloader.recipe.models import Recipe
+from dataloader.schema.history import current_columns
 from dataloader.secrets import mask_text
 
 

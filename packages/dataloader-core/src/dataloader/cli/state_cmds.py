@@ -28,6 +28,7 @@ from dataloader.recipe.binding import BoundRecipe, bind_recipe
 from dataloader.recipe.loader import RecipeLoader
 from dataloader.recipe.models import Recipe
 from dataloader.registry import get_registry
+from dataloader.schema.history import current_columns
 from dataloader.state.backend import StateBackend
 from dataloader.state.model import PROGRESS_KEYS, State
 from dataloader.state.nanotimestamp import NanoTimestamp
@@ -115,15 +116,6 @@ def with_progress_of(stored: State, committed: State | None) -> State:
         for key in PROGRESS_KEYS:
             setattr(stored, key, getattr(committed, key))
     return stored
-
-
-def current_columns(history: dict[str, Any]) -> list[dict[str, Any]]:
-    """The table's columns as the last version left them (`name`, `type`, `nullable`, `key`,
-    `origin`)."""
-    if "columns" in history:
-        return list(history["columns"])
-    versions = history.get("versions") or []
-    return list(versions[-1].get("columns", [])) if versions else []  # as early states kept them
 
 
 # Counts of the schema contract: a column each in the runs table when a run had any.

@@ -29,6 +29,12 @@ def current_schema(history: dict[str, Any]) -> pa.Schema | None:
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(encoded)))
 
 
+def current_columns(history: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's columns as the last version left them (`name`, `type`, `nullable`, `key`,
+    `origin`)."""
+    return list(history.get("columns", []))
+
+
 def record(
     history: dict[str, Any], plan: SchemaPlan, run_id: str, at: str, declared: set[str]
 ) -> dict[str, Any] | None:
