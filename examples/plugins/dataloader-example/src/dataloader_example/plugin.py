@@ -1,9 +1,10 @@
 """The plugin module named by the `dataloader` entry point.
 
 It imports only `hookimpl` and `PluginRef`, and its hooks return references, not classes: the
-registry lists `sequence` and `upper_case` (and knows the source's capabilities) without
-importing them, imports `SequenceConfig` (a light module) when a recipe binds `type: sequence`,
-and a class's module (and pyarrow) only when a run creates it. A hook may return the classes
+registry lists `sequence`, `sqlite` and `upper_case` (and knows the connectors' capabilities)
+without importing them, imports a config model (`dataloader_example.config`, a light module)
+when a recipe binds `type: sequence` or `type: sqlite`, and a class's module (and pyarrow)
+only when a run creates it. A hook may return the classes
 themselves instead (`from dataloader_example.sequence import SequenceSource; return
 [SequenceSource]`): simpler, but then every `validate` and `run` imports them.
 """
@@ -23,7 +24,18 @@ def register_connectors() -> list[Any]:
             "dataloader_example.sequence:SequenceSource",
             config_model="dataloader_example.config:SequenceConfig",
             capabilities={"read": True, "incremental": True},
-        )
+        ),
+        PluginRef(
+            "sqlite",
+            "dataloader_example.sqlite.connector:SQLiteDestination",
+            config_model="dataloader_example.config:SQLiteConfig",
+            capabilities={
+                "write": True,
+                "write_modes": ("append", "overwrite", "merge"),
+                "transactional_state": True,
+                "quarantine": True,
+            },
+        ),
     ]
 
 

@@ -1,0 +1,1 @@
+"""The `sqlite` destination: a third-party destination with the engine's schema handling."""
