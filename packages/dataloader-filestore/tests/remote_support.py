@@ -4,6 +4,7 @@ builders, and the check that an error names what it should and no secret."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,14 @@ def collect(name: str, source: dict[str, Any], **runtime: Any) -> dict[str, Any]
 
 
 def by_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(rows, key=lambda row: row["id"])
+    """The rows in id order, decimals as floats: the text formats read `0.001`, written from
+    the float, back as an exact decimal (docs/files.md, types of text columns)."""
+    exact = [{key: _float(value) for key, value in row.items()} for row in rows]
+    return sorted(exact, key=lambda row: row["id"])
+
+
+def _float(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def ids_of(rows: list[dict[str, Any]]) -> list[int]:

@@ -7,6 +7,8 @@ from pydantic import Field
 
 from dataloader.formats import FormatOptions
 
+DEFAULT_INFER_ROWS = 10_000  # rows sampled to infer the types of text columns
+
 
 class CsvOptions(FormatOptions):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
@@ -16,6 +18,7 @@ class CsvOptions(FormatOptions):
     null_values: list[str] = Field(default_factory=lambda: [""])
     column_types: dict[str, str] = Field(default_factory=dict)
     encoding: str = "utf8"
+    infer_rows: int = Field(default=DEFAULT_INFER_ROWS, gt=0)
 
 
 class TsvOptions(CsvOptions):
@@ -28,4 +31,5 @@ class ParquetOptions(FormatOptions):
 
 
 class JsonlOptions(FormatOptions):
-    pass
+    column_types: dict[str, str] = Field(default_factory=dict)
+    infer_rows: int = Field(default=DEFAULT_INFER_ROWS, gt=0)

@@ -13,20 +13,27 @@ from decimal import Decimal
 from typing import IO, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from dataloader import Format, FormatWriter
 from dataloader.schema.types import parse_type
+from dataloader_filestore import json_types
 from dataloader_filestore.format_options import (
     CsvOptions,
     JsonlOptions,
     ParquetOptions,
     TsvOptions,
 )
+from dataloader_filestore.inference import ColumnTyper, TypeDrift, typed_batches
+from dataloader_filestore.replay import Replay
 
-BLOCK_SIZE = 16 << 20  # type inference looks at the first block: make it large
+BLOCK_SIZE = 16 << 20
+SAMPLE_BYTES = 1 << 20  # read first for the sample, then more if it holds too few rows
+PROBE_SIZES = (64 << 10, 1 << 20, BLOCK_SIZE)  # of the file's start read for its column names
+BLOCK_ROWS = 1 << 16  # rows of a JSON array typed at a time
 # A Parquet row group, unless `row_group_size` says otherwise: this many rows at most, and
 # closed once the rows held for it take this much memory as Arrow data.
 ROW_GROUP_ROWS = 1 << 20
@@ -41,10 +48,14 @@ def write_all(writer: FormatWriter, batches: Iterable[pa.RecordBatch]) -> int:
 
 
 def rebatch(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Re-cut a stream of record batches into batches of exactly `batch_size` rows (the last may be short)."""
+    """Re-cut a stream of record batches into batches of exactly `batch_size` rows (the last,
+    and the last before a change of schema, may be short)."""
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in batches:
+        if pending and not batch.schema.equals(pending[0].schema):  # a column widened
+            yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+            pending, count = [], 0
         while batch.num_rows:
             take = min(batch_size - count, batch.num_rows)
             pending.append(batch.slice(0, take))
@@ -66,6 +77,13 @@ def rebatch(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.R
 # How Arrow's single-threaded CSV reader names the row of an error: the header is row 1 and
 # blank lines are not rows.
 _ARROW_ROW = re.compile(r"Row #(\d+): ")
+# A value Arrow could not convert to the column's type, and the column it is in.
+_MISFIT = re.compile(
+    r"CSV column #(\d+): (?:Row #\d+: )?(?:CSV conversion error|Rescaling Decimal|Error converting)"
+)
+_UNDECODABLE = re.compile(
+    r"CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to string: invalid UTF8"
+)
 
 
 def _lower_first(text: str) -> str:
@@ -106,52 +124,203 @@ class CsvFormat(Format):
     options_model = CsvOptions
 
     def read(self, stream: IO[bytes], *, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """The file's rows, undeclared columns typed from a sample of its first rows
+        (`inference`). Arrow converts the values to those types as it reads; should a later
+        value not fit, the file is read again as text from the start, and from that row on
+        the columns widen along the lattice (or the read fails naming the value)."""
         options: CsvOptions = self.options  # type: ignore[assignment]
-        read_options = pacsv.ReadOptions(
-            block_size=BLOCK_SIZE,
+        declared = {name: parse_type(kind) for name, kind in options.column_types.items()}
+        replay = Replay(stream)
+        names = self._column_names(replay, stream)
+        if names is None:
+            return
+        undeclared = {name: "text" for name in names if name not in declared}
+        typer = ColumnTyper(undeclared, options.infer_rows)
+        sample = self._sample(replay, names, declared)
+        replay.rewind(keep=False)
+        if sample is not None:
+            typer.infer(sample)
+        if sample is None or not stream.seekable():  # the text is converted as it comes
+            rows = self._as_text(replay, names, declared, typer, skip=0)
+        else:
+            rows = self._typed(replay, stream, names, declared, typer)
+        try:
+            yield from rebatch(rows, batch_size)
+        except pa.ArrowInvalid as exc:
+            raise self._located(self._undecodable(exc, names), stream) from None
+
+    def _typed(
+        self,
+        replay: Replay,
+        stream: IO[bytes],
+        names: list[str],
+        declared: dict[str, pa.DataType],
+        typer: ColumnTyper,
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows converted by Arrow to the sample's types (a column of nulls only is read
+        as text, for `typer`); as text from the start if a value does not fit."""
+        types = {
+            name: pa.string() if pa.types.is_null(kind) else kind
+            for name, kind in typer.types.items()
+        }
+        done = 0
+        try:
+            reader = pacsv.open_csv(  # converts the first block already
+                replay,
+                read_options=self._read_options(BLOCK_SIZE),
+                parse_options=self._parse_options(),
+                convert_options=self._convert_options({**types, **declared}),
+            )
+            for batch in reader:
+                done += batch.num_rows
+                yield typer.apply(batch)
+            return
+        except pa.ArrowInvalid as exc:
+            misfit = _MISFIT.search(str(exc))
+            if misfit is None or names[int(misfit.group(1))] in declared:
+                raise
+            try:
+                stream.seek(0)
+            except (OSError, ValueError):
+                name = names[int(misfit.group(1))]
+                raise TypeDrift(
+                    f"column {name!r} does not keep the {typer.types[name]} of its first "
+                    f"{typer.sample_rows} rows, and the file cannot be read again to widen it "
+                    f"({exc}): set `format_options.column_types: {{{name}: …}}`"
+                ) from None
+        yield from self._as_text(Replay(stream), names, declared, typer, skip=done)
+
+    def _as_text(
+        self,
+        replay: Replay,
+        names: list[str],
+        declared: dict[str, pa.DataType],
+        typer: ColumnTyper,
+        *,
+        skip: int,
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows after the first `skip`, read as text and cast by `typer` (which widens a
+        column when it must); its types are inferred from the first rows if it has none."""
+        replay.rewind(keep=False)
+        reader = pacsv.open_csv(
+            replay,
+            read_options=self._read_options(BLOCK_SIZE),
+            parse_options=self._parse_options(),
+            convert_options=self._convert_options(
+                {**dict.fromkeys(typer.kinds, pa.string()), **declared}
+            ),
+        )
+        if not typer.types:
+            yield from typed_batches(reader, typer)
+            return
+        typer.rows = skip
+        for batch in reader:
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            batch, skip = batch.slice(skip), 0
+            yield typer.apply(batch)
+
+    def _sample(
+        self, replay: Replay, names: list[str], declared: dict[str, pa.DataType]
+    ) -> pa.Table | None:
+        """The first `infer_rows` rows as text, from a copy of the file's start (cut after a
+        line break); None when they cannot be read so (the file is then read as text)."""
+        options: CsvOptions = self.options  # type: ignore[assignment]
+        size = SAMPLE_BYTES
+        while True:
+            replay.rewind()
+            head = replay.read(size)
+            whole = len(head) < size
+            cut = head if whole else head[: head.rfind(b"\n") + 1]
+            try:
+                table = pacsv.read_csv(
+                    io.BytesIO(cut),
+                    read_options=self._read_options(max(len(cut), 1)),
+                    parse_options=self._parse_options(),
+                    convert_options=self._convert_options(
+                        {**dict.fromkeys(names, pa.string()), **declared}
+                    ),
+                )
+            except pa.ArrowInvalid:
+                table = None
+            if table is not None and (whole or table.num_rows >= options.infer_rows):
+                return table.slice(0, options.infer_rows)
+            if size >= BLOCK_SIZE:
+                return None
+            size *= 4
+
+    def _read_options(self, block_size: int) -> pacsv.ReadOptions:
+        options: CsvOptions = self.options  # type: ignore[assignment]
+        return pacsv.ReadOptions(
+            block_size=block_size,
             column_names=options.column_names,
             autogenerate_column_names=not options.header and not options.column_names,
             encoding=options.encoding,
             # Single-threaded, Arrow numbers the rows in its errors (and reads no slower).
             use_threads=False,
         )
-        parse_options = pacsv.ParseOptions(
+
+    def _parse_options(self) -> pacsv.ParseOptions:
+        options: CsvOptions = self.options  # type: ignore[assignment]
+        return pacsv.ParseOptions(
             delimiter=options.delimiter, quote_char=options.quote_char, newlines_in_values=True
         )
-        convert_options = pacsv.ConvertOptions(
+
+    def _convert_options(self, column_types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+        options: CsvOptions = self.options  # type: ignore[assignment]
+        return pacsv.ConvertOptions(
             null_values=options.null_values,
             # An unquoted null marker is null in text columns too; a quoted one ("") is text.
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
-            column_types={name: parse_type(kind) for name, kind in options.column_types.items()},
+            column_types=column_types,
         )
-        try:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=read_options,
-                parse_options=parse_options,
-                convert_options=convert_options,
-            )
-        except pa.ArrowInvalid as exc:
-            if "Empty CSV file" in str(exc):
-                return
-            raise self._located(exc, stream) from None
-        undeclared_bytes = [
-            field.name
-            for field in reader.schema
-            if pa.types.is_binary(field.type) and field.name not in options.column_types
-        ]
-        if undeclared_bytes:  # Arrow reads text that is not UTF-8 as bytes, without a word
-            raise pa.ArrowInvalid(
-                f"column {undeclared_bytes[0]!r} holds text that is not {options.encoding} "
-                "(read as bytes, it would land in the table as escaped bytes): set "
-                "`format_options.encoding` to the file's encoding (e.g. latin-1), or "
-                f"`column_types: {{{undeclared_bytes[0]}: binary}}` to load bytes"
-            )
-        try:
-            yield from rebatch(reader, batch_size)
-        except pa.ArrowInvalid as exc:
-            raise self._located(exc, stream) from None
+
+    def _column_names(self, replay: Replay, stream: IO[bytes]) -> list[str] | None:
+        """The file's column names, from its first 64 KiB (more if the header is longer); None
+        for an empty file. Arrow is given a copy of that start cut after its last line break
+        (it reads ahead: never the stream the file is then read from), and skips its rows."""
+        options: CsvOptions = self.options  # type: ignore[assignment]
+        if options.column_names:
+            return list(options.column_names)
+        for size in PROBE_SIZES:
+            replay.rewind()
+            head = replay.read(size)
+            whole = len(head) < size
+            if not whole:
+                head = head[: head.rfind(b"\n") + 1]
+                if not head:
+                    continue
+            read_options = self._read_options(size)
+            read_options.skip_rows_after_names = (1 << 31) - 1  # every row: only names wanted
+            try:
+                probe = pacsv.open_csv(
+                    io.BytesIO(head),
+                    read_options=read_options,
+                    parse_options=self._parse_options(),
+                    convert_options=self._convert_options({}),
+                )
+                return probe.schema.names
+            except pa.ArrowInvalid as exc:
+                if "Empty CSV file" in str(exc):
+                    return None
+                if whole or size == PROBE_SIZES[-1]:
+                    raise self._located(exc, stream) from None
+        raise pa.ArrowInvalid(f"no line ends in the first {BLOCK_SIZE >> 20} MiB of the file")
+
+    def _undecodable(self, error: pa.ArrowInvalid, names: list[str]) -> pa.ArrowInvalid:
+        """Arrow's "invalid UTF8" turned into what to set, naming the column."""
+        found = _UNDECODABLE.search(str(error))
+        if found is None:
+            return error
+        options: CsvOptions = self.options  # type: ignore[assignment]
+        name = names[int(found.group(1))]
+        return pa.ArrowInvalid(
+            f"column {name!r} holds text that is not {options.encoding}: set "
+            "`format_options.encoding` to the file's encoding (e.g. latin-1), or "
+            f"`column_types: {{{name}: binary}}` to load bytes"
+        )
 
     def _located(self, error: pa.ArrowInvalid, stream: IO[bytes]) -> Exception:
         """Arrow's error with its `Row #N` (a count of records) turned into the line it starts
@@ -284,15 +453,30 @@ class JsonlFormat(Format):
     options_model = JsonlOptions
 
     def read(self, stream: IO[bytes], *, batch_size: int) -> Iterator[pa.RecordBatch]:
+        options: JsonlOptions = self.options  # type: ignore[assignment]
+        replay = Replay(stream)
+        sample = json_types.sample_lines(replay, options.infer_rows, BLOCK_SIZE)
+        replay.rewind(keep=False)
+        declared = {name: parse_type(kind) for name, kind in options.column_types.items()}
+        schema, strings = json_types.sample_schema(sample, declared)
+        parse_options = pajson.ParseOptions(explicit_schema=schema) if len(schema) else None
         try:
             reader = pajson.open_json(
-                stream, read_options=pajson.ReadOptions(block_size=BLOCK_SIZE)
+                replay,
+                read_options=pajson.ReadOptions(block_size=BLOCK_SIZE),
+                parse_options=parse_options,
             )
         except pa.ArrowInvalid as exc:
             if "Empty JSON stream" in str(exc):
                 return  # an empty or blank file holds no rows
-            raise
-        yield from rebatch(reader, batch_size)
+            raise json_types.drift(exc, schema, len(sample)) from None
+        typer = ColumnTyper(strings, options.infer_rows)
+        try:
+            order = list(dict.fromkeys(key for row in sample for key in row))
+            batches = typed_batches(json_types.in_order(reader, order), typer)
+            yield from rebatch(batches, batch_size)
+        except pa.ArrowInvalid as exc:
+            raise json_types.drift(exc, schema, len(sample)) from None
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
         return write_all(self.open_writer(stream, schema), batches)
@@ -312,23 +496,45 @@ class JsonFormat(Format):
         text = stream.read()
         if not text.strip():
             return
-        rows = json.loads(text)
+        rows = json_types.loads(text)
         if isinstance(rows, dict):
             rows = [rows]
         if not isinstance(rows, list):
             raise ValueError(
-                f"a JSON file must hold an array of objects, not {type(rows).__name__}"
+                "a JSON file must hold an array of objects, "
+                f"not {type(json_types.plain(rows)).__name__}"
             )
         for index, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise ValueError(
-                    f"a JSON file must hold an array of objects: item {index} is {type(row).__name__}"
+                    "a JSON file must hold an array of objects: "
+                    f"item {index} is {type(json_types.plain(row)).__name__}"
                 )
         if rows:
-            # The columns of every object, in order of first appearance (as the JSONL reader
-            # finds them); `Table.from_pylist` would take the first object's keys only.
-            columns = pa.array(rows)
-            yield from pa.Table.from_struct_array(columns).to_batches(max_chunksize=batch_size)
+            yield from rebatch(self._typed(rows), batch_size)
+
+    def _typed(self, rows: list[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
+        """The rows as columns: top-level numbers and strings typed as JSONL's are, nested
+        and mixed values by Arrow."""
+        options: JsonlOptions = self.options  # type: ignore[assignment]
+        kinds = json_types.field_kinds(rows[: options.infer_rows])
+        declared = {name: parse_type(kind) for name, kind in options.column_types.items()}
+        columns: dict[str, pa.Array] = {}
+        # The columns of every object, in order of first appearance (as the JSONL reader
+        # finds them).
+        for key in dict.fromkeys(key for row in rows for key in row):
+            values = [row.get(key) for row in rows]
+            if key in kinds:
+                columns[key] = pa.array(values, pa.string())
+            else:
+                columns[key] = pa.array([json_types.plain(value) for value in values])
+            if key in declared:
+                columns[key] = pc.cast(columns[key], declared[key])
+        table = pa.table(columns)
+        typer = ColumnTyper(
+            {key: kind for key, kind in kinds.items() if key not in declared}, options.infer_rows
+        )
+        yield from typed_batches(iter(table.to_batches(max_chunksize=BLOCK_ROWS)), typer)
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
         return write_all(self.open_writer(stream, schema), batches)
