@@ -7,7 +7,8 @@ files. Writing: batches fill a part file, under a hidden temporary name, until i
 commit, and every commit closes the part being filled, so a part never spans commits. A commit's
 parts are recorded in `<dir>/_dataloader/<recipe>.json` together with the recipe's progress,
 then renamed into place; an interrupted commit is rolled forward by the next run, and stray
-temporary files are removed.
+temporary files are removed. Rows that break the recipe's schema contract go to part files of
+the sibling directory `<dir>__quarantine`, published by the same commit record as the data.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from dataloader_filestore.config import DESTINATION_KEYS, FileStoreConfig
 from dataloader_filestore.listing import ListedFile, NotFound, require_bucket
 
 RECORD_DIR = "_dataloader"
+QUARANTINE_SUFFIX = "__quarantine"
 COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
 # What follows `<recipe>-` in a part file's name: `<run id>-<part>`, with the engine's run ids
 # (`YYYYmmddTHHMMSS-<8 hex>`) and part numbers of five digits or more (`00001`, `123456`).
@@ -70,6 +72,7 @@ class FileStoreConnector(BaseConnector):
         incremental=True,
         transactional_state=True,
         resumable=True,
+        quarantine=True,
     )
 
     def __init__(self, config: FileStoreConfig) -> None:
@@ -78,6 +81,7 @@ class FileStoreConnector(BaseConnector):
         self.root = ""
         self._pending: list[tuple[str, str]] = []  # closed parts: (temporary, final) paths
         self._open_part: _Part | None = None
+        self._open_quarantine: _Part | None = None
         self._part_full = False  # a part was closed full since the last commit
         self._part = 0
         self._listing: Iterator[ListedFile] | None = None
@@ -427,18 +431,27 @@ class FileStoreConnector(BaseConnector):
         except TypeError:  # filesystems without `refresh`
             return list(self._retrying(self.fs.ls, path, detail=False))
 
+    def _quarantine_root(self) -> str:
+        """The sibling directory of the quarantined rows: `<path>__quarantine`, or
+        `<bucket>/_quarantine` for a whole S3 bucket (a sibling would be another bucket)."""
+        root = self.root.rstrip("/")
+        if self.backend == "s3" and "/" not in root:
+            return f"{root}/_quarantine"
+        return root + QUARANTINE_SUFFIX
+
     def begin(self, state: State) -> None:
         assert self.context is not None
         # A retry is the same run: its new parts are numbered after those it committed.
         this_run = f"{self._prefix()}{self.context.run_id}-"
-        for path in self._ls(self.root):
-            name = posixpath.basename(path)
-            if name.startswith(".") and name.endswith(".tmp") and self._owns(name):
-                self.fs.rm(path)
-            elif name.startswith(this_run) and self._owns(name):
-                number = re.match(r"\d+", name[len(this_run) :])
-                if number is not None:
-                    self._part = max(self._part, int(number.group()))
+        for directory in (self.root, self._quarantine_root()):
+            for path in self._ls(directory):
+                name = posixpath.basename(path)
+                if name.startswith(".") and name.endswith(".tmp") and self._owns(name):
+                    self.fs.rm(path)
+                elif name.startswith(this_run) and self._owns(name):
+                    number = re.match(r"\d+", name[len(this_run) :])
+                    if number is not None:
+                        self._part = max(self._part, int(number.group()))
 
     def _extension(self) -> str:
         registration = self._format_registration(self.config.format or "")
@@ -478,12 +491,13 @@ class FileStoreConnector(BaseConnector):
         """A commit is due when a part is full: parts are cut by size, not at every batch."""
         return self._part_full
 
-    def _start_part(self, schema: pa.Schema) -> _Part:
+    def _start_part(self, schema: pa.Schema, directory: str | None = None) -> _Part:
         assert self.context is not None
         self._part += 1
+        directory = directory or self.root
         final_name = f"{self._prefix()}{self.context.run_id}-{self._part:05d}{self._extension()}"
-        final = posixpath.join(self.root, final_name)
-        tmp = posixpath.join(self.root, f".{final_name}.tmp")
+        final = posixpath.join(directory, final_name)
+        tmp = posixpath.join(directory, f".{final_name}.tmp")
         registration = self._format_registration(self.config.format or "")
         file_format = registration.create(
             registration.config_model.model_validate(self.config.format_options)
@@ -495,9 +509,34 @@ class FileStoreConnector(BaseConnector):
         except Exception as exc:
             raise self._fail("cannot write", tmp, exc) from exc
 
+    def write_quarantine(self, rows: pa.Table) -> None:
+        """Add the rows to the quarantine part being filled (in `<path>__quarantine`, in the
+        destination's format), published by the next commit with the data."""
+        part = self._open_quarantine
+        if part is not None and not part.schema.equals(rows.schema):
+            self._close_quarantine()
+            part = None
+        if part is None:
+            directory = self._quarantine_root()
+            if self.backend != "s3":
+                self._retrying(self.fs.makedirs, directory, exist_ok=True)
+            part = self._open_quarantine = self._start_part(rows.schema, directory)
+        try:
+            for batch in rows.to_batches():
+                part.write(batch)
+        except Exception as exc:
+            raise self._fail("cannot write", part.tmp, exc) from exc
+
+    def _close_quarantine(self) -> None:
+        part, self._open_quarantine = self._open_quarantine, None
+        self._finish(part)
+
     def _close_part(self) -> None:
         """Finish the part being filled (still under its temporary name) for the next commit."""
         part, self._open_part = self._open_part, None
+        self._finish(part)
+
+    def _finish(self, part: _Part | None) -> None:
         if part is None:
             return
         try:
@@ -510,11 +549,12 @@ class FileStoreConnector(BaseConnector):
     def commit(self, state: State) -> None:
         assert self.context is not None
         self._close_part()  # a part never spans commits
+        self._close_quarantine()
         self._part_full = False
         finals = {final for _, final in self._pending}
         deletes: list[str] = []
-        if self.context.write_mode == "overwrite":
-            for path in self._ls(self.root):
+        if self.context.write_mode == "overwrite":  # the quarantine of the rows replaced too
+            for path in self._ls(self.root) + self._ls(self._quarantine_root()):
                 name = posixpath.basename(path)
                 if (
                     not name.startswith(".")
@@ -537,16 +577,19 @@ class FileStoreConnector(BaseConnector):
             raise self._fail("cannot commit files in", self.root, exc) from exc
 
     def abort(self) -> None:
-        part, self._open_part, self._part_full = self._open_part, None, False
-        if part is not None and self.fs is not None:
-            part.discard(self.fs)
+        parts = (self._open_part, self._open_quarantine)
+        self._open_part, self._open_quarantine, self._part_full = None, None, False
+        for part in parts:
+            if part is not None and self.fs is not None:
+                part.discard(self.fs)
         for tmp, _ in self._pending:
             if self.fs is not None and self.fs.exists(tmp):
                 self.fs.rm(tmp)
         self._pending = []
 
     def close(self) -> None:
-        if self._open_part is not None:  # a run that ended without commit or abort
+        if self._open_part is not None or self._open_quarantine is not None:
+            # a run that ended without commit or abort
             self.abort()
         super().close()
 

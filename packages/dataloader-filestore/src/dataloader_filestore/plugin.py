@@ -29,6 +29,7 @@ def register_connectors() -> list[Any]:
                 "incremental": True,
                 "transactional_state": True,
                 "resumable": True,
+                "quarantine": True,
             },
         )
     ]
