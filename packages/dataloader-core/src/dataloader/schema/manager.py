@@ -346,10 +346,12 @@ class SchemaManager:
         found = []
         for name in names:
             column = batch.column(name)
-            table = pa.table({"k": column, "i": pa.array(range(len(column)), pa.int64())})
+            distinct = pc.count_distinct(column, mode="only_valid").as_py()
+            if distinct == len(column) - column.null_count:
+                continue  # the common case, by one hash pass; positions only when repeated
+            positions = _arange(len(column))
+            table = pa.table({"k": column, "i": positions})
             firsts = table.group_by("k", use_threads=False).aggregate([("i", "min")])
-            if firsts.num_rows == len(column) - max(column.null_count - 1, 0):
-                continue
             first = _mask(len(column), firsts.column("i_min").combine_chunks())
             repeats = pc.indices_nonzero(pc.and_(pc.invert(first), column.is_valid()))
             if len(repeats):
@@ -417,14 +419,15 @@ def _unit_only(old: pa.DataType, new: pa.DataType) -> bool:
     )
 
 
+def _arange(length: int) -> pa.Array:
+    """0, 1, … length - 1 as int64, built by Arrow (no Python loop)."""
+    every = pc.fill_null(pa.nulls(length, pa.bool_()), True)
+    return pc.indices_nonzero(every).cast(pa.int64())
+
+
 def _mask(length: int, positions: pa.Array) -> pa.Array:
     """A boolean array of `length`, true at `positions`."""
-    import numpy as np
-
-    values = np.zeros(length, dtype=bool)
-    if len(positions):
-        values[positions.to_numpy(zero_copy_only=False).astype(np.int64)] = True
-    return pa.array(values)
+    return pc.is_in(_arange(length), value_set=positions.cast(pa.int64()))
 
 
 def _misfits(column: pa.Array, arrow_type: pa.DataType) -> pa.Array:
