@@ -19,9 +19,13 @@ import pyarrow as pa
 import pytest
 
 from dataloader import ArrowBatch, RunContext, State
-from dataloader.schema.plan import KEY_TAG, ColumnChange, SchemaPlan, key_of
-from dataloader.schema.types import JSON_TAG, TYPE_TAG
+from dataloader.schema.plan import key_of
+from dataloader.schema.types import JSON_TAG
+from dataloader.testing import change_plan as change
+from dataloader.testing import create_plan as create
+from dataloader.testing import described_shape as shape
 from dataloader.testing import host_time_zone
+from dataloader.testing import schema_field as field
 from dataloader_duckdb import DuckDBConfig, DuckDBConnector
 
 Open = Callable[..., DuckDBConnector]
@@ -55,44 +59,8 @@ def destination(dest_db: Path) -> Iterator[Open]:
         connector.close()
 
 
-def field(name: str, kind: pa.DataType, *, nullable: bool = True, **tags: bytes) -> pa.Field:
-    metadata = {
-        (KEY_TAG if tag == "key" else TYPE_TAG): value for tag, value in tags.items()
-    } or None
-    return pa.field(name, kind, nullable=nullable, metadata=metadata)
-
-
-def create(target: pa.Schema) -> SchemaPlan:
-    changes = tuple(ColumnChange("create", f.name, None, f.type, "new table") for f in target)
-    return SchemaPlan(True, target, changes)
-
-
-def change(before: pa.Schema, target: pa.Schema, **kinds: str) -> SchemaPlan:
-    """A plan from `before` to `target`; `kinds` names each changed column's change."""
-    changes = tuple(
-        ColumnChange(
-            kind,  # type: ignore[arg-type]
-            name,
-            before.field(name).type if kind == "widen_type" else None,
-            target.field(name).type,
-            "test",
-        )
-        for name, kind in kinds.items()
-    )
-    return SchemaPlan(False, target, changes)
-
-
 def batch(schema: pa.Schema, rows: list[dict[str, Any]]) -> ArrowBatch:
     return ArrowBatch(pa.RecordBatch.from_pylist(rows, schema=schema))
-
-
-def shape(schema: pa.Schema | None) -> list[tuple[str, pa.DataType, bool, str | None, bytes]]:
-    """What `describe` promises of each column: name, type, nullability, key and type tag."""
-    assert schema is not None
-    return [
-        (f.name, f.type, f.nullable, key_of(f), (f.metadata or {}).get(TYPE_TAG, b""))
-        for f in schema
-    ]
 
 
 def types(sql: Any, database: Path, table: str = "t") -> dict[str, str]:

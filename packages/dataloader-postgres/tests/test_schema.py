@@ -19,6 +19,8 @@ import pytest
 from dataloader import ArrowBatch, RunContext, State
 from dataloader.schema.plan import KEY_TAG, ColumnChange, SchemaPlan
 from dataloader.schema.types import TYPE_TAG
+from dataloader.testing import create_plan
+from dataloader.testing import schema_field as field
 from dataloader_postgres import PostgresConnector
 from dataloader_postgres.config import PostgresConfig
 
@@ -54,17 +56,8 @@ def destination(pg: Any) -> Iterator[Destination]:
         connector.close()
 
 
-def field(name: str, arrow_type: pa.DataType, nullable: bool = True, **tags: str) -> pa.Field:
-    metadata = {
-        (KEY_TAG if tag == "key" else TYPE_TAG): value.encode() for tag, value in tags.items()
-    }
-    return pa.field(name, arrow_type, nullable=nullable, metadata=metadata or None)
-
-
 def create(*fields: pa.Field) -> SchemaPlan:
-    target = pa.schema(fields)
-    changes = tuple(ColumnChange("create", f.name, None, f.type, "new table") for f in target)
-    return SchemaPlan(True, target, changes)
+    return create_plan(pa.schema(fields))
 
 
 def evolve(current: pa.Schema, *changes: tuple[str, pa.Field]) -> SchemaPlan:

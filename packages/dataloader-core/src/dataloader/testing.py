@@ -11,8 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import pyarrow as pa
+
 from dataloader.batch import ArrowBatch
 from dataloader.connectors import BaseConnector, Capabilities, ConnectorConfig
+from dataloader.schema.plan import KEY_TAG, ChangeKind, ColumnChange, SchemaPlan, key_of
+from dataloader.schema.types import TYPE_TAG
 from dataloader.state.model import State
 
 
@@ -100,3 +104,57 @@ def serve(server: S, what: str) -> Iterator[S]:
         yield server
     finally:
         server.stop()
+
+
+# -- schema plans, as the engine hands them to a destination ----------------------------------
+
+
+def schema_field(
+    name: str,
+    arrow_type: pa.DataType,
+    *,
+    nullable: bool = True,
+    key: str | bytes | None = None,
+    pg_type: str | bytes | None = None,
+) -> pa.Field:
+    """A field as `describe` returns it and plans carry it: `key` (`primary`/`unique`) and
+    `pg_type` (`json`, `uuid`, …) become the field metadata the engine uses."""
+    metadata = {
+        tag: value.encode() if isinstance(value, str) else value
+        for tag, value in ((KEY_TAG, key), (TYPE_TAG, pg_type))
+        if value is not None
+    }
+    return pa.field(name, arrow_type, nullable=nullable, metadata=metadata or None)
+
+
+def create_plan(target: pa.Schema) -> SchemaPlan:
+    """The plan that creates a table shaped `target`."""
+    changes = tuple(ColumnChange("create", f.name, None, f.type, "new table") for f in target)
+    return SchemaPlan(True, target, changes)
+
+
+def change_plan(before: pa.Schema, target: pa.Schema, **kinds: ChangeKind) -> SchemaPlan:
+    """The plan taking a table from `before` to `target`; `kinds` names each changed column's
+    change (`add_column` or `widen_type`)."""
+    changes = tuple(
+        ColumnChange(
+            kind,
+            name,
+            before.field(name).type if kind == "widen_type" else None,
+            target.field(name).type,
+            "test",
+        )
+        for name, kind in kinds.items()
+    )
+    return SchemaPlan(False, target, changes)
+
+
+def described_shape(
+    schema: pa.Schema | None,
+) -> list[tuple[str, pa.DataType, bool, str | None, bytes]]:
+    """What `describe` promises of each column: name, type, nullability, key and type tag."""
+    assert schema is not None, "describe() found no table"
+    return [
+        (f.name, f.type, f.nullable, key_of(f), (f.metadata or {}).get(TYPE_TAG, b""))
+        for f in schema
+    ]
