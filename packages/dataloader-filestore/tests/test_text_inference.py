@@ -301,3 +301,9 @@ def test_a_drift_no_type_holds_fails_the_run_naming_the_file(run: Any, tmp_path:
 
     with pytest.raises(ConnectorError, match=r"day\.csv.*column 'qty': value 'abc'"):
         run(recipe)
+
+
+@pytest.mark.parametrize("text", ["id,name\n", "id,name\r\n", "id,name", '"i\nd",name\n'])
+def test_a_file_of_a_header_only_has_no_rows(text: str) -> None:
+    batches = list(CsvFormat(CsvOptions()).read(io.BytesIO(text.encode()), batch_size=10))
+    assert sum(batch.num_rows for batch in batches) == 0

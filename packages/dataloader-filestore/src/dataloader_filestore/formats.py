@@ -295,12 +295,24 @@ class CsvFormat(Format):
             read_options = self._read_options(size)
             read_options.skip_rows_after_names = (1 << 31) - 1  # every row: only names wanted
             try:
-                probe = pacsv.open_csv(
-                    io.BytesIO(head),
-                    read_options=read_options,
-                    parse_options=self._parse_options(),
-                    convert_options=self._convert_options({}),
-                )
+                try:
+                    probe = pacsv.open_csv(
+                        io.BytesIO(head),
+                        read_options=read_options,
+                        parse_options=self._parse_options(),
+                        convert_options=self._convert_options({}),
+                    )
+                except pa.ArrowInvalid as exc:
+                    if "straddl" not in str(exc) or not whole:
+                        raise
+                    # Arrow's skip runs past the end of a file that is a header only
+                    read_options.skip_rows_after_names = 0
+                    probe = pacsv.open_csv(
+                        io.BytesIO(head),
+                        read_options=read_options,
+                        parse_options=self._parse_options(),
+                        convert_options=self._convert_options({}),
+                    )
                 return probe.schema.names
             except pa.ArrowInvalid as exc:
                 if "Empty CSV file" in str(exc):
