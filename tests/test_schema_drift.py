@@ -195,7 +195,7 @@ def test_rows_breaking_the_contract_are_quarantined_with_the_good_rows(
     quarantine_table = "sales__quarantine"
     quarantined = loaded(destination, request, quarantine_table)
     found = sorted(
-        (json.loads(row)["id"], rule)
+        ((row if isinstance(row, dict) else json.loads(row))["id"], rule)
         for row, rule in zip(
             quarantined.column("row").to_pylist(),
             quarantined.column("rule").to_pylist(),

@@ -114,13 +114,56 @@ def test_a_float_fits_a_decimal_column_only_when_it_is_the_same_number() -> None
 
 
 def test_lenient_keeps_types_and_sends_what_does_not_fit_to_its_rule() -> None:
-    manager = SchemaManager(
-        config(mode="lenient", on_violation="drop"), table(n=pa.int32(), s=pa.string())
-    )
-    prepared = manager.prepare(rows(n=["1", "x", "3000000000", None], s=[1, 2, 3, 4]))
+    manager = SchemaManager(config(mode="lenient", on_violation="drop"), table(n=pa.int32()))
+    prepared = manager.prepare(rows(n=["1", "x", "3000000000", None]))
     assert prepared.plan is None
-    assert prepared.batch.to_pydict() == {"n": [1, None], "s": ["1", "4"]}
+    assert prepared.batch.to_pydict() == {"n": [1, None]}
     assert prepared.dropped == 2 and prepared.rejected == []
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "kind", "hint"),
+    [
+        ("s", [1, 2], pa.string(), "allow_text"),
+        ("flag", [2, 0], pa.bool_(), "expected bool"),
+        ("at", [5], pa.timestamp("us"), "expected timestamp"),
+        ("n", [True], pa.int64(), "expected int"),
+        ("day", [[1]], pa.date32(), "expected date"),
+    ],
+)
+def test_values_of_another_kind_are_refused_not_rewritten(
+    column: str, values: list[Any], kind: pa.DataType, hint: str
+) -> None:
+    for mode in ("infer", "lenient"):
+        manager = SchemaManager(config(mode=mode, on_violation="drop"), table(**{column: kind}))
+        with pytest.raises(EngineError, match=hint):
+            manager.prepare(rows(**{column: values}))
+
+
+def test_numbers_and_times_are_cast_only_when_each_value_comes_back_as_itself() -> None:
+    manager = SchemaManager(
+        config(mode="lenient", on_violation="drop"),
+        table(f=pa.float32(), d=pa.date32(), x=pa.float64()),
+    )
+    prepared = manager.prepare(
+        typed(
+            f=([0.5, 0.1, 1e300, float("nan"), 16777217.0], pa.float64()),
+            d=([0, 86_400_000_000, 1, 0, 0], pa.timestamp("us")),
+            x=(
+                [
+                    Decimal("1.5"),
+                    Decimal("2.5"),
+                    Decimal("3.5"),
+                    Decimal("4.5"),
+                    Decimal("12345678901234567.89"),
+                ],
+                pa.decimal128(19, 2),
+            ),
+        )
+    )
+    assert prepared.dropped == 3  # 0.1, 1e300 and 16777217 as float32; a time of day as a date
+    assert str(prepared.batch.column("f").to_pylist()) == "[0.5, nan]"
+    assert prepared.batch.column("x").to_pylist() == [1.5, 4.5]
 
 
 def test_strict_refuses_what_the_columns_do_not_declare_before_any_write() -> None:
@@ -153,15 +196,16 @@ def test_nulls_in_not_null_columns_are_quarantined_with_their_rule() -> None:
         ),
         None,
     )
-    prepared = manager.prepare(rows(id=[1, 2, 2, None], email=["a", None, "c", "d"]))
-    assert prepared.batch.to_pydict() == {"id": [1], "email": ["a"]}
+    prepared = manager.prepare(rows(id=[1, 2, 2, None, 1], email=["a", None, "c", "d", "e"]))
+    assert prepared.batch.to_pydict() == {"id": [1, 2], "email": ["a", "c"]}
     found = {
-        (rule, column, tuple(t.column("id").to_pylist())) for t, rule, column in prepared.rejected
+        (rule, column, tuple(t.column("email").to_pylist()))
+        for t, rule, column in prepared.rejected
     }
     assert found == {
-        ("not_null", "email", (2,)),
-        ("not_null", "id", (None,)),
-        ("unique", "id", (2,)),
+        ("not_null", "email", (None,)),
+        ("not_null", "id", ("d",)),
+        ("unique", "id", ("e",)),
     }
 
 
@@ -335,3 +379,55 @@ def test_quarantined_rows_keep_every_value_as_json() -> None:
     rows = quarantine_rows([(table, "type", "price")], "run-1")
     assert rows.schema == QUARANTINE_SCHEMA
     assert rows.column("rule").to_pylist() == ["type"]
+
+
+def test_a_column_of_nulls_only_waits_for_a_value_to_give_it_a_type() -> None:
+    manager = SchemaManager(config(), None)
+    first = manager.prepare(typed(id=([1], pa.int64()), x=([None], pa.null())))
+    assert first.plan.target.names == ["id"] and first.batch.schema.names == ["id"]
+    later = manager.prepare(typed(id=([2], pa.int64()), x=([5], pa.int64())))
+    assert [(c.kind, c.column, c.after) for c in later.plan.changes] == [
+        ("add_column", "x", pa.int64())
+    ]
+    assert manager.prepare(typed(id=([3], pa.int64()), x=([None], pa.null()))).plan is None
+
+
+def test_declared_columns_are_in_the_table_from_the_start_or_refused_when_missing() -> None:
+    declared = [{"name": "id", "type": "int"}, {"name": "qty", "type": "decimal(12,2)"}]
+    plan = SchemaManager(config(columns=declared), None).prepare(rows(id=[1])).plan
+    assert plan.target.names == ["id", "qty"]
+    assert plan.target.field("qty").type == pa.decimal128(12, 2)
+    with pytest.raises(EngineError, match=r"'qty'.*allow_column_deletion"):
+        SchemaManager(config(mode="strict", columns=declared), None).prepare(rows(id=[1]))
+    required = [{"name": "id", "type": "int"}, {"name": "qty", "type": "int", "nullable": False}]
+    with pytest.raises(EngineError, match=r"'qty'.*NOT NULL"):
+        SchemaManager(config(columns=required), None).prepare(rows(id=[1]))
+
+
+def test_a_row_breaking_a_drop_and_a_quarantine_rule_is_quarantined_whatever_the_order() -> None:
+    for order in (("a", "b"), ("b", "a")):
+        manager = SchemaManager(
+            config(
+                columns=[
+                    {"name": "a", "nullable": False, "on_violation": "drop"},
+                    {"name": "b", "nullable": False, "on_violation": "quarantine"},
+                ]
+            ),
+            None,
+        )
+        prepared = manager.prepare(rows(**{name: [None] for name in order}))
+        assert prepared.dropped == 0 and len(prepared.rejected) == 1
+
+
+def test_contract_errors_name_the_file_the_rows_came_from() -> None:
+    manager = SchemaManager(config(), table(n=pa.int64()), file="r.yaml")
+    with pytest.raises(EngineError, match=r"in data/day2\.csv"):
+        manager.prepare(rows(n=[1.5]), source="data/day2.csv")
+
+
+def test_strict_takes_dictionary_encoded_text_for_a_string_column() -> None:
+    strict = config(mode="strict", columns=[{"name": "s", "type": "string"}])
+    text = pa.array(["a", "b", "a"]).dictionary_encode()
+    prepared = SchemaManager(strict, None).prepare(pa.RecordBatch.from_arrays([text], ["s"]))
+    assert prepared.batch.column(0).type == pa.string()
+    assert prepared.batch.column(0).to_pylist() == ["a", "b", "a"]

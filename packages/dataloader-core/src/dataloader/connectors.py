@@ -161,14 +161,15 @@ class BaseConnector:
         raise NotImplementedError(f"connector {self.name!r} cannot be used as a destination")
 
     def describe(self) -> pa.Schema | None:
-        """The destination table as it is: one Arrow field per column with its type and
-        nullability, key columns tagged `dataloader.key` (`primary`/`unique`, see
-        `dataloader.schema.plan.key_of`); None when the table does not exist yet.
+        """The table this run's rows go into, as it is before the first batch: one Arrow field
+        per column with its type and nullability, key columns tagged `dataloader.key`
+        (`primary`/`unique`, see `dataloader.schema.plan.key_of`); None when there is no such
+        table yet — also under `overwrite` when the run writes into a new, empty stage.
 
         The engine calls it once per attempt, after `begin`, and plans every batch against it
-        (and against the recipe's `schema:` contract). Under `overwrite` the run writes a new
-        table, so it is not called. This default knows no table: the engine then plans against
-        the schema the recipe's state recorded at the last commit.
+        (and against the recipe's `schema:` contract). This default knows no table: the engine
+        then plans against the schema the recipe's state recorded at the last commit (against
+        none under `overwrite`).
         """
         return None
 

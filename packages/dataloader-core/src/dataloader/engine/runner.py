@@ -227,17 +227,20 @@ class Runner:
                 raise
 
     def _schema_manager(self, destination: Any, state: State, context: RunContext) -> SchemaManager:
-        """The schema manager of one attempt, planning against the table as the destination
-        describes it (or as the state recorded it, for a destination that describes none).
-        An overwrite writes a new table: it plans from none."""
+        """The schema manager of one attempt, planning against the table the rows go into as
+        the destination describes it, or, for a destination that describes none, as the state
+        recorded it (none under overwrite: a new table)."""
         history = state.schema_history
         capabilities = self.bound.destination.registration.capabilities
-        current = None
-        if context.write_mode != "overwrite":
-            described = destination.describe()
-            current = described if described is not None else current_schema(history)
-            if described is not None and not history.get("versions"):
+        described = destination.describe()
+        if described is not None:
+            current = described
+            if not history.get("versions"):
                 self._record_schema(state, SchemaPlan(create=False, target=described, changes=()))
+        elif context.write_mode != "overwrite":
+            current = current_schema(history)
+        else:
+            current = None
         return SchemaManager(
             self.recipe.table_schema,
             current,
@@ -258,7 +261,7 @@ class Runner:
         """The batch made to fit the table and the contract: the table changed first when
         the plan says so (the change recorded in the state committed with the rows), the rows
         that break the contract quarantined or dropped."""
-        prepared = self._schema.prepare(batch.to_arrow())
+        prepared = self._schema.prepare(batch.to_arrow(), batch.metadata.get("source_file"))
         if prepared.plan is not None:
             destination.apply_schema(prepared.plan)
             version = self._record_schema(state, prepared.plan)

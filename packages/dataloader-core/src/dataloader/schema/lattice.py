@@ -9,8 +9,8 @@ when there is none under `rules`. The widening steps (docs/schema.md has the tab
   up to 76 digits;
 - float16 → float32 → float64; an integer or a decimal meets a float only under `allow_float` (a float
   cannot hold every int64 or decimal exactly);
-- date → timestamp; timestamps of one zone widen to the finer unit; a timestamp without a zone
-  meets one with a zone only under `naive_as_utc` (it is then read as UTC);
+- date → timestamp; timestamps of one zone widen to the finer unit; a timestamp without a zone,
+  or a date, meets one with a zone only under `naive_as_utc` (it is then read as UTC);
 - null (a column of NULLs only) → anything;
 - lists widen their elements, structs field by field (fields one side lacks are added);
 - anything else → string only under `allow_text`.
@@ -102,9 +102,9 @@ def _temporal(a: pa.DataType, b: pa.DataType, rules: Rules) -> pa.DataType | Non
     if pa.types.is_date(a) and pa.types.is_date(b):
         return pa.date32()
     if pa.types.is_date(a) and pa.types.is_timestamp(b):
-        return b
+        return b if b.tz is None or rules.naive_as_utc else None  # a date is no instant
     if pa.types.is_timestamp(a) and pa.types.is_date(b):
-        return a
+        return a if a.tz is None or rules.naive_as_utc else None
     if not (pa.types.is_timestamp(a) and pa.types.is_timestamp(b)):
         if pa.types.is_time(a) and pa.types.is_time(b):
             return a if _finer(a.unit, b.unit) == a.unit else b

@@ -5,22 +5,30 @@ destination describes it, or as the state recorded it) and the recipe's `schema:
 returns a `Prepared`: the plan of changes to the table (add a column, widen a type), the batch
 cast to the table's types, and the rows that break the contract. The comparison is made once
 per distinct batch schema; per batch, only casts, NULL checks and key checks run.
+
+A value reaches a column of another type in one of three ways: a lossless cast (the lattice
+leads from its type to the column's), a checked cast (numbers into numbers, times into times,
+text parsed into a typed column: each value must come back as itself, or it breaks the
+contract), or not at all (the plan refuses: bool and numbers, numbers and times, anything into
+text without `allow_text`, nested types into others).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NoReturn
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataloader.errors import EngineError
-from dataloader.schema.config import OnViolation, SchemaConfig
+from dataloader.schema.config import ColumnSpec, OnViolation, SchemaConfig
 from dataloader.schema.lattice import Rules, supertype
 from dataloader.schema.plan import KEY_TAG, ColumnChange, SchemaPlan, as_text, key_of
 from dataloader.schema.types import JSON_TAG, TYPE_TAG, is_json_name, parse_type, type_name
+
+_ACTION_ORDER = {"fail": 0, "quarantine": 1, "drop": 2}
 
 
 @dataclass
@@ -40,8 +48,8 @@ class Prepared:
 
     :param plan: changes the table needs before `batch` is written (None: none).
     :param batch: the rows that keep the contract, cast to the table's types.
-    :param rejected: the rows that broke it and are to be quarantined (the batch's columns, as
-        read), with the rule each broke; None when there are none.
+    :param rejected: the rows to quarantine (the batch's columns, as read), in groups with the
+        rule they broke and its column.
     :param dropped: how many rows were dropped (`on_violation: drop`).
     """
 
@@ -53,11 +61,12 @@ class Prepared:
 
 @dataclass(frozen=True)
 class _Shape:
-    """What one batch schema needs: the plan, the casts, the checks."""
+    """What one batch schema needs: the plan, the columns kept, the casts, the checks."""
 
     plan: SchemaPlan | None
-    target: pa.Schema  # the batch's columns with the table's types
-    casts: tuple[tuple[int, pa.DataType, bool], ...]  # (column index, type, checked per value)
+    keep: tuple[int, ...]  # the batch's columns that go to the table (NULL-only new ones do not)
+    target: pa.Schema  # those columns with the table's types
+    casts: tuple[tuple[int, pa.DataType, bool], ...]  # (position in keep, type, checked)
     not_null: tuple[str, ...]
     unique: tuple[str, ...]
 
@@ -93,10 +102,13 @@ class SchemaManager:
         )
         self.declared = {spec.name: spec for spec in config.columns}
         self._shapes: dict[pa.Schema, _Shape] = {}
+        self._source: str | None = None
 
     # -- planning ---------------------------------------------------------------------
-    def prepare(self, batch: pa.RecordBatch) -> Prepared:
-        """The plan, the cast batch and the rejected rows for `batch`."""
+    def prepare(self, batch: pa.RecordBatch, source: str | None = None) -> Prepared:
+        """The plan, the cast batch and the rejected rows for `batch` (read from `source`, a
+        file name errors give)."""
+        self._source = source
         shape = self._shapes.get(batch.schema)
         if shape is None:
             shape = self._plan(batch)
@@ -104,26 +116,28 @@ class SchemaManager:
                 self._shapes[batch.schema] = shape
             else:  # the table changes: the next batch of this shape plans against the new table
                 self.current = shape.plan.target
+        columns = [batch.column(index) for index in shape.keep]
         violations: list[Violation] = []
-        columns = list(batch.columns)
-        for index, arrow_type, checked in shape.casts:
-            columns[index], bad = self._cast(batch, index, arrow_type, checked)
+        for position, arrow_type, checked in shape.casts:
+            read = columns[position]
+            columns[position], bad = _cast(read, arrow_type, checked)
             if bad is not None:
-                name = batch.schema.field(index).name
+                name = shape.target.field(position).name
+                sample = _value_at(read, bad[0].as_py())
                 violations.append(
                     Violation(
                         "type",
                         name,
                         bad,
-                        f"a {type_name(batch.column(index).type)} value does not fit "
-                        f"{type_name(arrow_type)}: "
-                        f"{_value_at(batch.column(index), bad[0].as_py())!r}",
-                        self.config.rule_for(name, self.can_quarantine),
+                        f"value {sample!r} ({type_name(read.type)}) does not fit "
+                        f"{type_name(arrow_type)}",
+                        self._rule_for(name),
                     )
                 )
         cast = pa.RecordBatch.from_arrays(columns, schema=shape.target)
         violations += self._null_violations(cast, shape.not_null)
-        violations += self._unique_violations(cast, shape.unique)
+        if shape.unique:
+            violations += self._unique_violations(cast, shape.unique, violations)
         if not violations:
             return Prepared(shape.plan, cast)
         return self._sort_out(batch, cast, shape.plan, violations)
@@ -132,135 +146,131 @@ class SchemaManager:
         config, current = self.config, self.current
         table = {f.name: f for f in current} if current is not None else {}
         fields: list[pa.Field] = []
+        keep: list[int] = []
         changes: list[ColumnChange] = []
         casts: list[tuple[int, pa.DataType, bool]] = []
         for index, incoming in enumerate(batch.schema):
-            name = incoming.name
+            name, values = incoming.name, batch.column(index)
             spec = self.declared.get(name)
             existing = table.get(name)
             declared_type = parse_type(spec.type) if spec is not None and spec.type else None
+            source = _plain(incoming.type)
             if spec is None and config.mode == "strict":
                 self._refuse(
                     name,
                     "a column of the schema (mode `strict` allows only `schema.columns`)",
-                    f"new column {name!r} of type {type_name(incoming.type)}",
-                    batch.column(index),
+                    f"new column {name!r} of type {type_name(source)}",
+                    values,
                 )
             if existing is None:
+                if spec is None and pa.types.is_null(source):
+                    continue  # NULLs only, no type to give: left out until a value comes
                 if current is not None and not config.allows("new_columns"):
                     self._refuse(
                         name,
                         "no new columns (`schema.evolution.allow_new_columns` is false)",
-                        f"new column {name!r} of type {type_name(incoming.type)}",
-                        batch.column(index),
+                        f"new column {name!r} of type {type_name(source)}",
+                        values,
                     )
-                kind = declared_type if declared_type is not None else _plain(incoming.type)
-                if pa.types.is_null(kind):
-                    kind = pa.string()  # a column of NULLs only: the widest guess that widens
-                target = self._field(name, kind, incoming)
-                if current is not None:  # the rows already in the table have no value
-                    target = target.with_nullable(True)
-                if incoming.type != kind:
-                    self._check_zones(name, incoming.type, kind, batch.column(index))
-                    lossless = self._lossless(incoming.type, kind)
-                    if config.mode == "strict" and not lossless:
-                        self._refuse(
-                            name, type_name(kind), type_name(incoming.type), batch.column(index)
+                kind = declared_type or (pa.string() if pa.types.is_null(source) else source)
+                target = self._field(name, kind, incoming, added=current is not None)
+                changes.append(self._new_column(name, kind, current is None, values))
+            else:
+                target = existing
+                widened = (
+                    supertype(existing.type, source, self.rules)
+                    if declared_type is None
+                    and config.allows("type_changes")
+                    and not _unit_only(existing.type, source)
+                    else None
+                )
+                if widened is not None and widened != existing.type:
+                    self._check_zones(name, existing.type, widened, values)
+                    changes.append(
+                        ColumnChange(
+                            "widen_type",
+                            name,
+                            existing.type,
+                            widened,
+                            f"the rows carry {type_name(source)}",
+                            _first_misfit(values, existing.type),
                         )
-                    casts.append((index, kind, not lossless))
-                changes.append(
-                    ColumnChange(
-                        "create" if current is None else "add_column",
-                        name,
-                        None,
-                        kind,
-                        "declared in schema.columns"
-                        if spec is not None and spec.type
-                        else "first seen in the rows"
-                        if current is None
-                        else "new column in the rows",
-                        _first_value(batch.column(index)),
                     )
-                )
-                fields.append(target)
-                continue
-            if incoming.type == existing.type:
-                fields.append(existing)
-                continue
-            widened = (
-                supertype(existing.type, _plain(incoming.type), self.rules)
-                if declared_type is None
-                and config.allows("type_changes")
-                and not _unit_only(existing.type, incoming.type)
-                else None
-            )
-            if widened is not None and widened != existing.type:
-                changes.append(
-                    ColumnChange(
-                        "widen_type",
-                        name,
-                        existing.type,
-                        widened,
-                        f"the rows carry {type_name(incoming.type)}",
-                        _first_misfit(batch.column(index), existing.type),
-                    )
-                )
-                existing = existing.with_type(widened)
-            if incoming.type != existing.type:
-                self._check_zones(name, incoming.type, existing.type, batch.column(index))
-                if config.mode == "strict" and not self._lossless(incoming.type, existing.type):
-                    self._refuse(
-                        name,
-                        type_name(existing.type),
-                        type_name(incoming.type),
-                        batch.column(index),
-                    )
-                casts.append(
-                    (index, existing.type, not self._lossless(incoming.type, existing.type))
-                )
-            fields.append(existing)
-        incoming_names = set(batch.schema.names)
-        missing = [f for f in (current or []) if f.name not in incoming_names]
-        if missing and not config.allows("column_deletion"):
+                    target = existing.with_type(widened)
+            keep.append(index)
+            fields.append(target)
+            if incoming.type != target.type:
+                checked = self._how(name, source, target.type, values) == "checked"
+                casts.append((len(keep) - 1, target.type, checked))
+        present = set(batch.schema.names)
+        missing = [f for f in (current or []) if f.name not in present]
+        absent = [
+            spec
+            for spec in self.declared.values()
+            if spec.type and spec.name not in present and spec.name not in table
+        ]
+        if (missing or absent) and not config.allows("column_deletion"):
+            name = missing[0].name if missing else absent[0].name
             self._refuse(
-                missing[0].name,
+                name,
                 "every column of the table (`schema.evolution.allow_column_deletion` is false)",
-                f"rows without column {missing[0].name!r}",
+                f"rows without column {name!r}",
                 None,
             )
-        target = pa.schema(fields)
-        required = {
-            spec.name for spec in self.declared.values() if not spec.nullable or spec.primary_key
-        }
-        not_null = tuple(f.name for f in target if not f.nullable or f.name in required)
-        absent_required = [f.name for f in missing if not f.nullable]
-        if absent_required:
+        required = {s.name for s in self.declared.values() if not s.nullable or s.primary_key}
+        lacking = [f.name for f in missing if not f.nullable] + [
+            s.name for s in absent if s.name in required
+        ]
+        if lacking:
             self._refuse(
-                absent_required[0],
-                "a value (the column is NOT NULL)",
-                f"rows without column {absent_required[0]!r}",
-                None,
+                lacking[0], "a value (the column is NOT NULL)", f"rows without {lacking[0]!r}", None
             )
+        declared_only = [self._declared_field(spec, current is not None) for spec in absent]
+        changes += [
+            ColumnChange(
+                "create" if current is None else "add_column",
+                f.name,
+                None,
+                f.type,
+                "declared in schema.columns",
+            )
+            for f in declared_only
+        ]
+        target = pa.schema(fields)
+        not_null = tuple(f.name for f in target if not f.nullable or f.name in required)
         unique = tuple(
             f.name for f in target if key_of(f) is not None and f.name not in self.merge_keys
         )
         plan = None
         if changes:
-            whole = pa.schema([*fields, *missing]) if current is not None else target
-            if current is not None:  # keep the table's column order; new ones at the end
-                order = [f.name for f in current] + [
-                    c.column for c in changes if c.kind == "add_column"
-                ]
-                by_name = {f.name: f for f in whole}
-                whole = pa.schema([by_name[n] for n in order])
-            plan = SchemaPlan(create=current is None, target=whole, changes=tuple(changes))
-        return _Shape(plan, target, tuple(casts), not_null, unique)
+            whole = {f.name: f for f in [*(current or []), *fields, *declared_only]}
+            order = [f.name for f in current] if current is not None else []
+            order += [name for name in whole if name not in order]
+            plan = SchemaPlan(
+                create=current is None,
+                target=pa.schema([whole[name] for name in order]),
+                changes=tuple(changes),
+            )
+        return _Shape(plan, tuple(keep), target, tuple(casts), not_null, unique)
 
-    def _field(self, name: str, kind: pa.DataType, incoming: pa.Field) -> pa.Field:
-        """A new column's field: its type, nullability, key and JSON tags."""
+    def _new_column(
+        self, name: str, kind: pa.DataType, create: bool, values: pa.Array
+    ) -> ColumnChange:
         spec = self.declared.get(name)
+        if spec is not None and spec.type:
+            reason = "declared in schema.columns"
+        else:
+            reason = "first seen in the rows" if create else "new column in the rows"
+        kind_of_change = "create" if create else "add_column"
+        return ColumnChange(kind_of_change, name, None, kind, reason, _first_value(values))
+
+    def _field(self, name: str, kind: pa.DataType, incoming: pa.Field, added: bool) -> pa.Field:
+        """A new column's field: its type, nullability, key and JSON tags. A column added to a
+        table that has rows is nullable there (those rows have no value); the rows that come
+        are still checked against the declared rule."""
         metadata = dict(incoming.metadata or {})
         metadata.pop(KEY_TAG, None)
+        spec = self.declared.get(name)
         nullable = True
         if spec is not None:
             nullable = spec.nullable and not spec.primary_key
@@ -268,89 +278,100 @@ class SchemaManager:
                 metadata[KEY_TAG] = b"primary" if spec.primary_key else b"unique"
             if spec.type is not None and is_json_name(spec.type):
                 metadata[TYPE_TAG] = JSON_TAG
-        return pa.field(name, kind, nullable=nullable, metadata=metadata or None)
+        return pa.field(name, kind, nullable=nullable or added, metadata=metadata or None)
+
+    def _declared_field(self, spec: ColumnSpec, added: bool) -> pa.Field:
+        """The field of a declared column the rows do not carry (NULL in them)."""
+        assert spec.type is not None
+        return self._field(spec.name, parse_type(spec.type), pa.field(spec.name, pa.null()), added)
+
+    def _how(
+        self, column: str, source: pa.DataType, target: pa.DataType, values: Any
+    ) -> Literal["lossless", "checked"]:
+        """How the values of `source` reach a `target` column; refuses what may not."""
+        self._check_zones(column, source, target, values)
+        if supertype(source, target, self.rules) == target:
+            return "lossless"
+        hint = ""
+        if self.config.mode != "strict":
+            if _is_number(source) and _is_number(target):
+                return "checked"
+            if _is_time(source) and _is_time(target):
+                return "checked"
+            if _is_text(source) and _scalar(target) and not _is_text(target):
+                return "checked"
+            if _is_text(target) and not _is_text(source):
+                hint = " (set schema.evolution.allow_text to store it as text)"
+        self._refuse(column, type_name(target), type_name(source) + hint, values)
 
     def _check_zones(
         self, column: str, source: pa.DataType, target: pa.DataType, values: Any
     ) -> None:
-        """A timestamp without a zone is not an instant: it becomes one (read as UTC) only
-        under `naive_timestamps_as_utc`, and an instant never loses its zone."""
-        if not (pa.types.is_timestamp(source) and pa.types.is_timestamp(target)):
+        """A timestamp without a zone, or a date, is not an instant: it becomes one (read as
+        UTC) only under `naive_timestamps_as_utc`, and an instant never loses its zone."""
+        if not (_is_time(source) and _is_time(target)):
             return
-        if (source.tz is None) == (target.tz is None):
+        source_aware = pa.types.is_timestamp(source) and source.tz is not None
+        target_aware = pa.types.is_timestamp(target) and target.tz is not None
+        if source_aware == target_aware or (target_aware and self.rules.naive_as_utc):
             return
-        if source.tz is None and self.rules.naive_as_utc:
-            return
-        self._refuse(
-            column,
-            type_name(target),
-            type_name(source)
-            + (
-                " (set schema.evolution.naive_timestamps_as_utc to read it as UTC)"
-                if source.tz is None
-                else ""
-            ),
-            values,
+        hint = (
+            " (set schema.evolution.naive_timestamps_as_utc to read it as UTC)"
+            if target_aware
+            else " (an instant is not stored without its zone)"
         )
+        self._refuse(column, type_name(target), type_name(source) + hint, values)
 
-    def _lossless(self, source: pa.DataType, target: pa.DataType) -> bool:
-        """Whether every value of `source` fits `target` (the lattice leads there)."""
-        return supertype(source, target, self.rules) == target
-
-    def _refuse(self, column: str, expected: str, found: str, values: Any) -> None:
+    def _refuse(self, column: str, expected: str, found: str, values: Any) -> NoReturn:
         sample = _first_value(values) if values is not None else None
         raise EngineError(
             f"column {column!r} breaks the schema contract: found {found}"
-            + (f" (e.g. {sample!r})" if sample is not None else ""),
+            + (f" (e.g. {sample!r})" if sample is not None else "")
+            + self._where(),
             file=self.file,
             key="schema",
             expected=expected,
         )
 
-    # -- per batch --------------------------------------------------------------------
-    def _cast(
-        self, batch: pa.RecordBatch, index: int, arrow_type: pa.DataType, checked: bool
-    ) -> tuple[pa.Array, pa.Array | None]:
-        """The column cast to `arrow_type`; with the positions of the values that do not fit
-        (NULL in the cast column), or None when all fit. Unchecked casts are lossless by the
-        lattice."""
-        column = batch.column(index)
-        if not checked:  # `allow_float` accepts the rounding of integers past 2**53
-            exact = pa.types.is_floating(column.type) or not pa.types.is_floating(arrow_type)
-            return pc.cast(column, arrow_type, safe=exact), None
-        bad = _misfits(column, arrow_type)
-        if not len(bad):
-            return pc.cast(column, arrow_type, safe=True), None
-        keep = pc.invert(_mask(len(column), bad))
-        good = pc.cast(pc.if_else(keep, column, pa.nulls(len(column), column.type)), arrow_type)
-        return good, bad
+    def _where(self) -> str:
+        return f", in {self._source}" if self._source else ""
 
+    def _rule_for(self, column: str) -> OnViolation:
+        return self.config.rule_for(column, self.can_quarantine)
+
+    # -- per batch --------------------------------------------------------------------
     def _null_violations(self, batch: pa.RecordBatch, names: Sequence[str]) -> list[Violation]:
         found = []
         for name in names:
             column = batch.column(name)
             if column.null_count:
-                rows = pc.indices_nonzero(column.is_null())
                 found.append(
                     Violation(
                         "not_null",
                         name,
-                        rows,
+                        pc.indices_nonzero(column.is_null()),
                         f"{column.null_count} NULL value(s) in NOT NULL column {name!r}",
-                        self.config.rule_for(name, self.can_quarantine),
+                        self._rule_for(name),
                     )
                 )
         return found
 
-    def _unique_violations(self, batch: pa.RecordBatch, names: Sequence[str]) -> list[Violation]:
+    def _unique_violations(
+        self, batch: pa.RecordBatch, names: Sequence[str], earlier: list[Violation]
+    ) -> list[Violation]:
+        """Values repeated among the rows that broke no other rule: the first such row of a
+        value keeps it."""
+        rows = _arange(batch.num_rows)
+        if earlier:
+            broken = _mask(batch.num_rows, _positions(earlier))
+            rows = pc.filter(rows, pc.invert(broken))
         found = []
         for name in names:
-            column = batch.column(name)
+            column = pc.take(batch.column(name), rows)
             distinct = pc.count_distinct(column, mode="only_valid").as_py()
             if distinct == len(column) - column.null_count:
                 continue  # the common case, by one hash pass; positions only when repeated
-            positions = _arange(len(column))
-            table = pa.table({"k": column, "i": positions})
+            table = pa.table({"k": column, "i": _arange(len(column))})
             firsts = table.group_by("k", use_threads=False).aggregate([("i", "min")])
             first = _mask(len(column), firsts.column("i_min").combine_chunks())
             repeats = pc.indices_nonzero(pc.and_(pc.invert(first), column.is_valid()))
@@ -359,10 +380,10 @@ class SchemaManager:
                     Violation(
                         "unique",
                         name,
-                        repeats,
+                        pc.take(rows, repeats),
                         f"{len(repeats)} repeated value(s) in unique column {name!r}, e.g. "
                         f"{_value_at(column, repeats[0].as_py())!r}",
-                        self.config.rule_for(name, self.can_quarantine),
+                        self._rule_for(name),
                     )
                 )
         return found
@@ -374,23 +395,24 @@ class SchemaManager:
         plan: SchemaPlan | None,
         violations: list[Violation],
     ) -> Prepared:
-        for violation in violations:
-            if violation.action == "fail":
-                raise EngineError(
-                    f"column {violation.column!r} breaks the schema contract: "
-                    f"{violation.detail} ({len(violation.rows)} row(s) of a batch of "
-                    f"{read.num_rows})",
-                    file=self.file,
-                    key="schema.on_violation",
-                    expected="rows that keep the contract, or `on_violation: quarantine` or `drop`",
-                )
-        bad = _mask(read.num_rows, pa.concat_arrays([v.rows.cast(pa.int64()) for v in violations]))
-        keep = pc.invert(bad)
+        """Fail on the first `fail` rule broken; else each broken row is quarantined if any
+        rule it broke says so (rather than dropped), once, for the first such rule."""
+        violations = sorted(violations, key=lambda v: _ACTION_ORDER[v.action])
+        if violations[0].action == "fail":
+            violation = violations[0]
+            raise EngineError(
+                f"column {violation.column!r} breaks the schema contract: "
+                f"{violation.detail} ({len(violation.rows)} row(s) of a batch of "
+                f"{read.num_rows}){self._where()}",
+                file=self.file,
+                key="schema.on_violation",
+                expected="rows that keep the contract, or `on_violation: quarantine` or `drop`",
+            )
+        bad = _mask(read.num_rows, _positions(violations))
         rejected: list[tuple[pa.Table, str, str]] = []
-        taken = pa.array([False] * read.num_rows)
+        taken = _mask(read.num_rows, pa.array([], pa.int64()))
         for violation in violations:
-            rows = _mask(read.num_rows, violation.rows)
-            rows = pc.and_(rows, pc.invert(taken))  # a row is quarantined once, for its first rule
+            rows = pc.and_(_mask(read.num_rows, violation.rows), pc.invert(taken))
             taken = pc.or_(taken, rows)
             if violation.action == "quarantine" and pc.any(rows).as_py():
                 rejected.append(
@@ -398,7 +420,23 @@ class SchemaManager:
                 )
         quarantined = sum(table.num_rows for table, _, _ in rejected)
         dropped = int(pc.sum(bad).as_py() or 0) - quarantined
-        return Prepared(plan, cast.filter(keep), rejected, dropped)
+        return Prepared(plan, cast.filter(pc.invert(bad)), rejected, dropped)
+
+
+def _cast(
+    column: pa.Array, arrow_type: pa.DataType, checked: bool
+) -> tuple[pa.Array, pa.Array | None]:
+    """`column` cast to `arrow_type`; with the positions of the values that do not fit (NULL in
+    the cast column), or None when all fit. Unchecked casts are lossless by the lattice."""
+    if not checked:  # `allow_float` accepts the rounding of integers past 2**53
+        exact = pa.types.is_floating(column.type) or not pa.types.is_floating(arrow_type)
+        return pc.cast(column, arrow_type, safe=exact), None
+    bad = _misfits(column, arrow_type)
+    if not len(bad):
+        return pc.cast(column, arrow_type, safe=True), None
+    keep = pc.invert(_mask(len(column), bad))
+    good = pc.cast(pc.if_else(keep, column, pa.nulls(len(column), column.type)), arrow_type)
+    return good, bad
 
 
 def _plain(arrow_type: pa.DataType) -> pa.DataType:
@@ -419,6 +457,22 @@ def _unit_only(old: pa.DataType, new: pa.DataType) -> bool:
     )
 
 
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _is_time(t: pa.DataType) -> bool:
+    return pa.types.is_timestamp(t) or pa.types.is_date(t)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _scalar(t: pa.DataType) -> bool:
+    return not (pa.types.is_nested(t) or pa.types.is_dictionary(t))
+
+
 def _arange(length: int) -> pa.Array:
     """0, 1, … length - 1 as int64, built by Arrow (no Python loop)."""
     every = pc.fill_null(pa.nulls(length, pa.bool_()), True)
@@ -430,30 +484,33 @@ def _mask(length: int, positions: pa.Array) -> pa.Array:
     return pc.is_in(_arange(length), value_set=positions.cast(pa.int64()))
 
 
+def _positions(violations: Sequence[Violation]) -> pa.Array:
+    return pa.concat_arrays([v.rows.cast(pa.int64()) for v in violations])
+
+
 def _misfits(column: pa.Array, arrow_type: pa.DataType) -> pa.Array:
     """The positions of the non-NULL values of `column` that `arrow_type` cannot hold exactly.
 
-    A value misfits when the cast fails (overflow, truncation, text that is no number) or, from
-    a float, when the cast value is not the same number (Arrow rounds floats into decimals).
-    Failing casts are located by halving: a few casts for a few misfits."""
-    try:
-        converted = pc.cast(column, arrow_type, safe=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        found: list[int] = []
-        _halve(column, arrow_type, 0, len(column), found)
-        return pa.array(found, pa.int64())
-    if pa.types.is_floating(column.type) and not pa.types.is_floating(arrow_type):
-        back = pc.cast(converted, column.type)
-        return pc.indices_nonzero(pc.fill_null(pc.not_equal(back, column), False))
-    return pa.array([], pa.int64())
+    A value misfits when the cast fails (overflow, truncation, text that is no number) or, but
+    from text, when it does not come back as itself (a float rounded into a decimal or a
+    float32, a time cut to a date). Failing casts are located by halving: a few casts for a
+    few misfits."""
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    found: list[int] = []
+    _halve(column, arrow_type, 0, len(column), found)
+    return pa.array(found, pa.int64())
 
 
 def _halve(
     column: pa.Array, arrow_type: pa.DataType, start: int, length: int, found: list[int]
 ) -> None:
+    if length == 0:
+        return
     part = column.slice(start, length)
     try:
         converted = pc.cast(part, arrow_type, safe=True)
+        differs = _changed(part, converted)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         if length == 1:
             found.append(start)
@@ -462,10 +519,23 @@ def _halve(
         _halve(column, arrow_type, start, half, found)
         _halve(column, arrow_type, start + half, length - half, found)
         return
-    if pa.types.is_floating(column.type) and not pa.types.is_floating(arrow_type):
-        back = pc.cast(converted, column.type)
-        differs = pc.indices_nonzero(pc.fill_null(pc.not_equal(back, part), False))
-        found.extend(start + i for i in differs.to_pylist())
+    found.extend(start + i for i in differs.to_pylist())
+
+
+def _changed(values: pa.Array, converted: pa.Array) -> pa.Array:
+    """The positions where a cast that Arrow calls safe still changed the value: from or to a
+    float (rounding, overflow to infinity), a time cut to a date. Between integers and decimals
+    Arrow's own check is exact; text is parsed, not compared."""
+    source, target = values.type, converted.type
+    if _is_text(source) or not (
+        pa.types.is_floating(source) or pa.types.is_floating(target) or _is_time(source)
+    ):
+        return pa.array([], pa.int64())
+    back = pc.cast(converted, source, safe=False)
+    same = pc.equal(back, values)
+    if pa.types.is_floating(source):
+        same = pc.or_kleene(same, pc.and_(pc.is_nan(back), pc.is_nan(values)))
+    return pc.indices_nonzero(pc.fill_null(pc.invert(same), False))
 
 
 def _first_value(values: Any) -> str | None:
@@ -487,7 +557,11 @@ def _value_at(values: pa.Array, index: int) -> str:
 
 def _first_misfit(column: pa.Array, old: pa.DataType) -> str | None:
     """The first value of `column` that the column's old type could not hold, as text."""
-    bad = _misfits(column, old)
+    bad = _misfits(column, old) if _castable(column.type, old) else pa.array([], pa.int64())
     if len(bad):
         return _value_at(column, bad[0].as_py())
     return _first_value(column)
+
+
+def _castable(source: pa.DataType, target: pa.DataType) -> bool:
+    return (_is_number(source) and _is_number(target)) or (_is_time(source) and _is_time(target))
