@@ -431,3 +431,13 @@ def test_strict_takes_dictionary_encoded_text_for_a_string_column() -> None:
     prepared = SchemaManager(strict, None).prepare(pa.RecordBatch.from_arrays([text], ["s"]))
     assert prepared.batch.column(0).type == pa.string()
     assert prepared.batch.column(0).to_pylist() == ["a", "b", "a"]
+
+
+def test_text_that_is_not_json_breaks_a_json_column() -> None:
+    manager = SchemaManager(
+        config(on_violation="quarantine", columns=[{"name": "doc", "type": "json"}]), None
+    )
+    prepared = manager.prepare(rows(doc=['{"a": 1}', "{oops", None, "[1, 2]"]))
+    assert prepared.batch.column(0).to_pylist() == ['{"a": 1}', None, "[1, 2]"]
+    [(rejected, rule, column)] = prepared.rejected
+    assert (rejected.column("doc").to_pylist(), rule, column) == (["{oops"], "json", "doc")

@@ -15,6 +15,7 @@ text without `allow_text`, nested types into others).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
@@ -69,6 +70,7 @@ class _Shape:
     casts: tuple[tuple[int, pa.DataType, bool], ...]  # (position in keep, type, checked)
     not_null: tuple[str, ...]
     unique: tuple[str, ...]
+    json: tuple[str, ...]  # text columns the table stores as JSON
 
 
 class SchemaManager:
@@ -136,6 +138,7 @@ class SchemaManager:
                 )
         cast = pa.RecordBatch.from_arrays(columns, schema=shape.target)
         violations += self._null_violations(cast, shape.not_null)
+        violations += self._json_violations(cast, shape.json)
         if shape.unique:
             violations += self._unique_violations(cast, shape.unique, violations)
         if not violations:
@@ -241,6 +244,11 @@ class SchemaManager:
         unique = tuple(
             f.name for f in target if key_of(f) is not None and f.name not in self.merge_keys
         )
+        json_columns = tuple(  # a source that tags its text JSON (Postgres json) is trusted
+            f.name
+            for f in target
+            if _tagged_json(f) and not _tagged_json(batch.schema.field(f.name))
+        )
         plan = None
         if changes:
             whole = {f.name: f for f in [*(current or []), *fields, *declared_only]}
@@ -251,7 +259,7 @@ class SchemaManager:
                 target=pa.schema([whole[name] for name in order]),
                 changes=tuple(changes),
             )
-        return _Shape(plan, tuple(keep), target, tuple(casts), not_null, unique)
+        return _Shape(plan, tuple(keep), target, tuple(casts), not_null, unique, json_columns)
 
     def _new_column(
         self, name: str, kind: pa.DataType, create: bool, values: pa.Array
@@ -351,6 +359,32 @@ class SchemaManager:
                         name,
                         pc.indices_nonzero(column.is_null()),
                         f"{column.null_count} NULL value(s) in NOT NULL column {name!r}",
+                        self._rule_for(name),
+                    )
+                )
+        return found
+
+    def _json_violations(self, batch: pa.RecordBatch, names: Sequence[str]) -> list[Violation]:
+        """Text that is not JSON, in a column the table stores as JSON (parsed one by one:
+        only such columns pay for it)."""
+        found = []
+        for name in names:
+            column = batch.column(name)
+            if not _is_text(column.type):
+                continue
+            bad = [
+                i
+                for i, text in enumerate(column.to_pylist())
+                if text is not None and not _is_json(text)
+            ]
+            if bad:
+                found.append(
+                    Violation(
+                        "json",
+                        name,
+                        pa.array(bad, pa.int64()),
+                        f"{len(bad)} value(s) that are not JSON in column {name!r}, e.g. "
+                        f"{_value_at(column, bad[0])!r}",
                         self._rule_for(name),
                     )
                 )
@@ -471,6 +505,18 @@ def _is_text(t: pa.DataType) -> bool:
 
 def _scalar(t: pa.DataType) -> bool:
     return not (pa.types.is_nested(t) or pa.types.is_dictionary(t))
+
+
+def _tagged_json(f: pa.Field) -> bool:
+    return (f.metadata or {}).get(TYPE_TAG) in (b"json", b"jsonb")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _arange(length: int) -> pa.Array:
