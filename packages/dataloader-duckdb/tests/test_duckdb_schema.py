@@ -439,3 +439,99 @@ def test_a_run_widens_adds_and_quarantines_through_the_engine(
         ("1.0", "id")
     ]
     assert types(sql, dest_db, "t__quarantine")["row"] == "JSON"
+
+
+def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("table", ["plain", "index"], ids=["in-place", "rewrite"])
+def test_naive_timestamps_and_dates_becoming_instants_are_read_as_utc_in_any_host_zone(
+    destination: Open, dest_db: Path, sql: Any, table: str
+) -> None:
+    sql.execute(
+        dest_db,
+        'CREATE TABLE t (id INTEGER, "at" TIMESTAMP, day DATE, ats TIMESTAMP[], '
+        'ev STRUCT("at" TIMESTAMP, n INTEGER))',
+        "INSERT INTO t VALUES (1, '2024-01-01 10:00', '2024-01-02', ['2024-01-03 10:00', NULL], "
+        "{'at': '2024-01-04 10:00', 'n': 1}), (2, NULL, NULL, NULL, NULL)",
+        *(["CREATE INDEX t_id ON t (id)"] if table == "index" else []),
+    )
+    instant = pa.timestamp("us", tz="UTC")
+    with host_time_zone("America/New_York"):
+        connector = destination()
+        before = connector.describe()
+        assert before is not None
+        target = pa.schema(
+            [
+                before.field("id"),
+                field("at", instant),
+                field("day", instant),
+                field("ats", pa.list_(instant)),
+                field("ev", pa.struct([("at", instant), ("n", pa.int32()), ("note", pa.string())])),
+            ]
+        )
+        connector.apply_schema(
+            change(
+                before, target, at="widen_type", day="widen_type", ats="widen_type", ev="widen_type"
+            )
+        )
+        connector.commit(State())
+
+    # aware datetimes compare as instants, whatever zone a read shows them in
+    assert sql.query(dest_db, 'SELECT "at", day, ats, ev FROM t ORDER BY id') == [
+        (
+            utc(2024, 1, 1, 10),
+            utc(2024, 1, 2),
+            [utc(2024, 1, 3, 10), None],
+            {"at": utc(2024, 1, 4, 10), "n": 1, "note": None},
+        ),
+        (None, None, None, None),
+    ]
+    assert types(sql, dest_db)["ats"] == "TIMESTAMP WITH TIME ZONE[]"
+
+
+def test_instants_becoming_text_are_written_in_utc_in_any_host_zone(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    sql.execute(
+        dest_db,
+        'CREATE TABLE t ("at" TIMESTAMPTZ)',
+        "INSERT INTO t VALUES ('2024-01-01 10:00:00.5+00'), ('infinity'), (NULL)",
+    )
+    with host_time_zone("America/New_York"):
+        connector = destination()
+        before = connector.describe()
+        assert before is not None
+        target = pa.schema([field("at", pa.string())])
+        connector.apply_schema(change(before, target, at="widen_type"))
+        connector.commit(State())
+
+    assert sql.query(dest_db, 'SELECT "at" FROM t') == [
+        ("2024-01-01 10:00:00.5+00",),
+        ("infinity",),
+        (None,),
+    ]
+
+
+def test_a_run_reads_naive_timestamps_as_utc_when_they_become_instants(
+    run: Callable[..., Any], rows_source: str, dest_db: Path, sql: Any
+) -> None:
+    def recipe(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "name": "events",
+            "source": {"type": rows_source, "batches": [rows]},
+            "destination": {"type": "duckdb", "database": str(dest_db), "table": "t"},
+            "schema": {"evolution": {"naive_timestamps_as_utc": True}},
+        }
+
+    with host_time_zone("America/New_York"):
+        run(recipe([{"id": 1, "at": datetime(2024, 1, 1, 10)}]))
+        run(recipe([{"id": 2, "at": utc(2024, 1, 1, 10)}]))
+
+    assert types(sql, dest_db)["at"] == "TIMESTAMP WITH TIME ZONE"
+    assert sql.query(dest_db, 'SELECT "at" FROM t ORDER BY id') == [
+        (utc(2024, 1, 1, 10),),
+        (utc(2024, 1, 1, 10),),
+    ]
+

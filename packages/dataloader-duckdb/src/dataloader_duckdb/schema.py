@@ -4,7 +4,10 @@ DDL its `apply_schema` runs.
 DuckDB changes a column's type in place (`ALTER … TYPE`, transactional like any DDL) unless
 the column is part of a constraint other than NOT NULL or the table has an index; such a
 table is rewritten instead: copied into a new table of the new shape, which replaces it, all
-inside the caller's transaction.
+inside the caller's transaction. Either way a widening never depends on the session's time
+zone: DuckDB's cast reads a naive timestamp (or a date) becoming TIMESTAMPTZ in that zone, and
+writes TIMESTAMPTZ as text in it, so such columns are converted by an expression that reads
+and writes them in UTC.
 """
 
 from __future__ import annotations
@@ -138,11 +141,66 @@ def widen_columns(con: Any, table: TableName, fields: list[pa.Field], scratch: s
     if not fields:
         return
     types = dict(zip((f.name for f in fields), column_types(con, fields), strict=True))
+    columns = ", ".join(quote_identifier(name) for name in types)
+    before = con.sql(f"SELECT {columns} FROM {table.sql()} LIMIT 0").to_arrow_table().schema
+    readings = {
+        field.name: reading
+        for field in fields
+        if (
+            reading := _in_utc_as(
+                quote_identifier(field.name), before.field(field.name).type, field.type
+            )
+        )
+    }
     if _needs_rewrite(con, table, set(types)):
-        _rewrite(con, table, types, table.sibling(scratch))
+        _rewrite(con, table, types, readings, table.sibling(scratch))
         return
     for name, kind in types.items():
-        con.execute(f"ALTER TABLE {table.sql()} ALTER COLUMN {quote_identifier(name)} TYPE {kind}")
+        using = f" USING {readings[name]}" if name in readings else ""
+        con.execute(
+            f"ALTER TABLE {table.sql()} ALTER COLUMN {quote_identifier(name)} TYPE {kind}{using}"
+        )
+
+
+def _in_utc_as(value: str, old: pa.DataType, new: pa.DataType, depth: int = 0) -> str | None:
+    """An expression giving `value` (of type `old`) as `new` with its zone-less timestamps and
+    dates that become instants read as UTC, and its instants that become text written in UTC
+    (also inside lists and structs). None when DuckDB's cast involves no time zone."""
+    if _is_instant(new) and (pa.types.is_date(old) or pa.types.is_timestamp(old)):
+        if _is_instant(old):
+            return None
+        naive = f"CAST({value} AS TIMESTAMP)" if pa.types.is_date(old) else value
+        return f"timezone('UTC', {naive})"
+    if _is_instant(old) and (pa.types.is_string(new) or pa.types.is_large_string(new)):
+        utc = f"CAST(timezone('UTC', {value}) AS VARCHAR) || '+00'"
+        return f"CASE WHEN isfinite({value}) THEN {utc} ELSE CAST({value} AS VARCHAR) END"
+    if _is_list(old) and _is_list(new):
+        element = f"__dl_element{depth}"
+        inner = _in_utc_as(element, old.value_type, new.value_type, depth + 1)
+        return None if inner is None else f"list_transform({value}, lambda {element}: {inner})"
+    if pa.types.is_struct(old) and pa.types.is_struct(new):
+        # the struct's own fields, converted; the target type's cast adds the new ones as NULL
+        members, converted = [], False
+        for field in old:
+            member = f"struct_extract({value}, {sql_string(field.name)})"
+            index = new.get_field_index(field.name)
+            inner = (
+                _in_utc_as(member, field.type, new.field(index).type, depth) if index >= 0 else None
+            )
+            converted = converted or inner is not None
+            members.append(f"{quote_identifier(field.name)} := {inner or member}")
+        if converted:
+            packed = f"struct_pack({', '.join(members)})"
+            return f"CASE WHEN {value} IS NULL THEN NULL ELSE {packed} END"
+    return None
+
+
+def _is_instant(kind: pa.DataType) -> bool:
+    return pa.types.is_timestamp(kind) and kind.tz is not None
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
 
 
 def _needs_rewrite(con: Any, table: TableName, columns: set[str]) -> bool:
@@ -162,8 +220,11 @@ def _needs_rewrite(con: Any, table: TableName, columns: set[str]) -> bool:
     return any(columns.intersection(names) for (names,) in constrained)
 
 
-def _rewrite(con: Any, table: TableName, types: dict[str, str], scratch: TableName) -> None:
-    """Replace `table` with a copy whose columns in `types` have those types; its other column
+def _rewrite(
+    con: Any, table: TableName, types: dict[str, str], readings: dict[str, str], scratch: TableName
+) -> None:
+    """Replace `table` with a copy whose columns in `types` have those types (their values
+    converted by the expressions of `readings` where given, cast otherwise); its other column
     types, NOT NULLs, defaults, key and CHECK constraints, indexes and comments stay."""
     where = (
         "WHERE database_name = current_database() AND schema_name = coalesce(?, current_schema()) "
@@ -189,7 +250,11 @@ def _rewrite(con: Any, table: TableName, types: dict[str, str], scratch: TableNa
         params,
     ).fetchall()
     con.execute(f"CREATE TABLE {scratch.sql()} ({', '.join(parts)})")
-    con.execute(f"INSERT INTO {scratch.sql()} BY NAME SELECT * FROM {table.sql()}")
+    converted = ", ".join(
+        f"{reading} AS {quote_identifier(name)}" for name, reading in readings.items()
+    )
+    star = f"* REPLACE ({converted})" if converted else "*"
+    con.execute(f"INSERT INTO {scratch.sql()} BY NAME SELECT {star} FROM {table.sql()}")
     con.execute(f"DROP TABLE {table.sql()}")
     con.execute(f"ALTER TABLE {scratch.sql()} RENAME TO {quote_identifier(table.name)}")
     if comment:
