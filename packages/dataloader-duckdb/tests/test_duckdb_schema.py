@@ -535,3 +535,12 @@ def test_a_run_reads_naive_timestamps_as_utc_when_they_become_instants(
         (utc(2024, 1, 1, 10),),
     ]
 
+
+def test_describe_under_overwrite_is_the_empty_stage_not_the_table(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    sql.execute(dest_db, "CREATE TABLE t (id INTEGER NOT NULL)", "INSERT INTO t VALUES (1)")
+
+    assert destination("overwrite").describe() is None
+    assert destination("append", run_id="run-2").describe() is not None
+

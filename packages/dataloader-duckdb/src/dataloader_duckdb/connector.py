@@ -446,8 +446,12 @@ class DuckDBConnector(BaseConnector):
 
     # -- destination: schema -----------------------------------------------------------
     def describe(self) -> pa.Schema | None:
+        """The table as it is; None under overwrite, where the rows go into a new stage."""
         import duckdb
 
+        assert self.context is not None
+        if self.context.write_mode == "overwrite":
+            return None
         table = self._table()
         try:
             described = describe_table(self.con, table)
