@@ -544,3 +544,54 @@ def test_describe_under_overwrite_is_the_empty_stage_not_the_table(
     assert destination("overwrite").describe() is None
     assert destination("append", run_id="run-2").describe() is not None
 
+
+def quarantined(database: Path, sql: Any) -> list[tuple[Any, ...]]:
+    return sql.query(database, """SELECT "row"->>'qty', run_id FROM t__quarantine ORDER BY ALL""")
+
+
+def test_overwrite_replaces_the_quarantine_with_the_rows_this_run_quarantined(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    target = pa.schema([field("id", pa.int64()), field("qty", pa.int64())])
+    first = destination(run_id="run-1")
+    first.apply_schema(create(target))
+    first.write_quarantine(rejected("run-1", "a"))
+    first.write_batch(batch(target, [{"id": 1, "qty": 1}]), State())
+    first.commit(State())
+
+    second = destination("overwrite", run_id="run-2")
+    second.write_quarantine(rejected("run-2", "b"))  # before the stage exists
+    second.apply_schema(create(target))
+    second.write_batch(batch(target, [{"id": 2, "qty": 2}]), State())
+    second.write_quarantine(rejected("run-2", "c"))
+    assert quarantined(dest_db, sql) == [("a", "run-1")]  # until the commit
+    second.commit(State())
+    assert quarantined(dest_db, sql) == [("b", "run-2"), ("c", "run-2")]
+
+    aborted = destination("overwrite", run_id="run-3")
+    aborted.apply_schema(create(target))
+    aborted.write_quarantine(rejected("run-3", "d"))
+    aborted.write_batch(batch(target, [{"id": 3, "qty": 3}]), State())
+    aborted.abort()
+    assert quarantined(dest_db, sql) == [("b", "run-2"), ("c", "run-2")]
+
+    clean = destination("overwrite", run_id="run-4")
+    clean.apply_schema(create(target))
+    clean.write_batch(batch(target, [{"id": 4, "qty": 4}]), State())
+    clean.commit(State())
+    assert quarantined(dest_db, sql) == []
+    assert sql.query(dest_db, "SELECT id FROM t") == [(4,)]
+
+
+def test_an_overwrite_of_no_rows_empties_the_quarantine_too(
+    destination: Open, dest_db: Path, sql: Any
+) -> None:
+    target = pa.schema([field("id", pa.int64()), field("qty", pa.int64())])
+    first = destination(run_id="run-1")
+    first.apply_schema(create(target))
+    first.write_quarantine(rejected("run-1", "a"))
+    first.commit(State())
+
+    destination("overwrite", run_id="run-2").commit(State())
+
+    assert quarantined(dest_db, sql) == []

@@ -2,7 +2,7 @@
 
 Writes run inside a DuckDB transaction that also updates the recipe's row in
 `_dataloader_state`, so data and state commit together. Overwrite loads into a staging table
-and swaps it in at the end, in one transaction.
+and swaps it in at the end, in one transaction that also replaces the quarantine's rows.
 
 Several recipes may load into one file at once (threads of one process: DuckDB lets a single
 process write a file). So a staging table is labelled with the recipe, table and run that own
@@ -113,6 +113,8 @@ class DuckDBConnector(BaseConnector):
         # batch whose columns the table has skips the catalog queries. Forgotten on abort (a
         # rollback may undo a CREATE or ALTER).
         self._fitted: dict[str, frozenset[str]] = {}
+        # Under overwrite: whether this transaction has emptied the quarantine yet.
+        self._quarantine_replaced = False
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -491,7 +493,8 @@ class DuckDBConnector(BaseConnector):
 
     def write_quarantine(self, rows: pa.Table) -> None:
         """Insert `rows` into `<table>__quarantine` (created with their columns when missing, the
-        row's JSON text as JSON), in the transaction the data commits in."""
+        row's JSON text as JSON), in the transaction the data commits in. Under overwrite the
+        rows quarantined before go first: they refer to the data the run replaces."""
         if rows.num_rows == 0:
             return
         import duckdb
@@ -501,10 +504,10 @@ class DuckDBConnector(BaseConnector):
             row = rows.schema.field(index)
             tagged = row.with_metadata({**(row.metadata or {}), TYPE_TAG: JSON_TAG})
             rows = pa.Table.from_arrays(rows.columns, schema=rows.schema.set(index, tagged))
-        target = self._table()
-        table = target.sibling(target.name + QUARANTINE_SUFFIX)
+        table = self._quarantine_table()
         try:
             self._begin_transaction()
+            self._replace_quarantine()
             self.con.register(QUARANTINE_VIEW, rows)
             source = f"(SELECT *{typed_star(rows.schema)} FROM {QUARANTINE_VIEW})"
             try:
@@ -515,6 +518,21 @@ class DuckDBConnector(BaseConnector):
                     self.con.unregister(QUARANTINE_VIEW)
         except duckdb.Error as exc:
             raise self._error("quarantine write", exc) from exc
+
+    def _quarantine_table(self) -> TableName:
+        target = self._table()
+        return target.sibling(target.name + QUARANTINE_SUFFIX)
+
+    def _replace_quarantine(self) -> None:
+        """Under overwrite, empty the quarantine once, in the transaction that swaps the stage in,
+        so it commits holding this run's rows only."""
+        assert self.context is not None
+        if self.context.write_mode != "overwrite" or self._quarantine_replaced:
+            return
+        quarantine = self._quarantine_table()
+        if self._exists(quarantine):
+            self.con.execute(f"DELETE FROM {quarantine.sql()}")
+        self._quarantine_replaced = True
 
     def commit(self, state: State) -> None:
         import duckdb
@@ -527,6 +545,7 @@ class DuckDBConnector(BaseConnector):
             self._save_state(state)
             self.con.execute("COMMIT")
             self._in_transaction = False
+            self._quarantine_replaced = False
         except duckdb.Error as exc:
             self.abort()
             raise self._error("commit", exc) from exc
@@ -534,6 +553,7 @@ class DuckDBConnector(BaseConnector):
     def _swap_in_staging(self) -> None:
         target = self._table()
         self._begin_transaction()
+        self._replace_quarantine()
         if self._staging is None:
             if self._exists(target):
                 self.con.execute(f"DELETE FROM {target.sql()}")
@@ -557,6 +577,7 @@ class DuckDBConnector(BaseConnector):
 
     def abort(self) -> None:
         self._fitted.clear()
+        self._quarantine_replaced = False
         if self._in_transaction and self.con is not None:
             self.con.execute("ROLLBACK")
             self._in_transaction = False
