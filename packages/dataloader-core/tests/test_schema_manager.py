@@ -441,3 +441,13 @@ def test_text_that_is_not_json_breaks_a_json_column() -> None:
     assert prepared.batch.column(0).to_pylist() == ['{"a": 1}', None, "[1, 2]"]
     [(rejected, rule, column)] = prepared.rejected
     assert (rejected.column("doc").to_pylist(), rule, column) == (["{oops"], "json", "doc")
+
+
+def test_a_widening_to_an_instant_keeps_the_columns_unit() -> None:
+    manager = SchemaManager(
+        config(evolution={"naive_timestamps_as_utc": True}), table(at=pa.timestamp("us"))
+    )
+    plan = manager.prepare(typed(at=([1_000], pa.timestamp("ns", tz="UTC")))).plan
+    assert plan.widened() == [pa.field("at", pa.timestamp("us", tz="UTC"))]
+    with pytest.raises(EngineError, match=r"does not fit timestamptz"):
+        manager.prepare(typed(at=([1_001], pa.timestamp("ns", tz="UTC"))))

@@ -187,6 +187,8 @@ class SchemaManager:
                     and not _unit_only(existing.type, source)
                     else None
                 )
+                if widened is not None and _is_timestamp_pair(existing.type, widened):
+                    widened = pa.timestamp(existing.type.unit, tz=widened.tz)  # see _unit_only
                 if widened is not None and widened != existing.type:
                     self._check_zones(name, existing.type, widened, values)
                     changes.append(
@@ -489,6 +491,10 @@ def _unit_only(old: pa.DataType, new: pa.DataType) -> bool:
         and (old.tz is None) == (new.tz is None)
         and old != new
     )
+
+
+def _is_timestamp_pair(a: pa.DataType, b: pa.DataType) -> bool:
+    return pa.types.is_timestamp(a) and pa.types.is_timestamp(b)
 
 
 def _is_number(t: pa.DataType) -> bool:
