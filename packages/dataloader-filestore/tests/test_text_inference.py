@@ -47,7 +47,21 @@ def column_of(values: list[str], **options: Any) -> pa.ChunkedArray:
         (["-0.25", ".5"], pa.decimal128(3, 2)),
         (["1e5", "2.5"], pa.float64()),
         (["2.5", "inf", "nan"], pa.float64()),
-        (["1." + "1" * 40], pa.float64()),
+        (["1234567890" * 4, "1"], pa.decimal256(40, 0)),
+        (["1." + "1" * 40], pa.decimal256(41, 40)),
+        (["1" * 76], pa.decimal256(76, 0)),
+        (["1" * 77], pa.float64()),
+        (["1." + "1" * 76], pa.float64()),
+        (["+5", "12"], pa.int64()),
+        (["+5", "+12"], pa.int64()),
+        (["+0.5", "-1"], pa.decimal128(2, 1)),
+        (["0", "-0", "10"], pa.int64()),
+        (["0", "0.5", "-0.25"], pa.decimal128(3, 2)),
+        (["007", "12"], pa.string()),
+        (["00123", "12"], pa.string()),
+        (["-01", "5"], pa.string()),
+        (["007.50"], pa.string()),
+        (["1", "0"], pa.int64()),
         (["true", "FALSE"], pa.bool_()),
         (["2024-05-17", "2024-05-18"], pa.date32()),
         (["2024-05-17T12:30:00+02:00", "2024-05-17 10:00:00Z"], pa.timestamp("us", tz="UTC")),
@@ -109,11 +123,31 @@ def test_a_later_batch_widens_the_batches_after_it() -> None:
     assert pa.types.is_decimal(table.column("v").type)
 
 
-def test_a_misfit_in_a_later_block_rereads_the_file_as_text_from_that_row(
+@pytest.mark.parametrize(
+    ("value", "last", "first_type", "last_type", "expected"),
+    [
+        (str, "0.5", pa.int64(), pa.decimal128(20, 1), Decimal("0.5")),
+        # a date is converted by Arrow as it reads: the file is read again as text
+        (
+            lambda i: f"2024-01-{i % 28 + 1:02d}",
+            "2024-02-01 10:30:00",
+            pa.date32(),
+            pa.timestamp("us"),
+            datetime(2024, 2, 1, 10, 30),
+        ),
+    ],
+    ids=["number", "date"],
+)
+def test_a_misfit_in_a_later_block_widens_the_column_from_that_row(
     monkeypatch: pytest.MonkeyPatch,
+    value: Any,
+    last: str,
+    first_type: pa.DataType,
+    last_type: pa.DataType,
+    expected: Any,
 ) -> None:
-    monkeypatch.setattr(formats, "BLOCK_SIZE", 1 << 12)  # blocks of about 400 rows
-    text = "id,qty\n" + "".join(f"{i},{i}\n" for i in range(4999)) + "4999,0.5\n"
+    monkeypatch.setattr(formats, "BLOCK_SIZE", 1 << 12)  # blocks of about 300 rows
+    text = "id,v\n" + "".join(f"{i},{value(i)}\n" for i in range(4999)) + f"4999,{last}\n"
 
     batches = list(
         CsvFormat(CsvOptions(infer_rows=100)).read(io.BytesIO(text.encode()), batch_size=1000)
@@ -121,9 +155,9 @@ def test_a_misfit_in_a_later_block_rereads_the_file_as_text_from_that_row(
 
     ids = [i for batch in batches for i in batch.column("id").to_pylist()]
     assert ids == list(range(5000))  # every row once, in order
-    assert batches[0].schema.field("qty").type == pa.int64()
-    assert batches[-1].schema.field("qty").type == pa.decimal128(20, 1)
-    assert batches[-1].column("qty").to_pylist()[-1] == Decimal("0.5")
+    assert batches[0].schema.field("v").type == first_type
+    assert batches[-1].schema.field("v").type == last_type
+    assert batches[-1].column("v").to_pylist()[-1] == expected
 
 
 @pytest.mark.parametrize("later", ["abc", "1e5"])
@@ -307,3 +341,135 @@ def test_a_drift_no_type_holds_fails_the_run_naming_the_file(run: Any, tmp_path:
 def test_a_file_of_a_header_only_has_no_rows(text: str) -> None:
     batches = list(CsvFormat(CsvOptions()).read(io.BytesIO(text.encode()), batch_size=10))
     assert sum(batch.num_rows for batch in batches) == 0
+
+
+# -- identifiers, signs and long numbers (attack on issue 12) -----------------------------------
+def test_a_value_with_leading_zeros_past_the_first_values_keeps_the_column_text() -> None:
+    values = [str(i) for i in range(1, 400)] + ["00123"]
+
+    column = column_of(values)
+
+    assert column.type == pa.string()
+    assert column.to_pylist()[-1] == "00123"
+
+
+def test_a_hexadecimal_value_past_the_first_values_is_no_integer() -> None:
+    values = [str(i) for i in range(1, 400)] + ["0x10"]
+
+    assert column_of(values).type == pa.string()
+
+
+def test_signed_integers_keep_their_value() -> None:
+    assert column_of(["+5", "+12", "-3"]).to_pylist() == [5, 12, -3]
+
+
+def test_numbers_of_39_to_76_digits_are_read_exactly() -> None:
+    huge = "1234567890" * 4
+    table = read_csv(f"i,d\n{huge},1.{'2' * 38}\n1,3\n")
+
+    assert table.to_pylist() == [
+        {"i": Decimal(huge), "d": Decimal("1." + "2" * 38)},
+        {"i": Decimal(1), "d": Decimal(3)},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("later", "expected", "value"),
+    [
+        ("+12", pa.int64(), 12),
+        ("1234567890" * 4, pa.decimal256(40, 0), Decimal("1234567890" * 4)),
+    ],
+)
+def test_a_later_integer_keeps_or_widens_the_integer_column(
+    later: str, expected: pa.DataType, value: Any
+) -> None:
+    column = column_of(["1", "2", later], infer_rows=2)
+
+    assert column.type == expected
+    assert column.to_pylist()[-1] == value
+
+
+@pytest.mark.parametrize(
+    ("sample", "later", "kind"),
+    [
+        (["1", "2"], "007", "int64"),
+        (["1", "2"], "-01", "int64"),
+        (["1", "2"], "0x10", "int64"),
+        (["1", "2"], " 12", "int64"),
+        (["1.5", "2.5"], "007.5", r"decimal128\(2, 1\)"),
+        (["1e5", "2"], "01e5", "double"),
+        (["true", "false"], "1", "bool"),
+        (["true", "false"], "0", "bool"),
+        (["TRUE", "False"], "yes", "bool"),
+    ],
+)
+def test_a_later_value_the_sample_rule_would_not_read_as_the_type_fails(
+    sample: list[str], later: str, kind: str
+) -> None:
+    with pytest.raises(
+        TypeDrift, match=rf"column 'v': value '{later}' \(data row 3\) does not fit {kind}"
+    ):
+        column_of([*sample, later], infer_rows=2)
+
+
+def test_a_later_bool_of_any_case_stays_bool() -> None:
+    column = column_of(["true", "false", "FaLsE", "TRUE"], infer_rows=2)
+
+    assert column.type == pa.bool_()
+    assert column.to_pylist() == [True, False, False, True]
+
+
+# -- a column with no value -------------------------------------------------------------------
+def test_a_csv_column_empty_throughout_is_null_typed_in_every_batch() -> None:
+    text = "id,empty\n" + "".join(f"{i},\n" for i in range(10))
+
+    batches = list(
+        CsvFormat(CsvOptions(infer_rows=3)).read(io.BytesIO(text.encode()), batch_size=4)
+    )
+
+    assert len(batches) == 3
+    assert {str(batch.schema.field("empty").type) for batch in batches} == {"null"}
+    assert {batch.schema.field("id").type for batch in batches} == {pa.int64()}
+
+
+def test_a_csv_column_empty_in_its_sample_takes_the_type_of_its_first_value() -> None:
+    text = "id,late\n" + "".join(f"{i},\n" for i in range(4)) + "4,2.5\n"
+
+    batches = list(
+        CsvFormat(CsvOptions(infer_rows=2)).read(io.BytesIO(text.encode()), batch_size=2)
+    )
+
+    types = {batch.schema.field("late").type for batch in batches}
+    assert types <= {pa.null(), pa.decimal128(2, 1)}
+    assert batches[-1].column("late").to_pylist()[-1] == Decimal("2.5")
+
+
+@pytest.mark.parametrize(
+    ("file_format", "data"),
+    [
+        (JsonlFormat, b'{"id": 1, "empty": null}\n{"id": 2}\n'),
+        (JsonFormat, b'[{"id": 1, "empty": null}, {"id": 2}]'),
+    ],
+    ids=["jsonl", "json"],
+)
+def test_a_json_field_null_throughout_is_null_typed(file_format: type[Format], data: bytes) -> None:
+    table = read(file_format(JsonlOptions()), data)
+
+    assert table.schema.field("empty").type == pa.null()
+
+
+@pytest.mark.parametrize(
+    ("file_format", "data"),
+    [
+        (JsonlFormat, '{"big": %s}\n{"big": 1.5}\n' % ("1234567890" * 4)),
+        (JsonFormat, '[{"big": %s}, {"big": 1.5}]' % ("1234567890" * 4)),
+    ],
+    ids=["jsonl", "json"],
+)
+def test_json_numbers_of_39_to_76_digits_are_read_exactly(
+    file_format: type[Format], data: str
+) -> None:
+    table = read(file_format(JsonlOptions()), data.encode())
+
+    assert table.schema.field("big").type == pa.decimal256(41, 1)
+    assert table.column("big").to_pylist() == [Decimal("1234567890" * 4), Decimal("1.5")]

@@ -27,7 +27,12 @@ from dataloader_filestore.format_options import (
     ParquetOptions,
     TsvOptions,
 )
-from dataloader_filestore.inference import ColumnTyper, TypeDrift, typed_batches
+from dataloader_filestore.inference import (
+    ColumnTyper,
+    TypeDrift,
+    converted_from_text,
+    typed_batches,
+)
 from dataloader_filestore.replay import Replay
 
 BLOCK_SIZE = 16 << 20
@@ -125,9 +130,10 @@ class CsvFormat(Format):
 
     def read(self, stream: IO[bytes], *, batch_size: int) -> Iterator[pa.RecordBatch]:
         """The file's rows, undeclared columns typed from a sample of its first rows
-        (`inference`). Arrow converts the values to those types as it reads; should a later
-        value not fit, the file is read again as text from the start, and from that row on
-        the columns widen along the lattice (or the read fails naming the value)."""
+        (`inference`). Arrow converts dates and timestamps as it reads, the typer the other
+        columns, read as text; should a later date or timestamp not fit, the file is read
+        again as text from the start. From a value that does not fit on, its column widens
+        along the lattice (or the read fails naming the value)."""
         options: CsvOptions = self.options  # type: ignore[assignment]
         declared = {name: parse_type(kind) for name, kind in options.column_types.items()}
         replay = Replay(stream)
@@ -157,10 +163,11 @@ class CsvFormat(Format):
         declared: dict[str, pa.DataType],
         typer: ColumnTyper,
     ) -> Iterator[pa.RecordBatch]:
-        """The rows converted by Arrow to the sample's types (a column of nulls only is read
-        as text, for `typer`); as text from the start if a value does not fit."""
+        """The rows converted by Arrow to the sample's dates and timestamps, other columns
+        read as text for `typer` to convert; as text from the start if a date or a timestamp
+        does not fit."""
         types = {
-            name: pa.string() if pa.types.is_null(kind) else kind
+            name: pa.string() if converted_from_text(kind) else kind
             for name, kind in typer.types.items()
         }
         done = 0

@@ -1,19 +1,22 @@
 """Column types of text formats (CSV, TSV, JSON, JSONL), inferred from a sample of their text.
 
 The rule (docs/files.md, "Types of CSV, TSV, JSON and JSONL columns"): a column takes the first
-of these types that its first values look like and every value of the sample casts to, else
-text. Decided with pyarrow compute over whole columns:
+of these types that its first values look like and every value of the sample is written as and
+casts to, else text. Decided with pyarrow compute over whole columns:
 
-- integers (`42`, `-7`) → int64, or decimal(p,0) when one overflows int64;
+- integers (`42`, `-7`, `+5`) → int64, or decimal(p,0) when one overflows int64;
 - numbers in positional notation with a point (`3.50`, `12.1`, `-0.5`), with or without
-  integers → decimal(p,s): s the most digits after the point, p the most before it plus s;
-- numbers in exponent form (`1e5`), `inf`, `nan`, and any number needing more than 38 digits
+  integers → decimal(p,s): s the most digits after the point, p the most before it plus s
+  (decimal256 past 38 digits);
+- numbers in exponent form (`1e5`), `inf`, `nan`, and any number needing more than 76 digits
   → float64;
+- a number written with leading zeros (`007`, `-01`, `007.50`) is an identifier: text;
 - `true`/`false` → bool; `2024-05-17` → date;
 - ISO timestamps with an offset (`Z`, `+02:00`) → timestamp with zone UTC; without one (dates
   among them allowed) → timestamp; in µs, or ns when a value has more than six fractional digits.
 
-A later batch is cast to the inferred type; when a value does not fit, the column widens to
+A later batch is converted to the inferred type by the same patterns (`convert`: Arrow alone
+reads `007` as 7, `0x10` as 16 and `1` as true); when a value does not fit, the column widens to
 the lattice's supertype of the two (`dataloader.schema.lattice`), or the read fails naming the
 column and the value. Nothing is rounded.
 """
@@ -25,15 +28,17 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataloader.schema.lattice import supertype
+from dataloader.schema.lattice import MAX_DECIMAL_DIGITS, supertype
 
-MAX_DECIMAL_DIGITS = 38
+DECIMAL128_DIGITS = 38
 _HEAD = 256  # values a candidate is tried on first, before the whole sample
 
-_INT = r"^-?\d+$"  # Arrow reads no `+` in an integer
-_POSITIONAL = r"^[+-]?(\d+\.?\d*|\.\d+)$"
+_DIGITS = r"(0|[1-9]\d*)"  # no leading zeros: `007` is an identifier
+_INT = rf"^[+-]?{_DIGITS}$"
+_POSITIONAL = rf"^[+-]?({_DIGITS}(\.\d*)?|\.\d+)$"
 _FLOAT = (
-    r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])$"
+    rf"^[+-]?(({_DIGITS}(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+    r"|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])$"
 )
 _BOOL = r"^([tT][rR][uU][eE]|[fF][aA][lL][sS][eE])$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -50,36 +55,71 @@ def _head_matches(values: pa.Array, pattern: str) -> bool:
     return bool(pc.all(pc.match_substring_regex(values.slice(0, _HEAD), pattern)).as_py())
 
 
+def _written_as(to: pa.DataType) -> str | None:
+    """The pattern every value read as `to` must match (None: Arrow's cast is as strict)."""
+    if pa.types.is_integer(to):
+        return _INT
+    if pa.types.is_decimal(to):
+        return _POSITIONAL
+    if pa.types.is_floating(to):
+        return _FLOAT
+    if pa.types.is_boolean(to):
+        return _BOOL
+    return None
+
+
+def convert(strings: pa.Array, to: pa.DataType) -> pa.Array:
+    """`strings` cast to `to`, each value read as the rule reads it; raises ArrowInvalid when
+    one is not written as a `to` (Arrow's cast alone takes `007`, `0x10`, `1` for true)."""
+    pattern = _written_as(to)
+    if pattern is not None:
+        matches = pc.match_substring_regex(strings, pattern)
+        if not pc.all(matches, min_count=0).as_py():
+            raise pa.ArrowInvalid(f"a value is not written as a {to}")
+    if pa.types.is_integer(to) and pc.any(pc.starts_with(strings, "+")).as_py():
+        strings = pc.utf8_ltrim(strings, characters="+")  # Arrow reads no `+` in an integer
+    return pc.cast(strings, to)
+
+
+def converted_from_text(kind: pa.DataType) -> bool:
+    """Whether a reader hands a column of this inferred type to `ColumnTyper` as text: a column
+    of nulls only, numbers and booleans (Arrow's CSV reader takes `007` for 7 and `1` for true,
+    and reads no decimal256); dates and timestamps it converts as the rule does."""
+    return pa.types.is_null(kind) or _written_as(kind) is not None
+
+
 def _fits(values: pa.Array, to: pa.DataType) -> bool:
     try:
-        pc.cast(values, to)
+        convert(values, to)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
     return True
 
 
+def _exact(precision: int, scale: int) -> pa.DataType:
+    """decimal(precision, scale), or float64 past the widest decimal."""
+    if precision > MAX_DECIMAL_DIGITS:
+        return pa.float64()
+    if precision > DECIMAL128_DIGITS:
+        return pa.decimal256(precision, scale)
+    return pa.decimal128(precision, scale)
+
+
 def _integer(values: pa.Array) -> list[pa.DataType]:
-    digits = pc.max(pc.utf8_length(pc.utf8_ltrim(values, characters="-"))).as_py()
+    digits = pc.max(pc.utf8_length(pc.utf8_ltrim(values, characters="+-"))).as_py()
     if digits <= 18:
         return [pa.int64()]
-    wide = pa.decimal128(digits, 0) if digits <= MAX_DECIMAL_DIGITS else pa.float64()
-    return [pa.int64(), wide]
+    return [pa.int64(), _exact(digits, 0)]
 
 
 def _decimal(values: pa.Array) -> list[pa.DataType]:
-    exponent = pc.or_(pc.match_substring(values, "e"), pc.match_substring(values, "E"))
-    if pc.any(exponent).as_py():
-        return []  # an exponent: Arrow would read `1e5` as a decimal
     unsigned = pc.utf8_ltrim(values, characters="+-")
     length = pc.utf8_length(unsigned)
     point = pc.find_substring(unsigned, ".")
     has_point = pc.greater_equal(point, 0)
     scale = pc.max(pc.if_else(has_point, pc.subtract(pc.subtract(length, point), 1), 0)).as_py()
     whole = pc.max(pc.if_else(has_point, point, length)).as_py()
-    precision = max(whole + scale, 1)
-    if precision > MAX_DECIMAL_DIGITS:
-        return [pa.float64()]
-    return [pa.decimal128(precision, scale)]
+    return [_exact(max(whole + scale, 1), scale)]
 
 
 def _timestamps(tz: str | None) -> Callable[[pa.Array], list[pa.DataType]]:
@@ -87,8 +127,7 @@ def _timestamps(tz: str | None) -> Callable[[pa.Array], list[pa.DataType]]:
 
 
 # Each rule: a pattern the first values must match, then the types to try in order; the
-# first one every value of the sample casts to is the column's (Arrow's casts are as strict as
-# the patterns, except where a rule checks more itself).
+# first one every value of the sample converts to (`convert`) is the column's.
 _Rule = tuple[str, Callable[[pa.Array], list[pa.DataType]]]
 _NUMBERS: list[_Rule] = [
     (_INT, _integer),
@@ -166,7 +205,7 @@ class ColumnTyper:
             return pa.nulls(len(strings))
         if not pa.types.is_null(current):
             try:
-                return pc.cast(strings, current)
+                return convert(strings, current)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
         found = infer_type(strings, kinds=self.kinds[name])
@@ -181,7 +220,7 @@ class ColumnTyper:
                 "`format_options.infer_rows`"
             )
         self.types[name] = wider
-        return pc.cast(strings, wider)
+        return convert(strings, wider)
 
 
 def _name(kind: pa.DataType) -> str:
