@@ -83,9 +83,15 @@ def convert(strings: pa.Array, to: pa.DataType) -> pa.Array:
 
 def converted_from_text(kind: pa.DataType) -> bool:
     """Whether a reader hands a column of this inferred type to `ColumnTyper` as text: a column
-    of nulls only, numbers and booleans (Arrow's CSV reader takes `007` for 7 and `1` for true,
-    and reads no decimal256); dates and timestamps it converts as the rule does."""
-    return pa.types.is_null(kind) or _written_as(kind) is not None
+    of nulls only, booleans (Arrow's reader takes `1` for true) and decimals past 38 digits
+    (Arrow's reader reads none). Integers, decimals and floats Arrow converts as it reads, at
+    its speed: past the sample it also takes `007` for 7, ` 12` for 12 and `0x10` for 16 in a
+    column the sample typed integer (docs/files.md)."""
+    return (
+        pa.types.is_null(kind)
+        or pa.types.is_boolean(kind)
+        or (pa.types.is_decimal(kind) and kind.precision > DECIMAL128_DIGITS)
+    )
 
 
 def _fits(values: pa.Array, to: pa.DataType) -> bool:
