@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from dataloader import ArrowBatch, RunContext, State
-from dataloader.schema.plan import KEY_TAG, ColumnChange, SchemaPlan
-from dataloader.schema.types import TYPE_TAG
-from dataloader.testing import create_plan
+from dataloader.schema.history import current_columns
+from dataloader.schema.plan import KEY_TAG, ColumnChange, SchemaPlan, key_of
+from dataloader.schema.types import TYPE_TAG, type_name
+from dataloader.testing import create_plan, described_shape, local_runner
 from dataloader.testing import schema_field as field
 from dataloader_postgres import PostgresConnector
 from dataloader_postgres.config import PostgresConfig
@@ -85,6 +87,16 @@ def in_transaction(connector: PostgresConnector, sql: str) -> list[tuple[Any, ..
     cursor = connector.conn.cursor()
     cursor.execute(sql)
     return cursor.fetchall()
+
+
+def described_now(destination: Destination) -> pa.Schema | None:
+    """The table as a session of its own describes it, that session closed (its open
+    transaction would hold a lock an overwrite's commit waits on)."""
+    connector = destination()
+    try:
+        return connector.describe()
+    finally:
+        connector.close()
 
 
 def same_shape(described: pa.Schema | None, planned: pa.Schema) -> None:
@@ -411,7 +423,53 @@ def test_overwrite_of_a_table_views_depend_on_widens_it_in_place(
     assert pg.query("SELECT id FROM dst_ids") == [(2,)]
 
 
+def test_overwrite_describes_the_table_its_stage_copies(pg: Any, destination: Destination) -> None:
+    pg.execute("CREATE TABLE dst (id integer PRIMARY KEY, c text, qty numeric(21,1) NOT NULL)")
+    pg.execute("INSERT INTO dst VALUES (1, 'x', 1.5)")
+    table = described_now(destination)
+    assert table is not None
+    connector = destination("overwrite")
+    assert described_shape(connector.describe()) == described_shape(table)
+    # A plan against it applies to the stage, and a batch of its types without `c` fits it:
+    # the stage, and the table it becomes, are the described table with the planned column.
+    planned = evolve(table, ("add", field("note", pa.string())))
+    connector.apply_schema(planned)
+    write(connector, planned.target.remove(1), [{"id": 2, "qty": Decimal("3.5"), "note": "n"}])
+    assert described_shape(connector.describe()) == described_shape(planned.target)
+    connector.commit(State())
+    assert described_shape(described_now(destination)) == described_shape(planned.target)
+    assert pg.query("SELECT id, c, qty, note FROM dst") == [(2, None, Decimal("3.5"), "n")]
+
+
 # -- through the engine --------------------------------------------------------------------
+def test_an_overwrite_records_the_schema_of_the_stage_it_swaps_in(
+    pg: Any, rows_source: str, state_dir: Path, destination: Destination
+) -> None:
+    pg.execute("CREATE TABLE dst (id bigint, c text, qty numeric(21,1))")
+    pg.execute("INSERT INTO dst VALUES (1, 'x', 12345678901234567890.5)")
+    run = local_runner(state_dir)
+    recipe = {
+        "name": "refresh",
+        "source": {"type": rows_source, "batches": []},
+        "destination": pg.destination("dst", "overwrite"),
+    }
+    for qty in (5, 7):  # the first run finds the table, the second one its own
+        recipe["source"]["batches"] = [[{"id": 2, "qty": qty}]]
+        assert run(recipe).rows_written == 1
+        assert pg.query("SELECT id, c, qty FROM dst") == [(2, None, Decimal(f"{qty}.0"))]
+        assert pg.column_types("dst")["qty"] == "numeric(21,1)"
+        state = State.from_dict(
+            pg.scalar("SELECT state FROM _dataloader_state WHERE recipe = 'refresh'")
+        )
+        recorded = [
+            (c["name"], c["type"], c["nullable"], c["key"])
+            for c in current_columns(state.schema_history)
+        ]
+        table = described_now(destination)
+        assert table is not None
+        assert recorded == [(f.name, type_name(f.type), f.nullable, key_of(f)) for f in table]
+
+
 def test_a_contract_creates_its_keys_and_quarantines_with_the_data(
     pg: Any, run: Any, rows_source: str, destination: Destination
 ) -> None:

@@ -451,10 +451,14 @@ class PostgresConnector(BaseConnector):
 
     def describe(self) -> pa.Schema | None:
         """The destination table as the Postgres source reads it (types, `pg_type` tags), with
-        NOT NULL columns not nullable and primary-key / one-column unique columns tagged."""
+        NOT NULL columns not nullable and primary-key / one-column unique columns tagged.
+
+        Under overwrite that is also the stage's shape: the stage starts as a copy (`LIKE`) of
+        the table; once this run has opened it, the stage is described.
+        """
         import psycopg2
 
-        table = self._table()
+        table = self._staging or self._table()
         try:
             if not self._exists(table):
                 return None
