@@ -20,6 +20,7 @@ import pytest
 from dataloader import ArrowBatch, RunContext, State
 from dataloader.schema.history import current_columns
 from dataloader.schema.plan import KEY_TAG, ColumnChange, SchemaPlan, key_of
+from dataloader.schema.quarantine import quarantine_rows
 from dataloader.schema.types import TYPE_TAG, type_name
 from dataloader.testing import create_plan, described_shape, local_runner
 from dataloader.testing import schema_field as field
@@ -355,7 +356,33 @@ def test_quarantined_rows_commit_with_the_data(pg: Any, destination: Destination
         pg.query('SELECT "row"->>\'qty\', rule, "column", run_id FROM dst__quarantine')
         == [("3.5", "type", "qty", "r1")] * 3
     )
-    assert pg.column_types("dst__quarantine")["row"] == "json"
+    assert pg.column_types("dst__quarantine")["row"] == "jsonb"
+
+
+def test_the_quarantine_row_is_jsonb_and_every_engine_made_row_is_stored(
+    pg: Any, destination: Destination
+) -> None:
+    rejected = pa.table(
+        {
+            "id": [1, 2, 3],
+            "note": ["nul\x00inside", "a backslash-u0000 as text: \\u0000", None],
+            "ratio": [float("nan"), 1.5, float("inf")],
+            "raw": [b"\x00\xff", None, b""],
+            "tags": [["a"], [], None],
+        }
+    )
+    connector = destination()
+    connector.write_quarantine(quarantine_rows([(rejected, "type", "note")], "r1"))
+    connector.commit(State())
+    assert pg.column_types("dst__quarantine")["row"] == "jsonb"
+    assert pg.query(
+        """SELECT "row"->'id', "row"->>'note', "row"->>'ratio', "row"->>'raw', "row"->'tags'
+        FROM dst__quarantine ORDER BY ("row"->>'id')::int"""
+    ) == [
+        (1, "nul\\u0000inside", "nan", "00ff", ["a"]),  # jsonb holds no NUL: kept as its escape
+        (2, "a backslash-u0000 as text: \\u0000", "1.5", None, []),
+        (3, None, "inf", "", None),
+    ]
 
 
 # -- overwrite -----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from dataloader.sql import (
 from dataloader_postgres.codec import CopyCodec, CsvCopyCodec, untranslatable_value
 from dataloader_postgres.config import PostgresConfig
 from dataloader_postgres.connection import connect, is_transient, server_encoding
+from dataloader_postgres.quarantine import quarantine_table, stored_rows
 from dataloader_postgres.schema import (
     CONSTRAINTS_SQL,
     column_sql,
@@ -487,17 +488,17 @@ class PostgresConnector(BaseConnector):
         self._merge_stage_columns = frozenset()  # remade with the new types
 
     def write_quarantine(self, rows: pa.Table) -> None:
-        """Add `rows` to `<table>__quarantine` (created from their columns when missing), in
-        the transaction of the data."""
+        """Add `rows` to `<table>__quarantine` (created from their columns when missing, `row`
+        as `jsonb`), in the transaction of the data."""
         if rows.num_rows == 0:
             return
         import psycopg2
 
-        table = self._table()
-        quarantine = table.sibling(f"{table.name}__quarantine")
+        quarantine = quarantine_table(self._table())
+        stored = stored_rows(rows)
         try:
-            self._ensure_table(quarantine, rows.schema)
-            for batch in rows.to_batches():
+            self._ensure_table(quarantine, stored.schema)
+            for batch in stored.to_batches():
                 self.codec.write(self.conn, quarantine.sql(), batch)
         except psycopg2.Error as exc:
             self.abort()
