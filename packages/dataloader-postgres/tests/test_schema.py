@@ -450,6 +450,38 @@ def test_overwrite_of_a_table_views_depend_on_widens_it_in_place(
     assert pg.query("SELECT id FROM dst_ids") == [(2,)]
 
 
+@pytest.mark.parametrize("this_run", [0, 2])
+def test_overwrite_replaces_the_quarantine_with_the_table(
+    pg: Any, destination: Destination, this_run: int
+) -> None:
+    existing_table(pg)
+    earlier = destination()
+    earlier.write_quarantine(quarantined(3))
+    earlier.commit(State())
+    connector = destination("overwrite")
+    write(connector, connector.describe(), [{"id": 9, "qty": 90}])
+    connector.write_quarantine(quarantined(this_run))
+    assert pg.scalar("SELECT count(*) FROM dst__quarantine") == 3, "the old rows until the commit"
+    connector.commit(State())
+    assert pg.query("SELECT id, qty FROM dst") == [(9, 90)]
+    assert pg.scalar("SELECT count(*) FROM dst__quarantine") == this_run
+
+
+def test_an_aborted_overwrite_keeps_the_quarantine(pg: Any, destination: Destination) -> None:
+    existing_table(pg)
+    earlier = destination()
+    earlier.write_quarantine(quarantined(3))
+    earlier.commit(State())
+    connector = destination("overwrite")
+    connector.write_quarantine(quarantined(1))
+    connector.abort()
+    assert pg.scalar("SELECT count(*) FROM dst__quarantine") == 3
+    # The next attempt replaces it again.
+    write(connector, pa.schema([field("id", pa.int32())]), [{"id": 9}])
+    connector.commit(State())
+    assert pg.scalar("SELECT count(*) FROM dst__quarantine") == 0
+
+
 def test_overwrite_describes_the_table_its_stage_copies(pg: Any, destination: Destination) -> None:
     pg.execute("CREATE TABLE dst (id integer PRIMARY KEY, c text, qty numeric(21,1) NOT NULL)")
     pg.execute("INSERT INTO dst VALUES (1, 'x', 1.5)")

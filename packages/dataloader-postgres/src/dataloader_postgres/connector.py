@@ -8,7 +8,8 @@ Writes happen in one transaction per commit that also upserts the recipe's row i
   `UPDATE … FROM` + `INSERT … WHERE NOT EXISTS`; either way only the batch's columns are
   written, and with `dedup_sort` only over a stored row the incoming one wins against;
 - overwrite: `COPY` into a new staging table labelled with the recipe that owns it (a run's
-  cleanup drops only its own recipe's), then drop and rename in the commit.
+  cleanup drops only its own recipe's), then drop and rename in the commit; the quarantine
+  table keeps only this run's rows.
 
 The engine fits the table first (`describe`, then `apply_schema` with its plan); the DDL runs
 in the same transaction as the rows, and under overwrite it shapes the stage.
@@ -81,6 +82,8 @@ class PostgresConnector(BaseConnector):
         self._unique_keys: bool | None = None
         # Per table (its SQL name): the columns it has in this transaction, once known.
         self._fitted: dict[str, tuple[str, ...]] = {}
+        # Under overwrite: whether this transaction has emptied the quarantine table yet.
+        self._quarantine_replaced = False
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -489,7 +492,8 @@ class PostgresConnector(BaseConnector):
 
     def write_quarantine(self, rows: pa.Table) -> None:
         """Add `rows` to `<table>__quarantine` (created from their columns when missing, `row`
-        as `jsonb`), in the transaction of the data."""
+        as `jsonb`), in the transaction of the data. Under overwrite, the rows of earlier runs
+        are deleted first: they refer to data the overwrite replaces."""
         if rows.num_rows == 0:
             return
         import psycopg2
@@ -497,12 +501,24 @@ class PostgresConnector(BaseConnector):
         quarantine = quarantine_table(self._table())
         stored = stored_rows(rows)
         try:
+            self._replace_quarantine()
             self._ensure_table(quarantine, stored.schema)
             for batch in stored.to_batches():
                 self.codec.write(self.conn, quarantine.sql(), batch)
         except psycopg2.Error as exc:
             self.abort()
             raise self._error("quarantine write", exc) from exc
+
+    def _replace_quarantine(self) -> None:
+        """Under overwrite, empty the quarantine table once per transaction (a DELETE: readers
+        see the old rows until the commit, without waiting)."""
+        assert self.context is not None
+        if self.context.write_mode != "overwrite" or self._quarantine_replaced:
+            return
+        quarantine = quarantine_table(self._table())
+        if self._exists(quarantine):
+            self._execute(f"DELETE FROM {quarantine.sql()}")
+        self._quarantine_replaced = True
 
     def write_batch(self, batch: Any, state: State) -> None:
         assert self.context is not None
@@ -656,6 +672,7 @@ class PostgresConnector(BaseConnector):
 
         try:
             if self.context.write_mode == "overwrite":
+                self._replace_quarantine()
                 self._swap_in_staging()
             self._save_state(state)
             self.conn.commit()
@@ -664,6 +681,7 @@ class PostgresConnector(BaseConnector):
             raise self._error("commit", exc) from exc
         self._merge_stage_columns = frozenset()
         self._fitted.clear()  # the stage is now the table
+        self._quarantine_replaced = False
 
     def _swap_in_staging(self) -> None:
         """Replace the target with the staged table, inside the commit's transaction.
@@ -713,3 +731,4 @@ class PostgresConnector(BaseConnector):
         self._staging = None
         self._fitted.clear()
         self._unique_keys = None
+        self._quarantine_replaced = False
