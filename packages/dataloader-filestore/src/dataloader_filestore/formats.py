@@ -171,9 +171,10 @@ class CsvFormat(Format):
             for name, kind in typer.types.items()
         }
         done = 0
+        stream.seek(0)  # seekable (see `read`): Arrow reads the file itself, not through Python
         try:
             reader = pacsv.open_csv(  # converts the first block already
-                replay,
+                stream,
                 read_options=self._read_options(BLOCK_SIZE),
                 parse_options=self._parse_options(),
                 convert_options=self._convert_options({**types, **declared}),
