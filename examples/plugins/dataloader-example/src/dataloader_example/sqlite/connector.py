@@ -141,6 +141,10 @@ class SQLiteDestination(BaseConnector):
 
     # -- schema -------------------------------------------------------------------------
     def describe(self) -> pa.Schema | None:
+        """The table the run's rows go into: under overwrite a new stage, none yet."""
+        assert self.context is not None
+        if self.context.write_mode == "overwrite":
+            return None
         try:
             return describe_table(self._sql(), self.config.table)
         except sqlite3.Error as exc:
