@@ -451,3 +451,19 @@ def test_a_widening_to_an_instant_keeps_the_columns_unit() -> None:
     assert plan.widened() == [pa.field("at", pa.timestamp("us", tz="UTC"))]
     with pytest.raises(EngineError, match=r"does not fit timestamptz"):
         manager.prepare(typed(at=([1_001], pa.timestamp("ns", tz="UTC"))))
+
+
+@pytest.mark.parametrize(
+    ("table_type", "rows_type", "value"),
+    [(pa.string(), pa.large_string(), "a"), (pa.binary(), pa.large_binary(), b"a")],
+)
+def test_large_text_and_bytes_go_into_their_plain_columns(
+    table_type: pa.DataType, rows_type: pa.DataType, value: Any
+) -> None:
+    for mode in ("infer", "lenient", "strict"):
+        columns = [{"name": "s", "type": "string" if table_type == pa.string() else "binary"}]
+        manager = SchemaManager(config(mode=mode, columns=columns), table(s=table_type))
+        prepared = manager.prepare(typed(s=([value], rows_type)))
+        assert prepared.plan is None
+        assert prepared.batch.column(0).type == table_type
+        assert prepared.batch.column(0).to_pylist() == [value]

@@ -300,7 +300,7 @@ class SchemaManager:
     ) -> Literal["lossless", "checked"]:
         """How the values of `source` reach a `target` column; refuses what may not."""
         self._check_zones(column, source, target, values)
-        if supertype(source, target, self.rules) == target:
+        if supertype(target, source, self.rules) == target:  # the table's type first: see lattice
             return "lossless"
         hint = ""
         if self.config.mode != "strict":
