@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from dataloader import ArrowBatch, RunContext, State
+from dataloader import ArrowBatch, ConnectorError, RunContext, State
 from dataloader.schema.plan import key_of
 from dataloader.schema.types import JSON_TAG
 from dataloader.testing import change_plan as change
@@ -595,3 +595,9 @@ def test_an_overwrite_of_no_rows_empties_the_quarantine_too(
     destination("overwrite", run_id="run-2").commit(State())
 
     assert quarantined(dest_db, sql) == []
+
+
+def test_nanosecond_durations_are_refused_not_cut_to_microseconds(destination: Open) -> None:
+    connector = destination()
+    with pytest.raises(ConnectorError, match=r"'d' holds nanosecond durations"):
+        connector.apply_schema(create(pa.schema([field("d", pa.duration("ns"))])))

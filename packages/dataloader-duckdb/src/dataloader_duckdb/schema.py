@@ -105,6 +105,15 @@ def column_types(con: Any, fields: list[pa.Field]) -> list[str]:
             value=too_wide[0].name,
             expected="decimal(p,s) with p <= 38",
         )
+    finer = [f for f in plain if pa.types.is_duration(f.type) and f.type.unit == "ns"]
+    if finer:  # DuckDB reads them into an INTERVAL, which keeps microseconds: 123 ns become 0
+        raise ConnectorError(
+            f"column {finer[0].name!r} holds nanosecond durations; DuckDB's INTERVAL keeps "
+            "microseconds",
+            key="destination.table",
+            value=finer[0].name,
+            expected="durations in s, ms or us (a `cast` step to int keeps nanoseconds)",
+        )
     con.register(_SHAPE_VIEW, pa.schema(plain).empty_table())
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {_SHAPE_VIEW}").fetchall()
