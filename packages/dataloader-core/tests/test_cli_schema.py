@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from test_cli_output import assert_fits as fits
+from test_cli_output import table_rows
 
 from dataloader.cli.app import _register_commands, cli
 
 Write = Callable[[str, str], Path]
 COLUMNS = 80
-
-
-@pytest.fixture(autouse=True)
-def _plugins() -> None:
-    pytest.importorskip("dataloader_duckdb")
-    pytest.importorskip("dataloader_filestore")
 
 
 def invoke(*args: str, columns: int = COLUMNS) -> Result:
@@ -29,20 +25,7 @@ def invoke(*args: str, columns: int = COLUMNS) -> Result:
 
 
 def assert_fits(text: str) -> None:
-    for line in text.splitlines():
-        assert len(line) <= COLUMNS, f"{len(line)} > {COLUMNS}: {line!r}"
-    assert "…" not in text, text
-
-
-def table_rows(text: str) -> dict[str, list[str]]:
-    """First cell -> the row's cells, for the rows of a rich table."""
-    rows = {}
-    for line in text.splitlines():
-        if line.startswith("│"):
-            cells = [cell.strip() for cell in line.split("│")[1:-1]]
-            if cells[0]:
-                rows[cells[0]] = cells
-    return rows
+    fits(text, COLUMNS)
 
 
 def header(text: str, after: str = "") -> list[str]:

@@ -191,7 +191,6 @@ def test_unparseable_lag_is_rejected() -> None:
 
 @pytest.fixture
 def duckdb_db(tmp_path: Path) -> Path:
-    pytest.importorskip("dataloader_duckdb")
     return tmp_path / "warehouse.duckdb"
 
 
