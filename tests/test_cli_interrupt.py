@@ -36,6 +36,10 @@ from dataloader.cli import main, run_cmd
 from dataloader_duckdb.connector import DuckDBConnector
 from dataloader_filestore.connector import FileStoreConnector
 
+# Ctrl-C as a terminal delivers it, whatever this process inherited: a shell starts background
+# jobs with SIGINT ignored, and the CLI under test would then never see the signal.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 point, after, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 calls = []
 lock = threading.Lock()
