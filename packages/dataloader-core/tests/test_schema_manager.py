@@ -467,3 +467,34 @@ def test_large_text_and_bytes_go_into_their_plain_columns(
         assert prepared.plan is None
         assert prepared.batch.column(0).type == table_type
         assert prepared.batch.column(0).to_pylist() == [value]
+
+
+def test_text_into_a_float_column_must_not_overflow_or_round() -> None:
+    manager = SchemaManager(
+        config(mode="lenient", on_violation="drop"), table(x=pa.float64(), y=pa.float32())
+    )
+    prepared = manager.prepare(
+        rows(
+            x=["1.5", "1e400", "-Infinity", "2", "3"],
+            y=["0.5", "1", "2", "16777217", "1e39"],
+        )
+    )
+    assert prepared.batch.to_pydict() == {"x": [1.5, float("-inf")], "y": [0.5, 2.0]}
+    assert prepared.dropped == 3
+
+
+def test_json_is_strict_json() -> None:
+    manager = SchemaManager(
+        config(on_violation="drop", columns=[{"name": "doc", "type": "json"}]), None
+    )
+    prepared = manager.prepare(rows(doc=['{"a": NaN}', "Infinity", '"\\ud800"', "[1]"]))
+    assert prepared.batch.column(0).to_pylist() == ["[1]"]
+    assert prepared.dropped == 3
+
+
+def test_the_history_calls_a_json_column_json() -> None:
+    manager = SchemaManager(config(columns=[{"name": "doc", "type": "json"}]), None)
+    history: dict[str, Any] = {}
+    version = record(history, manager.prepare(rows(doc=["[1]"])).plan, "r", "t", {"doc"})
+    assert version["changes"][0]["after"] == "json"
+    assert history["columns"][0]["type"] == "json"

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataloader.schema.plan import SchemaPlan, key_of
-from dataloader.schema.types import type_name
+from dataloader.schema.types import TYPE_TAG, type_name
 
 MAX_VERSIONS = 200
 
@@ -64,7 +64,7 @@ def record(
     history["columns"] = [
         {
             "name": field.name,
-            "type": type_name(field.type),
+            "type": _word(field),
             "nullable": field.nullable,
             "key": key_of(field),
             "origin": origins.get(field.name, FOUND),
@@ -97,7 +97,7 @@ def _changes(previous: pa.Schema | None, plan: SchemaPlan) -> list[dict[str, Any
             reason = reason if kind == "widen_type" else REPLACED
         else:
             continue
-        changes.append(_change(kind, field.name, before, field.type, reason, sample))
+        changes.append(_change(kind, field.name, before, field, reason, sample))
     if plan.create and old is not None:
         names = set(plan.target.names)
         changes += [
@@ -115,15 +115,22 @@ def _change(
     kind: str,
     column: str,
     before: pa.Field | None,
-    after: pa.DataType | None,
+    after: pa.Field | None,
     reason: str,
     sample: str | None,
 ) -> dict[str, Any]:
     return {
         "kind": kind,
         "column": column,
-        "before": type_name(before.type) if before is not None else None,
-        "after": type_name(after) if after is not None else None,
+        "before": _word(before) if before is not None else None,
+        "after": _word(after) if after is not None else None,
         "reason": reason,
         "sample": sample,
     }
+
+
+def _word(field: pa.Field) -> str:
+    """A column's type in the recipe's words: `json` for text the table stores as JSON."""
+    if (field.metadata or {}).get(TYPE_TAG) in (b"json", b"jsonb"):
+        return "json"
+    return type_name(field.type)

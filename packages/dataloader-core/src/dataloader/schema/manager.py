@@ -518,11 +518,18 @@ def _tagged_json(f: pa.Field) -> bool:
 
 
 def _is_json(text: str) -> bool:
+    """Strict JSON: no NaN or Infinity (Python's own extension), no lone surrogate escaped in
+    a string (`"\\ud800"` decodes to text no database stores)."""
     try:
-        json.loads(text)
-    except ValueError:
+        value = json.loads(text, parse_constant=_refuse_constant)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
         return False
     return True
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _arange(length: int) -> pa.Array:
@@ -579,15 +586,35 @@ def _changed(values: pa.Array, converted: pa.Array) -> pa.Array:
     float (rounding, overflow to infinity), a time cut to a date. Between integers and decimals
     Arrow's own check is exact; text is parsed, not compared."""
     source, target = values.type, converted.type
-    if _is_text(source) or not (
-        pa.types.is_floating(source) or pa.types.is_floating(target) or _is_time(source)
-    ):
-        return pa.array([], pa.int64())
+    if _is_text(source):
+        return _text_changed(values, converted) if pa.types.is_floating(target) else _NONE
+    if not (pa.types.is_floating(source) or pa.types.is_floating(target) or _is_time(source)):
+        return _NONE
     back = pc.cast(converted, source, safe=False)
     same = pc.equal(back, values)
     if pa.types.is_floating(source):
         same = pc.or_kleene(same, pc.and_(pc.is_nan(back), pc.is_nan(values)))
     return pc.indices_nonzero(pc.fill_null(pc.invert(same), False))
+
+
+_NONE = pa.array([], pa.int64())
+_INFINITE_WORDS = ("inf", "infinity", "+inf", "+infinity", "-inf", "-infinity")
+
+
+def _text_changed(text: pa.Array, converted: pa.Array) -> pa.Array:
+    """Text parsed into a float column: a finite number written out that overflows to an
+    infinity, or one a float32 holds less exactly than a float64 reading of it."""
+    words = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+    overflow = pc.and_(pc.is_inf(converted), pc.invert(pc.is_in(words, pa.array(_INFINITE_WORDS))))
+    changed = overflow
+    if converted.type != pa.float64():
+        wide = pc.cast(text, pa.float64())
+        same = pc.or_kleene(
+            pc.equal(pc.cast(converted, pa.float64()), wide),
+            pc.and_(pc.is_nan(wide), pc.is_nan(pc.cast(converted, pa.float64()))),
+        )
+        changed = pc.or_(changed, pc.invert(same))
+    return pc.indices_nonzero(pc.fill_null(changed, False))
 
 
 def _first_value(values: Any) -> str | None:
