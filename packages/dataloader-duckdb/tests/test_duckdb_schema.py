@@ -18,13 +18,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from dataloader import ArrowBatch, ConnectorError, RunContext, State
+from dataloader import ArrowBatch, ConnectorError, State
 from dataloader.schema.plan import key_of
 from dataloader.schema.types import JSON_TAG
+from dataloader.testing import begun_destination, host_time_zone
 from dataloader.testing import change_plan as change
 from dataloader.testing import create_plan as create
 from dataloader.testing import described_shape as shape
-from dataloader.testing import host_time_zone
 from dataloader.testing import schema_field as field
 from dataloader_duckdb import DuckDBConfig, DuckDBConnector
 
@@ -41,16 +41,7 @@ def destination(dest_db: Path) -> Iterator[Open]:
         write_mode: str = "append", run_id: str = "run-1", table: str = "t"
     ) -> DuckDBConnector:
         connector = DuckDBConnector(DuckDBConfig(database=str(dest_db), table=table))
-        connector.open(
-            RunContext(
-                recipe_name="r",
-                run_id=run_id,
-                started_at=datetime.now(UTC),
-                role="destination",
-                write_mode=write_mode,  # type: ignore[arg-type]
-            )
-        )
-        connector.begin(State())
+        begun_destination(connector, write_mode, run_id)
         opened.append(connector)
         return connector
 

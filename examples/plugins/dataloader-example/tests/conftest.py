@@ -4,16 +4,15 @@ a runner with local state, and the SQLite destination driven step by step."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlite_support import Open, Sql
 
-from dataloader import RunContext, RunResult, State, register_connector
+from dataloader import RunResult, register_connector
 from dataloader.registry import reset_registry, unregister
-from dataloader.testing import RowsSource, local_runner
+from dataloader.testing import RowsSource, begun_destination, local_runner
 from dataloader_example.config import SQLiteConfig
 from dataloader_example.sqlite.connector import SQLiteDestination
 
@@ -57,17 +56,7 @@ def destination(database: Path) -> Iterator[Open]:
 
     def open_one(write_mode: str = "append", run_id: str = "run-1", **extra: Any) -> Any:
         connector = SQLiteDestination(SQLiteConfig(database=str(database), table="t"))
-        connector.open(
-            RunContext(
-                recipe_name="r",
-                run_id=run_id,
-                started_at=datetime.now(UTC),
-                role="destination",
-                write_mode=write_mode,  # type: ignore[arg-type]
-                **extra,
-            )
-        )
-        connector.begin(State())
+        begun_destination(connector, write_mode, run_id, **extra)
         opened.append(connector)
         return connector
 

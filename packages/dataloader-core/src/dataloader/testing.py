@@ -158,3 +158,26 @@ def described_shape(
         (f.name, f.type, f.nullable, key_of(f), (f.metadata or {}).get(TYPE_TAG, b""))
         for f in schema
     ]
+
+
+def begun_destination(
+    connector: Any, write_mode: str = "append", run_id: str = "run-1", **context: Any
+) -> Any:
+    """`connector` opened and begun as a destination of one run of recipe `r` would be (the
+    caller closes it); `context` sets other `RunContext` fields (`merge_keys`, …)."""
+    from datetime import UTC, datetime
+
+    from dataloader.context import RunContext
+
+    connector.open(
+        RunContext(
+            recipe_name="r",
+            run_id=run_id,
+            started_at=datetime.now(UTC),
+            role="destination",
+            write_mode=write_mode,
+            **context,
+        )
+    )
+    connector.begin(State())
+    return connector
