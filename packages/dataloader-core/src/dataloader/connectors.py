@@ -70,6 +70,11 @@ class Capabilities(BaseModel):
         killed run resumes after the last committed batch instead of starting over.
     :param quarantine: as a destination, it keeps rows that break the recipe's schema contract
         in a quarantine table or file beside the data (`write_quarantine`).
+    :param child_tables: as a destination, it writes the child tables of normalized nested
+        data (`describe_child`, `apply_child_schema`, `write_child_batch`, `delete_children`)
+        in the transaction or commit record of the main table.
+    :param max_identifier_length: the longest table or column name it takes, in UTF-8 bytes
+        (Postgres: 63); the normalizer cuts longer names, with a stable hash suffix.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -81,6 +86,8 @@ class Capabilities(BaseModel):
     transactional_state: bool = False
     resumable: bool = False
     quarantine: bool = False
+    child_tables: bool = False
+    max_identifier_length: int | None = None
 
     def describe(self) -> str:
         parts = [word for word, flag in (("read", self.read), ("write", self.write)) if flag]
@@ -92,6 +99,8 @@ class Capabilities(BaseModel):
             parts.append("transactional-state")
         if self.quarantine:
             parts.append("quarantine")
+        if self.child_tables:
+            parts.append("child-tables")
         return ", ".join(parts)
 
 
@@ -191,6 +200,42 @@ class BaseConnector:
         when `capabilities.quarantine` is set.
         """
         raise NotImplementedError(f"connector {self.name!r} cannot keep a quarantine")
+
+    # -- destination: child tables of normalized nested data ---------------------------
+    # Called only when `capabilities.child_tables` is set. A child table is a sibling of the
+    # main table (same database schema, or a sibling directory), named by the normalizer
+    # (`customers__orders`). Its rows carry `_dl_id`, `_dl_parent_id`, `_dl_root_id` and
+    # `_dl_list_idx` (`dataloader.normalize.keys`). The write mode is the main table's:
+    # append adds rows; overwrite replaces the table at commit, as it replaces the main one;
+    # merge first deletes the children of the merged parents (`delete_children`), then adds.
+    def table_name(self) -> str | None:
+        """The main table's name without its database schema (a file destination: the last
+        segment of its directory), which child table names start with; None when unknown."""
+        return None
+
+    def describe_child(self, table: str) -> pa.Schema | None:
+        """As `describe`, for the child table `table`: None when it does not exist yet, and
+        under overwrite (the run writes it anew)."""
+        return None
+
+    def apply_child_schema(self, table: str, plan: SchemaPlan) -> None:
+        """As `apply_schema`, for the child table `table`: create it, add or widen columns,
+        visible with the next `commit` and gone with `abort`."""
+        raise NotImplementedError(f"connector {self.name!r} cannot write child tables")
+
+    def write_child_batch(self, table: str, batch: Batch, state: State) -> None:
+        """Stage rows of the child table `table`, committed with the main table's rows by
+        the next `commit`. The engine calls `apply_child_schema` first."""
+        raise NotImplementedError(f"connector {self.name!r} cannot write child tables")
+
+    def delete_children(self, table: str, root_ids: pa.Array | None) -> None:
+        """Under merge, stage the deletion of the rows of child table `table` whose
+        `_dl_root_id` is in `root_ids` (the merged parents: their lists are replaced, so
+        children they no longer have go); under overwrite, `root_ids` is None: the table,
+        which this run wrote no rows to, is emptied at `commit`. Called before the batch's
+        `write_child_batch`, for every child table the recipe's state knows, even one the
+        batch has no rows for."""
+        raise NotImplementedError(f"connector {self.name!r} cannot write child tables")
 
     def commit(self, state: State) -> None:
         """Make everything staged since the last commit visible, together with `state`."""
