@@ -109,3 +109,51 @@ def test_quarantine_needs_a_destination_that_keeps_one(write: Write, registry: R
         RecipeLoader(registry=registry).load(path)
     assert "'memory_sink' cannot keep a quarantine" in str(info.value)
     assert f"{path}:schema.on_violation" in str(info.value)
+
+
+def test_a_child_table_contract_is_checked_like_the_main_one(
+    write: Write, registry: Registry
+) -> None:
+    path = write(
+        "orders.yaml",
+        BASE
+        + """
+    schema:
+      mode: strict
+      tables:
+        orders__items:
+          columns: [{name: sku, type: string}, {name: qty}]
+    """,
+    )
+    with pytest.raises(RecipeError, match=r"needs a `type` for every column: 'qty'"):
+        RecipeLoader(registry=registry).load(path)
+
+
+def test_a_child_tables_contract_adds_the_implied_keys_to_its_columns(
+    write: Write, registry: Registry
+) -> None:
+    from dataloader.schema.config import ColumnSpec
+
+    path = write(
+        "orders.yaml",
+        BASE
+        + """
+    schema:
+      tables:
+        orders__items:
+          columns: [{name: sku, type: string, nullable: false}, {name: _dl_id, type: text}]
+    """,
+    )
+    schema = RecipeLoader(registry=registry).load(path).table_schema
+    implied = [ColumnSpec(name="_dl_id", type="string"), ColumnSpec(name="_dl_list_idx")]
+    child = schema.for_table("orders__items", implied)
+    assert [(c.name, c.type) for c in child.columns] == [
+        ("sku", "string"),
+        ("_dl_id", "text"),
+        ("_dl_list_idx", None),
+    ]
+    assert child.tables == {} and child.mode == schema.mode
+    assert [c.name for c in schema.for_table("orders__other", implied).columns] == [
+        "_dl_id",
+        "_dl_list_idx",
+    ]

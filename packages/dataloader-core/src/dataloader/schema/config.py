@@ -71,6 +71,29 @@ class EvolutionConfig(BaseModel):
     naive_timestamps_as_utc: bool = False
 
 
+def _check_columns(columns: list[ColumnSpec], strict: bool, where: str) -> None:
+    names = [column.name for column in columns]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{where} names {twice[0]!r} more than once")
+    if strict:
+        untyped = [column.name for column in columns if column.type is None]
+        if untyped:
+            raise ValueError(f"mode `strict` needs a `type` for every column: {untyped[0]!r}")
+
+
+class TableContract(BaseModel):
+    """`schema.tables.<name>`: the declared columns of a child table of normalized nested data
+    (`normalization:`); the mode, evolution and `on_violation` are the section's.
+
+    :param columns: declared columns, as in `schema.columns`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    columns: list[ColumnSpec] = Field(default_factory=list)
+
+
 class SchemaConfig(BaseModel):
     """The `schema:` section.
 
@@ -83,6 +106,7 @@ class SchemaConfig(BaseModel):
         `quarantine` (`<table>__quarantine`, with the row as JSON and the rule broken), or
         `drop` them (counted). Unset: `quarantine` under `lenient` where the destination keeps
         a quarantine, `fail` otherwise.
+    :param tables: per child table of normalized nested data, its declared columns.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -91,18 +115,30 @@ class SchemaConfig(BaseModel):
     columns: list[ColumnSpec] = Field(default_factory=list)
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig)
     on_violation: OnViolation | None = None
+    tables: dict[str, TableContract] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _columns_once(self) -> SchemaConfig:
-        names = [column.name for column in self.columns]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ValueError(f"schema.columns names {twice[0]!r} more than once")
-        if self.mode == "strict":
-            untyped = [column.name for column in self.columns if column.type is None]
-            if untyped:
-                raise ValueError(f"mode `strict` needs a `type` for every column: {untyped[0]!r}")
+        strict = self.mode == "strict"
+        _check_columns(self.columns, strict, "schema.columns")
+        for name, table in self.tables.items():
+            _check_columns(table.columns, strict, f"schema.tables.{name}.columns")
         return self
+
+    def for_table(self, name: str, implied: list[ColumnSpec]) -> SchemaConfig:
+        """The contract of child table `name`: its declared columns (`tables`) and the
+        columns `implied` by the normalization (its keys), under this section's rules."""
+        declared = self.tables[name].columns if name in self.tables else []
+        known = {column.name for column in declared}
+        columns = declared + [column for column in implied if column.name not in known]
+        return self.model_copy(update={"columns": columns, "tables": {}})
+
+    def with_implied(self, implied: list[ColumnSpec]) -> SchemaConfig:
+        """This contract for the main table, with the columns `implied` by the
+        normalization (its row key) declared when the recipe does not declare them."""
+        known = {column.name for column in self.columns}
+        extra = [column for column in implied if column.name not in known]
+        return self.model_copy(update={"columns": self.columns + extra}) if extra else self
 
     def allows(self, change: Literal["new_columns", "column_deletion", "type_changes"]) -> bool:
         """Whether `evolution` allows a kind of change, set or by the mode's default."""
