@@ -34,6 +34,7 @@ def register_connectors() -> list[Any]:
                 "write_modes": ("append", "overwrite", "merge"),
                 "transactional_state": True,
                 "quarantine": True,
+                "child_tables": True,
             },
         ),
     ]

@@ -1,9 +1,12 @@
 """`SQLiteDestination`: rows into a SQLite table by append, merge or overwrite, with the
-engine's schema handling (`describe`, `apply_schema`, `write_quarantine`).
+engine's schema handling (`describe`, `apply_schema`, `write_quarantine`) and the child tables
+of normalized nested data (`describe_child`, `apply_child_schema`, `write_child_batch`,
+`delete_children`), which are tables beside the main one.
 
 Everything between two commits is one SQLite transaction: the DDL of a schema change, the
-rows, the quarantined rows and the recipe's state (a row of `_dataloader_state`). `commit`
-makes all of it visible at once and `abort` (or a killed process) leaves none of it.
+rows of the main table and of every child table, the deletions of a merge's stale children,
+the quarantined rows and the recipe's state (a row of `_dataloader_state`). `commit` makes all
+of it visible at once and `abort` (or a killed process) leaves none of it.
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ if TYPE_CHECKING:
     from dataloader.schema.plan import SchemaPlan
 
 QUARANTINE_SUFFIX = "__quarantine"
+ROOT_ID = "_dl_root_id"  # a child row's root row: what a merge deletes children by
 
 
 class SQLiteDestination(BaseConnector):
-    """A SQLite destination. Under `overwrite` the run fills a stage table that `commit`
-    renames over the table; under `merge` a row replaces the stored row of its key (columns
-    it lacks keep their values), the last row of a key in a batch winning."""
+    """A SQLite destination. Under `overwrite` the run fills a stage table per table (the main
+    one and each child table) that `commit` renames over it; under `merge` a row replaces the
+    stored row of its key (columns it lacks keep their values), the last row of a key in a
+    batch winning, and a merged row's child rows are deleted before its new ones are added."""
 
     name = "sqlite"
     config_model = SQLiteConfig
@@ -47,12 +52,15 @@ class SQLiteDestination(BaseConnector):
         write_modes=("append", "overwrite", "merge"),
         transactional_state=True,
         quarantine=True,
+        child_tables=True,
     )
 
     def __init__(self, config: SQLiteConfig) -> None:
         super().__init__(config)
         self.con: sqlite3.Connection | None = None
-        self._stage: str | None = None  # the overwrite's table, once created
+        # Under overwrite: per table written (the main one, child tables), its stage, once
+        # created. The stages live in the run's one transaction: no crash leaves one.
+        self._stages: dict[str, str] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -96,14 +104,13 @@ class SQLiteDestination(BaseConnector):
         if not con.in_transaction:
             con.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
 
-    def _target(self) -> str:
-        """The table this run writes into: the stage under overwrite, else the table."""
+    def _target(self, table: str) -> str:
+        """The table this run writes `table`'s rows into: its stage under overwrite, else
+        `table` itself."""
         assert self.context is not None
         if self.context.write_mode != "overwrite":
-            return self.config.table
-        if self._stage is None:  # created in the run's one transaction: no crash leaves it
-            self._stage = staging_name(self.config.table, self.context.run_id)
-        return self._stage
+            return table
+        return self._stages.setdefault(table, staging_name(table, self.context.run_id))
 
     # -- state --------------------------------------------------------------------------
     def load_state(self) -> State | None:
@@ -142,30 +149,38 @@ class SQLiteDestination(BaseConnector):
     # -- schema -------------------------------------------------------------------------
     def describe(self) -> pa.Schema | None:
         """The table the run's rows go into: under overwrite a new stage, none yet."""
+        return self._describe(self.config.table)
+
+    def _describe(self, table: str) -> pa.Schema | None:
         assert self.context is not None
         if self.context.write_mode == "overwrite":
             return None
         try:
-            return describe_table(self._sql(), self.config.table)
+            return describe_table(self._sql(), table)
         except sqlite3.Error as exc:
-            raise self._error("describe", exc) from exc
+            raise self._error(f"describe of {table!r}", exc) from exc
 
     def apply_schema(self, plan: SchemaPlan) -> None:
         """Create the table (under overwrite: the stage), add columns, or rewrite it with wider
         types, in the transaction the next rows and the state commit in."""
+        self._apply(self.config.table, plan)
+
+    def _apply(self, table: str, plan: SchemaPlan) -> None:
         assert self.context is not None
         try:
             self._begin_transaction()
-            table = self._target()
+            target = self._target(table)
             con = self._sql()
-            if not exists(con, table):
-                con.execute(create_sql(table, plan.target))
+            if not exists(con, target):
+                con.execute(create_sql(target, plan.target))
+                if table != self.config.table and ROOT_ID in plan.target.names:
+                    _index_root_ids(con, target)
                 return
-            add_columns(con, table, plan.added())
-            scratch = staging_name(table, f"{self.context.run_id} rewrite")
-            widen_columns(con, table, plan.widened(), scratch)
+            add_columns(con, target, plan.added())
+            scratch = staging_name(target, f"{self.context.run_id} rewrite")
+            widen_columns(con, target, plan.widened(), scratch)
         except sqlite3.Error as exc:
-            raise self._error("schema change", exc) from exc
+            raise self._error(f"schema change of {table!r}", exc) from exc
 
     def write_quarantine(self, rows: pa.Table) -> None:
         """Insert `rows` into `<table>__quarantine`, created on first use, in the data's
@@ -194,7 +209,7 @@ class SQLiteDestination(BaseConnector):
             return
         try:
             self._begin_transaction()
-            table = self._target()
+            table = self._target(self.config.table)
             if not exists(self._sql(), table):  # a caller that did not plan: shape of the rows
                 self._sql().execute(create_sql(table, data.schema))
             if self.context.merge_keys:
@@ -246,12 +261,69 @@ class SQLiteDestination(BaseConnector):
             [list(row) + [row[i] for i in positions] for row in rows],
         )
 
+    # -- child tables -------------------------------------------------------------------
+    def table_name(self) -> str | None:
+        """The main table's name: child tables are named after it and created beside it."""
+        return self.config.table
+
+    def describe_child(self, table: str) -> pa.Schema | None:
+        """The child table `table` as it is; None when it does not exist yet, and under
+        overwrite (the run fills a new stage)."""
+        return self._describe(table)
+
+    def apply_child_schema(self, table: str, plan: SchemaPlan) -> None:
+        """As `apply_schema`, for the child table `table`. A new child table gets an index on
+        `_dl_root_id`, which a merge deletes by."""
+        self._apply(table, plan)
+
+    def write_child_batch(self, table: str, batch: Any, state: State) -> None:
+        """Insert rows of the child table `table` (under overwrite: into its stage), in the
+        transaction the main table's rows commit in. Never a merge: under merge the engine
+        has deleted the merged roots' children first."""
+        data = batch.to_arrow()
+        if data.num_rows == 0:
+            return
+        try:
+            self._begin_transaction()
+            target = self._target(table)
+            if not exists(self._sql(), target):  # a caller that did not plan: shape of the rows
+                self._sql().execute(create_sql(target, data.schema))
+            self._insert(target, data)
+        except sqlite3.Error as exc:
+            raise self._error(f"write of child table {table!r}", exc) from exc
+
+    def delete_children(self, table: str, root_ids: pa.Array | None) -> None:
+        """Delete the rows of child table `table` whose `_dl_root_id` is in `root_ids`, or with
+        None (overwrite, a table this run wrote nothing to) every row, in the transaction the
+        next commit commits. A table that does not exist has nothing to delete."""
+        assert self.context is not None
+        try:
+            self._begin_transaction()
+            con = self._sql()
+            if root_ids is None:
+                if exists(con, table):
+                    con.execute(f"DELETE FROM {quote_identifier(table)}")
+                return
+            # Under overwrite (a merge recipe's full refresh) the old rows go with the swap:
+            # only the stage, when this run has filled one, holds children to delete.
+            overwrite = self.context.write_mode == "overwrite"
+            target = self._stages.get(table) if overwrite else table
+            if target is None or not exists(con, target) or len(root_ids) == 0:
+                return
+            con.execute(
+                f"DELETE FROM {quote_identifier(target)} WHERE {quote_identifier(ROOT_ID)} "
+                "IN (SELECT value FROM json_each(?))",
+                [json.dumps(root_ids.to_pylist())],
+            )
+        except sqlite3.Error as exc:
+            raise self._error(f"delete of children in {table!r}", exc) from exc
+
     def commit(self, state: State) -> None:
         assert self.context is not None
         try:
             self._begin_transaction()
             if self.context.write_mode == "overwrite":
-                self._swap_in_stage()
+                self._swap_in_stages()
             self._sql().execute(
                 f"INSERT OR REPLACE INTO {quote_identifier(STATE_TABLE)} "
                 "VALUES (?, ?, strftime('%Y-%m-%d %H:%M:%fZ', 'now'))",
@@ -262,21 +334,33 @@ class SQLiteDestination(BaseConnector):
             self.abort()
             raise self._error("commit", exc) from exc
 
-    def _swap_in_stage(self) -> None:
-        """The stage replaces the table; without one (no rows this run) the table is emptied."""
-        con, table = self._sql(), quote_identifier(self.config.table)
-        if self._stage is None:
-            if exists(con, self.config.table):
-                con.execute(f"DELETE FROM {table}")
-            return
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-        con.execute(f"ALTER TABLE {quote_identifier(self._stage)} RENAME TO {table}")
-        self._stage = None
+    def _swap_in_stages(self) -> None:
+        """Each stage replaces its table; without one for the main table (no rows this run)
+        the main table is emptied. A child table without a stage stays as it is (the engine
+        empties it by `delete_children(table, None)`)."""
+        con = self._sql()
+        if self.config.table not in self._stages and exists(con, self.config.table):
+            con.execute(f"DELETE FROM {quote_identifier(self.config.table)}")
+        for table, stage in self._stages.items():
+            con.execute(f"DROP TABLE IF EXISTS {quote_identifier(table)}")
+            con.execute(
+                f"ALTER TABLE {quote_identifier(stage)} RENAME TO {quote_identifier(table)}"
+            )
+        self._stages = {}
 
     def abort(self) -> None:
-        self._stage = None  # rolled back with the rest
+        self._stages = {}  # rolled back with the rest
         if self.con is not None and self.con.in_transaction:
             self.con.execute("ROLLBACK")
+
+
+def _index_root_ids(con: sqlite3.Connection, table: str) -> None:
+    """Index `table`'s `_dl_root_id`, so a merge's deletion of children does not scan it. The
+    index is named after `table` (a stage's name is unique), and moves with a rename."""
+    con.execute(
+        f"CREATE INDEX {quote_identifier(table + '__' + ROOT_ID)} "
+        f"ON {quote_identifier(table)} ({quote_identifier(ROOT_ID)})"
+    )
 
 
 def _rows(data: pa.Table | pa.RecordBatch) -> list[tuple[Any, ...]]:
