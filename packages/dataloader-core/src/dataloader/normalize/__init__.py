@@ -1,0 +1,1 @@
+"""Nested data normalization: flatten structs, lists into child tables."""

@@ -1,0 +1,363 @@
+"""Row keys of normalized tables: one 128-bit hash per row, computed on whole Arrow columns.
+
+Every value gets two 64-bit lanes, built with numpy on the Arrow buffers (no Python loop per
+row or per value; loops run over columns, struct fields and nesting levels only):
+
+- a null is a fixed marker (never the hash of a value of any type);
+- fixed-width scalars are read as canonical 64- or 128-bit integers (integers by value, so
+  `int32` 5 == `int64` 5 == `uint8` 5; floats as float64 bits with -0.0 read as 0.0 and every
+  NaN alike; timestamps and durations as whole seconds plus nanoseconds, so the unit does not
+  matter; times as nanoseconds; dates as days) and mixed with a tag of their family, so int 1,
+  float 1.0, bool true and string "1" differ;
+- strings and binaries are hashed over their bytes by two polynomial hashes (one mod 2**64,
+  one mod the prime 2**31 - 1, which Thue-Morse strings do not break) computed with prefix sums
+  and inverse powers, plus their length; decimals are hashed as their exact text (so the scale
+  is part of the value: `1.50` in `decimal(5,2)` differs from `1.5` in `decimal(5,1)`);
+- a struct folds its fields' lanes in order with the field names; a list sums its elements'
+  lanes mixed with their positions over the list's segment, then mixes in the length (order
+  matters; null, `[]` and `[null]` differ); maps are lists of key/value structs; dictionaries
+  are hashed by value.
+
+Timestamps hash by instant: the time zone is not part of the hash. Lanes are combined with the
+murmur3 `fmix64` finalizer. All arithmetic is little-endian uint64 and wraps mod 2**64, so the
+keys are the same on every platform, process and batching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ROW_ID = "_dl_id"
+PARENT_ID = "_dl_parent_id"
+ROOT_ID = "_dl_root_id"
+LIST_INDEX = "_dl_list_idx"
+KEY_COLUMNS = (ROW_ID, PARENT_ID, ROOT_ID, LIST_INDEX)
+
+Lanes = np.ndarray
+"""Shape (n, 2), dtype uint64: a 128-bit hash per row."""
+
+_U64 = np.dtype("<u8")
+_MASK64 = (1 << 64) - 1
+_B64 = 0x100000001B3  # odd, so invertible mod 2**64
+_PRIME = (1 << 31) - 1
+_BP = 1_000_003
+_BLOCK_BYTES = 1 << 18  # string bytes hashed per step: cache-sized, and bounds the power tables
+_NANOS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+_Pair = tuple[np.ndarray, np.ndarray]
+
+
+@cache
+def _const(name: str) -> tuple[np.uint64, np.uint64]:
+    """Two stable 64-bit constants named by `name` (a tag, a field name)."""
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=16, person=b"dl-keys").digest()
+    return (
+        np.uint64(int.from_bytes(digest[:8], "little") | 1),
+        np.uint64(int.from_bytes(digest[8:], "little") | 1),
+    )
+
+
+_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S33 = np.uint64(33)
+_S32 = np.uint64(32)
+
+
+def _fmix(x: np.ndarray) -> np.ndarray:
+    """murmur3's 64-bit finalizer (a bijection), on a fresh array."""
+    x = x ^ (x >> _S33)
+    x *= _M1
+    x ^= x >> _S33
+    x *= _M2
+    x ^= x >> _S33
+    return x
+
+
+def _mix(lo: np.ndarray, hi: np.ndarray | None, tag: str) -> _Pair:
+    """The lanes of values given as 128-bit words (`hi` None: 0), tagged by their family."""
+    a0, a1 = _const(tag)
+    b0, b1 = _const(tag + ":hi")
+    lo = np.ascontiguousarray(lo, dtype=_U64)
+    if hi is None:
+        return _fmix(lo * a0 + b0), _fmix(lo * a1 + b1)
+    hi = hi.astype(_U64)
+    return _fmix(lo * a0 + (hi * b0 ^ a1)), _fmix(lo * a1 + (hi * b1 ^ a0))
+
+
+def _combine(acc: _Pair, item: _Pair, name: str) -> _Pair:
+    """Fold `item` (lanes already mixed, named by `name`) into `acc`; order-sensitive."""
+    c0, c1 = _const(name)
+    return _fmix(acc[0] * c0 + (item[0] ^ c1)), _fmix(acc[1] * c1 + (item[1] ^ c0))
+
+
+def _apply_nulls(lanes: _Pair, array: pa.Array) -> _Pair:
+    if array.null_count == 0:
+        return lanes
+    null = array.is_null().to_numpy(zero_copy_only=False)
+    n0, n1 = _const("null")
+    a, b = lanes[0].copy(), lanes[1].copy()
+    a[null] = n0
+    b[null] = n1
+    return a, b
+
+
+def _filled(array: pa.Array, value: object) -> np.ndarray:
+    if array.null_count:
+        array = array.fill_null(pa.scalar(value, array.type))
+    return array.to_numpy(zero_copy_only=False)
+
+
+class _Powers:
+    """Growing tables of B**i and B**-i (mod 2**64 and mod _PRIME), shared by all calls."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.p64 = np.ones(1, _U64)
+        self.i64 = np.ones(1, _U64)
+        self.pp = np.ones(1, _U64)
+        self.ip = np.ones(1, _U64)
+
+    def ensure(self, n: int) -> None:
+        with self._lock:
+            while len(self.p64) < n:
+                size = len(self.p64)
+                step64 = np.uint64(pow(_B64, size, 1 << 64))
+                istep64 = np.uint64(pow(_B64, -size, 1 << 64))
+                stepp = np.uint64(pow(_BP, size, _PRIME))
+                istepp = np.uint64(pow(_BP, -size, _PRIME))
+                p64 = np.concatenate([self.p64, self.p64 * step64])
+                i64 = np.concatenate([self.i64, self.i64 * istep64])
+                pp = np.concatenate([self.pp, self.pp * stepp % np.uint64(_PRIME)])
+                ip = np.concatenate([self.ip, self.ip * istepp % np.uint64(_PRIME)])
+                self.p64, self.i64, self.pp, self.ip = p64, i64, pp, ip
+
+
+_POWERS = _Powers()
+
+
+def _byte_sums(data: np.ndarray, offsets: np.ndarray) -> _Pair:
+    """Polynomial hashes of the byte ranges data[offsets[i]:offsets[i+1]], each as if it
+    started at position 0 (so a value's hash does not depend on where it sits)."""
+    n = len(offsets) - 1
+    s64 = np.empty(n, _U64)
+    sp = np.empty(n, _U64)
+    prime = np.uint64(_PRIME)
+    row = 0
+    while row < n:
+        # the rows whose bytes start within the next block (at least one row)
+        base = offsets[row]
+        stop = int(np.searchsorted(offsets, base + _BLOCK_BYTES, side="right")) - 1
+        stop = min(max(stop, row + 1), n)
+        rel = (offsets[row : stop + 1] - base).astype(np.int64)
+        length = int(rel[-1])
+        _POWERS.ensure(length + 1)
+        chunk = data[base : base + length].astype(_U64)
+        prefix = np.zeros(length + 1, _U64)
+        np.cumsum(chunk * _POWERS.p64[:length], out=prefix[1:])
+        starts, ends = rel[:-1], rel[1:]
+        s64[row:stop] = (prefix[ends] - prefix[starts]) * _POWERS.i64[starts]
+        # terms < 2**39 and at most 2**18 + one value's bytes of them: the sum cannot wrap
+        # unless one value exceeds 2**24 bytes, so such blocks reduce per term first
+        terms = chunk * _POWERS.pp[:length]
+        if length > (1 << 24):
+            terms %= prime
+        np.cumsum(terms, out=prefix[1:])
+        sums = (prefix[ends] - prefix[starts]) % prime
+        sp[row:stop] = sums * _POWERS.ip[starts] % prime
+        row = stop
+    return s64, sp
+
+
+def _binary_lanes(array: pa.Array, tag: str) -> _Pair:
+    if pa.types.is_fixed_size_binary(array.type):
+        array = array.cast(pa.binary())
+    elif pa.types.is_string_view(array.type):
+        array = array.cast(pa.large_string())
+    elif pa.types.is_binary_view(array.type):
+        array = array.cast(pa.large_binary())
+    large = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
+    _, offset_buf, data_buf = array.buffers()
+    offsets = np.frombuffer(offset_buf, dtype="<i8" if large else "<i4")
+    offsets = offsets[array.offset : array.offset + len(array) + 1].astype(np.int64)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    s64, sp = _byte_sums(data, offsets)
+    length = np.diff(offsets).astype(_U64)
+    c0, c1 = _const(tag)
+    lane0 = _fmix(s64 * c0 + (length * c1 ^ c0))
+    lane1 = _fmix((sp | length << _S32) * c1 + (s64 ^ c0))
+    return lane0, lane1
+
+
+def _int_lanes(array: pa.Array) -> _Pair:
+    if pa.types.is_unsigned_integer(array.type):
+        lo = _filled(array.cast(pa.uint64()), 0).astype(_U64)
+        return _mix(lo, np.zeros(len(lo), _U64), "int")
+    values = _filled(array.cast(pa.int64()), 0).astype(np.int64)
+    hi = np.where(values < 0, np.uint64(_MASK64), np.uint64(0)).astype(_U64)
+    return _mix(values.view(_U64), hi, "int")
+
+
+def _float_lanes(array: pa.Array) -> _Pair:
+    values = _filled(array.cast(pa.float64()), 0.0).astype("<f8")
+    values[values == 0.0] = 0.0
+    values[np.isnan(values)] = np.nan
+    return _mix(values.view(_U64), None, "float")
+
+
+def _instant_lanes(array: pa.Array, unit: str, tag: str) -> _Pair:
+    values = _filled(array.cast(pa.int64()), 0).astype(np.int64)
+    per_second = 1_000_000_000 // _NANOS[unit]
+    seconds, rest = np.divmod(values, per_second)
+    return _mix(seconds.view(_U64), (rest * _NANOS[unit]).view(_U64), tag)
+
+
+def _struct_lanes(array: pa.StructArray) -> _Pair:
+    acc = _mix(np.full(len(array), array.type.num_fields, _U64), None, "struct")
+    for field, child in zip(array.type, array.flatten(), strict=True):
+        acc = _combine(acc, _lanes(child), "field:" + field.name)
+    return acc
+
+
+def _list_lanes(array: pa.Array) -> _Pair:
+    if pa.types.is_map(array.type):
+        item = pa.struct([array.type.key_field, array.type.item_field])
+        array = array.cast(pa.list_(item))
+    values = pc.list_flatten(array)
+    parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = _filled(pc.list_value_length(array), 0).astype(np.int64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    positions = np.arange(len(values), dtype=np.int64) - starts[parents]
+    elements = _lanes(values)
+    top = int(lengths.max(initial=0))
+    sums = []
+    for lane, c in zip(elements, _const("position"), strict=True):
+        # a mixed word per position, looked up rather than mixed per element
+        by_position = _fmix(np.arange(top, dtype=_U64) * c + c)
+        prefix = np.zeros(len(values) + 1, _U64)
+        np.cumsum(_fmix(lane + by_position[positions]), out=prefix[1:])
+        sums.append(prefix[ends] - prefix[starts])
+    return _combine(_mix(lengths.view(_U64), None, "list"), (sums[0], sums[1]), "elements")
+
+
+def _lanes(array: pa.Array) -> _Pair:
+    """The lanes of every value of `array`, nulls as the null marker."""
+    t = array.type
+    if isinstance(t, pa.ExtensionType):
+        return _lanes(array.storage)
+    if pa.types.is_dictionary(t):
+        dictionary = _lanes(array.dictionary)
+        indices = _filled(array.indices, 0).astype(np.int64)
+        return _apply_nulls((dictionary[0][indices], dictionary[1][indices]), array)
+    if pa.types.is_null(t):
+        n0, n1 = _const("null")
+        return np.full(len(array), n0, _U64), np.full(len(array), n1, _U64)
+    if pa.types.is_boolean(t):
+        lanes = _mix(_filled(array, False).astype(_U64), None, "bool")
+    elif pa.types.is_integer(t):
+        lanes = _int_lanes(array)
+    elif pa.types.is_floating(t):
+        lanes = _float_lanes(array)
+    elif pa.types.is_decimal(t):
+        lanes = _binary_lanes(array.cast(pa.string()), "decimal")
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        lanes = _binary_lanes(array, "string")
+    elif (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_fixed_size_binary(t)
+    ):
+        lanes = _binary_lanes(array, "binary")
+    elif pa.types.is_date(t):
+        days = _filled(array.cast(pa.date32()).cast(pa.int32()), 0).astype(np.int64)
+        lanes = _mix(days.view(_U64), None, "date")
+    elif pa.types.is_time(t):
+        nanos = _filled(array.cast(pa.time64("ns")).cast(pa.int64()), 0).astype(np.int64)
+        lanes = _mix(nanos.view(_U64), None, "time")
+    elif pa.types.is_timestamp(t):
+        lanes = _instant_lanes(array, t.unit, "timestamp")
+    elif pa.types.is_duration(t):
+        lanes = _instant_lanes(array, t.unit, "duration")
+    elif pa.types.is_struct(t):
+        lanes = _struct_lanes(array)
+    elif (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_fixed_size_list(t)
+        or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+        or pa.types.is_map(t)
+    ):
+        lanes = _list_lanes(array)
+    else:
+        raise TypeError(f"cannot hash values of Arrow type {t} (no row key for this type)")
+    return _apply_nulls(lanes, array)
+
+
+def _stack(lanes: _Pair) -> Lanes:
+    return np.ascontiguousarray(np.stack(lanes, axis=1), dtype=_U64)
+
+
+def hash_rows(
+    columns: Sequence[pa.Array | pa.ChunkedArray], names: Sequence[str] | None = None
+) -> Lanes:
+    """One 128-bit hash per row over `columns` (of one length, any Arrow type).
+
+    :param names: the columns' names, which enter the hash (default: their positions).
+    :returns: an (n, 2) uint64 array; the same rows give the same hashes whatever the batching.
+    """
+    if names is not None and len(names) != len(columns):
+        raise ValueError(f"hash_rows: {len(columns)} columns but {len(names)} names")
+    if not columns:
+        raise ValueError("hash_rows: no columns to hash")
+    n = len(columns[0])
+    acc = _mix(np.full(n, len(columns), _U64), None, "row")
+    for i, column in enumerate(columns):
+        if len(column) != n:
+            raise ValueError(f"hash_rows: column {i} has {len(column)} rows, expected {n}")
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        name = names[i] if names is not None else str(i)
+        acc = _combine(acc, _lanes(column), "column:" + name)
+    return _stack(acc)
+
+
+def child_lanes(parent: Lanes, parent_indices: np.ndarray, positions: np.ndarray) -> Lanes:
+    """The ids of list elements: the hash of their parent row's id and their position."""
+    rows = parent[np.asarray(parent_indices, dtype=np.int64)]
+    pos = np.asarray(positions, dtype=np.int64).view(_U64)
+    c0, c1 = _const("child")
+    return _stack(
+        (_fmix(rows[:, 0] * c0 + (pos * c1 ^ c0)), _fmix(rows[:, 1] * c1 + (pos * c0 ^ c1)))
+    )
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def hex_ids(lanes: Lanes) -> pa.StringArray:
+    """32 lowercase hex characters per row (lane 0 then lane 1, most significant first)."""
+    n = len(lanes)
+    if n * 32 > np.iinfo(np.int32).max:
+        raise ValueError(f"hex_ids: {n} rows do not fit one string array; hash smaller batches")
+    raw = np.ascontiguousarray(lanes, dtype=_U64).astype(">u8").view(np.uint8).reshape(n, 16)
+    text = np.empty((n, 32), np.uint8)
+    text[:, 0::2] = _HEX[raw >> 4]
+    text[:, 1::2] = _HEX[raw & 0x0F]
+    offsets = np.arange(0, 32 * n + 1, 32, dtype="<i4")
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(text.tobytes())
+    )
+
+
+def short_hash(text: str) -> str:
+    """8 lowercase hex characters of a stable hash of `text` (for names, not rows)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
