@@ -160,6 +160,21 @@ def test_an_overwrite_empties_a_known_child_table_it_writes_nothing_to(
     assert shape(destination(run_id="run-3").describe_child(ITEMS)) == shape(SCHEMAS[ITEMS])
 
 
+def test_a_merge_recipes_full_refresh_merges_children_within_its_stage(
+    destination: Open, database: Path
+) -> None:
+    load(destination, FIRST)
+    connector = destination("overwrite", run_id="run-2", merge_keys=("id",))
+    driver = Driver(connector)
+    driver.batch(nested({1: [("kiwi", [7, 8])], 3: [("plum", [9])]}), (ORDERS, ITEMS))
+    driver.batch(nested({1: [("lime", [])]}), (ORDERS, ITEMS))  # the stage's key 1 again
+    connector.commit(State())
+
+    assert stored(database, MAIN, ORDERS, ITEMS) == in_key_order(
+        nested({1: [("lime", [])], 3: [("plum", [9])]})
+    )
+
+
 @pytest.mark.parametrize("mode", ["append", "merge", "overwrite"])
 def test_abort_after_child_writes_leaves_every_table_at_the_last_commit(
     destination: Open, database: Path, mode: str
