@@ -158,17 +158,19 @@ def _byte_sums(data: np.ndarray, offsets: np.ndarray) -> _Pair:
         rel = (offsets[row : stop + 1] - base).astype(np.int64)
         length = int(rel[-1])
         _POWERS.ensure(length + 1)
-        chunk = data[base : base + length].astype(_U64)
+        chunk = data[base : base + length]
         prefix = np.zeros(length + 1, _U64)
-        np.cumsum(chunk * _POWERS.p64[:length], out=prefix[1:])
+        terms = prefix[1:]
+        np.multiply(chunk, _POWERS.p64[:length], out=terms)
+        np.cumsum(terms, out=terms)
         starts, ends = rel[:-1], rel[1:]
         s64[row:stop] = (prefix[ends] - prefix[starts]) * _POWERS.i64[starts]
         # terms < 2**39 and at most 2**18 + one value's bytes of them: the sum cannot wrap
         # unless one value exceeds 2**24 bytes, so such blocks reduce per term first
-        terms = chunk * _POWERS.pp[:length]
+        np.multiply(chunk, _POWERS.pp[:length], out=terms)
         if length > (1 << 24):
             terms %= prime
-        np.cumsum(terms, out=prefix[1:])
+        np.cumsum(terms, out=terms)
         sums = (prefix[ends] - prefix[starts]) % prime
         sp[row:stop] = sums * _POWERS.ip[starts] % prime
         row = stop
