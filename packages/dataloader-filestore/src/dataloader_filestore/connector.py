@@ -9,6 +9,8 @@ parts are recorded in `<dir>/_dataloader/<recipe>.json` together with the recipe
 then renamed into place; an interrupted commit is rolled forward by the next run, and stray
 temporary files are removed. Rows that break the recipe's schema contract go to part files of
 the sibling directory `<dir>__quarantine`, published by the same commit record as the data.
+Child tables of normalized nested data go to sibling directories `<parent of dir>/<child>/`, in
+part files written the same way and published by the same record: one commit, every table.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -51,7 +53,11 @@ from dataloader_filestore.compression import (
 from dataloader_filestore.config import DESTINATION_KEYS, FileStoreConfig
 from dataloader_filestore.listing import ListedFile, NotFound, require_bucket
 
+if TYPE_CHECKING:
+    from dataloader.schema.plan import SchemaPlan
+
 RECORD_DIR = "_dataloader"
+MAX_NAME_BYTES = 255  # a path segment: the longest child table (directory) name
 QUARANTINE_SUFFIX = "__quarantine"
 COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
 # What follows `<recipe>-` in a part file's name: `<run id>-<part>`, with the engine's run ids
@@ -73,6 +79,8 @@ class FileStoreConnector(BaseConnector):
         transactional_state=True,
         resumable=True,
         quarantine=True,
+        child_tables=True,
+        max_identifier_length=MAX_NAME_BYTES,
     )
 
     def __init__(self, config: FileStoreConfig) -> None:
@@ -80,9 +88,12 @@ class FileStoreConnector(BaseConnector):
         self.fs: Any = None
         self.root = ""
         self._pending: list[tuple[str, str]] = []  # closed parts: (temporary, final) paths
-        self._open_part: _Part | None = None
+        self._open_parts: dict[str, _Part] = {}  # data parts being filled, by directory
         self._open_quarantine: _Part | None = None
         self._part_full = False  # a part was closed full since the last commit
+        self._tables: list[str] = []  # child tables of this recipe, as the record lists them
+        # Under overwrite: the child tables whose earlier parts the next commit removes.
+        self._replaced: set[str] = set()
         self._part = 0
         self._listing: Iterator[ListedFile] | None = None
 
@@ -406,12 +417,14 @@ class FileStoreConnector(BaseConnector):
         if not record:
             return None
         self._apply_pending(record)
-        return State.from_dict(record.get("state"))
+        return State.from_dict(record["state"]) if "state" in record else None
 
     def reset_state(self) -> None:
-        path = self._record_path()
-        if self.fs.exists(path):
-            self.fs.rm(path)
+        record = self._read_record()
+        if record.get("tables"):  # kept: `begin` cleans the child tables' temporary files
+            self._write_record({"tables": record["tables"]})
+        elif record:
+            self.fs.rm(self._record_path())
 
     def _prefix(self) -> str:
         assert self.context is not None
@@ -441,9 +454,11 @@ class FileStoreConnector(BaseConnector):
 
     def begin(self, state: State) -> None:
         assert self.context is not None
+        self._tables = list(self._read_record().get("tables", []))
         # A retry is the same run: its new parts are numbered after those it committed.
         this_run = f"{self._prefix()}{self.context.run_id}-"
-        for directory in (self.root, self._quarantine_root()):
+        children = [self._child_root(table) for table in self._tables]
+        for directory in (self.root, self._quarantine_root(), *children):
             for path in self._ls(directory):
                 name = posixpath.basename(path)
                 if name.startswith(".") and name.endswith(".tmp") and self._owns(name):
@@ -462,14 +477,17 @@ class FileStoreConnector(BaseConnector):
 
     def write_batch(self, batch: Any, state: State) -> None:
         """Add the batch to the part being filled, closing each part that becomes full."""
-        data: pa.RecordBatch = batch.to_arrow()
+        self._fill(self.root, batch.to_arrow())
+
+    def _fill(self, directory: str, data: pa.RecordBatch) -> None:
+        """Add rows to the part being filled in `directory`, closing each part that becomes full."""
         while data.num_rows:
-            part = self._open_part
+            part = self._open_parts.get(directory)
             if part is not None and not part.schema.equals(data.schema):
-                self._close_part()  # a file holds one schema: a new one starts a new part
+                self._close_part(directory)  # a file holds one schema: a new one starts a new part
                 part = None
             if part is None:
-                part = self._open_part = self._start_part(data.schema)
+                part = self._open_parts[directory] = self._start_part(data.schema, directory)
             room = data.num_rows
             if self.config.rows_per_file is not None:
                 room = min(room, self.config.rows_per_file - part.rows)
@@ -484,7 +502,7 @@ class FileStoreConnector(BaseConnector):
             if (limit is not None and part.rows + room > limit) or (
                 part.size >= self.config.target_file_size
             ):
-                self._close_part()
+                self._close_part(directory)
                 self._part_full = True
 
     def commit_due(self, staged_rows: int) -> bool:
@@ -531,10 +549,88 @@ class FileStoreConnector(BaseConnector):
         part, self._open_quarantine = self._open_quarantine, None
         self._finish(part)
 
-    def _close_part(self) -> None:
-        """Finish the part being filled (still under its temporary name) for the next commit."""
-        part, self._open_part = self._open_part, None
-        self._finish(part)
+    def _close_part(self, directory: str) -> None:
+        """Finish the part being filled in `directory` (still under its temporary name) for the
+        next commit."""
+        self._finish(self._open_parts.pop(directory, None))
+
+    # -- destination: child tables ---------------------------------------------------
+    def table_name(self) -> str | None:
+        """The last segment of the destination directory (`exports/customers` -> `customers`)."""
+        return posixpath.basename(self.root.rstrip("/")) or None
+
+    def _child_root(self, table: str) -> str:
+        """The child table's directory, `<parent of path>/<table>`; a `ConnectorError` for a
+        name that is no directory name of its own, or a path with no sibling directories."""
+        root = self.root.rstrip("/")
+        if not posixpath.basename(root) or (self.backend == "s3" and "/" not in root):
+            raise ConnectorError(
+                f"{self.backend}: child tables go into sibling directories of {self.root!r}, "
+                "which has none",
+                file=self._recipe_file(),
+                key="destination.path",
+                value=self.config.path,
+                expected="a directory inside a bucket or below `/` (e.g. s3://bucket/customers)",
+                context={"backend": self.backend, "path": self.root, "table": table},
+            )
+        quarantine = posixpath.basename(self._quarantine_root())
+        problem = None
+        if table in ("", ".", "..") or "/" in table or "\0" in table:
+            problem = "is not a directory name"
+        elif len(table.encode()) > MAX_NAME_BYTES:
+            problem = f"is longer than {MAX_NAME_BYTES} bytes"
+        elif table in (posixpath.basename(root), quarantine):
+            problem = "is the directory of the main table or of its quarantine"
+        if problem is not None:
+            raise ConnectorError(
+                f"{self.backend}: the child table name {table!r} {problem}",
+                file=self._recipe_file(),
+                key="normalization",
+                value=table,
+                expected=f"a directory name of at most {MAX_NAME_BYTES} bytes without '/', "
+                f"other than {posixpath.basename(root)!r} and {quarantine!r}",
+                context={"backend": self.backend, "path": self.root},
+            )
+        return posixpath.join(posixpath.dirname(root), table)
+
+    def _register(self, table: str) -> None:
+        """Add `table` to the record's child tables before its first temporary file, so that a
+        later `begin` cleans that directory even if this run dies before its commit."""
+        if table in self._tables:
+            return
+        self._tables.append(table)
+        record = self._read_record()
+        record["tables"] = sorted({*record.get("tables", []), table})
+        try:
+            self._retrying(self._write_record, record)
+        except Exception as exc:
+            raise self._fail("cannot commit files in", self.root, exc) from exc
+
+    def apply_child_schema(self, table: str, plan: SchemaPlan) -> None:
+        """Nothing to do: a part file takes the columns of the rows written into it."""
+        self._child_root(table)
+
+    def write_child_batch(self, table: str, batch: Any, state: State) -> None:
+        """Add rows to the part being filled in the child table's directory, published by the
+        next commit with the main table's parts."""
+        assert self.context is not None
+        directory = self._child_root(table)
+        self._register(table)
+        if self.backend != "s3":
+            self._retrying(self.fs.makedirs, directory, exist_ok=True)
+        if self.context.write_mode == "overwrite":
+            self._replaced.add(table)
+        self._fill(directory, batch.to_arrow())
+
+    def delete_children(self, table: str, root_ids: pa.Array | None) -> None:
+        """Under overwrite (`root_ids` None): the next commit removes the child table's parts
+        this recipe wrote. Files are never merged, so a deletion by id is refused."""
+        if root_ids is not None:
+            raise NotImplementedError(
+                f"connector {self.name!r} does not merge: child rows cannot be deleted by id"
+            )
+        self._child_root(table)
+        self._replaced.add(table)
 
     def _finish(self, part: _Part | None) -> None:
         if part is None:
@@ -548,13 +644,16 @@ class FileStoreConnector(BaseConnector):
 
     def commit(self, state: State) -> None:
         assert self.context is not None
-        self._close_part()  # a part never spans commits
+        for directory in list(self._open_parts):  # a part never spans commits
+            self._close_part(directory)
         self._close_quarantine()
         self._part_full = False
         finals = {final for _, final in self._pending}
         deletes: list[str] = []
         if self.context.write_mode == "overwrite":  # the quarantine of the rows replaced too
-            for path in self._ls(self.root) + self._ls(self._quarantine_root()):
+            replaced = [self.root, self._quarantine_root()]
+            replaced += [self._child_root(table) for table in sorted(self._replaced)]
+            for path in itertools.chain.from_iterable(map(self._ls, replaced)):
                 name = posixpath.basename(path)
                 if (
                     not name.startswith(".")
@@ -567,9 +666,12 @@ class FileStoreConnector(BaseConnector):
             "state": state.progress(),
             "pending": {"renames": [list(pair) for pair in self._pending], "deletes": deletes},
         }
+        if self._tables:
+            record["tables"] = sorted(self._tables)
         try:
             self._retrying(self._write_record, record)
             self._pending = []
+            self._replaced = set()
             self._retrying(self._apply_pending, record)
         except ConnectorError:
             raise
@@ -577,8 +679,9 @@ class FileStoreConnector(BaseConnector):
             raise self._fail("cannot commit files in", self.root, exc) from exc
 
     def abort(self) -> None:
-        parts = (self._open_part, self._open_quarantine)
-        self._open_part, self._open_quarantine, self._part_full = None, None, False
+        parts = (*self._open_parts.values(), self._open_quarantine)
+        self._open_parts, self._open_quarantine, self._part_full = {}, None, False
+        self._replaced = set()
         for part in parts:
             if part is not None and self.fs is not None:
                 part.discard(self.fs)
@@ -588,7 +691,7 @@ class FileStoreConnector(BaseConnector):
         self._pending = []
 
     def close(self) -> None:
-        if self._open_part is not None or self._open_quarantine is not None:
+        if self._open_parts or self._open_quarantine is not None:
             # a run that ended without commit or abort
             self.abort()
         super().close()

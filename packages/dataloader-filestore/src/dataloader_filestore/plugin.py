@@ -30,6 +30,8 @@ def register_connectors() -> list[Any]:
                 "transactional_state": True,
                 "resumable": True,
                 "quarantine": True,
+                "child_tables": True,
+                "max_identifier_length": 255,
             },
         )
     ]
