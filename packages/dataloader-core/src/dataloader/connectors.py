@@ -229,12 +229,13 @@ class BaseConnector:
         raise NotImplementedError(f"connector {self.name!r} cannot write child tables")
 
     def delete_children(self, table: str, root_ids: pa.Array | None) -> None:
-        """Under merge, stage the deletion of the rows of child table `table` whose
-        `_dl_root_id` is in `root_ids` (the merged parents: their lists are replaced, so
-        children they no longer have go); under overwrite, `root_ids` is None: the table,
-        which this run wrote no rows to, is emptied at `commit`. Called before the batch's
-        `write_child_batch`, for every child table the recipe's state knows, even one the
-        batch has no rows for."""
+        """Stage the deletion of the rows of child table `table` whose `_dl_root_id` is in
+        `root_ids`: under merge (the merged parents' lists are replaced, so children they no
+        longer have go), called before each batch's `write_child_batch` for every child table
+        the state knows or the run wrote, even one the batch has no rows for; under a merge
+        recipe's full refresh likewise, deleting from what this run wrote (its stage).
+        Under overwrite, before the final commit, `root_ids` is None for each known child
+        table this run wrote no rows to: it is emptied at `commit`."""
         raise NotImplementedError(f"connector {self.name!r} cannot write child tables")
 
     def commit(self, state: State) -> None:

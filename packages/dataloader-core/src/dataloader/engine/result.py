@@ -36,6 +36,7 @@ class RunResult:
     rows_quarantined: int = 0
     rows_dropped: int = 0
     schema_changes: int = 0
+    child_rows: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, StageMetrics] = field(
         default_factory=lambda: {stage: StageMetrics() for stage in STAGES}
@@ -60,6 +61,7 @@ class RunResult:
             "rows_quarantined": self.rows_quarantined,
             "rows_dropped": self.rows_dropped,
             "schema_changes": self.schema_changes,
+            "child_rows": self.child_rows,
             "duration_seconds": round(self.duration_seconds, 3),
             "stages": {name: asdict(metrics) for name, metrics in self.stages.items()},
             **({"error": self.error} if self.error else {}),

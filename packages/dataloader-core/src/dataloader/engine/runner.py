@@ -20,15 +20,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
 from dataloader.batch import ArrowBatch, as_arrow_batch
 from dataloader.context import RunContext
+from dataloader.engine.nested import implied_columns, keep_children_of, one_row_per_key
 from dataloader.engine.result import RunInterrupted, RunResult, StageMetrics
 from dataloader.errors import DataLoaderError, EngineError
 from dataloader.incremental import CursorTracker, window_for
 from dataloader.logs import run_context
+from dataloader.normalize.keys import KEY_COLUMNS, ROW_ID
+from dataloader.normalize.normalizer import NormalizedBatch, Normalizer, TableSpec
 from dataloader.parallel import read_ahead
 from dataloader.recipe.binding import BoundRecipe
 from dataloader.retry import backoff_delay
+from dataloader.schema.config import SchemaConfig, TableContract
 from dataloader.schema.history import current_schema, record
 from dataloader.schema.manager import SchemaManager
 from dataloader.schema.plan import SchemaPlan
@@ -216,7 +222,15 @@ class Runner:
                 self.backend.save(self.recipe.name, state.to_dict())
                 return
             destination.begin(state)
-            self._schema = self._schema_manager(destination, state, destination_context)
+            self._destination_context = destination_context
+            self._normalizer = self._new_normalizer(destination, destination_context)
+            self._root = _Target(
+                None,
+                self._schema_manager(destination, state, destination_context),
+                state.schema_history,
+                {column.name for column in self.recipe.table_schema.columns},
+            )
+            self._children: dict[str, _Target] = {}
             if self.options.estimate_callback is not None:
                 self.options.estimate_callback(source.estimate_rows())
             try:
@@ -236,41 +250,108 @@ class Runner:
         if described is not None:
             current = described
             if not history.get("versions"):
-                self._record_schema(state, SchemaPlan(create=False, target=described, changes=()))
+                declared = {column.name for column in self.recipe.table_schema.columns}
+                found = SchemaPlan(create=False, target=described, changes=())
+                self._record_schema(history, found, declared)
         elif context.write_mode != "overwrite":
             current = current_schema(history)
         else:
             current = None
         return SchemaManager(
-            self.recipe.table_schema,
+            self._contract(self.recipe.table_schema, (ROW_ID,) if self._normalizer else ()),
             current,
             file=self.recipe.origin_of("schema"),
             merge_keys=context.merge_keys,
             can_quarantine=bool(capabilities and capabilities.quarantine),
         )
 
-    def _record_schema(self, state: State, plan: SchemaPlan) -> dict[str, Any] | None:
+    def _contract(self, config: SchemaConfig, keys: tuple[str, ...]) -> SchemaConfig:
+        """A table's contract; under `strict`, with the key columns normalization adds."""
+        return config.with_implied(implied_columns(keys)) if config.mode == "strict" else config
+
+    def _record_schema(
+        self, history: dict[str, Any], plan: SchemaPlan, declared: set[str]
+    ) -> dict[str, Any] | None:
         assert self.result is not None
-        declared = {column.name for column in self.recipe.table_schema.columns}
         at = datetime.now(UTC).isoformat(timespec="seconds")
-        return record(state.schema_history, plan, self.result.run_id, at, declared)
+        return record(history, plan, self.result.run_id, at, declared)
+
+    def _new_normalizer(self, destination: Any, context: RunContext) -> Normalizer | None:
+        """The attempt's normalizer, when the recipe normalizes nested data."""
+        config = self.recipe.normalization
+        if config is None or not config.enabled:
+            return None
+        root = destination.table_name()
+        if root is None:
+            raise EngineError(
+                f"destination {self.recipe.destination.type!r} does not name its table, "
+                "which child table names start with",
+                file=self.recipe.origin_of("normalization"),
+                key="normalization",
+                expected="a destination that writes child tables",
+            )
+        contract = self.recipe.table_schema
+        keys = context.merge_keys or tuple(c.name for c in contract.columns if c.primary_key)
+        capabilities = self.bound.destination.registration.capabilities
+        limit = config.naming.max_identifier_length or (
+            capabilities.max_identifier_length if capabilities is not None else None
+        )
+        return Normalizer(config, root, key_columns=keys, max_identifier_length=limit)
+
+    def _child_target(self, destination: Any, spec: TableSpec, state: State) -> _Target:
+        """The child table `spec` as this attempt writes it, planned against the table the
+        destination describes, else the schema the state recorded (none under overwrite)."""
+        target = self._children.get(spec.name)
+        if target is not None:
+            return target
+        history = state.schema_history.setdefault("tables", {}).setdefault(spec.name, {})
+        contract = self.recipe.table_schema
+        declared = {column.name for column in contract.tables.get(spec.name, _NO_TABLE).columns}
+        overwrite = self._destination_context.write_mode == "overwrite"
+        described = destination.describe_child(spec.name)
+        if described is not None:
+            current = described
+            if not history.get("versions"):
+                found = SchemaPlan(create=False, target=described, changes=())
+                self._record_schema(history, found, declared)
+        else:
+            current = None if overwrite else current_schema(history)
+        capabilities = self.bound.destination.registration.capabilities
+        implied = implied_columns(KEY_COLUMNS) if contract.mode == "strict" else []
+        manager = SchemaManager(
+            contract.for_table(spec.name, implied),
+            current,
+            file=self.recipe.origin_of("schema"),
+            can_quarantine=bool(capabilities and capabilities.quarantine),
+        )
+        target = self._children[spec.name] = _Target(spec.name, manager, history, declared)
+        return target
 
     def _conform(
-        self, destination: Any, batch: ArrowBatch, state: State, result: RunResult
+        self,
+        destination: Any,
+        batch: ArrowBatch,
+        state: State,
+        result: RunResult,
+        target: _Target,
     ) -> ArrowBatch:
-        """The batch made to fit the table and the contract: the table changed first when
+        """The batch made to fit its table and the contract: the table changed first when
         the plan says so (the change recorded in the state committed with the rows), the rows
         that break the contract quarantined or dropped."""
-        prepared = self._schema.prepare(batch.to_arrow(), batch.metadata.get("source_file"))
+        prepared = target.manager.prepare(batch.to_arrow(), batch.metadata.get("source_file"))
         if prepared.plan is not None:
-            destination.apply_schema(prepared.plan)
-            version = self._record_schema(state, prepared.plan)
+            if target.name is None:
+                destination.apply_schema(prepared.plan)
+            else:
+                destination.apply_child_schema(target.name, prepared.plan)
+            version = self._record_schema(target.history, prepared.plan, target.declared)
             changes = version["changes"] if version is not None else []
             result.schema_changes += len(changes)
+            table = "" if target.name is None else f"{target.name}."
             for change in changes:
                 types = " → ".join(t for t in (change["before"], change["after"]) if t)
                 log.info(
-                    f"schema change: {change['kind']} {change['column']!r} {types} "
+                    f"schema change: {change['kind']} {table}{change['column']!r} {types} "
                     f"({change['reason']})",
                     extra={"stage": "schema", "counts": {"version": version["version"], **change}},
                 )
@@ -461,7 +542,10 @@ class Runner:
             if merge_keys:
                 self._check_merge_keys(transformed, merge_keys)
             self._stage = "write"
-            transformed = self._conform(destination, transformed, state, result)
+            tables = self._normalize(transformed, context)
+            if tables is not None:
+                transformed = transformed.with_data(tables.root)
+            transformed = self._conform(destination, transformed, state, result, self._root)
             if cursor_max is not None and cursor_column is not None:
                 # The tracker's boundary never moves back, and names the rows loaded at it.
                 state.cursor_values[cursor_column] = cursor_max.value
@@ -471,6 +555,8 @@ class Runner:
             tick = time.perf_counter()
             if transformed.row_count:
                 destination.write_batch(transformed, state)
+            if tables is not None:
+                self._write_children(destination, tables, transformed, state, result)
             stages["write"].seconds += time.perf_counter() - tick
             stages["write"].rows += transformed.row_count
             stages["write"].batches += 1
@@ -486,6 +572,9 @@ class Runner:
                 result.duration_seconds = time.perf_counter() - clock
                 self.options.progress(result)
             self._stage = "read"
+        if context.write_mode == "overwrite":
+            for name in self._known_children(state) - self._children.keys():
+                destination.delete_children(name, None)  # this run's data has none of its rows
         if incremental is None and state.watermarks:
             # A full read's checkpoints only serve to resume this run; the next run reads all again.
             state.watermarks = {}
@@ -496,6 +585,57 @@ class Runner:
             or incremental is None
         ):
             self._commit(destination, state, result, final=True)
+
+    def _normalize(self, batch: ArrowBatch, context: RunContext) -> NormalizedBatch | None:
+        """The batch split into its tables, when the recipe normalizes nested data; under
+        merge, first reduced to the row per key the merge keeps."""
+        if self._normalizer is None:
+            return None
+        data = batch.to_arrow()
+        if context.merge_keys:
+            incremental = self.recipe.source.incremental
+            cursor = incremental.cursor_column if incremental is not None else None
+            data = one_row_per_key(data, context.merge_keys, cursor)
+        return self._normalizer.normalize(data)
+
+    def _known_children(self, state: State) -> set[str]:
+        """The child tables the state knows (their schema history) or this attempt wrote."""
+        return set(state.schema_history.get("tables", {})) | self._children.keys()
+
+    def _write_children(
+        self,
+        destination: Any,
+        tables: NormalizedBatch,
+        root: ArrowBatch,
+        state: State,
+        result: RunResult,
+    ) -> None:
+        """Write a batch's child tables after its root rows: under merge, the children the
+        merged rows had go first; rows whose parent the contract took out are left out."""
+        assert self._normalizer is not None
+        kept: dict[str, pa.Array] = {}  # per table whose rows were taken out: the ids left
+        root_ids = root.to_arrow().column(ROW_ID)
+        if root.row_count < tables.root.num_rows:
+            kept[self._normalizer.root_table] = root_ids
+        if self._destination_context.merge_keys:  # a merge, or a merge recipe's full refresh
+            for name in sorted(self._known_children(state)):
+                destination.delete_children(name, root_ids)
+        for child in tables.children:
+            data = child.data
+            parent = child.spec.parent
+            if parent is not None and parent in kept:
+                data = keep_children_of(data, kept[parent])
+            if data.num_rows == 0:
+                if data.num_rows < child.data.num_rows:
+                    kept[child.spec.name] = data.column(ROW_ID)
+                continue
+            target = self._child_target(destination, child.spec, state)
+            conformed = self._conform(destination, ArrowBatch(data), state, result, target)
+            if conformed.row_count < child.data.num_rows:
+                kept[child.spec.name] = conformed.to_arrow().column(ROW_ID)
+            if conformed.row_count:
+                destination.write_child_batch(child.spec.name, conformed, state)
+            result.child_rows += conformed.row_count
 
     def _check_merge_keys(self, batch: ArrowBatch, keys: tuple[str, ...]) -> None:
         """A NULL key matches no row, so a merge could neither update nor de-duplicate it."""
@@ -564,6 +704,20 @@ class Runner:
 
 
 @dataclass(frozen=True)
+class _Target:
+    """A table one attempt writes: the main table (`name` None) or a child table, with its
+    schema manager, its schema history in the state and its declared columns."""
+
+    name: str | None
+    manager: SchemaManager
+    history: dict[str, Any]
+    declared: set[str]
+
+
+_NO_TABLE = TableContract()
+
+
+@dataclass(frozen=True)
 class Produced:
     """A batch as read (after the cursor window) and as transformed, with its position."""
 
@@ -582,6 +736,7 @@ _RUN_COUNTS = (
     "rows_quarantined",
     "rows_dropped",
     "schema_changes",
+    "child_rows",
 )
 _STAGE_COUNTS = ("rows", "batches", "bytes")
 

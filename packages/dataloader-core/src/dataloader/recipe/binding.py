@@ -75,6 +75,7 @@ def bind_recipe(recipe: Recipe, registry: Registry) -> BoundRecipe:
     _check_write_mode(recipe, problems)
     _check_missing_cursor(recipe, problems)
     _check_dedup_sort(recipe, problems)
+    _check_normalization(recipe, destination, problems)
     if problems:
         raise RecipeError(
             f"recipe {recipe.name!r} is not valid",
@@ -420,5 +421,58 @@ def _check_dedup_sort(recipe: Recipe, problems: list[Problem]) -> None:
                 key=key,
                 value=dedup_sort.column,
                 expected=f"a column that is not one of the merge keys {destination.merge_keys}",
+            )
+        )
+
+
+def _check_normalization(
+    recipe: Recipe, destination: Bound | None, problems: list[Problem]
+) -> None:
+    """Child tables need a destination that writes them; explode and dedup_sort do not
+    mix with merge."""
+    config = recipe.normalization
+    if config is None or not config.enabled:
+        return
+    write_mode = recipe.destination.write_mode
+    problem = config.check_write_mode(write_mode)
+    if problem is not None:
+        problems.append(
+            Problem(
+                problem,
+                file=recipe.origin_of("normalization"),
+                key="normalization",
+                value="explode",
+                expected="`create_table` or `json_column` for lists under merge",
+            )
+        )
+    creates_tables = config.strategy == "auto" or any(
+        rule.action == "create_table" for rule in config.array_handling
+    )
+    if not creates_tables:
+        return
+    caps = destination.registration.capabilities if destination is not None else None
+    if caps is not None and caps.write and not caps.child_tables:
+        problems.append(
+            Problem(
+                f"connector {recipe.destination.type!r} cannot write child tables, which "
+                "lists become here",
+                file=recipe.origin_of("normalization"),
+                key="normalization.strategy",
+                value=config.strategy,
+                expected="`flatten` or `json_column` (lists as JSON columns), `explode`, or "
+                "a destination that writes child tables",
+            )
+        )
+    if write_mode == "merge" and recipe.destination.dedup_sort is not None:
+        key = "destination.dedup_sort"
+        problems.append(
+            Problem(
+                "`dedup_sort` may keep a stored row over an incoming one, and the child "
+                "tables of normalized data cannot follow that choice yet",
+                file=recipe.origin_of(key),
+                key=key,
+                value=recipe.destination.dedup_sort.model_dump(),
+                expected="no `dedup_sort` (the row read last, or with the highest cursor, "
+                "wins), or lists as JSON columns",
             )
         )

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from dataloader.context import WriteMode
 from dataloader.durations import parse_duration
+from dataloader.normalize.config import NormalizationConfig
 from dataloader.recipe.merger import origin_of
 from dataloader.schema.config import SchemaConfig
 from dataloader.sql import MergeOrder
@@ -190,6 +191,7 @@ class Recipe(BaseModel):
     source: SourceConfig
     destination: DestinationConfig
     table_schema: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
+    normalization: NormalizationConfig | None = None
     transform: TransformConfig = Field(default_factory=TransformConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     state: StateConfig | None = None
