@@ -3,6 +3,8 @@
 Writes run inside a DuckDB transaction that also updates the recipe's row in
 `_dataloader_state`, so data and state commit together. Overwrite loads into a staging table
 and swaps it in at the end, in one transaction that also replaces the quarantine's rows.
+The child tables of normalized nested data are tables beside the main one, written in the
+same transactions (under overwrite: staged and swapped in with it).
 
 Several recipes may load into one file at once (threads of one process: DuckDB lets a single
 process write a file). So a staging table is labelled with the recipe, table and run that own
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +64,7 @@ ORDINAL = "__dl_ordinal"
 NEW, OLD = "__dl_new", "__dl_old"
 QUARANTINE_VIEW = "_dl_quarantine"
 QUARANTINE_SUFFIX = "__quarantine"
+ROOT_IDS_VIEW = "_dl_root_ids"
 # Runs in this process take turns at shared DDL, so they do not conflict with each other.
 _SHARED_DDL = threading.Lock()
 
@@ -102,13 +105,18 @@ class DuckDBConnector(BaseConnector):
         incremental=True,
         transactional_state=True,
         quarantine=True,
+        child_tables=True,
+        max_identifier_length=None,
     )
 
     def __init__(self, config: DuckDBConfig) -> None:
         super().__init__(config)
         self.con: Any = None
         self._in_transaction = False
-        self._staging: TableName | None = None
+        # Under overwrite: per table this run writes (the main one, its child tables), the
+        # stage its rows go into; and the child tables to empty at the swap.
+        self._stages: dict[TableName, TableName] = {}
+        self._emptied: set[TableName] = set()
         # Per table: its columns as `apply_schema`, `describe` or a write last left them, so a
         # batch whose columns the table has skips the catalog queries. Forgotten on abort (a
         # rollback may undo a CREATE or ALTER).
@@ -272,9 +280,10 @@ class DuckDBConnector(BaseConnector):
                 raise self._error("create of a shared table or schema", exc) from exc
 
     def _drop_dead_stages(self, table: TableName) -> None:
-        """Drop the staging tables an earlier run of this recipe left for `table`. They are dead:
-        this run holds the recipe's lock. Other stages, even of the same table, may belong to
-        another recipe's live run; that recipe's next run drops them."""
+        """Drop the staging tables an earlier run of this recipe left in `table`'s schema, of
+        `table` or of a child table. They are dead: this run holds the recipe's lock. Other
+        stages, even of the same tables, may belong to another recipe's live run; that
+        recipe's next run drops them."""
         assert self.context is not None
         stages = self.con.execute(
             "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
@@ -282,7 +291,8 @@ class DuckDBConnector(BaseConnector):
             [table.schema, STAGING_PREFIX],
         ).fetchall()
         for name, comment in stages:
-            if stage_owner(comment) == (self.context.recipe_name, table.name):
+            owner = stage_owner(comment)
+            if owner is not None and owner[0] == self.context.recipe_name:
                 self.con.execute(f"DROP TABLE IF EXISTS {table.sibling(name).sql()}")
 
     def _begin_transaction(self) -> None:
@@ -299,7 +309,9 @@ class DuckDBConnector(BaseConnector):
 
         try:
             if self.context.write_mode == "overwrite":
-                self._write_staging(data)
+                # A merge recipe's full refresh: the stage holds one row per key, as a merge.
+                fill = self._merge if self.context.merge_keys else self._append
+                self._write_staging(data, self._table(), fill)
             elif self.context.write_mode == "merge":
                 self._begin_transaction()
                 self._merge(data, self._table())
@@ -351,37 +363,40 @@ class DuckDBConnector(BaseConnector):
         finally:
             self._unregister_batch()
 
-    def _write_staging(self, data: pa.RecordBatch) -> None:
-        assert self.context is not None
-        # A merge recipe's full refresh: the stage holds one row per key, chosen as a merge does.
-        fill = self._merge if self.context.merge_keys else self._append
-        if self._staging is not None:
-            fill(data, self._staging)
+    def _write_staging(
+        self,
+        data: pa.RecordBatch,
+        target: TableName,
+        fill: Callable[[pa.RecordBatch, TableName], None],
+    ) -> None:
+        """`fill` `target`'s stage with `data`, creating the stage first when it has none."""
+        stage = self._stages.get(target)
+        if stage is not None:
+            fill(data, stage)
             return
-        stage = self._stage_name()
+        stage = self._stage_name(target)
         opened = not self._in_transaction
         self._begin_transaction()
         fill(data, stage)
-        self._label_stage(stage, commit=opened)
+        self._label_stage(target, stage, commit=opened)
 
-    def _stage_name(self) -> TableName:
+    def _stage_name(self, target: TableName) -> TableName:
         assert self.context is not None
-        target = self._table()
         return target.sibling(staging_name(target.name, self.context.run_id))
 
-    def _label_stage(self, stage: TableName, *, commit: bool) -> None:
-        """Label the stage just created with its owner, in the transaction that created it: no
-        crash leaves a stage that `_drop_dead_stages` cannot attribute. With `commit`, that
-        transaction commits now, so the run's later batches need not form one transaction
-        (the stage is invisible until the swap); without, the stage joins the open one."""
+    def _label_stage(self, target: TableName, stage: TableName, *, commit: bool) -> None:
+        """Label `target`'s stage, just created, with its owner, in the transaction that created
+        it: no crash leaves a stage that `_drop_dead_stages` cannot attribute. With `commit`,
+        that transaction commits now, so the run's later batches need not form one
+        transaction (the stage is invisible until the swap); without, the stage joins the
+        open one."""
         assert self.context is not None
-        target = self._table()
         label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
         self.con.execute(f"COMMENT ON TABLE {stage.sql()} IS {sql_string(label)}")
         if commit:
             self.con.execute("COMMIT")
             self._in_transaction = False
-        self._staging = stage
+        self._stages[target] = stage
 
     def _merge(self, data: pa.RecordBatch, table: TableName) -> None:
         assert self.context is not None
@@ -449,16 +464,18 @@ class DuckDBConnector(BaseConnector):
     # -- destination: schema -----------------------------------------------------------
     def describe(self) -> pa.Schema | None:
         """The table as it is; None under overwrite, where the rows go into a new stage."""
+        return self._describe(self._table())
+
+    def _describe(self, table: TableName) -> pa.Schema | None:
         import duckdb
 
         assert self.context is not None
         if self.context.write_mode == "overwrite":
             return None
-        table = self._table()
         try:
             described = describe_table(self.con, table)
         except duckdb.Error as exc:
-            raise self._error("describe", exc) from exc
+            raise self._error(f"describe of {table}", exc) from exc
         if described is not None:
             self._fitted[table.sql()] = frozenset(described.names)
         return described
@@ -468,17 +485,21 @@ class DuckDBConnector(BaseConnector):
         next batches and the state commit in. A new table's non-nullable fields are NOT NULL
         and its `primary`/`unique` fields its keys; added columns are nullable (the rows there
         have no value)."""
+        self._apply_plan(self._table(), plan)
+
+    def _apply_plan(self, target: TableName, plan: SchemaPlan) -> None:
         assert self.context is not None
         import duckdb
 
         overwrite = self.context.write_mode == "overwrite"
-        table = self._staging or (self._stage_name() if overwrite else self._table())
+        stage = self._stages.get(target)
+        table = stage or (self._stage_name(target) if overwrite else target)
         try:
-            if overwrite and self._staging is None:
+            if overwrite and stage is None:
                 opened = not self._in_transaction
                 self._begin_transaction()
                 self.con.execute(create_sql(self.con, table, plan.target))
-                self._label_stage(table, commit=opened)
+                self._label_stage(target, table, commit=opened)
             else:
                 self._begin_transaction()
                 if plan.create and not overwrite:
@@ -488,7 +509,7 @@ class DuckDBConnector(BaseConnector):
                     scratch = staging_name(table.name, f"{self.context.run_id} rewrite")
                     widen_columns(self.con, table, plan.widened(), scratch)
         except duckdb.Error as exc:
-            raise self._error("schema change", exc) from exc
+            raise self._error(f"schema change of {target}", exc) from exc
         self._fitted[table.sql()] = frozenset(plan.target.names)
 
     def write_quarantine(self, rows: pa.Table) -> None:
@@ -534,13 +555,82 @@ class DuckDBConnector(BaseConnector):
             self.con.execute(f"DELETE FROM {quarantine.sql()}")
         self._quarantine_replaced = True
 
+    # -- destination: child tables -----------------------------------------------------
+    def table_name(self) -> str | None:
+        """The main table's name, without its schema; child tables are created beside it."""
+        return TableName.parse(self.config.table).name if self.config.table else None
+
+    def _child(self, table: str) -> TableName:
+        return self._table().sibling(table)
+
+    def describe_child(self, table: str) -> pa.Schema | None:
+        """The child table `table` as it is (as `describe`); None when it does not exist yet
+        and under overwrite."""
+        return self._describe(self._child(table))
+
+    def apply_child_schema(self, table: str, plan: SchemaPlan) -> None:
+        """As `apply_schema`, for the child table `table` (under overwrite: its own stage)."""
+        self._apply_plan(self._child(table), plan)
+
+    def write_child_batch(self, table: str, batch: Any, state: State) -> None:
+        """Insert rows of the child table `table` by name in the transaction the main table's
+        rows commit in; under overwrite into its stage."""
+        assert self.context is not None
+        data = batch.to_arrow()
+        if data.num_rows == 0:
+            return
+        import duckdb
+
+        target = self._child(table)
+        try:
+            if self.context.write_mode == "overwrite":
+                self._write_staging(data, target, self._append)
+            else:
+                self._begin_transaction()
+                self._append(data, target)
+        except duckdb.Error as exc:
+            raise self._error(f"write of child table {table!r}", exc) from exc
+
+    def delete_children(self, table: str, root_ids: pa.Array | None) -> None:
+        """Delete, in the open transaction, the rows of child table `table` whose `_dl_root_id`
+        is in `root_ids` (under overwrite from its stage, if it has one); with None, empty
+        the table in the transaction that swaps the stages in."""
+        import duckdb
+
+        target = self._child(table)
+        if root_ids is None:
+            self._emptied.add(target)
+            return
+        assert self.context is not None
+        if self.context.write_mode == "overwrite":
+            rows = self._stages.get(target)  # none yet: this run's rows hold no such children
+            if rows is None:
+                return
+        elif target.sql() in self._fitted or self._exists(target):
+            rows = target
+        else:
+            return
+        try:
+            self._begin_transaction()
+            self.con.register(ROOT_IDS_VIEW, pa.table({"id": root_ids}))
+            try:
+                self.con.execute(
+                    f"DELETE FROM {rows.sql()} WHERE {quote_identifier('_dl_root_id')} IN "
+                    f"(SELECT id FROM {ROOT_IDS_VIEW})"
+                )
+            finally:
+                with suppress(duckdb.Error):
+                    self.con.unregister(ROOT_IDS_VIEW)
+        except duckdb.Error as exc:
+            raise self._error(f"delete from child table {table!r}", exc) from exc
+
     def commit(self, state: State) -> None:
         import duckdb
 
         assert self.context is not None
         try:
             if self.context.write_mode == "overwrite":
-                self._swap_in_staging()
+                self._swap_in_stages()
             self._begin_transaction()
             self._save_state(state)
             self.con.execute("COMMIT")
@@ -550,34 +640,51 @@ class DuckDBConnector(BaseConnector):
             self.abort()
             raise self._error("commit", exc) from exc
 
-    def _swap_in_staging(self) -> None:
-        target = self._table()
+    def _swap_in_stages(self) -> None:
+        """In the commit's transaction: each table this run staged (the main one, child tables)
+        replaced by its stage, the main table emptied when the run staged none, and the child
+        tables `delete_children` named emptied."""
+        main = self._table()
         self._begin_transaction()
         self._replace_quarantine()
-        if self._staging is None:
+        emptied = (self._emptied | {main}) - self._stages.keys()
+        for target in sorted(emptied, key=str):
             if self._exists(target):
                 self.con.execute(f"DELETE FROM {target.sql()}")
-            return
+        for target, stage in self._stages.items():
+            self._swap_in(stage, target)
+        self._stages.clear()
+        self._emptied.clear()
+        self._fitted.clear()
+
+    def _swap_in(self, stage: TableName, target: TableName) -> None:
         rows = self.con.execute(
             "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() "
             "AND schema_name = coalesce(?, current_schema()) AND table_name = ?",
             [target.schema, target.name],
         ).fetchall()
         self.con.execute(f"DROP TABLE IF EXISTS {target.sql()}")
-        self.con.execute(
-            f"ALTER TABLE {self._staging.sql()} RENAME TO {quote_identifier(target.name)}"
-        )
+        self.con.execute(f"ALTER TABLE {stage.sql()} RENAME TO {quote_identifier(target.name)}")
         # The stage's owner label goes; the replaced table's own comment, if any, stays.
         comment = rows[0][0] if rows else None
         self.con.execute(
             f"COMMENT ON TABLE {target.sql()} IS {sql_string(comment) if comment else 'NULL'}"
         )
-        self._staging = None
-        self._fitted.clear()
 
     def abort(self) -> None:
+        """Roll back the open transaction and drop this run's stages (a stage left behind is
+        dropped by the recipe's next run)."""
+        import duckdb
+
         self._fitted.clear()
+        self._emptied.clear()
         self._quarantine_replaced = False
-        if self._in_transaction and self.con is not None:
+        stages, self._stages = list(self._stages.values()), {}
+        if self.con is None:
+            return
+        if self._in_transaction:
             self.con.execute("ROLLBACK")
             self._in_transaction = False
+        for stage in stages:
+            with suppress(duckdb.Error):
+                self.con.execute(f"DROP TABLE IF EXISTS {stage.sql()}")

@@ -26,6 +26,7 @@ def register_connectors() -> list[Any]:
                 "incremental": True,
                 "transactional_state": True,
                 "quarantine": True,
+                "child_tables": True,
             },
         )
     ]
