@@ -348,3 +348,50 @@ def test_preview_counts_the_rows_a_run_would_quarantine(write: Write, tmp_path: 
     text = " ".join(result.stdout.split())
     assert "1 row read breaks the schema contract (not shown): a run would quarantine 1" in text
     assert files_under(tmp_path) == before
+
+
+def test_preview_shows_the_table_tree_of_nested_records(write: Write, tmp_path: Path) -> None:
+    records = [
+        {"id": 1, "address": {"city": "Lyon"}, "orders": [{"sku": "a", "items": [1, 2]}]},
+        {"id": 2, "address": None, "orders": [{"sku": "b", "items": []}, {"sku": "c"}]},
+        {"id": 1, "address": {"city": "Nice"}, "orders": []},
+    ]
+    (tmp_path / "c.jsonl").write_text("\n".join(map(json.dumps, records)), encoding="utf-8")
+    recipe = write(
+        "c.yaml",
+        f"""
+        name: c
+        source: {{type: filestore, path: "{tmp_path / "c.jsonl"}"}}
+        destination:
+          type: duckdb
+          database: "{tmp_path / "wh.duckdb"}"
+          table: customers
+          write_mode: merge
+          merge_keys: [id]
+        normalization: {{enabled: true}}
+        """,
+    )
+    before = files_under(tmp_path)
+
+    result = invoke("preview", str(recipe), "--state-dir", str(tmp_path / "s"))
+
+    assert result.exit_code == 0, result.output
+    assert_fits(result.stdout)
+    lines = result.stdout.splitlines()
+    tree = lines[1 : lines.index(next(line for line in lines if line.startswith("keys:")))]
+    # a merge keeps the row of id 1 read last: its empty list has no orders
+    assert tree == [
+        "  customers: 2 rows",
+        "    customers__orders: 2 rows",
+        "      customers__orders__items: 0 rows",
+    ]
+    orders = table_rows(result.stdout.split("table customers__orders,")[1].split("table ")[0])
+    assert orders["sku"][1] == "string"
+    assert [orders[key][3] for key in ("_dl_id", "_dl_parent_id", "_dl_list_idx")] == [
+        "row id",
+        "parent id",
+        "position",
+    ]
+    root = table_rows(result.stdout.split("first 2 rows")[0].split("table customers,")[1])
+    assert "address__city" in root and "orders" not in root
+    assert files_under(tmp_path) == before

@@ -53,6 +53,11 @@ def prometheus_text(results: Iterable[RunResult]) -> str:
         [({"recipe": r.recipe_name}, r.commits) for r in results],
     )
     family(
+        "dataloader_run_child_rows",
+        "Rows the last run wrote into child tables of normalized nested data.",
+        [({"recipe": r.recipe_name}, r.child_rows) for r in results],
+    )
+    family(
         "dataloader_run_rows_quarantined",
         "Rows of the last run that broke the schema contract and went to quarantine.",
         [({"recipe": r.recipe_name}, r.rows_quarantined) for r in results],

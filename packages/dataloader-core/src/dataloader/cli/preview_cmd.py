@@ -1,9 +1,10 @@
 """`dataloader preview`: what a run would load, without writing anything.
 
-The source is read from its start and the rows go through the recipe's transforms and the
-schema manager, as a run's would; the destination is never opened. The table the rows are
-planned against is the one the state backend's copy of the state recorded (`schema history`),
-none under `write_mode: overwrite` (a run then writes a new table).
+The source is read from its start and the rows go through the recipe's transforms, the
+normalization of nested data and the schema manager, as a run's would; the destination is never
+opened. The tables the rows are planned against are the ones the state backend's copy of the
+state recorded (`schema history`), none under `write_mode: overwrite` (a run then writes new
+tables).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from dataloader.cli.schema_cmds import describe_change
 from dataloader.cli.state_cmds import state_dir_option
 from dataloader.context import RunContext
 from dataloader.engine import state_backend_for
+from dataloader.engine.nested import one_row_per_key
+from dataloader.normalize.keys import KEY_COLUMNS
+from dataloader.normalize.normalizer import Normalizer
 from dataloader.recipe.binding import bind_recipe
 from dataloader.recipe.loader import RecipeLoader
 from dataloader.recipe.models import Recipe
@@ -36,7 +40,10 @@ from dataloader.secrets import mask_text
 from dataloader.state.model import State
 from dataloader.transforms.pipeline import TransformPipeline
 
-MIN_CELL = 10  # narrower than this, rows are shown one `column: value` line at a time
+MIN_CELL = 10
+_KEY_NAMES = dict(
+    zip(KEY_COLUMNS, ("row id", "parent id", "root id", "position"), strict=True)
+)  # narrower than this, rows are shown one `column: value` line at a time
 
 
 @click.command()
@@ -57,38 +64,39 @@ MIN_CELL = 10  # narrower than this, rows are shown one `column: value` line at 
 )
 def preview(recipe: str, variables: tuple[str, ...], limit: int, state_dir: str | None) -> None:
     """Show what a run would load, writing nothing: the schema the engine would plan for the
-    destination table (the source's types after the transforms, fitted to the table) and the
-    first rows. The source is read from its start; the destination is not opened: the rows are
-    planned against the table as the state backend last recorded it."""
+    destination table (the source's types after the transforms, fitted to the table), and with
+    `normalization:` the tree of child tables with their columns and keys, then the first rows.
+    The source is read from its start; the destination is not opened: the rows are planned
+    against the tables as the state backend last recorded them."""
     loaded = RecipeLoader(parse_vars(variables)).load(recipe)
     bound = bind_recipe(loaded, get_registry())
-    current = None
+    history: dict[str, Any] = {}
     if loaded.destination.write_mode != "overwrite":
         stored = State.from_dict(state_backend_for(loaded, state_dir).load(loaded.name))
-        current = current_schema(stored.schema_history)
-    merging = loaded.destination.write_mode == "merge"
-    capabilities = bound.destination.registration.capabilities
-    manager = SchemaManager(
-        loaded.table_schema,
-        current,
-        file=loaded.origin_of("schema"),
-        merge_keys=(loaded.destination.merge_keys or ()) if merging else (),
-        can_quarantine=bool(capabilities and capabilities.quarantine),
-    )
-    batches, changes, rejected, dropped, first = _read(loaded, bound, manager, limit)
+        history = stored.schema_history
+    planner = _Planner(loaded, bound, history)
+    batches, first = _read(loaded, bound, planner, limit)
     console = make_console()
     if first is None:
         console.print(f"{loaded.name}: the source has no rows and no columns", markup=False)
         return
-    target = manager.current if manager.current is not None else first
-    console.print(_schema_table(loaded, target, current is None, changes))
-    for change in changes:
-        if change.kind != "create":
-            console.print(
-                mask_text(f"  {describe_change(_as_record(change))}"),
-                markup=False,
-                soft_wrap=False,
-            )
+    if planner.normalizer is not None:
+        console.print(_tree(planner), markup=False, soft_wrap=False)
+    for name, planned in planner.tables.items():
+        target = planned.manager.current if planned.manager.current is not None else planned.first
+        if target is None:
+            continue
+        console.print(_schema_table(loaded, name, target, planned.new_table, planned.changes))
+        for change in planned.changes:
+            if change.kind != "create":
+                console.print(
+                    mask_text(f"  {describe_change(_as_record(change))}"),
+                    markup=False,
+                    soft_wrap=False,
+                )
+    root = planner.tables[planner.root]
+    target = root.manager.current if root.manager.current is not None else root.first
+    assert target is not None
     records: list[dict[str, Any]] = []
     for batch in batches:
         records += batch.slice(0, limit - len(records)).to_pylist()
@@ -96,6 +104,8 @@ def preview(recipe: str, variables: tuple[str, ...], limit: int, state_dir: str 
         _print_rows(console, [field.name for field in target], records)
     else:
         console.print("no rows", markup=False)
+    rejected = sum(planned.rejected for planned in planner.tables.values())
+    dropped = sum(planned.dropped for planned in planner.tables.values())
     if rejected or dropped:
         broken = rejected + dropped
         fates = [f"quarantine {rejected:,}"] * bool(rejected) + [f"drop {dropped:,}"] * bool(
@@ -109,12 +119,99 @@ def preview(recipe: str, variables: tuple[str, ...], limit: int, state_dir: str 
         )
 
 
+class _Planned:
+    """One table as the preview plans it: its schema manager and what it planned."""
+
+    def __init__(self, manager: SchemaManager, new_table: bool) -> None:
+        self.manager = manager
+        self.new_table = new_table
+        self.first: pa.Schema | None = None
+        self.changes: list[ColumnChange] = []
+        self.rows = self.rejected = self.dropped = 0
+        self.parent: str | None = None
+
+    def prepare(self, data: pa.RecordBatch) -> pa.RecordBatch:
+        prepared = self.manager.prepare(data)
+        if self.first is None:
+            self.first = prepared.batch.schema
+        if prepared.plan is not None:
+            self.changes += prepared.plan.changes
+        self.rejected += sum(rows.num_rows for rows, _, _ in prepared.rejected)
+        self.dropped += prepared.dropped
+        self.rows += prepared.batch.num_rows
+        return prepared.batch
+
+
+class _Planner:
+    """The tables a run would write, planned as the engine plans them: the main table and,
+    with `normalization:`, its child tables (the destination's name for the main table is
+    asked of the connector, which is not opened)."""
+
+    def __init__(self, recipe: Recipe, bound: Any, history: dict[str, Any]) -> None:
+        self.recipe = recipe
+        self.history = history
+        capabilities = bound.destination.registration.capabilities
+        self.can_quarantine = bool(capabilities and capabilities.quarantine)
+        merging = recipe.destination.write_mode == "merge"
+        self.merge_keys = tuple(recipe.destination.merge_keys or ()) if merging else ()
+        table = recipe.destination.options.get("table")
+        self.root = str(table) if table else "the destination table"
+        self.normalizer: Normalizer | None = None
+        config = recipe.normalization
+        if config is not None and config.enabled:
+            self.root = bound.destination.create().table_name() or recipe.name
+            keys = (
+                recipe.destination.merge_keys if recipe.destination.write_mode == "merge" else None
+            )
+            keys = keys or [c.name for c in recipe.table_schema.columns if c.primary_key]
+            limit = capabilities.max_identifier_length if capabilities is not None else None
+            self.normalizer = Normalizer(
+                config, self.root, key_columns=keys, max_identifier_length=limit
+            )
+        current = current_schema(history)
+        self.tables: dict[str, _Planned] = {
+            self.root: _Planned(self._manager(recipe.table_schema, current), current is None)
+        }
+
+    def _manager(self, contract: Any, current: pa.Schema | None) -> SchemaManager:
+        return SchemaManager(
+            contract,
+            current,
+            file=self.recipe.origin_of("schema"),
+            merge_keys=self.merge_keys,
+            can_quarantine=self.can_quarantine,
+        )
+
+    def prepare(self, data: pa.RecordBatch) -> pa.RecordBatch:
+        """Plan one batch into every table; the main table's rows as a run would write them."""
+        if self.normalizer is None:
+            return self.tables[self.root].prepare(data)
+        if self.merge_keys:
+            incremental = self.recipe.source.incremental
+            cursor = incremental.cursor_column if incremental is not None else None
+            data = one_row_per_key(data, self.merge_keys, cursor)
+        normalized = self.normalizer.normalize(data)
+        root = self.tables[self.root].prepare(normalized.root)
+        for child in normalized.children:
+            planned = self.tables.get(child.spec.name)
+            if planned is None:
+                recorded = self.history.get("tables", {}).get(child.spec.name, {})
+                current = current_schema(recorded)
+                contract = self.recipe.table_schema.for_table(child.spec.name, [])
+                planned = _Planned(self._manager(contract, current), current is None)
+                planned.parent = child.spec.parent
+                self.tables[child.spec.name] = planned
+            if child.data.num_rows:
+                planned.prepare(child.data)
+        return root
+
+
 def _read(
-    recipe: Recipe, bound: Any, manager: SchemaManager, limit: int
-) -> tuple[list[pa.RecordBatch], list[ColumnChange], int, int, pa.Schema | None]:
+    recipe: Recipe, bound: Any, planner: _Planner, limit: int
+) -> tuple[list[pa.RecordBatch], pa.Schema | None]:
     """Read and transform batches until `limit` rows (at least one batch), each planned by
-    `manager`: the batches as a run would write them, the changes planned, the rows a run
-    would quarantine and drop, and the first batch's schema (None: the source yields none)."""
+    `planner`: the main table's batches as a run would write them, and the first batch's
+    schema (None: the source yields none)."""
     started = datetime.now(UTC)
     common: dict[str, Any] = {
         "recipe_name": recipe.name,
@@ -133,8 +230,7 @@ def _read(
     source = bound.source.create()
     source.open(RunContext(role="source", **common))
     batches: list[pa.RecordBatch] = []
-    changes: list[ColumnChange] = []
-    rejected = dropped = count = 0
+    count = 0
     first: pa.Schema | None = None
     try:
         reader = iter(source.read_batches(State()))
@@ -144,16 +240,12 @@ def _read(
                 arrow = transformed.to_arrow()
                 if not arrow.num_columns:
                     continue
-                prepared = manager.prepare(arrow)
+                prepared = planner.prepare(arrow)
                 if first is None:
-                    first = prepared.batch.schema
-                if prepared.plan is not None:
-                    changes += prepared.plan.changes
-                rejected += sum(rows.num_rows for rows, _, _ in prepared.rejected)
-                dropped += prepared.dropped
-                if prepared.batch.num_rows:
-                    batches.append(prepared.batch)
-                count += prepared.batch.num_rows
+                    first = prepared.schema
+                if prepared.num_rows:
+                    batches.append(prepared)
+                count += prepared.num_rows
                 if count >= limit:
                     break
         finally:
@@ -162,7 +254,23 @@ def _read(
                 close()
     finally:
         source.close()
-    return batches, changes, rejected, dropped, first
+    return batches, first
+
+
+def _tree(planner: _Planner) -> str:
+    """The tables a run would write, each child indented under its parent, with the rows of
+    the sample each gets."""
+    lines = ["tables a run would write (rows of the sample):"]
+    depth: dict[str, int] = {}
+    for name, planned in planner.tables.items():
+        level = depth[planned.parent] + 1 if planned.parent in depth else 0
+        depth[name] = level
+        lines.append(f"{'  ' * (level + 1)}{name}: {plural(planned.rows, 'row')}")
+    lines += [
+        "keys: a child row's _dl_parent_id is its parent's _dl_id, _dl_root_id",
+        "the main table row's; _dl_list_idx is its position in the list",
+    ]
+    return "\n".join(lines)
 
 
 def _as_record(change: ColumnChange) -> dict[str, Any]:
@@ -183,10 +291,9 @@ def _field_type(field: pa.Field) -> str:
 
 
 def _schema_table(
-    recipe: Recipe, target: pa.Schema, new_table: bool, changes: list[ColumnChange]
+    recipe: Recipe, table: str, target: pa.Schema, new_table: bool, changes: list[ColumnChange]
 ) -> Table:
-    table = recipe.destination.options.get("table")
-    name = f"table {table}" if table else "the destination table"
+    name = table if table == "the destination table" else f"table {table}"
     if new_table:
         title = f"{name}, as a run would create it"
     elif changes:
@@ -209,7 +316,7 @@ def _schema_table(
             field.name,
             _field_type(field),
             "yes" if field.nullable else "no",
-            key_of(field) or "",
+            key_of(field) or _KEY_NAMES.get(field.name, ""),
             kinds.get(field.name, ""),
         )
     return rendered

@@ -119,24 +119,26 @@ class ProgressReporter:
 
 
 # The summary's number columns: (header, cell, rank). Narrow terminals drop the highest
-# ranks first, so the table always fits; the order on screen stays this one. The columns of
-# the schema contract are shown only when a run counted something in them.
+# ranks first, so the table always fits; the order on screen stays this one. The rows of
+# child tables and the columns of the schema contract are shown only when a run counted some.
 SUMMARY_COLUMNS: tuple[tuple[str, Callable[[RunResult], str], int], ...] = (
-    ("rows read", lambda r: f"{r.rows_read:,}", 6),
+    ("rows read", lambda r: f"{r.rows_read:,}", 7),
     ("rows written", lambda r: f"{r.rows_written:,}", 1),
-    ("quarantined", lambda r: f"{r.rows_quarantined:,}", 2),
-    ("dropped", lambda r: f"{r.rows_dropped:,}", 3),
-    ("schema changes", lambda r: f"{r.schema_changes:,}", 8),
-    ("batches", lambda r: f"{r.batches:,}", 7),
-    ("retries", lambda r: str(sum(stage.retries for stage in r.stages.values())), 9),
-    ("read s", lambda r: f"{r.stages['read'].seconds:.2f}", 11),
-    ("transform s", lambda r: f"{r.stages['transform'].seconds:.2f}", 13),
-    ("write s", lambda r: f"{r.stages['write'].seconds:.2f}", 12),
-    ("commit s", lambda r: f"{r.stages['commit'].seconds:.2f}", 10),
-    ("seconds", lambda r: f"{r.duration_seconds:.2f}", 4),
-    ("rows/s", lambda r: f"{r.rows_per_second:,.0f}", 5),
+    ("child rows", lambda r: f"{r.child_rows:,}", 2),
+    ("quarantined", lambda r: f"{r.rows_quarantined:,}", 3),
+    ("dropped", lambda r: f"{r.rows_dropped:,}", 4),
+    ("schema changes", lambda r: f"{r.schema_changes:,}", 9),
+    ("batches", lambda r: f"{r.batches:,}", 8),
+    ("retries", lambda r: str(sum(stage.retries for stage in r.stages.values())), 10),
+    ("read s", lambda r: f"{r.stages['read'].seconds:.2f}", 12),
+    ("transform s", lambda r: f"{r.stages['transform'].seconds:.2f}", 14),
+    ("write s", lambda r: f"{r.stages['write'].seconds:.2f}", 13),
+    ("commit s", lambda r: f"{r.stages['commit'].seconds:.2f}", 11),
+    ("seconds", lambda r: f"{r.duration_seconds:.2f}", 5),
+    ("rows/s", lambda r: f"{r.rows_per_second:,.0f}", 6),
 )
 WHEN_COUNTED: dict[str, Callable[[RunResult], int]] = {
+    "child rows": lambda r: r.child_rows,
     "quarantined": lambda r: r.rows_quarantined,
     "dropped": lambda r: r.rows_dropped,
     "schema changes": lambda r: r.schema_changes,

@@ -118,8 +118,10 @@ def with_progress_of(stored: State, committed: State | None) -> State:
     return stored
 
 
-# Counts of the schema contract: a column each in the runs table when a run had any.
+# Rows of child tables and counts of the schema contract: a column each in the runs table
+# when a run had any.
 CONTRACT_COUNTS = (
+    ("child_rows", "child rows"),
     ("rows_quarantined", "quarantined"),
     ("rows_dropped", "dropped"),
     ("schema_changes", "schema changes"),
@@ -127,8 +129,8 @@ CONTRACT_COUNTS = (
 
 
 def _runs_table(runs: list[dict[str, Any]], console: Console) -> Table:
-    """The last runs, in as many columns as fit: `batches`, then the run id, go first. Rows
-    quarantined or dropped and schema changes are shown when a run had any."""
+    """The last runs, in as many columns as fit: `batches`, then the run id, go first. Rows of
+    child tables, rows quarantined or dropped and schema changes are shown when a run had any."""
     counted = [(key, header) for key, header in CONTRACT_COUNTS if any(r.get(key) for r in runs)]
     headers = [
         "run",
