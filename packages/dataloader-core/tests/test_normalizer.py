@@ -599,3 +599,12 @@ def test_an_empty_batch_still_lists_every_table() -> None:
         ("t__orders", 0),
         ("t__orders__items", 0),
     ]
+
+
+def test_a_list_named_like_the_quarantine_table_is_a_collision() -> None:
+    batch = pa.RecordBatch.from_pylist([{"id": 1, "quarantine": [1, 2]}])
+    with pytest.raises(NormalizationError, match="customers__quarantine"):
+        Normalizer(NormalizationConfig(), "customers").normalize(batch)
+    suffixed = NormalizationConfig.model_validate({"naming": {"on_collision": "suffix"}})
+    names = [c.spec.name for c in Normalizer(suffixed, "customers").normalize(batch).children]
+    assert len(names) == 1 and names[0].startswith("customers__quarantine_")

@@ -29,6 +29,7 @@ from dataloader.normalize.keys import (
     short_hash,
 )
 from dataloader.normalize.naming import NameRequest, NormalizationError, assign_names
+from dataloader.schema.quarantine import QUARANTINE_SUFFIX
 from dataloader.schema.types import JSON_TAG, TYPE_TAG
 
 _STRATEGY_ACTION = {
@@ -323,7 +324,10 @@ class _Planner:
             NameRequest(table.logical_name, table.path, "the list " + _dotted(table.path))
             for table in tables[1:]
         ]
-        names = assign_names(requests, self.limit, naming.on_collision, "table")
+        quarantine = root.logical_name + QUARANTINE_SUFFIX
+        reserved = NameRequest(quarantine, (), f"the quarantine table {quarantine!r}")
+        names = assign_names([*requests, reserved], self.limit, naming.on_collision, "table")
+        names = names[:-1]
         by_plan = {id(table): name for table, name in zip(tables, names, strict=True)}
         for table, name in zip(tables, names, strict=True):
             keys = _ROOT_KEYS if table.parent is None else _CHILD_KEYS

@@ -11,6 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+QUARANTINE_SUFFIX = "__quarantine"
+"""The quarantine table beside a destination table is named `<table>__quarantine`."""
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("row", pa.string()),
