@@ -11,6 +11,11 @@ Writes happen in one transaction per commit that also upserts the recipe's row i
   cleanup drops only its own recipe's), then drop and rename in the commit; the quarantine
   table keeps only this run's rows.
 
+Child tables of normalized nested data are siblings of the table, written in the same
+transaction: appended to; under overwrite staged and swapped in like the table (a known child
+table this run did not write is emptied); under merge, the children of the merged roots are
+deleted first (`_dl_root_id`), then the new ones added.
+
 The engine fits the table first (`describe`, then `apply_schema` with its plan); the DDL runs
 in the same transaction as the rows, and under overwrite it shapes the stage.
 """
@@ -36,6 +41,16 @@ from dataloader.sql import (
     stage_label,
     stage_owner,
     staging_name,
+)
+from dataloader_postgres.children import (
+    ROOT_ID,
+    ROOT_IDS,
+    checked_identifier,
+    checked_table,
+    child_stage_label,
+    delete_children_sql,
+    root_id_index_sql,
+    stage_parent,
 )
 from dataloader_postgres.codec import CopyCodec, CsvCopyCodec, untranslatable_value
 from dataloader_postgres.config import PostgresConfig
@@ -70,6 +85,8 @@ class PostgresConnector(BaseConnector):
         incremental=True,
         transactional_state=True,
         quarantine=True,
+        child_tables=True,
+        max_identifier_length=63,
     )
     codec: ClassVar[CopyCodec] = CsvCopyCodec()
 
@@ -84,6 +101,10 @@ class PostgresConnector(BaseConnector):
         self._fitted: dict[str, tuple[str, ...]] = {}
         # Under overwrite: whether this transaction has emptied the quarantine table yet.
         self._quarantine_replaced = False
+        # Under overwrite: the stage of each child table this transaction writes.
+        self._child_stages: dict[str, TableName] = {}
+        # Under merge: the root ids in `ROOT_IDS` (the batch's merged roots), once copied.
+        self._root_ids: pa.Array | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -117,11 +138,12 @@ class PostgresConnector(BaseConnector):
     def is_transient(self, error: BaseException) -> bool:
         return is_transient(error)
 
-    def _error(self, action: str, exc: Exception) -> ConnectorError:
+    def _error(self, action: str, exc: Exception, table: str | None = None) -> ConnectorError:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         role = self.context.role if self.context else "source"
+        where = table or self.config.table or "query"
         return ConnectorError(
-            f"Postgres {action} failed on {self.config.table or 'query'} at {self.config.describe()}: {detail}",
+            f"Postgres {action} failed on {where} at {self.config.describe()}: {detail}",
             key=f"{role}.table" if self.config.table else f"{role}.query",
         )
 
@@ -338,7 +360,17 @@ class PostgresConnector(BaseConnector):
     def _table(self) -> TableName:
         if self.config.table is None:
             raise ConnectorError("a Postgres destination needs `table`", key="destination.table")
-        return TableName.parse(self.config.table)
+        role = self.context.role if self.context else "destination"
+        return checked_table(TableName.parse(self.config.table), f"{role}.table")
+
+    def _child(self, table: str) -> TableName:
+        """The child table `table`: a sibling of the main table."""
+        return self._table().sibling(checked_identifier(table, "child table", "normalization"))
+
+    def _check_columns(self, table: TableName, names: list[str]) -> None:
+        key = "destination.table" if table.name == self._table().name else "normalization"
+        for name in names:
+            checked_identifier(name, f"column of {table}", key)
 
     def _state_table(self) -> TableName:
         return self._table().sibling(STATE_TABLE)
@@ -388,7 +420,8 @@ class PostgresConnector(BaseConnector):
         self.conn.commit()
 
     def _drop_dead_stages(self, table: TableName) -> None:
-        """Drop the committed staging tables labelled as this recipe's stages of `table`.
+        """Drop the committed staging tables labelled as this recipe's stages of `table` or
+        of its child tables.
 
         A run's stage lives in its uncommitted transaction, so no other session sees it; one
         that was committed anyway (by hand, or by another tool) is dead when it is this
@@ -403,8 +436,9 @@ class PostgresConnector(BaseConnector):
             "AND starts_with(c.relname, %s)",
             (table.schema, STAGING_PREFIX),
         ).fetchall()
+        mine = (self.context.recipe_name, table.name)
         for name, comment in stages:
-            if stage_owner(comment) == (self.context.recipe_name, table.name):
+            if mine in (stage_owner(comment), stage_parent(comment)):
                 self._execute(f"DROP TABLE IF EXISTS {table.sibling(name).sql()}")
 
     def _columns(self, table: TableName) -> dict[str, str]:
@@ -426,7 +460,7 @@ class PostgresConnector(BaseConnector):
             return known
         existing = tuple(self._columns(table))
         if not existing:
-            self._execute(create_table_sql(table, schema, primary_key))
+            self._create(table, schema, primary_key)
             existing = tuple(schema.names)
         else:
             missing = [field for field in schema if field.name not in existing]
@@ -436,12 +470,22 @@ class PostgresConnector(BaseConnector):
         self._fitted[table.sql()] = existing
         return existing
 
-    def _fit(self, table: TableName, schema: pa.Schema, *, empty: bool = False) -> None:
+    def _create(self, table: TableName, schema: pa.Schema, key: tuple[str, ...]) -> None:
+        """CREATE TABLE `table` for `schema` (`key` the primary key unless `schema` tags one);
+        a child table gets an index on `_dl_root_id`, which merges delete by."""
+        self._execute(create_table_sql(table, schema, key))
+        if ROOT_ID in schema.names:
+            self._execute(root_id_index_sql(table))
+
+    def _fit(
+        self, table: TableName, schema: pa.Schema, *, empty: bool = False, child: bool = False
+    ) -> None:
         """Make `table` hold `schema`: create it, or add the columns it lacks and widen the
-        types that cannot hold the planned ones (see `schema.fit_clauses`)."""
+        types that cannot hold the planned ones (see `schema.fit_clauses`). A `child` table
+        takes no primary key from the merge keys (they are the main table's)."""
         assert self.context is not None
         if not self._exists(table):
-            self._execute(create_table_sql(table, schema, self.context.merge_keys))
+            self._create(table, schema, () if child else self.context.merge_keys)
             self._fitted[table.sql()] = tuple(schema.names)
             return
         existing = {plan.name: plan.field for plan in self._read_plans(table)}
@@ -460,9 +504,11 @@ class PostgresConnector(BaseConnector):
         Under overwrite that is also the stage's shape: the stage starts as a copy (`LIKE`) of
         the table; once this run has opened it, the stage is described.
         """
+        return self._describe(self._staging or self._table())
+
+    def _describe(self, table: TableName) -> pa.Schema | None:
         import psycopg2
 
-        table = self._staging or self._table()
         try:
             if not self._exists(table):
                 return None
@@ -470,7 +516,7 @@ class PostgresConnector(BaseConnector):
             return described(self._read_plans(table), constraints)
         except psycopg2.Error as exc:
             self.abort()
-            raise self._error("describe", exc) from exc
+            raise self._error("describe", exc, str(table)) from exc
 
     def apply_schema(self, plan: SchemaPlan) -> None:
         """Fit the table (under overwrite, this run's stage) to `plan.target` in the open
@@ -478,11 +524,12 @@ class PostgresConnector(BaseConnector):
         assert self.context is not None
         import psycopg2
 
+        self._check_columns(self._table(), plan.target.names)
         try:
             if self.context.write_mode != "overwrite":
                 self._fit(self._table(), plan.target)
             elif self._staging is None:
-                self._open_stage(plan.target)
+                self._staging = self._open_stage(self._table(), plan.target)
             else:
                 self._fit(self._staging, plan.target)
         except psycopg2.Error as exc:
@@ -528,6 +575,7 @@ class PostgresConnector(BaseConnector):
         import psycopg2
 
         mode = self.context.write_mode
+        self._check_columns(self._table(), data.schema.names)
         try:
             if mode == "overwrite":
                 self._write_overwrite(data)
@@ -542,16 +590,18 @@ class PostgresConnector(BaseConnector):
                 raise self._encoding_error(mode, data, exc) from exc
             raise self._error(f"{mode} write", exc) from exc
 
-    def _encoding_error(self, mode: str, data: pa.RecordBatch, exc: Exception) -> ConnectorError:
+    def _encoding_error(
+        self, mode: str, data: pa.RecordBatch, exc: Exception, table: str | None = None
+    ) -> ConnectorError:
         """The server could not store a character in the database's encoding: name the column
         holding it (the server names only the COPY line)."""
         encoding = server_encoding(self.conn)
         found = untranslatable_value(data, encoding)
         if found is None:
-            return self._error(f"{mode} write", exc)
+            return self._error(f"{mode} write", exc, table)
         column, row, character = found
         return ConnectorError(
-            f"Postgres {mode} write failed on {self.config.table} at {self.config.describe()}: "
+            f"Postgres {mode} write failed on {table or self.config.table} at {self.config.describe()}: "
             f"column {column!r} holds {character!r} (row {row} of the batch), which the "
             f"database's encoding {encoding} cannot store; nothing of this commit was written",
             key="destination.table",
@@ -562,7 +612,7 @@ class PostgresConnector(BaseConnector):
     def _write_overwrite(self, data: pa.RecordBatch) -> None:
         assert self.context is not None
         if self._staging is None:
-            self._open_stage(data.schema)
+            self._staging = self._open_stage(self._table(), data.schema)
         elif not self.context.merge_keys:
             self._ensure_table(self._staging, data.schema)
         assert self._staging is not None
@@ -572,21 +622,27 @@ class PostgresConnector(BaseConnector):
         else:
             self.codec.write(self.conn, self._staging.sql(), data)
 
-    def _open_stage(self, schema: pa.Schema) -> None:
-        """Create this run's stage for `schema`: `LIKE` the target when it exists (defaults,
-        constraints, indexes; a column type that cannot hold the schema's is replaced), and
-        labelled with its owner in the transaction that creates it."""
+    def _open_stage(self, target: TableName, schema: pa.Schema) -> TableName:
+        """Create this run's stage of `target` (the main table or a child table) for
+        `schema`: `LIKE` the target when it exists (defaults, constraints, indexes; a column
+        type that cannot hold the schema's is replaced), and labelled with its owner in the
+        transaction that creates it."""
         assert self.context is not None
-        target = self._table()
+        main = self._table()
         stage = target.sibling(staging_name(target.name, self.context.run_id))
         if self._exists(target):
             self._execute(
                 f"CREATE TABLE {stage.sql()} (LIKE {target.sql()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
             )
-        self._fit(stage, schema, empty=True)
-        label = stage_label(self.context.recipe_name, target.name, self.context.run_id)
+        recipe, run_id = self.context.recipe_name, self.context.run_id
+        if target == main:
+            self._fit(stage, schema, empty=True)
+            label = stage_label(recipe, target.name, run_id)
+        else:
+            self._fit(stage, schema, empty=True, child=True)
+            label = child_stage_label(recipe, target.name, main.name, run_id)
         self._execute(f"COMMENT ON TABLE {stage.sql()} IS {self._literal(label)}")
-        self._staging = stage
+        return stage
 
     def _literal(self, value: Any) -> str:
         """`value` as a SQL literal, for statements that take no parameters (and so that a `%`
@@ -666,6 +722,106 @@ class PostgresConnector(BaseConnector):
             )
         self._execute(f"TRUNCATE {stage}")
 
+    # -- destination: child tables ------------------------------------------------------
+    def table_name(self) -> str | None:
+        return self._table().name if self.config.table else None
+
+    def describe_child(self, table: str) -> pa.Schema | None:
+        """The child table `table` as `describe` describes the main one; under overwrite, its
+        stage once this run has opened one (before that: None, the run writes it anew)."""
+        assert self.context is not None
+        if self.context.write_mode == "overwrite":
+            stage = self._child_stages.get(table)
+            return None if stage is None else self._describe(stage)
+        return self._describe(self._child(table))
+
+    def apply_child_schema(self, table: str, plan: SchemaPlan) -> None:
+        """Fit the child table `table` (under overwrite, its stage in this run) to
+        `plan.target` in the open transaction, as `apply_schema` fits the main table."""
+        assert self.context is not None
+        import psycopg2
+
+        child = self._child(table)
+        self._check_columns(child, plan.target.names)
+        try:
+            if self.context.write_mode != "overwrite":
+                self._fit(child, plan.target, child=True)
+            elif table not in self._child_stages:
+                self._child_stages[table] = self._open_stage(child, plan.target)
+            else:
+                self._fit(self._child_stages[table], plan.target, child=True)
+        except psycopg2.Error as exc:
+            self.abort()
+            raise self._error("schema change", exc, str(child)) from exc
+
+    def write_child_batch(self, table: str, batch: Any, state: State) -> None:
+        """COPY rows of the child table `table` into it (under overwrite, into its stage)
+        inside the transaction of the main table's rows."""
+        assert self.context is not None
+        data: pa.RecordBatch = batch.to_arrow()
+        if data.num_rows == 0:
+            return
+        import psycopg2
+
+        mode = self.context.write_mode
+        child = self._child(table)
+        self._check_columns(child, data.schema.names)
+        try:
+            if mode == "overwrite":
+                if table not in self._child_stages:
+                    self._child_stages[table] = self._open_stage(child, data.schema)
+                target = self._child_stages[table]
+            else:
+                target = child
+            self._ensure_table(target, data.schema)
+            self.codec.write(self.conn, target.sql(), data)
+        except psycopg2.Error as exc:
+            self.abort()
+            if getattr(exc, "pgcode", None) == UNTRANSLATABLE_CHARACTER:
+                raise self._encoding_error(mode, data, exc, str(child)) from exc
+            raise self._error(f"{mode} write", exc, str(child)) from exc
+
+    def delete_children(self, table: str, root_ids: pa.Array | None) -> None:
+        """Delete, in the open transaction, the rows of child table `table` whose
+        `_dl_root_id` is one of `root_ids` (copied once into a temporary table for all the
+        child tables of a batch); with None (overwrite), every row, unless this run staged
+        rows for it. A table that does not exist is left alone."""
+        assert self.context is not None
+        import psycopg2
+
+        child = self._child(table)
+        try:
+            if root_ids is None:
+                if table not in self._child_stages and self._exists(child):
+                    self._execute(f"DELETE FROM {child.sql()}")
+                return
+            if self.context.write_mode == "overwrite":
+                # The table is replaced at the commit: only rows staged so far can go.
+                target = self._child_stages.get(table)
+            else:
+                target = child if self._exists(child) else None
+            if target is None or len(root_ids) == 0:
+                return
+            self._load_root_ids(root_ids)
+            self._execute(delete_children_sql(target))
+        except psycopg2.Error as exc:
+            self.abort()
+            raise self._error("merge delete", exc, str(child)) from exc
+
+    def _load_root_ids(self, root_ids: pa.Array) -> None:
+        """Make `ROOT_IDS` hold exactly `root_ids` (a temporary table dropped at the commit)."""
+        if self._root_ids is not None and self._root_ids.equals(root_ids):
+            return
+        if self._root_ids is None:
+            quoted = quote_identifier(ROOT_ID)
+            self._execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {ROOT_IDS} ({quoted} text) ON COMMIT DROP"
+            )
+        self._execute(f"TRUNCATE {ROOT_IDS}")
+        ids = pa.record_batch([root_ids.cast(pa.string())], names=[ROOT_ID])
+        self.codec.write(self.conn, ROOT_IDS, ids)
+        self._root_ids = root_ids
+
     def commit(self, state: State) -> None:
         assert self.context is not None
         import psycopg2
@@ -673,7 +829,11 @@ class PostgresConnector(BaseConnector):
         try:
             if self.context.write_mode == "overwrite":
                 self._replace_quarantine()
-                self._swap_in_staging()
+                self._swap_in_staging(self._table(), self._staging)
+                self._staging = None
+                for child, stage in self._child_stages.items():
+                    self._swap_in_staging(self._child(child), stage)
+                self._child_stages = {}
             self._save_state(state)
             self.conn.commit()
         except psycopg2.Error as exc:
@@ -682,21 +842,21 @@ class PostgresConnector(BaseConnector):
         self._merge_stage_columns = frozenset()
         self._fitted.clear()  # the stage is now the table
         self._quarantine_replaced = False
+        self._root_ids = None  # dropped with the commit
 
-    def _swap_in_staging(self) -> None:
-        """Replace the target with the staged table, inside the commit's transaction.
+    def _swap_in_staging(self, target: TableName, staging: TableName | None) -> None:
+        """Replace `target` with the staged table `staging` (None: nothing staged, `target`
+        is emptied), inside the commit's transaction.
 
         Drop and rename when nothing depends on the target; when views do, keep the table and
         replace its rows instead (TRUNCATE + INSERT), so the views stay valid.
         """
         import psycopg2
 
-        target = self._table()
-        if self._staging is None:
+        if staging is None:
             if self._exists(target):
                 self._execute(f"DELETE FROM {target.sql()}")
             return
-        staging = self._staging
         comment = self._execute(
             "SELECT obj_description(to_regclass(%s), 'pg_class')", (target.sql(),)
         ).fetchall()[0][0]
@@ -722,13 +882,14 @@ class PostgresConnector(BaseConnector):
             self._execute(f"ALTER TABLE {staging.sql()} RENAME TO {quote_identifier(target.name)}")
             # The stage's owner label goes; the replaced table's own comment, if any, stays.
             self._execute(f"COMMENT ON TABLE {target.sql()} IS {self._literal(comment)}")
-        self._staging = None
 
     def abort(self) -> None:
         if self.conn is not None:
             self._rollback(self.conn)
         self._merge_stage_columns = frozenset()
         self._staging = None
+        self._child_stages = {}
+        self._root_ids = None
         self._fitted.clear()
         self._unique_keys = None
         self._quarantine_replaced = False

@@ -26,6 +26,8 @@ def register_connectors() -> list[Any]:
                 "incremental": True,
                 "transactional_state": True,
                 "quarantine": True,
+                "child_tables": True,
+                "max_identifier_length": 63,
             },
         )
     ]
