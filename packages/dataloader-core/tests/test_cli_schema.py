@@ -395,3 +395,55 @@ def test_preview_shows_the_table_tree_of_nested_records(write: Write, tmp_path: 
     root = table_rows(result.stdout.split("first 2 rows")[0].split("table customers,")[1])
     assert "address__city" in root and "orders" not in root
     assert files_under(tmp_path) == before
+
+
+def test_schema_commands_show_a_child_tables_schema_and_history(
+    write: Write, tmp_path: Path
+) -> None:
+    data = tmp_path / "c.jsonl"
+    data.write_text(json.dumps({"id": 1, "orders": [{"sku": "a"}]}) + "\n", encoding="utf-8")
+    recipe = write(
+        "c.yaml",
+        f"""
+        name: c
+        source: {{type: filestore, path: "{data}"}}
+        destination: {{type: duckdb, database: "{tmp_path / "wh.duckdb"}", table: customers}}
+        normalization: {{}}
+        """,
+    )
+    state = tmp_path / "state"
+    summary = run(recipe, state).stdout
+    assert_fits(summary)
+    assert "child rows" in header(summary, "Run summary")
+    data.write_text(json.dumps({"id": 2, "orders": [{"sku": "b", "qty": 2}]}), encoding="utf-8")
+    run(recipe, state)
+
+    shown = invoke("schema", "show", str(recipe), "--state-dir", str(state))
+    assert shown.exit_code == 0, shown.output
+    assert_fits(shown.stdout)
+    assert "child tables (--table NAME): customers__orders" in " ".join(shown.stdout.split())
+
+    child = invoke(
+        "schema",
+        "show",
+        str(recipe),
+        "--state-dir",
+        str(state),
+        "--table",
+        "customers__orders",
+        "--json",
+    )
+    document = json.loads(child.stdout)
+    assert document["table"] == "customers__orders" and document["version"] == 2
+    assert [c["name"] for c in document["columns"]][:2] == ["sku", "_dl_id"]
+    assert document["columns"][-1]["name"] == "qty"
+
+    history = invoke(
+        "schema", "history", str(recipe), "--state-dir", str(state), "--table", "customers__orders"
+    )
+    assert history.exit_code == 0, history.output
+    assert_fits(history.stdout)
+    assert "add_column qty: int" in history.stdout
+
+    unknown = invoke("schema", "history", str(recipe), "--state-dir", str(state), "--table", "nope")
+    assert unknown.exit_code == 2 and "child tables: customers__orders" in unknown.output

@@ -37,10 +37,37 @@ def _history(
     return loaded, state.schema_history, source
 
 
-def _table_name(recipe: Recipe) -> str:
-    table = recipe.destination.options.get("table")
+def _table_name(recipe: Recipe, child: str | None = None) -> str:
+    table = child or recipe.destination.options.get("table")
     what = f"table {table}" if table else "the destination"
     return f"{what} ({recipe.destination.type})"
+
+
+def _of_table(recipe: Recipe, recorded: dict[str, Any], table: str | None) -> dict[str, Any]:
+    """The history of the main table, or of child table `table` (normalized nested data)."""
+    if table is None:
+        return recorded
+    children = recorded.get("tables", {})
+    if table not in children:
+        known = ", ".join(sorted(children)) or "none recorded yet"
+        raise click.UsageError(
+            f"{recipe.name}: no child table {table!r} in the schema history (child tables: {known})"
+        )
+    return children[table]
+
+
+def _children_note(console: Console, recorded: dict[str, Any], table: str | None) -> None:
+    children = sorted(recorded.get("tables", {}))
+    if table is None and children:
+        _echo(console, f"child tables (--table NAME): {', '.join(children)}")
+
+
+table_option = click.option(
+    "--table",
+    "table",
+    metavar="NAME",
+    help="A child table of normalized nested data, instead of the main table.",
+)
 
 
 def _when(at: Any) -> str:
@@ -102,18 +129,23 @@ def schema() -> None:
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
 @var_option
 @state_dir_option("The local state directory to read, instead of the recipe's `state:`.")
+@table_option
 @click.option("--json", "as_json", is_flag=True, help="Print the schema as JSON.")
-def show(recipe: str, variables: tuple[str, ...], state_dir: str | None, as_json: bool) -> None:
+def show(
+    recipe: str, variables: tuple[str, ...], state_dir: str | None, table: str | None, as_json: bool
+) -> None:
     """Show the destination table's current schema: each column's type, nullability, key and
     origin (declared in `schema.columns`, inferred in a version, or found in the destination),
     and the schema's version. Read from the committed state, as `show-state` reads it."""
-    loaded, recorded, source = _history(recipe, variables, state_dir)
+    loaded, everything, source = _history(recipe, variables, state_dir)
+    recorded = _of_table(loaded, everything, table)
     versions = recorded.get("versions") or []
     last = versions[-1] if versions else None
     columns = current_columns(recorded)
     if as_json:
         document = {
             "recipe": loaded.name,
+            **({"table": table} if table else {}),
             "version": last["version"] if last else None,
             "run_id": last["run_id"] if last else None,
             "at": last["at"] if last else None,
@@ -127,32 +159,38 @@ def show(recipe: str, variables: tuple[str, ...], state_dir: str | None, as_json
         return
     _echo(
         console,
-        f"{loaded.name}: {_table_name(loaded)}, schema version {last['version']}, made by "
-        f"run {last['run_id']} at {_when(last['at'])} (from {source})",
+        f"{loaded.name}: {_table_name(loaded, table)}, schema version {last['version']}, "
+        f"made by run {last['run_id']} at {_when(last['at'])} (from {source})",
     )
     console.print(_columns_table(columns))
+    _children_note(console, everything, table)
 
 
 @schema.command("history")
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
 @var_option
 @state_dir_option("The local state directory to read, instead of the recipe's `state:`.")
+@table_option
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
-def history(recipe: str, variables: tuple[str, ...], state_dir: str | None, as_json: bool) -> None:
+def history(
+    recipe: str, variables: tuple[str, ...], state_dir: str | None, table: str | None, as_json: bool
+) -> None:
     """Show every version of the destination table's schema, oldest first: its number, the run
     that made it and when, and each change (kind, column, type before → after, reason, a
     sample value that triggered it)."""
-    loaded, recorded, source = _history(recipe, variables, state_dir)
+    loaded, everything, source = _history(recipe, variables, state_dir)
+    recorded = _of_table(loaded, everything, table)
     versions = recorded.get("versions") or []
     if as_json:
-        click.echo(json.dumps({"recipe": loaded.name, "versions": versions}, indent=2))
+        document = {"recipe": loaded.name, **({"table": table} if table else {})}
+        click.echo(json.dumps({**document, "versions": versions}, indent=2))
         return
     console = make_console()
     if not versions:
         _no_history(loaded, console)
         return
     count = f"{len(versions)} schema version{'s' if len(versions) != 1 else ''}"
-    _echo(console, f"{loaded.name}: {_table_name(loaded)}, {count} (from {source})")
+    _echo(console, f"{loaded.name}: {_table_name(loaded, table)}, {count} (from {source})")
     for version in versions:
         console.print()
         _echo(
