@@ -167,12 +167,14 @@ def test_a_merge_deletes_every_known_childs_rows_before_writing_the_batch(
     assert result.child_rows == 2  # its one order, that order's one item
     writes = [call for call in CALLS if call[0] in ("delete_children", "write_child_batch")]
     assert [call[:2] for call in writes] == [
+        ("delete_children", "t__orders"),
+        ("delete_children", "t__orders__items"),
         ("write_child_batch", "t__orders"),
         ("write_child_batch", "t__orders__items"),
-    ]  # the first batch: no child table is known yet
-    orders = writes[0][2]
+    ]
+    orders = writes[2][2]
     assert [row["sku"] for row in orders] == ["c"]
-    assert writes[1][2][0]["value"] == 3
+    assert writes[3][2][0]["value"] == 3
 
     CALLS.clear()
     run_recipe(from_yaml(path), LocalStateBackend(tmp_path / "state"))
@@ -235,3 +237,21 @@ def test_a_strict_child_contract_refuses_an_undeclared_column(
         run_recipe(from_yaml(path), LocalStateBackend(tmp_path / "state"))
     assert "'items'" in str(info.value)
     assert not [call for call in CALLS if call[0] == "write_child_batch"]
+
+
+def test_a_merge_deletes_from_a_child_table_the_state_forgot_but_the_destination_has(
+    write: Write, child_sink: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `reset-state` the state knows no child table; the destination still has them."""
+    existing = pa.schema([("sku", pa.string()), ("_dl_id", pa.string())])
+    monkeypatch.setattr(ChildSink, "describe_child", lambda self, table: existing)
+    path = recipe(
+        write,
+        "destination: {type: child_sink, write_mode: merge, merge_keys: [id]}\n"
+        "normalization: {enabled: true}\n",
+    )
+    run_recipe(from_yaml(path), LocalStateBackend(tmp_path / "state"))
+
+    first_write = next(i for i, call in enumerate(CALLS) if call[0] == "write_child_batch")
+    deleted = {call[1] for call in CALLS[:first_write] if call[0] == "delete_children"}
+    assert deleted == {"t__orders", "t__orders__items"}

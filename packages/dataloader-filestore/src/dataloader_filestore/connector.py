@@ -556,8 +556,10 @@ class FileStoreConnector(BaseConnector):
 
     # -- destination: child tables ---------------------------------------------------
     def table_name(self) -> str | None:
-        """The last segment of the destination directory (`exports/customers` -> `customers`)."""
-        return posixpath.basename(self.root.rstrip("/")) or None
+        """The last segment of the destination directory (`exports/customers` -> `customers`),
+        known from the config before `open` too (`preview` asks without opening)."""
+        root = self.root or str(self.config.path).replace("\\", "/")
+        return posixpath.basename(root.rstrip("/")) or None
 
     def _child_root(self, table: str) -> str:
         """The child table's directory, `<parent of path>/<table>`; a `ConnectorError` for a

@@ -231,6 +231,7 @@ class Runner:
                 {column.name for column in self.recipe.table_schema.columns},
             )
             self._children: dict[str, _Target] = {}
+            self._written: set[str] = set()  # child tables this attempt wrote rows to
             if self.options.estimate_callback is not None:
                 self.options.estimate_callback(source.estimate_rows())
             try:
@@ -573,7 +574,7 @@ class Runner:
                 self.options.progress(result)
             self._stage = "read"
         if context.write_mode == "overwrite":
-            for name in self._known_children(state) - self._children.keys():
+            for name in self._known_children(state) - self._written:
                 destination.delete_children(name, None)  # this run's data has none of its rows
         if incremental is None and state.watermarks:
             # A full read's checkpoints only serve to resume this run; the next run reads all again.
@@ -618,6 +619,8 @@ class Runner:
         if root.row_count < tables.root.num_rows:
             kept[self._normalizer.root_table] = root_ids
         if self._destination_context.merge_keys:  # a merge, or a merge recipe's full refresh
+            for child in tables.children:  # a child table the destination has is known too
+                self._child_target(destination, child.spec, state)
             for name in sorted(self._known_children(state)):
                 destination.delete_children(name, root_ids)
         for child in tables.children:
@@ -635,6 +638,7 @@ class Runner:
                 kept[child.spec.name] = conformed.to_arrow().column(ROW_ID)
             if conformed.row_count:
                 destination.write_child_batch(child.spec.name, conformed, state)
+                self._written.add(child.spec.name)
             result.child_rows += conformed.row_count
 
     def _check_merge_keys(self, batch: ArrowBatch, keys: tuple[str, ...]) -> None:
