@@ -31,7 +31,7 @@ def test_the_examples_directory_validates_with_its_base_recipe_skipped(
     code, out, err = run_cli(("validate", "examples/recipes"), tmp_path, env)
     assert code == 0, out + err
     assert "base_recipe.yaml (abstract" in out
-    assert out.count("✓") == 4  # every other example
+    assert out.count("✓") == 5  # every other example
 
 
 def test_paid_orders_overwrite_is_the_same_table_on_every_run(
@@ -55,3 +55,30 @@ def test_paid_orders_overwrite_is_the_same_table_on_every_run(
     load(recipes / "orders_paid_only.yaml")
     [(rows, _)] = duckdb_rows(warehouse, count)
     assert rows == first[0][0] + paid_in_march  # all files again, March's rows twice
+
+
+def test_nested_customers_become_the_same_four_tables_on_every_run(
+    tmp_path: Path, load: Callable[..., str]
+) -> None:
+    """The nested example: structs into columns, lists into linked child tables; merged on
+    `id`, so a second run of the same file leaves every table exactly as it was."""
+    recipes = copy_examples(tmp_path)
+    warehouse = tmp_path / "examples" / "out" / "warehouse.duckdb"
+    tables = ["customers", "customers__orders", "customers__orders__items", "customers__tags"]
+
+    def snapshot() -> dict[str, list[tuple]]:
+        return {t: duckdb_rows(warehouse, f"SELECT * FROM {t} ORDER BY ALL") for t in tables}
+
+    load(recipes / "customers_nested_to_duckdb.yaml")
+    first = snapshot()
+    load(recipes / "customers_nested_to_duckdb.yaml")
+    assert snapshot() == first
+    assert [len(first[t]) for t in tables] == [4, 4, 6, 3]
+    [(orphans,)] = duckdb_rows(
+        warehouse,
+        "SELECT count(*) FROM customers__orders__items i LEFT JOIN customers__orders o "
+        "ON i._dl_parent_id = o._dl_id WHERE o._dl_id IS NULL",
+    )
+    assert orphans == 0
+    [(city,)] = duckdb_rows(warehouse, "SELECT address__city FROM customers WHERE id = 4")
+    assert city == "Paris"
