@@ -22,6 +22,7 @@ from dataloader import (
     run_recipe,
 )
 from dataloader.engine.nested import keep_children_of, one_row_per_key
+from dataloader.normalize.naming import NormalizationError
 from dataloader.recipe import RecipeLoader
 from dataloader.registry import Registry, unregister
 
@@ -255,3 +256,15 @@ def test_a_merge_deletes_from_a_child_table_the_state_forgot_but_the_destination
     first_write = next(i for i, call in enumerate(CALLS) if call[0] == "write_child_batch")
     deleted = {call[1] for call in CALLS[:first_write] if call[0] == "delete_children"}
     assert deleted == {"t__orders", "t__orders__items"}
+
+
+def test_a_merge_key_the_records_lack_is_named_whatever_the_batch_size(
+    write: Write, child_sink: str, tmp_path: Path
+) -> None:
+    path = recipe(
+        write,
+        "destination: {type: child_sink, write_mode: merge, merge_keys: [nope]}\n"
+        "normalization: {enabled: true}\n",
+    )
+    with pytest.raises(NormalizationError, match="key column 'nope' is not a field"):
+        run_recipe(from_yaml(path), LocalStateBackend(tmp_path / "state"))

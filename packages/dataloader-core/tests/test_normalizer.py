@@ -608,3 +608,17 @@ def test_a_list_named_like_the_quarantine_table_is_a_collision() -> None:
     suffixed = NormalizationConfig.model_validate({"naming": {"on_collision": "suffix"}})
     names = [c.spec.name for c in Normalizer(suffixed, "customers").normalize(batch).children]
     assert len(names) == 1 and names[0].startswith("customers__quarantine_")
+
+
+def test_names_that_differ_only_in_case_collide() -> None:
+    batch = pa.RecordBatch.from_pylist(
+        [{"id": 1, "Items": [{"x": 1}], "items": [{"x": 2}], "s": {"A": 1, "a": 2}}]
+    )
+    with pytest.raises(NormalizationError, match="differ only in case"):
+        Normalizer(NormalizationConfig(), "t").normalize(batch)
+    suffixed = NormalizationConfig.model_validate({"naming": {"on_collision": "suffix"}})
+    normalized = Normalizer(suffixed, "t").normalize(batch)
+    tables = [child.spec.name for child in normalized.children]
+    assert tables[0] == "t__Items" and tables[1].startswith("t__items_")
+    columns = normalized.root.schema.names
+    assert "s__A" in columns and any(name.startswith("s__a_") for name in columns)

@@ -26,8 +26,8 @@ def one_row_per_key(
     A merge writes a key's row once, and its children must be that row's only: children of
     two rows of one key would share the key's row id.
     """
-    if data.num_rows < 2:
-        return data
+    if data.num_rows < 2 or not set(keys) <= set(data.schema.names):
+        return data  # a missing key column is the normalizer's error to name
     table = pa.Table.from_batches([data])
     counts = table.group_by(list(keys), use_threads=False).aggregate([([], "count_all")])
     if counts.num_rows == data.num_rows:

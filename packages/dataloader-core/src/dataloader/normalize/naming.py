@@ -66,7 +66,8 @@ def assign_names(
 ) -> list[str]:
     """The final name of every request, in order: cut to `limit` (reserved names, with the
     empty path, are kept as they are), and on a collision either an error (`fail`) or the more
-    nested path (ties: the later) suffixed (`suffix`).
+    nested path (ties: the later) suffixed (`suffix`). Names that differ only in case collide:
+    DuckDB, and Postgres without quotes, take them for one.
 
     :param what: what the names are, for messages (`column of table "customers"`).
     :raises NormalizationError: on a collision under `fail`, or one a suffix cannot resolve.
@@ -75,25 +76,31 @@ def assign_names(
     taken: dict[str, int] = {}
     losers: list[int] = []
     for index in sorted(range(len(requests)), key=lambda i: (len(requests[i].path), i)):
-        first = taken.setdefault(names[index], index)
+        first = taken.setdefault(names[index].casefold(), index)
         if first == index:
             continue
         if on_collision != "suffix" or not requests[index].path:
-            _collision(requests[first], requests[index], names[index], what)
+            _collision(requests[first], requests[index], names[first], names[index], what)
         losers.append(index)
     for index in losers:
         names[index] = _suffixed(requests[index].name, requests[index].label, limit)
     seen: dict[str, int] = {}
     for index, name in enumerate(names):
-        first = seen.setdefault(name, index)
+        first = seen.setdefault(name.casefold(), index)
         if first != index:
-            _collision(requests[first], requests[index], name, what)
+            _collision(requests[first], requests[index], names[first], name, what)
     return names
 
 
-def _collision(first: NameRequest, second: NameRequest, name: str, what: str) -> None:
+def _collision(first: NameRequest, second: NameRequest, name: str, other: str, what: str) -> None:
+    names = (
+        f"both give the {what} name {name!r}"
+        if name == other
+        else f"give the {what} names {name!r} and {other!r}, which differ only in case "
+        "(one name to DuckDB, and to Postgres unquoted)"
+    )
     raise NormalizationError(
-        f"{first.label} and {second.label} both give the {what} name {name!r}",
+        f"{first.label} and {second.label} {names}",
         key=COLLISION_KEY,
         expected="distinct names: rename a field, set a table_name, or on_collision: suffix",
         context={"paths": [first.label, second.label], "name": name},
