@@ -144,6 +144,8 @@ def test_one_row_per_key_keeps_the_highest_cursor_then_the_last_read() -> None:
     assert one_row_per_key(data, ["k"], None).column("n").to_pylist() == ["e", "f"]
     unique = data.slice(0, 2)
     assert one_row_per_key(unique, ["k"], "c") is unique
+    sql_equal = pa.RecordBatch.from_pylist([{"k": 0.0, "n": "a"}, {"k": -0.0, "n": "b"}])
+    assert one_row_per_key(sql_equal, ["k"], None).column("n").to_pylist() == ["b"]
 
 
 def test_children_follow_their_parents_ids() -> None:

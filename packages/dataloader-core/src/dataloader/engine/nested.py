@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataloader.normalize.key_text import key_text
 from dataloader.normalize.keys import LIST_INDEX, PARENT_ID, ROOT_ID, ROW_ID
 from dataloader.schema.config import ColumnSpec
 
@@ -20,23 +21,29 @@ _KEY_TYPES = {ROW_ID: "string", PARENT_ID: "string", ROOT_ID: "string", LIST_IND
 def one_row_per_key(
     data: pa.RecordBatch, keys: Sequence[str], cursor: str | None
 ) -> pa.RecordBatch:
-    """`data` with one row per merge key, the one a merge keeps: the highest cursor value
-    (NULL lowest), then the row read last; rows stay in read order.
+    """`data` with one row per merge key (keys equal as SQL compares them, `key_text`), the
+    one a merge keeps: the highest cursor value (NULL lowest), then the row read last; rows
+    stay in read order.
 
     A merge writes a key's row once, and its children must be that row's only: children of
     two rows of one key would share the key's row id.
     """
     if data.num_rows < 2 or not set(keys) <= set(data.schema.names):
         return data  # a missing key column is the normalizer's error to name
-    table = pa.Table.from_batches([data])
-    counts = table.group_by(list(keys), use_threads=False).aggregate([([], "count_all")])
+    # Keys compared as SQL compares them: 0.0 and -0.0, 1 and 1.00 are one key.
+    groups = [f"__dl_key{i}" for i in range(len(keys))]
+    table = pa.table([key_text(data.column(key)) for key in keys], names=groups)
+    counts = table.group_by(groups, use_threads=False).aggregate([([], "count_all")])
     if counts.num_rows == data.num_rows:
         return data
     table = table.append_column(_ORDINAL, pa.array(np.arange(data.num_rows, dtype=np.int64)))
-    order = [(cursor, "ascending", "at_start")] if cursor and cursor in data.schema.names else []
+    order = []
+    if cursor and cursor in data.schema.names:
+        table = table.append_column("__dl_cursor", data.column(cursor))
+        order.append(("__dl_cursor", "ascending", "at_start"))
     order.append((_ORDINAL, "ascending", "at_start"))
     ranked = table.take(pc.sort_indices(table, sort_keys=order))
-    last = ranked.group_by(list(keys), use_threads=False).aggregate([(_ORDINAL, "last")])
+    last = ranked.group_by(groups, use_threads=False).aggregate([(_ORDINAL, "last")])
     kept = pc.sort_indices(last.column(f"{_ORDINAL}_last"))
     rows = pc.take(last.column(f"{_ORDINAL}_last"), kept)
     return data.take(rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows)
