@@ -20,6 +20,8 @@ from dataloader.normalize.keys import (
     child_lanes,
     hash_rows,
     hex_ids,
+    hex_text,
+    hex_words,
     short_hash,
 )
 
@@ -69,6 +71,22 @@ def test_ids_are_32_lowercase_hex_chars_of_the_two_lanes() -> None:
         assert re.fullmatch(r"[0-9a-f]{32}", value)
         assert value == f"{int(row[0]):016x}{int(row[1]):016x}"
     assert hex_ids(np.empty((0, 2), np.uint64)).to_pylist() == []
+
+
+def test_hex_ids_of_many_rows_and_extreme_lanes_match_their_hex_writing() -> None:
+    # more rows than hex_words looks up per step, with every nibble value at every position
+    rng = np.random.default_rng(3)
+    extremes = np.array([0, 1, 0xF, 0x10, 0xFF00, (1 << 63), (1 << 64) - 1], np.uint64)
+    n = 3 * (1 << 16) + 5
+    lanes = rng.integers(0, 1 << 63, (n, 2), dtype=np.uint64) * np.uint64(3)
+    lanes[: len(extremes), 0] = extremes
+    lanes[-len(extremes) :, 1] = extremes[::-1]
+    text = hex_ids(lanes).to_pylist()
+    expected = [f"{int(a):016x}{int(b):016x}" for a, b in lanes.tolist()]
+    assert text == expected
+    rows = np.array([n - 1, 0, 70_000, 0])
+    gathered = hex_text(np.take(hex_words(lanes), rows, axis=0)).to_pylist()
+    assert gathered == [expected[row] for row in rows]
 
 
 def golden_rows() -> list[pa.Array]:

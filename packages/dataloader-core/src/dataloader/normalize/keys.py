@@ -334,7 +334,7 @@ def hash_rows(
 
 def child_lanes(parent: Lanes, parent_indices: np.ndarray, positions: np.ndarray) -> Lanes:
     """The ids of list elements: the hash of their parent row's id and their position."""
-    rows = parent[np.asarray(parent_indices, dtype=np.int64)]
+    rows = np.take(parent, np.asarray(parent_indices, dtype=np.int64), axis=0)
     pos = np.asarray(positions, dtype=np.int64).view(_U64)
     c0, c1 = _const("child")
     return _stack(
@@ -342,22 +342,47 @@ def child_lanes(parent: Lanes, parent_indices: np.ndarray, positions: np.ndarray
     )
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+def _hex_words() -> np.ndarray:
+    """For every 16-bit value `v` (as two bytes read little-endian from big-endian data): its
+    4 hex characters, most significant first, as one little-endian uint32."""
+    v = np.arange(1 << 16, dtype=np.uint32)
+    v = (v & 0xFF) << 8 | v >> 8  # the pair's first byte is the more significant
+    digits = np.frombuffer(b"0123456789abcdef", np.uint8)
+    text = np.stack(
+        [digits[v >> 12 & 15], digits[v >> 8 & 15], digits[v >> 4 & 15], digits[v & 15]], 1
+    )
+    return np.ascontiguousarray(text).view("<u4").reshape(-1)
+
+
+_HEX_WORDS = _hex_words()
+_HEX_STEP = 1 << 16  # rows looked up per step: bounds the index temporaries to 4 MiB
+
+
+def hex_words(lanes: Lanes) -> np.ndarray:
+    """The text of `hex_ids`, one row per row: an (n, 8) little-endian uint32 array whose bytes
+    are the 32 characters (rows can be gathered with numpy, then made strings by `hex_text`)."""
+    n = len(lanes)
+    words = np.ascontiguousarray(lanes, dtype=_U64).byteswap().view("<u2").reshape(n, 8)
+    text = np.empty((n, 8), "<u4")
+    for start in range(0, n, _HEX_STEP):
+        part = words[start : start + _HEX_STEP].astype(np.intp)
+        np.take(_HEX_WORDS, part, out=text[start : start + _HEX_STEP])
+    return text
+
+
+def hex_text(words: np.ndarray) -> pa.StringArray:
+    """A string array of the rows of `words` (as `hex_words` gives), 32 characters each."""
+    n = len(words)
+    if n * 32 > np.iinfo(np.int32).max:
+        raise ValueError(f"hex_ids: {n} rows do not fit one string array; hash smaller batches")
+    text = np.ascontiguousarray(words, dtype="<u4")
+    offsets = np.arange(0, 32 * n + 1, 32, dtype="<i4")
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
 
 
 def hex_ids(lanes: Lanes) -> pa.StringArray:
     """32 lowercase hex characters per row (lane 0 then lane 1, most significant first)."""
-    n = len(lanes)
-    if n * 32 > np.iinfo(np.int32).max:
-        raise ValueError(f"hex_ids: {n} rows do not fit one string array; hash smaller batches")
-    raw = np.ascontiguousarray(lanes, dtype=_U64).astype(">u8").view(np.uint8).reshape(n, 16)
-    text = np.empty((n, 32), np.uint8)
-    text[:, 0::2] = _HEX[raw >> 4]
-    text[:, 1::2] = _HEX[raw & 0x0F]
-    offsets = np.arange(0, 32 * n + 1, 32, dtype="<i4")
-    return pa.StringArray.from_buffers(
-        n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(text.tobytes())
-    )
+    return hex_text(hex_words(lanes))
 
 
 def short_hash(text: str) -> str:

@@ -25,7 +25,8 @@ from dataloader.normalize.keys import (
     ROW_ID,
     child_lanes,
     hash_rows,
-    hex_ids,
+    hex_text,
+    hex_words,
     short_hash,
 )
 from dataloader.normalize.naming import NameRequest, NormalizationError, assign_names
@@ -351,16 +352,25 @@ class _Planner:
 
 @dataclass
 class _Frame:
-    """Rows being built for one table: columns by slot, lists still to cut, and the keys."""
+    """Rows being built for one table: columns by slot, lists still to cut, and the keys
+    (`carried`: the parent's and the root's id text, as `hex_words`, and the list positions)."""
 
     ids: np.ndarray
     carried: dict[str, np.ndarray]
     columns: dict[int, pa.Array] = field(default_factory=dict)
     tables: list[tuple[_TablePlan, pa.Array]] = field(default_factory=list)
     explodes: list[tuple[_Explode, pa.Array]] = field(default_factory=list)
+    text: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def id_text(self) -> np.ndarray:
+        """The rows' ids as text (`hex_words`), made once: children gather their parent's and
+        root's ids from it instead of writing them out again."""
+        if self.text is None:
+            self.text = hex_words(self.ids)
+        return self.text
 
 
 def _decoded(array: pa.Array) -> pa.Array:
@@ -424,13 +434,16 @@ def _explode_all(frame: _Frame) -> _Frame:
             where = np.zeros(len(repeat), dtype=np.int64)
             where[valid] = np.arange(len(sub), dtype=np.int64)
             picked = pa.array(where, mask=~valid)
-            ids = frame.ids[repeat]
+            ids = np.take(frame.ids, repeat, axis=0)
             ids[valid] = sub.ids
         same = len(repeat) == len(frame)
         take = None if same else pa.array(repeat)
         frame = _Frame(
             ids,
-            {name: lanes if same else lanes[repeat] for name, lanes in frame.carried.items()},
+            {
+                name: lanes if same else np.take(lanes, repeat, axis=0)
+                for name, lanes in frame.carried.items()
+            },
             {slot: _take(column, take) for slot, column in frame.columns.items()},
             [(plan, _take(lists, take)) for plan, lists in frame.tables],
             [(later, _take(lists, take)) for later, lists in frame.explodes],
@@ -444,11 +457,11 @@ def _explode_all(frame: _Frame) -> _Frame:
 def _table_batch(plan: _TablePlan, frame: _Frame) -> pa.RecordBatch:
     assert plan.schema is not None
     arrays = [frame.columns[slot] for slot in range(len(plan.fields))]
-    arrays.append(hex_ids(frame.ids))
+    arrays.append(hex_text(frame.id_text()))
     if plan.parent is not None:
         arrays += [
-            hex_ids(frame.carried["parent"]),
-            hex_ids(frame.carried["root"]),
+            hex_text(frame.carried["parent"]),
+            hex_text(frame.carried["root"]),
             pa.array(frame.carried["index"], pa.int64()),
         ]
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
@@ -542,10 +555,16 @@ class Normalizer:
 
 def _cut_children(frame: _Frame, out: dict[int, pa.RecordBatch]) -> None:
     """The rows of every child table under `frame`'s rows, by plan."""
-    roots = frame.carried.get("root", frame.ids)
+    text = frame.id_text()
+    roots = frame.carried.get("root", text)
     for plan, lists in frame.tables:
         values, rows, positions = _elements(lists)
-        carried = {"parent": frame.ids[rows], "root": roots[rows], "index": positions}
+        # np.take along axis 0 copies whole rows; indexing with [rows] goes element by element
+        carried = {
+            "parent": np.take(text, rows, axis=0),
+            "root": np.take(roots, rows, axis=0),
+            "index": positions,
+        }
         child = _Frame(_element_ids(frame.ids, _salt(plan.path), rows, positions), carried)
         assert plan.node is not None
         _fill(plan.node, values, child)
