@@ -478,7 +478,7 @@ class JsonlFormat(Format):
         sample = json_types.sample_lines(replay, options.infer_rows, BLOCK_SIZE)
         replay.rewind(keep=False)
         declared = {name: parse_type(kind) for name, kind in options.column_types.items()}
-        schema, strings = json_types.sample_schema(sample, declared)
+        schema, strings, nested = json_types.sample_schema(sample, declared)
         parse_options = pajson.ParseOptions(explicit_schema=schema) if len(schema) else None
         try:
             reader = pajson.open_json(
@@ -493,7 +493,7 @@ class JsonlFormat(Format):
         typer = ColumnTyper(strings, options.infer_rows)
         try:
             order = list(dict.fromkeys(key for row in sample for key in row))
-            batches = typed_batches(json_types.in_order(reader, order), typer)
+            batches = typed_batches(json_types.in_order(reader, order, nested), typer)
             yield from rebatch(batches, batch_size)
         except pa.ArrowInvalid as exc:
             raise json_types.drift(exc, schema, len(sample)) from None
@@ -534,11 +534,13 @@ class JsonFormat(Format):
             yield from rebatch(self._typed(rows), batch_size)
 
     def _typed(self, rows: list[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
-        """The rows as columns: top-level numbers and strings typed as JSONL's are, nested
-        and mixed values by Arrow."""
+        """The rows as columns: top-level numbers and strings, and numbers inside objects and
+        lists, typed as JSONL's are; the rest by Arrow."""
         options: JsonlOptions = self.options  # type: ignore[assignment]
-        kinds = json_types.field_kinds(rows[: options.infer_rows])
+        sample = rows[: options.infer_rows]
+        kinds = json_types.field_kinds(sample)
         declared = {name: parse_type(kind) for name, kind in options.column_types.items()}
+        nested = json_types.NestedNumbers(sample, skip={*kinds, *declared}).widened(rows)
         columns: dict[str, pa.Array] = {}
         # The columns of every object, in order of first appearance (as the JSONL reader
         # finds them).
@@ -546,6 +548,8 @@ class JsonFormat(Format):
             values = [row.get(key) for row in rows]
             if key in kinds:
                 columns[key] = pa.array(values, pa.string())
+            elif key in nested:
+                columns[key] = json_types.exact_array(values, nested[key])
             else:
                 columns[key] = pa.array([json_types.plain(value) for value in values])
             if key in declared:

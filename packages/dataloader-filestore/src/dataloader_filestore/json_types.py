@@ -3,20 +3,25 @@
 JSON numbers are kept as their text while a sample is parsed (`Number`), so that `3.50` can
 become decimal(3,2) and a 30-digit integer decimal(30,0) instead of a double. A field whose
 sampled values are all numbers is typed by the number rules of `inference.infer_type`, one whose
-values are all strings by its date and timestamp rules (quoted numbers stay text); any other
-field (nested, boolean, mixed) is left to Arrow's JSON reader.
+values are all strings by its date and timestamp rules (quoted numbers stay text). Numbers
+inside objects and lists (`NestedNumbers`) follow the same number rules, path by path: Arrow's
+reader would make every one a float64. Anything else (booleans, strings inside nested values,
+a path whose sampled values mix kinds) is left to Arrow's JSON reader.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from collections.abc import Collection, Iterable, Iterator
+from decimal import Decimal
+from typing import IO, Any, NoReturn
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from dataloader_filestore.inference import TypeDrift, infer_type
+from dataloader.schema.lattice import supertype
+from dataloader_filestore.inference import TypeDrift, convert, first_misfit, infer_type
 
 _INTEGER = re.compile(r"-?\d+")
 _CHUNK = 1 << 20
@@ -94,14 +99,17 @@ def sample_lines(stream: IO[bytes], rows: int, limit: int) -> list[dict[str, Any
 
 def sample_schema(
     rows: list[dict[str, Any]], declared: dict[str, pa.DataType]
-) -> tuple[pa.Schema, dict[str, str]]:
+) -> tuple[pa.Schema, dict[str, str], NestedNumbers]:
     """What Arrow's JSON reader is told of the sample's fields: declared ones as declared,
     number fields as their inferred type (Arrow converts the numbers' text exactly), string
-    fields as text; and the string fields, for a `ColumnTyper` to find their dates and
-    timestamps. Fields typed null (only nulls sampled) are left to Arrow."""
+    fields as text, object and list fields as the types of the numbers inside them; the string
+    fields, for a `ColumnTyper` to find their dates and timestamps; and the nested numbers, to
+    put the read structs' fields back in order (`in_order`). Fields typed null (only nulls
+    sampled) are left to Arrow."""
     fields = dict(declared)
     strings: dict[str, str] = {}
-    for key, kind in field_kinds(rows).items():
+    kinds = field_kinds(rows)
+    for key, kind in kinds.items():
         if key in fields:
             continue
         if kind == "temporal":
@@ -111,27 +119,241 @@ def sample_schema(
         found = infer_type(values, kinds=kind)
         if not pa.types.is_null(found):
             fields[key] = found
-    return pa.schema(list(fields.items())), strings
+    nested = NestedNumbers(rows, skip={*fields, *kinds})
+    fields.update(nested.types)
+    return pa.schema(list(fields.items())), strings, nested
+
+
+class _Path:
+    """What a sample holds at one path inside nested values: the kinds of its values (`number`,
+    `object`, `list`, or a Python type name), the numbers' text, the objects' fields in order
+    of first appearance, the lists' elements; and the first value of another kind than the
+    first value's."""
+
+    __slots__ = ("fields", "items", "kinds", "numbers", "odd")
+
+    def __init__(self) -> None:
+        self.kinds: set[str] = set()
+        self.numbers: list[str] = []
+        self.fields: dict[str, _Path] = {}
+        self.items: _Path | None = None
+        self.odd: Any = None
+
+    def add(self, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, Number):
+            kind = "number"
+            self.numbers.append(value)
+        elif isinstance(value, dict):
+            kind = "object"
+            for key, item in value.items():
+                self.fields.setdefault(key, _Path()).add(item)
+        elif isinstance(value, list):
+            kind = "list"
+            if self.items is None:
+                self.items = _Path()
+            for item in value:
+                self.items.add(item)
+        else:
+            kind = type(value).__name__
+        if self.kinds and kind not in self.kinds and self.odd is None:
+            self.odd = value
+        self.kinds.add(kind)
+
+
+class NestedNumbers:
+    """The types of the numbers inside the object and list fields of a sample of JSON rows, by
+    the number rules of top-level fields (`3.50` → decimal(3,2), a 20-digit integer →
+    decimal(20,0)), path by path: a struct of just the fields that hold numbers, a list of its
+    elements' type. A path whose sampled values mix kinds, or hold no number, is left out (to
+    Arrow's JSON reader), as is a field in `skip`."""
+
+    def __init__(self, rows: list[dict[str, Any]], skip: Collection[str] = ()) -> None:
+        self.rows = len(rows)
+        self._paths: dict[str, _Path] = {}
+        for row in rows:
+            for key, value in row.items():
+                if key not in skip:
+                    self._paths.setdefault(key, _Path()).add(value)
+        self.types: dict[str, pa.DataType] = {}
+        for key, path in self._paths.items():
+            found = self._type(path, key, None) if path.kinds in ({"object"}, {"list"}) else None
+            if found is not None:
+                self.types[key] = found
+
+    def widened(self, rows: list[dict[str, Any]]) -> dict[str, pa.DataType]:
+        """The types again over every row (the sample's first): a later number outside its
+        path's type widens it as a top-level column widens, else `TypeDrift`."""
+        every = {key: _Path() for key in self.types}
+        for row in rows:
+            for key, path in every.items():
+                path.add(row.get(key))
+        return {key: self._type(self._paths[key], key, every[key]) for key in self.types}
+
+    def arranged(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The batch with the fields of its typed structs in the sample's order (Arrow's reader
+        puts a struct's fields it was told of before those it found)."""
+        for key in self.types:
+            index = batch.schema.get_field_index(key)
+            if index < 0:
+                continue
+            column = batch.column(index)
+            wanted = _ordered(column.type, self._paths[key])
+            if wanted != column.type:
+                batch = batch.set_column(index, pa.field(key, wanted), pc.cast(column, wanted))
+        return batch
+
+    def _type(self, path: _Path, name: str, every: _Path | None) -> pa.DataType | None:
+        if len(path.kinds) != 1:
+            return None
+        (kind,) = path.kinds
+        if every is not None and every.kinds != path.kinds:
+            self._misfit(name, every.odd, kind)
+        if kind == "number":
+            return self._number(path, name, every)
+        if kind == "object":
+            fields = []
+            for key, child in path.fields.items():
+                inner = every.fields[key] if every is not None else None
+                found = self._type(child, f"{name}.{key}", inner)
+                if found is not None:
+                    fields.append(pa.field(key, found))
+            return pa.struct(fields) if fields else None
+        if kind == "list" and path.items is not None:
+            inner = every.items if every is not None else None
+            found = self._type(path.items, name, inner)
+            return pa.list_(found) if found is not None else None
+        return None
+
+    def _number(self, path: _Path, name: str, every: _Path | None) -> pa.DataType:
+        sampled = infer_type(pa.array(path.numbers, pa.string()), kinds="numbers")
+        if every is None:
+            return sampled
+        values = pa.array(every.numbers, pa.string())
+        wider = supertype(sampled, infer_type(values, kinds="numbers"))
+        if wider is not None:
+            try:
+                convert(values, wider)
+                return wider
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        _, value = first_misfit(values, sampled)
+        self._misfit(name, Number(value), str(sampled))
+
+    def _misfit(self, name: str, value: Any, kind: str) -> NoReturn:
+        top = name.split(".")[0]
+        shown = str(value) if isinstance(value, Number) else plain(value)  # as written
+        raise TypeDrift(
+            f"column {name!r}: value {shown!r} does not fit {kind}, the type inferred "
+            f"from the first {self.rows} rows, and no type holds both exactly: set "
+            f"`format_options.column_types: {{{top}: …}}`, or a larger "
+            "`format_options.infer_rows`"
+        )
+
+
+def _ordered(kind: pa.DataType, path: _Path) -> pa.DataType:
+    """`kind` with its structs' fields in the order `path` saw them first."""
+    if pa.types.is_struct(kind):
+        found = {field.name: field for field in (kind.field(i) for i in range(kind.num_fields))}
+        names = [name for name in path.fields if name in found]
+        names += [name for name in found if name not in path.fields]
+        return pa.struct(
+            [
+                found[name].with_type(_ordered(found[name].type, path.fields[name]))
+                if name in path.fields
+                else found[name]
+                for name in names
+            ]
+        )
+    if pa.types.is_list(kind) and path.items is not None:
+        item = kind.value_field
+        return pa.list_(item.with_type(_ordered(item.type, path.items)))
+    return kind
+
+
+def exact_array(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """Nested JSON values (their numbers `Number`s) as an array whose number leaves are of
+    `kind` (as `NestedNumbers` types them); the rest typed as pyarrow infers it."""
+    array = pa.array([_exact(value, kind) for value in values])
+    return pc.cast(array, _merged(array.type, kind))
+
+
+def _exact(value: Any, kind: pa.DataType) -> Any:
+    if isinstance(value, Number):
+        if pa.types.is_integer(kind):
+            return int(value)
+        if pa.types.is_decimal(kind):
+            return Decimal(value)
+        if pa.types.is_floating(kind):
+            return float(value)
+    if isinstance(value, dict) and pa.types.is_struct(kind):
+        return {
+            key: _exact(item, kind.field(key).type)
+            if kind.get_field_index(key) >= 0
+            else plain(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list) and pa.types.is_list(kind):
+        return [_exact(item, kind.value_type) for item in value]
+    return plain(value)
+
+
+def _merged(found: pa.DataType, kind: pa.DataType) -> pa.DataType:
+    """The type pyarrow inferred (`found`) with the number leaves of `kind`."""
+    if pa.types.is_struct(found) and pa.types.is_struct(kind):
+        fields = []
+        for field in (found.field(i) for i in range(found.num_fields)):
+            index = kind.get_field_index(field.name)
+            if index >= 0:
+                field = field.with_type(_merged(field.type, kind.field(index).type))
+            fields.append(field)
+        return pa.struct(fields)
+    if pa.types.is_list(found) and pa.types.is_list(kind):
+        item = found.value_field
+        return pa.list_(item.with_type(_merged(item.type, kind.value_type)))
+    if pa.types.is_struct(kind) or pa.types.is_list(kind):
+        return found
+    return kind
+
+
+def _leaves(name: str, kind: pa.DataType) -> Iterator[tuple[str, pa.DataType]]:
+    """The paths (`s.big`; a list's elements at the list's path) and types of `kind`'s leaves."""
+    if pa.types.is_struct(kind):
+        for field in (kind.field(i) for i in range(kind.num_fields)):
+            yield from _leaves(f"{name}.{field.name}", field.type)
+    elif pa.types.is_list(kind):
+        yield from _leaves(name, kind.value_type)
+    else:
+        yield name, kind
 
 
 def drift(error: pa.ArrowInvalid, schema: pa.Schema, rows: int) -> Exception:
-    """Arrow's "failed to convert" error naming the column(s) of the type it names."""
+    """Arrow's "failed to convert" error naming the column(s), or the paths inside nested
+    columns, of the type it names."""
     message = str(error)
-    names = [field.name for field in schema if str(field.type) in message]
+    leaves = [leaf for field in schema for leaf in _leaves(field.name, field.type)]
+    names = [name for name, kind in leaves if str(kind) in message]
     if not names or "convert JSON" not in message:
         return error
     column = names[0] if len(names) == 1 else " or ".join(repr(name) for name in names)
+    top = names[0].split(".")[0]
     return TypeDrift(
         f"column {column!r}: {message} (the type was inferred from the first {rows} rows): set "
-        f"`format_options.column_types: {{{names[0]}: …}}`, or a larger "
+        f"`format_options.column_types: {{{top}: …}}`, or a larger "
         "`format_options.infer_rows`"
     )
 
 
-def in_order(batches: Iterable[pa.RecordBatch], order: list[str]) -> Iterator[pa.RecordBatch]:
+def in_order(
+    batches: Iterable[pa.RecordBatch], order: list[str], nested: NestedNumbers | None = None
+) -> Iterator[pa.RecordBatch]:
     """The batches with the columns of `order` first, in that order (Arrow's reader puts the
-    fields it was told of before those it found)."""
+    fields it was told of before those it found), and the fields of `nested`'s structs in the
+    sample's order."""
     for batch in batches:
+        if nested is not None:
+            batch = nested.arranged(batch)
         names = batch.schema.names
         present = set(names)
         first = [name for name in order if name in present]
