@@ -243,7 +243,7 @@ JSON_TYPES = {
     "f": pa.float64(),
     "n": pa.int64(),
     "ok": pa.bool_(),
-    "tags": pa.struct([("x", pa.float64())]),
+    "tags": pa.struct([("x", pa.decimal128(2, 1))]),
 }
 
 
