@@ -367,7 +367,7 @@ def test_a_killed_run_leaves_every_table_at_one_commit(
     first.commit(State(watermarks={"run": 1}))
     first.close()
 
-    code = f"import test_child_tables as t; t._second_run({local.base!r}, {kill!r})"
+    code = f"import test_files_child_tables as t; t._second_run({local.base!r}, {kill!r})"
     tests = str(Path(__file__).parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
     died = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

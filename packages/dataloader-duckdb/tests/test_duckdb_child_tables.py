@@ -415,7 +415,7 @@ import pyarrow as pa
 from dataloader import RunContext, State
 from dataloader_duckdb import DuckDBConnector, DuckDBConfig
 sys.path.insert(0, sys.argv[4])
-from test_child_tables import load, orders, items
+from test_duckdb_child_tables import load, orders, items
 
 database, mode, point = sys.argv[1:4]
 connector = DuckDBConnector(DuckDBConfig(database=database, table="t"))

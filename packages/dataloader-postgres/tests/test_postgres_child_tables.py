@@ -380,7 +380,7 @@ def test_begin_drops_this_recipes_dead_child_stages_only(pg: Any, dest: Destinat
 KILLED = """
 import sys
 sys.path.insert(0, {tests!r})
-from test_child_tables import killed_run
+from test_postgres_child_tables import killed_run
 killed_run({settings!r}, {mode!r}, {point!r})
 """
 
