@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +20,15 @@ from dataloader.normalize.keys import (
     KEY_COLUMNS,
     child_lanes,
     hash_rows,
-    hex_ids,
-    hex_text,
-    hex_words,
     short_hash,
+    uuid_text,
+    uuid_text_of,
+    uuid_words,
 )
 
 
 def ids(*columns: pa.Array | pa.ChunkedArray, names: list[str] | None = None) -> list[str]:
-    return hex_ids(hash_rows(list(columns), names)).to_pylist()
+    return uuid_text(hash_rows(list(columns), names)).to_pylist()
 
 
 def one(value: object, type_: pa.DataType | None = None) -> str:
@@ -62,30 +63,41 @@ def test_key_column_names() -> None:
     assert KEY_COLUMNS == ("_dl_id", "_dl_parent_id", "_dl_root_id", "_dl_list_idx")
 
 
-def test_ids_are_32_lowercase_hex_chars_of_the_two_lanes() -> None:
+def as_uuid(high: int, low: int) -> str:
+    """The reference: the two lanes as one 128-bit number, version 8 and RFC variant set."""
+    number = (high << 64) | low
+    number = number & ~(0xF << 76) | (0x8 << 76)
+    number = number & ~(0x3 << 62) | (0x2 << 62)
+    return str(uuid.UUID(int=number))
+
+
+def test_ids_are_uuid_text_of_the_two_lanes() -> None:
     lanes = hash_rows(mixed_table(50))
     assert lanes.shape == (50, 2) and lanes.dtype == np.dtype("<u8")
-    text = hex_ids(lanes)
+    text = uuid_text(lanes)
     assert text.type == pa.string()
     for row, value in zip(lanes, text.to_pylist(), strict=True):
-        assert re.fullmatch(r"[0-9a-f]{32}", value)
-        assert value == f"{int(row[0]):016x}{int(row[1]):016x}"
-    assert hex_ids(np.empty((0, 2), np.uint64)).to_pylist() == []
+        assert re.fullmatch(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", value
+        )
+        assert value == as_uuid(int(row[0]), int(row[1]))
+        assert uuid.UUID(value).variant == uuid.RFC_4122
+    assert uuid_text(np.empty((0, 2), np.uint64)).to_pylist() == []
 
 
-def test_hex_ids_of_many_rows_and_extreme_lanes_match_their_hex_writing() -> None:
-    # more rows than hex_words looks up per step, with every nibble value at every position
+def test_uuid_text_of_many_rows_and_extreme_lanes_matches_python_uuids() -> None:
+    # more rows than uuid_words looks up per step, with every nibble value at every position
     rng = np.random.default_rng(3)
     extremes = np.array([0, 1, 0xF, 0x10, 0xFF00, (1 << 63), (1 << 64) - 1], np.uint64)
     n = 3 * (1 << 16) + 5
     lanes = rng.integers(0, 1 << 63, (n, 2), dtype=np.uint64) * np.uint64(3)
     lanes[: len(extremes), 0] = extremes
     lanes[-len(extremes) :, 1] = extremes[::-1]
-    text = hex_ids(lanes).to_pylist()
-    expected = [f"{int(a):016x}{int(b):016x}" for a, b in lanes.tolist()]
+    text = uuid_text(lanes).to_pylist()
+    expected = [as_uuid(int(a), int(b)) for a, b in lanes.tolist()]
     assert text == expected
     rows = np.array([n - 1, 0, 70_000, 0])
-    gathered = hex_text(np.take(hex_words(lanes), rows, axis=0)).to_pylist()
+    gathered = uuid_text_of(np.take(uuid_words(lanes), rows, axis=0)).to_pylist()
     assert gathered == [expected[row] for row in rows]
 
 
@@ -103,9 +115,9 @@ def test_ids_are_pinned_across_versions_and_platforms() -> None:
 
 
 PINNED = [
-    "6f0b879112499c10a643d60caa5618ae",
-    "bbd4687a186884e5ef071a105e8743ba",
-    "e561032ae737d44d86e9216c0853d488",
+    "6f0b8791-1249-8c10-a643-d60caa5618ae",
+    "bbd4687a-1868-84e5-af07-1a105e8743ba",
+    "e561032a-e737-844d-86e9-216c0853d488",
 ]
 
 
@@ -167,7 +179,7 @@ def test_a_million_distinct_rows_give_a_million_distinct_ids() -> None:
     d = pa.array((i % 7) * 0.5)
     lanes = hash_rows([a, b, c, d])
     assert len(np.unique(lanes.view("V16"))) == n
-    hexes = hex_ids(lanes)
+    hexes = uuid_text(lanes)
     assert len(set(hexes.to_pylist())) == n
 
 
@@ -273,7 +285,7 @@ def test_decimals_hash_by_value_and_scale() -> None:
 )
 def test_every_nested_and_scalar_type_hashes_stably(column: pa.Array) -> None:
     lanes = hash_rows([column])
-    got = hex_ids(lanes).to_pylist()
+    got = uuid_text(lanes).to_pylist()
     assert got[0] == got[3]
     assert len(set(got[:3])) == 3 or pa.types.is_null(column.type)
     for start in range(4):
@@ -297,7 +309,7 @@ def test_child_lanes_hash_the_parent_and_the_position() -> None:
     parents = hash_rows([pa.array([1, 2])])
     children = child_lanes(parents, np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]))
     assert children.shape == (4, 2) and children.dtype == np.dtype("<u8")
-    assert len(set(hex_ids(children).to_pylist()) | set(hex_ids(parents).to_pylist())) == 6
+    assert len(set(uuid_text(children).to_pylist()) | set(uuid_text(parents).to_pylist())) == 6
     again = child_lanes(parents[[1]], np.array([0]), np.array([1]))
     np.testing.assert_array_equal(again, children[3:])
 

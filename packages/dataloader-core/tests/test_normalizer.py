@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import random
+import uuid
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -13,7 +15,8 @@ import pyarrow.json as pajson
 import pytest
 
 from dataloader.normalize.config import NormalizationConfig
-from dataloader.normalize.keys import hash_rows, hex_ids
+from dataloader.normalize.key_text import key_text
+from dataloader.normalize.keys import hash_rows, uuid_text
 from dataloader.normalize.naming import NormalizationError, fit_identifier
 from dataloader.normalize.normalizer import NormalizedBatch, Normalizer, TableSpec
 from dataloader.schema.types import JSON_TAG, TYPE_TAG
@@ -59,7 +62,7 @@ def data(batch: pa.RecordBatch) -> list[dict[str, Any]]:
 
 
 def ids_of(*columns: pa.Array, names: list[str] | None = None) -> list[str]:
-    return hex_ids(hash_rows(list(columns), names)).to_pylist()
+    return uuid_text(hash_rows(list(columns), names)).to_pylist()
 
 
 def test_auto_flattens_structs_and_makes_child_tables() -> None:
@@ -72,7 +75,7 @@ def test_auto_flattens_structs_and_makes_child_tables() -> None:
         {"id": 3, "name": "c", "address__city": "Y", "address__zip": None},
     ]
     root_ids = root.column("_dl_id").to_pylist()
-    assert root_ids == ids_of(pa.array([1, 2, 3]), names=["id"])
+    assert root_ids == ids_of(key_text(pa.array([1, 2, 3])), names=["id"])
     assert [child.spec for child in result.children] == [
         TableSpec("t__orders", ("orders",), "t", 1),
         TableSpec("t__orders__items", ("orders", "items"), "t__orders", 2),
@@ -90,7 +93,7 @@ def test_auto_flattens_structs_and_makes_child_tables() -> None:
     assert {i["_dl_root_id"] for i in items} == {root_ids[0]}
     every_id = root_ids + [o["_dl_id"] for o in orders] + [i["_dl_id"] for i in items]
     assert len(set(every_id)) == len(every_id)
-    assert all(len(i) == 32 and int(i, 16) >= 0 for i in every_id)
+    assert all(uuid.UUID(i).version == 8 and len(i) == 36 for i in every_id)
 
 
 def test_without_keys_the_root_id_hashes_the_whole_original_row() -> None:
@@ -622,3 +625,25 @@ def test_names_that_differ_only_in_case_collide() -> None:
     assert tables[0] == "t__Items" and tables[1].startswith("t__items_")
     columns = normalized.root.schema.names
     assert "s__A" in columns and any(name.startswith("s__a_") for name in columns)
+
+
+def test_a_root_key_is_its_merge_key_as_sql_compares_it() -> None:
+    """The attack's stale children: a key read as decimal(3,1), then decimal(4,2) (or int, then
+    float) is one row to the merge, so it must keep one id for its children to be replaced."""
+    config = NormalizationConfig()
+    as_read = [
+        pa.RecordBatch.from_pylist([{"id": Decimal("1.5"), "o": [1]}]),
+        pa.RecordBatch.from_pydict(
+            {"id": pa.array([Decimal("1.50")], pa.decimal128(4, 2)), "o": [[1]]}
+        ),
+        pa.RecordBatch.from_pylist([{"id": 1.5, "o": [1]}]),
+    ]
+    ids = {
+        Normalizer(config, "t", key_columns=["id"]).normalize(batch).root.column("_dl_id")[0]
+        for batch in as_read
+    }
+    assert len(ids) == 1
+    one = pa.RecordBatch.from_pylist([{"a": 1, "b": "x"}])
+    forward = Normalizer(config, "t", key_columns=["a", "b"]).normalize(one).root
+    backward = Normalizer(config, "t", key_columns=["b", "a"]).normalize(one).root
+    assert forward.column("_dl_id").equals(backward.column("_dl_id"))

@@ -614,9 +614,16 @@ class DuckDBConnector(BaseConnector):
             self._begin_transaction()
             self.con.register(ROOT_IDS_VIEW, pa.table({"id": root_ids}))
             try:
+                # The ids as the column holds them (UUID, or text), so the column is not cast.
+                column = quote_identifier("_dl_root_id")
+                types = dict(
+                    (name, kind)
+                    for name, kind, *_ in self.con.execute(f"DESCRIBE {rows.sql()}").fetchall()
+                )
+                kind = types.get("_dl_root_id", "VARCHAR")
                 self.con.execute(
-                    f"DELETE FROM {rows.sql()} WHERE {quote_identifier('_dl_root_id')} IN "
-                    f"(SELECT id FROM {ROOT_IDS_VIEW})"
+                    f"DELETE FROM {rows.sql()} WHERE {column} IN "
+                    f"(SELECT CAST(id AS {kind}) FROM {ROOT_IDS_VIEW})"
                 )
             finally:
                 with suppress(duckdb.Error):

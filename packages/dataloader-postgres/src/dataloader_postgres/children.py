@@ -68,7 +68,11 @@ def root_id_index_sql(table: TableName) -> str:
     return f"CREATE INDEX ON {table.sql()} ({quote_identifier(ROOT_ID)})"
 
 
-def delete_children_sql(table: TableName) -> str:
-    """Delete the rows of `table` whose root is one of `ROOT_IDS`."""
+def delete_children_sql(table: TableName, column_type: str) -> str:
+    """Delete the rows of `table` whose root is one of `ROOT_IDS`, the ids cast to the type of
+    the table's `_dl_root_id` (uuid, or text): its index is used, its values are not cast."""
     root = quote_identifier(ROOT_ID)
-    return f"DELETE FROM {table.sql()} AS c USING {ROOT_IDS} AS r WHERE c.{root} = r.{root}"
+    return (
+        f"DELETE FROM {table.sql()} AS c USING {ROOT_IDS} AS r "
+        f"WHERE c.{root} = CAST(r.{root} AS {column_type})"
+    )

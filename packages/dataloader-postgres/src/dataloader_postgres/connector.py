@@ -803,7 +803,12 @@ class PostgresConnector(BaseConnector):
             if target is None or len(root_ids) == 0:
                 return
             self._load_root_ids(root_ids)
-            self._execute(delete_children_sql(target))
+            [(column_type,)] = self._execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = to_regclass(%s) AND attname = %s",
+                (target.sql(), ROOT_ID),
+            ).fetchall()
+            self._execute(delete_children_sql(target, column_type))
         except psycopg2.Error as exc:
             self.abort()
             raise self._error("merge delete", exc, str(child)) from exc

@@ -358,11 +358,23 @@ _HEX_WORDS = _hex_words()
 _HEX_STEP = 1 << 16  # rows looked up per step: bounds the index temporaries to 4 MiB
 
 
-def hex_words(lanes: Lanes) -> np.ndarray:
-    """The text of `hex_ids`, one row per row: an (n, 8) little-endian uint32 array whose bytes
-    are the 32 characters (rows can be gathered with numpy, then made strings by `hex_text`)."""
+_VERSION_CLEAR, _VERSION_8 = np.uint64(~0xF000 & (2**64 - 1)), np.uint64(0x8000)
+_VARIANT_CLEAR, _VARIANT_RFC = np.uint64(2**62 - 1), np.uint64(1 << 63)
+# Where the 32 hex characters go among the 36 of a UUID's text; the rest are dashes.
+_UUID_DIGITS = np.array([*range(8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36)])
+_UUID_DASHES = np.array([8, 13, 18, 23])
+
+
+def uuid_words(lanes: Lanes) -> np.ndarray:
+    """The hex digits of `uuid_text`, one row per row: an (n, 8) little-endian uint32 array
+    whose bytes are the 32 digits (rows can be gathered with numpy, then made text by
+    `uuid_text_of`). The 4 version bits become 8 and the 2 variant bits `10` (RFC 9562's
+    UUIDv8): 122 bits of the hash remain."""
     n = len(lanes)
-    words = np.ascontiguousarray(lanes, dtype=_U64).byteswap().view("<u2").reshape(n, 8)
+    marked = np.array(lanes, dtype=_U64).reshape(n, 2)
+    marked[:, 0] = marked[:, 0] & _VERSION_CLEAR | _VERSION_8
+    marked[:, 1] = marked[:, 1] & _VARIANT_CLEAR | _VARIANT_RFC
+    words = marked.byteswap().view("<u2").reshape(n, 8)
     text = np.empty((n, 8), "<u4")
     for start in range(0, n, _HEX_STEP):
         part = words[start : start + _HEX_STEP].astype(np.intp)
@@ -370,19 +382,23 @@ def hex_words(lanes: Lanes) -> np.ndarray:
     return text
 
 
-def hex_text(words: np.ndarray) -> pa.StringArray:
-    """A string array of the rows of `words` (as `hex_words` gives), 32 characters each."""
+def uuid_text_of(words: np.ndarray) -> pa.StringArray:
+    """A string array of the rows of `words` (as `uuid_words` gives): 36 characters each,
+    `xxxxxxxx-xxxx-8xxx-yxxx-xxxxxxxxxxxx`."""
     n = len(words)
-    if n * 32 > np.iinfo(np.int32).max:
-        raise ValueError(f"hex_ids: {n} rows do not fit one string array; hash smaller batches")
-    text = np.ascontiguousarray(words, dtype="<u4")
-    offsets = np.arange(0, 32 * n + 1, 32, dtype="<i4")
+    if n * 36 > np.iinfo(np.int32).max:
+        raise ValueError(f"uuid_text: {n} rows do not fit one string array; hash smaller batches")
+    digits = np.ascontiguousarray(words, dtype="<u4").view(np.uint8).reshape(n, 32)
+    text = np.empty((n, 36), np.uint8)
+    text[:, _UUID_DIGITS] = digits
+    text[:, _UUID_DASHES] = ord("-")
+    offsets = np.arange(0, 36 * n + 1, 36, dtype="<i4")
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
 
 
-def hex_ids(lanes: Lanes) -> pa.StringArray:
-    """32 lowercase hex characters per row (lane 0 then lane 1, most significant first)."""
-    return hex_text(hex_words(lanes))
+def uuid_text(lanes: Lanes) -> pa.StringArray:
+    """Each row's 128-bit hash as UUID text (lowercase, version 8, RFC variant)."""
+    return uuid_text_of(uuid_words(lanes))
 
 
 def short_hash(text: str) -> str:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from dataloader.normalize.config import NormalizationConfig
 from dataloader.normalize.json_text import to_json_text
+from dataloader.normalize.key_text import key_text
 from dataloader.normalize.keys import (
     LIST_INDEX,
     PARENT_ID,
@@ -25,13 +26,13 @@ from dataloader.normalize.keys import (
     ROW_ID,
     child_lanes,
     hash_rows,
-    hex_text,
-    hex_words,
     short_hash,
+    uuid_text_of,
+    uuid_words,
 )
 from dataloader.normalize.naming import NameRequest, NormalizationError, assign_names
 from dataloader.schema.quarantine import QUARANTINE_SUFFIX
-from dataloader.schema.types import JSON_TAG, TYPE_TAG
+from dataloader.schema.types import JSON_TAG, TYPE_TAG, UUID_TAG
 
 _STRATEGY_ACTION = {
     "auto": "create_table",
@@ -39,11 +40,12 @@ _STRATEGY_ACTION = {
     "explode": "explode",
     "json_column": "json_column",
 }
-_ROOT_KEYS = (pa.field(ROW_ID, pa.string(), nullable=False),)
+_UUID = {TYPE_TAG: UUID_TAG}  # destinations with a uuid type store the ids in it
+_ROOT_KEYS = (pa.field(ROW_ID, pa.string(), nullable=False, metadata=_UUID),)
 _CHILD_KEYS = (
-    pa.field(ROW_ID, pa.string(), nullable=False),
-    pa.field(PARENT_ID, pa.string(), nullable=False),
-    pa.field(ROOT_ID, pa.string(), nullable=False),
+    pa.field(ROW_ID, pa.string(), nullable=False, metadata=_UUID),
+    pa.field(PARENT_ID, pa.string(), nullable=False, metadata=_UUID),
+    pa.field(ROOT_ID, pa.string(), nullable=False, metadata=_UUID),
     pa.field(LIST_INDEX, pa.int64(), nullable=False),
 )
 
@@ -353,7 +355,7 @@ class _Planner:
 @dataclass
 class _Frame:
     """Rows being built for one table: columns by slot, lists still to cut, and the keys
-    (`carried`: the parent's and the root's id text, as `hex_words`, and the list positions)."""
+    (`carried`: the parent's and the root's id text, as `uuid_words`, and the list positions)."""
 
     ids: np.ndarray
     carried: dict[str, np.ndarray]
@@ -366,10 +368,10 @@ class _Frame:
         return len(self.ids)
 
     def id_text(self) -> np.ndarray:
-        """The rows' ids as text (`hex_words`), made once: children gather their parent's and
+        """The rows' ids as text (`uuid_words`), made once: children gather their parent's and
         root's ids from it instead of writing them out again."""
         if self.text is None:
-            self.text = hex_words(self.ids)
+            self.text = uuid_words(self.ids)
         return self.text
 
 
@@ -457,11 +459,11 @@ def _explode_all(frame: _Frame) -> _Frame:
 def _table_batch(plan: _TablePlan, frame: _Frame) -> pa.RecordBatch:
     assert plan.schema is not None
     arrays = [frame.columns[slot] for slot in range(len(plan.fields))]
-    arrays.append(hex_text(frame.id_text()))
+    arrays.append(uuid_text_of(frame.id_text()))
     if plan.parent is not None:
         arrays += [
-            hex_text(frame.carried["parent"]),
-            hex_text(frame.carried["root"]),
+            uuid_text_of(frame.carried["parent"]),
+            uuid_text_of(frame.carried["root"]),
             pa.array(frame.carried["index"], pa.int64()),
         ]
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
@@ -534,8 +536,9 @@ class Normalizer:
     def normalize(self, batch: pa.RecordBatch) -> NormalizedBatch:
         """The root rows and every child table's rows of one batch."""
         plan = self._plan(batch.schema)
-        if self.key_columns:
-            ids = hash_rows([batch.column(name) for name in self.key_columns], self.key_columns)
+        if self.key_columns:  # as SQL compares keys, in any order of the key columns
+            keys = sorted(self.key_columns)
+            ids = hash_rows([key_text(batch.column(name)) for name in keys], keys)
         else:
             ids = hash_rows(batch.columns, batch.schema.names)
         frame = _Frame(ids, {})

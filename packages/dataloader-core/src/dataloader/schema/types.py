@@ -37,6 +37,8 @@ _DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 TYPE_NAMES = ", ".join([*sorted(_SIMPLE), "decimal(p,s)", "list<T>", "struct<name: T, …>"])
 JSON_TAG = b"json"
 """The field metadata value (under `TYPE_TAG`) marking a string column that holds JSON."""
+UUID_TAG = b"uuid"
+"""The field metadata value (under `TYPE_TAG`) marking a string column that holds UUIDs."""
 TYPE_TAG = b"pg_type"
 """The field metadata key under which a column's database type travels with its Arrow field."""
 
