@@ -15,6 +15,7 @@ BENCHMARKS = [
     "small_files",
     "file_parts",
     "startup",
+    "normalize",
 ]
 
 if __name__ == "__main__":

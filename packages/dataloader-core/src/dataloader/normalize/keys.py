@@ -360,9 +360,9 @@ _HEX_STEP = 1 << 16  # rows looked up per step: bounds the index temporaries to 
 
 _VERSION_CLEAR, _VERSION_8 = np.uint64(~0xF000 & (2**64 - 1)), np.uint64(0x8000)
 _VARIANT_CLEAR, _VARIANT_RFC = np.uint64(2**62 - 1), np.uint64(1 << 63)
-# Where the 32 hex characters go among the 36 of a UUID's text; the rest are dashes.
-_UUID_DIGITS = np.array([*range(8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36)])
-_UUID_DASHES = np.array([8, 13, 18, 23])
+# The 32 hex characters in groups (start, end, where the group goes among the 36 of a UUID's
+# text); the rest are dashes.
+_UUID_GROUPS = ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24))
 
 
 def uuid_words(lanes: Lanes) -> np.ndarray:
@@ -389,9 +389,9 @@ def uuid_text_of(words: np.ndarray) -> pa.StringArray:
     if n * 36 > np.iinfo(np.int32).max:
         raise ValueError(f"uuid_text: {n} rows do not fit one string array; hash smaller batches")
     digits = np.ascontiguousarray(words, dtype="<u4").view(np.uint8).reshape(n, 32)
-    text = np.empty((n, 36), np.uint8)
-    text[:, _UUID_DIGITS] = digits
-    text[:, _UUID_DASHES] = ord("-")
+    text = np.full((n, 36), ord("-"), np.uint8)
+    for start, end, to in _UUID_GROUPS:
+        text[:, to : to + end - start] = digits[:, start:end]
     offsets = np.arange(0, 36 * n + 1, 36, dtype="<i4")
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
 
