@@ -220,11 +220,28 @@ def _instant_lanes(array: pa.Array, unit: str, tag: str) -> _Pair:
     return _mix(seconds.view(_U64), (rest * _NANOS[unit]).view(_U64), tag)
 
 
+def _record(fields: Sequence[tuple[str, pa.Array]], n: int, tag: str) -> _Pair:
+    """The lanes of records: a sum over their fields of each non-null value mixed with its
+    field's name. A null field counts as absent, and the fields' order does not count: a
+    record reads the same when another record of its file adds a field, or a file lists its
+    fields in another order."""
+    total0, total1 = np.zeros(n, _U64), np.zeros(n, _U64)
+    for name, child in fields:
+        lane0, lane1 = _lanes(child)
+        c0, c1 = _const("field:" + name)
+        mixed0, mixed1 = _fmix(lane0 * c0 + c1), _fmix(lane1 * c1 + c0)
+        if child.null_count:
+            present = child.is_valid().to_numpy(zero_copy_only=False)
+            mixed0 *= present
+            mixed1 *= present
+        total0 += mixed0
+        total1 += mixed1
+    return _mix(total0, total1, tag)
+
+
 def _struct_lanes(array: pa.StructArray) -> _Pair:
-    acc = _mix(np.full(len(array), array.type.num_fields, _U64), None, "struct")
-    for field, child in zip(array.type, array.flatten(), strict=True):
-        acc = _combine(acc, _lanes(child), "field:" + field.name)
-    return acc
+    fields = [(field.name, child) for field, child in zip(array.type, array.flatten(), strict=True)]
+    return _record(fields, len(array), "struct")
 
 
 def _list_lanes(array: pa.Array) -> _Pair:
@@ -311,7 +328,9 @@ def _stack(lanes: _Pair) -> Lanes:
 def hash_rows(
     columns: Sequence[pa.Array | pa.ChunkedArray], names: Sequence[str] | None = None
 ) -> Lanes:
-    """One 128-bit hash per row over `columns` (of one length, any Arrow type).
+    """One 128-bit hash per row over `columns` (of one length, any Arrow type), each row read
+    as a record: its null values count as absent, the columns' order does not count (as for
+    the fields of a struct).
 
     :param names: the columns' names, which enter the hash (default: their positions).
     :returns: an (n, 2) uint64 array; the same rows give the same hashes whatever the batching.
@@ -321,15 +340,14 @@ def hash_rows(
     if not columns:
         raise ValueError("hash_rows: no columns to hash")
     n = len(columns[0])
-    acc = _mix(np.full(n, len(columns), _U64), None, "row")
+    fields = []
     for i, column in enumerate(columns):
         if len(column) != n:
             raise ValueError(f"hash_rows: column {i} has {len(column)} rows, expected {n}")
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
-        name = names[i] if names is not None else str(i)
-        acc = _combine(acc, _lanes(column), "column:" + name)
-    return _stack(acc)
+        fields.append((names[i] if names is not None else str(i), column))
+    return _stack(_record(fields, n, "row"))
 
 
 def child_lanes(parent: Lanes, parent_indices: np.ndarray, positions: np.ndarray) -> Lanes:
