@@ -290,3 +290,26 @@ def test_normalized_into_duckdb_the_child_tables_hold_the_exact_numbers(
             Decimal("2.25"),
             Decimal("-3.00"),
         ]
+
+
+def test_struct_fields_are_rearranged_without_a_cast_and_keep_every_value() -> None:
+    from dataloader_filestore.json_types import rearranged
+
+    inner = pa.struct([("x", pa.int64()), ("y", pa.string())])
+    rows = [
+        {"a": {"x": 1, "y": "p"}, "l": [{"x": 1, "y": "a"}, None, {"x": None, "y": "b"}]},
+        None,
+        {"a": None, "l": None},
+        {"a": {"x": 3, "y": None}, "l": []},
+        {"a": {"x": 4, "y": "q"}, "l": [{"x": 9, "y": "z"}]},
+    ]
+    array = pa.array(rows, pa.struct([("a", inner), ("l", pa.list_(inner))]))
+    flipped = pa.struct([("y", pa.string()), ("x", pa.int64())])
+    wanted = pa.struct([("l", pa.list_(flipped)), ("a", flipped)])
+    for start in range(len(rows)):
+        for length in range(len(rows) - start + 1):
+            part = array.slice(start, length)
+            moved = rearranged(part, wanted)
+            moved.validate(full=True)
+            assert moved.type == wanted
+            assert moved.to_pylist() == part.to_pylist()

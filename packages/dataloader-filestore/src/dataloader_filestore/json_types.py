@@ -201,7 +201,7 @@ class NestedNumbers:
             column = batch.column(index)
             wanted = _ordered(column.type, self._paths[key])
             if wanted != column.type:
-                batch = batch.set_column(index, pa.field(key, wanted), pc.cast(column, wanted))
+                batch = batch.set_column(index, pa.field(key, wanted), rearranged(column, wanted))
         return batch
 
     def _type(self, path: _Path, name: str, every: _Path | None) -> pa.DataType | None:
@@ -250,6 +250,25 @@ class NestedNumbers:
             f"`format_options.column_types: {{{top}: …}}`, or a larger "
             "`format_options.infer_rows`"
         )
+
+
+def rearranged(array: pa.Array, wanted: pa.DataType) -> pa.Array:
+    """`array` as `wanted`, a type of the same fields in another order, without copying
+    values: structs are rebuilt from their (reordered) children, lists from their offsets."""
+    kind = array.type
+    if kind.equals(wanted):
+        return array
+    mask = array.is_null() if array.null_count else None
+    if pa.types.is_struct(kind) and pa.types.is_struct(wanted):
+        children = [rearranged(array.field(field.name), field.type) for field in wanted]
+        return pa.StructArray.from_arrays(children, fields=list(wanted), mask=mask)
+    if pa.types.is_list(kind) and pa.types.is_list(wanted):
+        values = rearranged(array.values, wanted.value_type)
+        offsets = array.offsets
+        if mask is not None and array.offset:  # Arrow takes a mask with unsliced offsets only
+            offsets = pa.array(offsets.to_numpy(zero_copy_only=False))
+        return pa.ListArray.from_arrays(offsets, values, type=wanted, mask=mask)
+    return pc.cast(array, wanted)
 
 
 def _ordered(kind: pa.DataType, path: _Path) -> pa.DataType:
