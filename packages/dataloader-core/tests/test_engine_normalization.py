@@ -270,3 +270,14 @@ def test_a_merge_key_the_records_lack_is_named_whatever_the_batch_size(
     )
     with pytest.raises(NormalizationError, match="key column 'nope' is not a field"):
         run_recipe(from_yaml(path), LocalStateBackend(tmp_path / "state"))
+
+
+def test_keys_are_hashed_as_the_table_stores_them() -> None:
+    from dataloader.engine.nested import keys_as_stored
+
+    data = pa.RecordBatch.from_pylist([{"k": "01", "x": 1}, {"k": "7", "x": 2}])
+    stored = pa.schema([("k", pa.int64())])
+    assert keys_as_stored(data, ["k"], stored).column("k").to_pylist() == [1, 7]
+    words = pa.RecordBatch.from_pylist([{"k": "a"}])
+    assert keys_as_stored(words, ["k"], stored).column("k").to_pylist() == ["a"]  # not exact
+    assert keys_as_stored(data, ["k"], None) is data

@@ -27,7 +27,7 @@ def test_numbers_equal_in_sql_give_one_text() -> None:
 
 def test_different_numbers_stay_apart_and_nulls_stay_null() -> None:
     values = key_text(pa.array([10.0, 100.0, 0.1, 1e20, float("nan"), None]))
-    assert values.to_pylist() == ["10", "100", "0.1", "1e+20", "nan", None]
+    assert values.to_pylist() == ["10", "100", "0.1", "100000000000000000000", "nan", None]
     decimals = key_text(pa.array([Decimal("10.00"), Decimal("100.10")], pa.decimal128(6, 2)))
     assert decimals.to_pylist() == ["10", "100.1"]
 
@@ -46,3 +46,20 @@ def test_text_and_chunks_and_dictionaries() -> None:
     assert key_text(chunked).to_pylist() == ["1", "2.5"]
     coded = pa.array(["x", "y", "x"]).dictionary_encode()
     assert key_text(coded).to_pylist() == ["x", "y", "x"]
+
+
+def test_exponents_zones_and_dates_are_written_as_sql_compares_them() -> None:
+    """The second attack's stale children: 1e-7 against 0.0000001, 1e20 against
+    100000000000000000000, an instant read in two zones, a date widened to a timestamp."""
+    import datetime as dt
+
+    small = [pa.array([1e-7]), pa.array([Decimal("0.0000001")], pa.decimal128(10, 7))]
+    assert {key_text(array)[0].as_py() for array in small} == {"0.0000001"}
+    big = [pa.array([1e20]), pa.array([10**20], pa.decimal128(38, 0))]
+    assert {key_text(array)[0].as_py() for array in big} == {"100000000000000000000"}
+    noon = dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC)
+    utc = pa.array([noon], pa.timestamp("us", "UTC"))
+    paris = utc.cast(pa.timestamp("s", "Europe/Paris"))
+    assert key_text(utc).to_pylist() == key_text(paris).to_pylist()
+    day = key_text(pa.array([dt.date(2024, 1, 1)]))
+    assert day.to_pylist() == key_text(pa.array([dt.datetime(2024, 1, 1)])).to_pylist()

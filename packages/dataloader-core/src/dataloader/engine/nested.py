@@ -5,6 +5,7 @@ contract took out."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 
 import numpy as np
 import pyarrow as pa
@@ -47,6 +48,27 @@ def one_row_per_key(
     kept = pc.sort_indices(last.column(f"{_ORDINAL}_last"))
     rows = pc.take(last.column(f"{_ORDINAL}_last"), kept)
     return data.take(rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows)
+
+
+def keys_as_stored(
+    data: pa.RecordBatch, keys: Sequence[str], stored: pa.Schema | None
+) -> pa.RecordBatch:
+    """`data` with its key columns cast to the types the table stores them in, where that
+    cast is exact: the table compares keys in its types (text `01` read into an integer
+    column is the key 1), and a row's id must be the hash of the key it is merged by."""
+    if stored is None:
+        return data
+    for key in keys:
+        if key not in data.schema.names or key not in stored.names:
+            continue
+        index = data.schema.get_field_index(key)
+        wanted = stored.field(key).type
+        if data.schema.field(index).type.equals(wanted):
+            continue
+        with suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            cast = pc.cast(data.column(index), wanted)  # safe: refuses what it would change
+            data = data.set_column(index, data.schema.field(index).with_type(wanted), cast)
+    return data
 
 
 def keep_children_of(data: pa.RecordBatch, parents: pa.Array) -> pa.RecordBatch:

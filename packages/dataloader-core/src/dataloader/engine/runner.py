@@ -24,7 +24,12 @@ import pyarrow as pa
 
 from dataloader.batch import ArrowBatch, as_arrow_batch
 from dataloader.context import RunContext
-from dataloader.engine.nested import implied_columns, keep_children_of, one_row_per_key
+from dataloader.engine.nested import (
+    implied_columns,
+    keep_children_of,
+    keys_as_stored,
+    one_row_per_key,
+)
 from dataloader.engine.result import RunInterrupted, RunResult, StageMetrics
 from dataloader.errors import DataLoaderError, EngineError
 from dataloader.incremental import CursorTracker, window_for
@@ -592,7 +597,9 @@ class Runner:
         merge, first reduced to the row per key the merge keeps."""
         if self._normalizer is None:
             return None
-        data = batch.to_arrow()
+        data = keys_as_stored(
+            batch.to_arrow(), self._normalizer.key_columns, self._root.manager.current
+        )
         if context.merge_keys:
             incremental = self.recipe.source.incremental
             cursor = incremental.cursor_column if incremental is not None else None
