@@ -3,6 +3,7 @@ and kept apart when two paths give one name."""
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,6 +11,8 @@ from dataloader.errors import DataLoaderError
 from dataloader.normalize.keys import short_hash
 
 COLLISION_KEY = "normalization.naming.on_collision"
+# DuckDB (and Postgres, unquoted) take identifiers that differ in ASCII case only for one.
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _HASH_SUFFIX_BYTES = 9  # "_" + 8 hex characters
 
 
@@ -66,8 +69,8 @@ def assign_names(
 ) -> list[str]:
     """The final name of every request, in order: cut to `limit` (reserved names, with the
     empty path, are kept as they are), and on a collision either an error (`fail`) or the more
-    nested path (ties: the later) suffixed (`suffix`). Names that differ only in case collide:
-    DuckDB, and Postgres without quotes, take them for one.
+    nested path (ties: the later) suffixed (`suffix`). Names that differ only in ASCII case
+    collide: DuckDB, and Postgres without quotes, take them for one.
 
     :param what: what the names are, for messages (`column of table "customers"`).
     :raises NormalizationError: on a collision under `fail`, or one a suffix cannot resolve.
@@ -76,7 +79,7 @@ def assign_names(
     taken: dict[str, int] = {}
     losers: list[int] = []
     for index in sorted(range(len(requests)), key=lambda i: (len(requests[i].path), i)):
-        first = taken.setdefault(names[index].casefold(), index)
+        first = taken.setdefault(_folded(names[index]), index)
         if first == index:
             continue
         if on_collision != "suffix" or not requests[index].path:
@@ -86,10 +89,14 @@ def assign_names(
         names[index] = _suffixed(requests[index].name, requests[index].label, limit)
     seen: dict[str, int] = {}
     for index, name in enumerate(names):
-        first = seen.setdefault(name.casefold(), index)
+        first = seen.setdefault(_folded(name), index)
         if first != index:
             _collision(requests[first], requests[index], names[first], name, what)
     return names
+
+
+def _folded(name: str) -> str:
+    return name.translate(_ASCII_LOWER)
 
 
 def _collision(first: NameRequest, second: NameRequest, name: str, other: str, what: str) -> None:
