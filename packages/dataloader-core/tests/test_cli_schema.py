@@ -386,7 +386,7 @@ def test_preview_shows_the_table_tree_of_nested_records(write: Write, tmp_path: 
         "      customers__orders__items: 0 rows",
     ]
     orders = table_rows(result.stdout.split("table customers__orders,")[1].split("table ")[0])
-    assert orders["sku"][1] == "string"
+    assert orders["sku"][1] == "string" and orders["_dl_id"][1] == "uuid"
     assert [orders[key][3] for key in ("_dl_id", "_dl_parent_id", "_dl_list_idx")] == [
         "row id",
         "parent id",

@@ -32,10 +32,10 @@ from dataloader.recipe.binding import bind_recipe
 from dataloader.recipe.loader import RecipeLoader
 from dataloader.recipe.models import Recipe
 from dataloader.registry import get_registry
-from dataloader.schema.history import current_schema
+from dataloader.schema.history import current_schema, type_word
 from dataloader.schema.manager import SchemaManager
 from dataloader.schema.plan import ColumnChange, key_of
-from dataloader.schema.types import JSON_TAG, TYPE_TAG, type_name
+from dataloader.schema.types import type_name
 from dataloader.secrets import mask_text
 from dataloader.state.model import State
 from dataloader.transforms.pipeline import TransformPipeline
@@ -284,12 +284,6 @@ def _as_record(change: ColumnChange) -> dict[str, Any]:
     }
 
 
-def _field_type(field: pa.Field) -> str:
-    if (field.metadata or {}).get(TYPE_TAG) == JSON_TAG:
-        return "json"
-    return type_name(field.type)
-
-
 def _schema_table(
     recipe: Recipe, table: str, target: pa.Schema, new_table: bool, changes: list[ColumnChange]
 ) -> Table:
@@ -314,7 +308,7 @@ def _schema_table(
     for field in target:
         rendered.add_row(
             field.name,
-            _field_type(field),
+            type_word(field),
             "yes" if field.nullable else "no",
             key_of(field) or _KEY_NAMES.get(field.name, ""),
             kinds.get(field.name, ""),

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataloader.schema.plan import SchemaPlan, key_of
-from dataloader.schema.types import TYPE_TAG, type_name
+from dataloader.schema.types import TYPE_TAG, UUID_TAG, type_name
 
 MAX_VERSIONS = 200
 
@@ -64,7 +64,7 @@ def record(
     history["columns"] = [
         {
             "name": field.name,
-            "type": _word(field),
+            "type": type_word(field),
             "nullable": field.nullable,
             "key": key_of(field),
             "origin": origins.get(field.name, FOUND),
@@ -122,15 +122,19 @@ def _change(
     return {
         "kind": kind,
         "column": column,
-        "before": _word(before) if before is not None else None,
-        "after": _word(after) if after is not None else None,
+        "before": type_word(before) if before is not None else None,
+        "after": type_word(after) if after is not None else None,
         "reason": reason,
         "sample": sample,
     }
 
 
-def _word(field: pa.Field) -> str:
-    """A column's type in the recipe's words: `json` for text the table stores as JSON."""
-    if (field.metadata or {}).get(TYPE_TAG) in (b"json", b"jsonb"):
+def type_word(field: pa.Field) -> str:
+    """A column's type in the recipe's words: `json` for text the table stores as JSON,
+    `uuid` for text it stores as UUIDs (the row ids of normalized data)."""
+    tag = (field.metadata or {}).get(TYPE_TAG)
+    if tag in (b"json", b"jsonb"):
         return "json"
+    if tag == UUID_TAG:
+        return "uuid"
     return type_name(field.type)
