@@ -480,22 +480,28 @@ class JsonlFormat(Format):
         declared = {name: parse_type(kind) for name, kind in options.column_types.items()}
         schema, strings, nested = json_types.sample_schema(sample, declared)
         parse_options = pajson.ParseOptions(explicit_schema=schema) if len(schema) else None
+        # Arrow reads a number a double cannot hold as inf (refused) or 0.0: the lines are
+        # searched for them as Arrow reads them.
+        lines = json_types.RangeCheckedLines(replay, {field.name: field.type for field in schema})
         try:
             reader = pajson.open_json(
-                replay,
+                lines,
                 read_options=pajson.ReadOptions(block_size=BLOCK_SIZE),
                 parse_options=parse_options,
             )
         except pa.ArrowInvalid as exc:
             if "Empty JSON stream" in str(exc):
                 return  # an empty or blank file holds no rows
+            lines.check()
             raise json_types.drift(exc, schema, len(sample)) from None
         typer = ColumnTyper(strings, options.infer_rows)
         try:
             order = list(dict.fromkeys(key for row in sample for key in row))
-            batches = typed_batches(json_types.in_order(reader, order, nested), typer)
+            checked = lines.checked(reader)
+            batches = typed_batches(json_types.in_order(checked, order, nested), typer)
             yield from rebatch(batches, batch_size)
         except pa.ArrowInvalid as exc:
+            lines.check()
             raise json_types.drift(exc, schema, len(sample)) from None
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
@@ -531,16 +537,23 @@ class JsonFormat(Format):
                     f"item {index} is {type(json_types.plain(row)).__name__}"
                 )
         if rows:
-            yield from rebatch(self._typed(rows), batch_size)
+            yield from rebatch(self._typed(rows, json_types.may_be_out_of_range(text)), batch_size)
 
-    def _typed(self, rows: list[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
+    def _typed(self, rows: list[dict[str, Any]], suspect: bool) -> Iterator[pa.RecordBatch]:
         """The rows as columns: top-level numbers and strings, and numbers inside objects and
-        lists, typed as JSONL's are; the rest by Arrow."""
+        lists, typed as JSONL's are; the rest by Arrow. When the text is `suspect`, a number a
+        double cannot hold is refused unless its column is declared text."""
         options: JsonlOptions = self.options  # type: ignore[assignment]
         sample = rows[: options.infer_rows]
         kinds = json_types.field_kinds(sample)
         declared = {name: parse_type(kind) for name, kind in options.column_types.items()}
         nested = json_types.NestedNumbers(sample, skip={*kinds, *declared}).widened(rows)
+        if suspect:  # only the columns of `kinds` are converted from their text
+            json_types.refuse_out_of_range(
+                ((f"item {index}", row) for index, row in enumerate(rows)),
+                {key: declared[key] for key in kinds if key in declared},
+                declarable=kinds,
+            )
         columns: dict[str, pa.Array] = {}
         # The columns of every object, in order of first appearance (as the JSONL reader
         # finds them).

@@ -7,13 +7,22 @@ values are all strings by its date and timestamp rules (quoted numbers stay text
 inside objects and lists (`NestedNumbers`) follow the same number rules, path by path: Arrow's
 reader would make every one a float64. Anything else (booleans, strings inside nested values,
 a path whose sampled values mix kinds) is left to Arrow's JSON reader.
+
+A number a double cannot hold is refused (`NumberOutOfRange`) wherever it would become one:
+past the largest double it would load as inf, below the smallest as 0.0. Within the normal
+range a double keeps 15 to 17 significant digits, the usual rounding of a float64 column; below
+it (a subnormal) ever fewer, so a subnormal is loaded only when it reads back as the number
+written (`1e-310`, not `1.2345678901234567e-310`). Only a column declared as text holds such a
+number: a decimal holds at most 76 digits.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Collection, Iterable, Iterator
+import sys
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import IO, Any, NoReturn
 
@@ -25,10 +34,19 @@ from dataloader_filestore.inference import TypeDrift, convert, first_misfit, inf
 
 _INTEGER = re.compile(r"-?\d+")
 _CHUNK = 1 << 20
+# A JSON number that may be out of a double's range, where a value starts: an exponent of
+# three digits or more, or 200 digits in a row (a two-digit exponent moves the point less than
+# 100 places, and a double spans about 308 either way). Searched by RE2 (pyarrow) first.
+_FAR = r"[:\[,]\s*-?(\d{200}|\d*\.\d{200}|\d+(\.\d+)?[eE][+-]?\d{3})"
+_FAR_BYTES = re.compile(_FAR.encode())
 
 
 class Number(str):
     """A JSON number, as written."""
+
+
+class NumberOutOfRange(ValueError):
+    """A JSON number a double cannot hold, in a column that would make it one."""
 
 
 def loads(text: str | bytes) -> Any:
@@ -378,3 +396,168 @@ def in_order(
         first = [name for name in order if name in present]
         chosen = set(first)
         yield batch.select(first + [name for name in names if name not in chosen])
+
+
+def out_of_range(text: str) -> bool:
+    """Whether a double cannot hold the JSON number `text`: it overflows to infinity, or it is
+    not zero and becomes zero or a subnormal that does not read back as `text`."""
+    value = float(text)
+    if math.isinf(value):
+        return True
+    if value == 0.0 or abs(value) < sys.float_info.min:
+        return Decimal(repr(value)) != Decimal(text)
+    return False
+
+
+def may_be_out_of_range(data: bytes) -> bool:
+    """Whether the JSON text `data` may hold a number out of a double's range (a fast search
+    over the bytes, by RE2; strings that look like such numbers are found too)."""
+    if not data:
+        return False
+    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
+    array = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)]
+    )  # one value: the bytes, not copied
+    return bool(pc.any(pc.match_substring_regex(array, _FAR)).as_py())
+
+
+def _far_numbers(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+    """The paths (a list's elements at the list's path) and text of the numbers in `value` a
+    double cannot hold."""
+    if isinstance(value, Number):
+        if out_of_range(value):
+            yield path, str(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _far_numbers(item, (*path, key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _far_numbers(item, path)
+
+
+def _leaf(types: Mapping[str, pa.DataType], path: tuple[str, ...]) -> pa.DataType | None:
+    """The type at `path` in `types` (a list's elements at the list's path); None if absent."""
+    kind = types.get(path[0])
+    for key in path[1:]:
+        while kind is not None and pa.types.is_list(kind):
+            kind = kind.value_type
+        if kind is None or not pa.types.is_struct(kind) or kind.get_field_index(key) < 0:
+            return None
+        kind = kind.field(key).type
+    while kind is not None and pa.types.is_list(kind):
+        kind = kind.value_type
+    return kind
+
+
+def _holds(kind: pa.DataType | None, text: str) -> bool:
+    """Whether a column of `kind` holds the number `text` exactly."""
+    if kind is None:
+        return False
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return True
+    if pa.types.is_decimal(kind):
+        value = Decimal(text).normalize()
+        scale = max(-value.as_tuple().exponent, 0)  # type: ignore[operator]
+        whole = max(value.adjusted() + 1, 0)
+        return scale <= kind.scale and whole <= kind.precision - kind.scale
+    return False
+
+
+def refuse_out_of_range(
+    rows: Iterable[tuple[str, dict[str, Any]]],
+    holding: Mapping[str, pa.DataType],
+    declarable: Collection[str] = (),
+) -> None:
+    """Raise `NumberOutOfRange` for the first number of `rows` (each with its place, `line 3`)
+    a double cannot hold, unless its column's type in `holding` holds it; the message advises
+    declaring a string column for the top-level fields in `declarable`, else quoting."""
+    for place, row in rows:
+        for key, value in row.items():
+            for path, text in _far_numbers(value, (key,)):
+                if not _holds(_leaf(holding, path), text):
+                    name = ".".join(path)
+                    advice = (
+                        f"set `format_options.column_types: {{{key}: string}}`"
+                        if len(path) == 1 and key in declarable
+                        else "write it as a JSON string (in quotes)"
+                    )
+                    raise NumberOutOfRange(
+                        f"column {name!r}: value {text!r} ({place}) is out of the range of a "
+                        f"double, it would load as {float(text)!r}: a double holds 0 and "
+                        f"magnitudes from {sys.float_info.min!r} to {sys.float_info.max!r} "
+                        "(below that, subnormals that read back as written). To load its "
+                        f"text, {advice}; a decimal holds 76 digits at most"
+                    )
+
+
+class RangeCheckedLines:
+    """A JSONL stream, read through: each complete line that may hold a number out of a
+    double's range is parsed, and the first such number (not in a column of `holding` that
+    holds it) kept as `found`. The reader calls `check` before it hands a batch on."""
+
+    def __init__(self, source: IO[bytes], holding: Mapping[str, pa.DataType]) -> None:
+        self._source = source
+        self._holding = holding
+        self._tail = b""  # the last line read so far, not yet whole
+        self._lines = 0  # lines before the tail
+        self.found: NumberOutOfRange | None = None
+        self.closed = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._source.read(size)
+        if self.found is None:
+            self._scan(data)
+        return data
+
+    def _scan(self, data: bytes) -> None:
+        if data:
+            region = self._tail + data
+            cut = region.rfind(b"\n") + 1
+            region, self._tail = region[:cut], region[cut:]
+        else:
+            region, self._tail = self._tail, b""
+        if may_be_out_of_range(region):
+            try:
+                refuse_out_of_range(self._suspects(region), self._holding)
+            except NumberOutOfRange as exc:
+                self.found = exc
+        self._lines += region.count(b"\n")
+
+    def _suspects(self, region: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The lines of `region` that may hold a number out of range, parsed, with their
+        place (lines that do not parse are left to the reader)."""
+        line, counted = self._lines + 1, 0
+        for match in _FAR_BYTES.finditer(region):
+            start = region.rfind(b"\n", 0, match.start()) + 1
+            if start < counted:
+                continue  # a line parsed already
+            line += region.count(b"\n", counted, start)
+            end = region.find(b"\n", start)
+            counted = end if end >= 0 else len(region)
+            try:
+                row = loads(region[start:counted])
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                yield f"line {line}", row
+
+    def check(self) -> None:
+        """Raise the number out of range found so far, if any."""
+        if self.found is not None:
+            raise self.found
+
+    def checked(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """`batches`, each handed on only once `check` passes after it was read."""
+        for batch in batches:
+            self.check()
+            yield batch
+        self.check()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
