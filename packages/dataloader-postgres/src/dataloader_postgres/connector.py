@@ -23,6 +23,7 @@ in the same transaction as the rows, and under overwrite it shapes the stage.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Iterator
 from functools import partial
@@ -105,17 +106,78 @@ class PostgresConnector(BaseConnector):
         self._child_stages: dict[str, TableName] = {}
         # Under merge: the root ids in `ROOT_IDS` (the batch's merged roots), once copied.
         self._root_ids: pa.Array | None = None
+        # As a destination: the recipe's advisory lock (its key, the state table it guards),
+        # and whether this session holds it.
+        self._run_lock: tuple[int, TableName] | None = None
+        self._holds_run_lock = False
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
         super().open(context)
         self.conn = connect(self.config, role=context.role)
+        if context.role == "destination" and self.config.table:
+            import psycopg2
+
+            try:
+                self._take_run_lock()
+            except psycopg2.Error as exc:
+                self.close()
+                raise self._error("lock", exc) from exc
 
     def close(self) -> None:
+        holds_run_lock, self._holds_run_lock = self._holds_run_lock, False
         if self.conn is None:
             return
         connection, self.conn = self.conn, None
+        if holds_run_lock:
+            self._unlock_run(connection)
         self._release(connection)
+
+    def _unlock_run(self, connection: Any) -> None:
+        """Release the recipe's lock before closing: the server ends a closed session (and
+        its locks) on its own time, which a retry reopening at once could otherwise race. A
+        lost connection took the lock with it."""
+        assert self._run_lock is not None
+        self._rollback(connection)
+        if not connection.closed:
+            with contextlib.suppress(Exception):
+                connection.cursor().execute("SELECT pg_advisory_unlock(%s)", (self._run_lock[0],))
+                connection.commit()
+
+    def _take_run_lock(self) -> None:
+        """Try, without waiting, to take the recipe's session-level advisory lock, before any
+        state is read: the state table holds the truth every run resumes from, whatever state
+        backend or host a run uses. Its key is a hash of the state table's schema and the
+        recipe's name. Held until `close`; not holding it only matters to `begin` and
+        `reset_state` (see `_check_run_lock`), so read-only opens (`show-state`) still work.
+        """
+        assert self.context is not None
+        schema = self._table().schema
+        if schema is None:
+            schema = self._execute("SELECT current_schema()").fetchall()[0][0]
+        name = f"dataloader destination\0{schema}\0{self.context.recipe_name}"
+        digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        self._run_lock = key, TableName(schema, STATE_TABLE)
+        [(taken,)] = self._execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchall()
+        self.conn.commit()
+        self._holds_run_lock = bool(taken)
+
+    def _check_run_lock(self) -> None:
+        """Refuse to write when another session held the recipe's lock at `open` (taking it
+        now would be too late: the state this run resumes from was read without it)."""
+        assert self.context is not None
+        if self._holds_run_lock:
+            return
+        assert self._run_lock is not None
+        key, state_table = self._run_lock
+        raise ConnectorError(
+            f"another run of recipe {self.context.recipe_name!r} is loading into this database "
+            f"({self.config.describe()}): another session holds the recipe's advisory lock {key} "
+            f"(on its state in {state_table}); two runs of one recipe never load at once, "
+            "whatever their state backends — run it again once that run ends",
+            key="destination",
+        )
 
     @staticmethod
     def _rollback(connection: Any) -> None:
@@ -392,6 +454,7 @@ class PostgresConnector(BaseConnector):
 
     def reset_state(self) -> None:
         assert self.context is not None
+        self._check_run_lock()
         if self._exists(self._state_table()):
             self._execute(
                 f"DELETE FROM {self._state_table().sql()} WHERE recipe = %s",
@@ -413,6 +476,7 @@ class PostgresConnector(BaseConnector):
 
     # -- destination: writes -----------------------------------------------------------
     def begin(self, state: State) -> None:
+        self._check_run_lock()
         table = self._table()
         self._drop_dead_stages(table)
         if table.schema:
