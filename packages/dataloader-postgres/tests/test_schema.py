@@ -42,7 +42,7 @@ def destination(pg: Any) -> Iterator[Destination]:
         connector = PostgresConnector(PostgresConfig(**pg.settings(), table=table))
         connector.open(
             RunContext(
-                recipe_name="schema",
+                recipe_name=f"schema-{len(opened)}",  # each its own lock
                 run_id=f"20240101T000000-{len(opened):08x}",
                 started_at=datetime.now(UTC),
                 role="destination",
