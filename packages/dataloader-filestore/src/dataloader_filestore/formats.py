@@ -36,6 +36,7 @@ from dataloader_filestore.inference import (
 from dataloader_filestore.replay import Replay
 
 BLOCK_SIZE = 16 << 20
+PARSE_BLOCK_SIZE = 1 << 20  # of a JSONL piece after the first, parsed in parallel
 SAMPLE_BYTES = 1 << 20  # read first for the sample, then more if it holds too few rows
 PROBE_SIZES = (64 << 10, 1 << 20, BLOCK_SIZE)  # of the file's start read for its column names
 BLOCK_ROWS = 1 << 16  # rows of a JSON array typed at a time
@@ -466,7 +467,8 @@ def _json_lines(batch: pa.RecordBatch) -> Iterator[str]:
 
 
 class JsonlFormat(Format):
-    """One JSON object per line; read with Arrow's streaming JSON reader."""
+    """One JSON object per line, parsed by Arrow a piece of about `BLOCK_SIZE` bytes of whole
+    lines at a time: Arrow's streaming reader reads ahead of its consumer without bound."""
 
     name = "jsonl"
     extensions = (".jsonl", ".ndjson")
@@ -479,36 +481,66 @@ class JsonlFormat(Format):
         replay.rewind(keep=False)
         declared = {name: parse_type(kind) for name, kind in options.column_types.items()}
         schema, strings, nested = json_types.sample_schema(sample, declared)
-        parse_options = pajson.ParseOptions(explicit_schema=schema) if len(schema) else None
         # Arrow reads a number a double cannot hold as inf (refused) or 0.0: the lines are
-        # searched for them as Arrow reads them.
+        # searched for them as they are read.
         lines = json_types.RangeCheckedLines(replay, {field.name: field.type for field in schema})
-        try:
-            reader = pajson.open_json(
-                lines,
-                read_options=pajson.ReadOptions(block_size=BLOCK_SIZE),
-                parse_options=parse_options,
-            )
-        except pa.ArrowInvalid as exc:
-            if "Empty JSON stream" in str(exc):
-                return  # an empty or blank file holds no rows
-            lines.check()
-            raise json_types.drift(exc, schema, len(sample)) from None
         typer = ColumnTyper(strings, options.infer_rows)
+        order = list(dict.fromkeys(key for row in sample for key in row))
+        sampled = len(sample)
+        del sample  # its rows as Python objects take several times their text's size
         try:
-            order = list(dict.fromkeys(key for row in sample for key in row))
-            checked = lines.checked(reader)
+            checked = lines.checked(_parsed_lines(lines, schema))
             batches = typed_batches(json_types.in_order(checked, order, nested), typer)
             yield from rebatch(batches, batch_size)
         except pa.ArrowInvalid as exc:
             lines.check()
-            raise json_types.drift(exc, schema, len(sample)) from None
+            raise json_types.drift(exc, schema, sampled) from None
 
     def write(self, batches: Iterable[pa.RecordBatch], stream: IO[bytes], schema: pa.Schema) -> int:
         return write_all(self.open_writer(stream, schema), batches)
 
     def open_writer(self, stream: IO[bytes], schema: pa.Schema) -> FormatWriter:
         return _JsonWriter(stream, array=False)
+
+
+def _parsed_lines(stream: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The JSON objects of `stream`, one a line, as Arrow's streaming reader types them: the
+    fields of `schema` as it says, the others as the first piece of `BLOCK_SIZE` bytes shows
+    them; after it a field of another type, or one it did not hold, fails to parse. One piece
+    is held at a time."""
+    options = pajson.ParseOptions(explicit_schema=schema) if len(schema) else None
+    first = True
+    for chunk in json_types.line_chunks(stream, BLOCK_SIZE):
+        if chunk.isspace():
+            continue
+        # The first piece in one block, its types inferred from all of it; the others in
+        # blocks parsed in parallel, or in one when a line is longer than a block.
+        table = None if first else _read_json(chunk, PARSE_BLOCK_SIZE, options)
+        if table is None:
+            table = _read_json(chunk, len(chunk) + 1, options)
+        assert table is not None
+        if first:
+            first = False
+            options = pajson.ParseOptions(
+                explicit_schema=table.schema, unexpected_field_behavior="error"
+            )
+        yield from table.to_batches()
+
+
+def _read_json(
+    data: bytes, block_size: int, options: pajson.ParseOptions | None
+) -> pa.Table | None:
+    """`data` parsed by Arrow in blocks of `block_size` bytes; None if a line is longer."""
+    try:
+        return pajson.read_json(
+            pa.BufferReader(data),
+            read_options=pajson.ReadOptions(block_size=block_size),
+            parse_options=options,
+        )
+    except pa.ArrowInvalid as exc:
+        if "straddles two block boundaries" in str(exc):
+            return None
+        raise
 
 
 class JsonFormat(Format):

@@ -490,6 +490,22 @@ def refuse_out_of_range(
                     )
 
 
+def line_chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
+    """The bytes of `stream` in pieces of whole lines, one from each `size` bytes read (a line
+    longer than that whole in one piece); the last piece holds what follows the last line end.
+    """
+    tail = b""
+    while data := stream.read(size):
+        data = tail + data
+        cut = data.rfind(b"\n") + 1
+        chunk, tail = data[:cut], data[cut:]
+        del data  # one copy of the piece held while it is parsed, not two
+        if chunk:
+            yield chunk
+    if tail:
+        yield tail
+
+
 class RangeCheckedLines:
     """A JSONL stream, read through: each complete line that may hold a number out of a
     double's range is parsed, and the first such number (not in a column of `holding` that
