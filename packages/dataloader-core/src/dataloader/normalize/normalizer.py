@@ -27,8 +27,7 @@ from dataloader.normalize.keys import (
     child_lanes,
     hash_rows,
     short_hash,
-    uuid_text_of,
-    uuid_words,
+    uuid_text,
 )
 from dataloader.normalize.naming import NameRequest, NormalizationError, assign_names
 from dataloader.schema.quarantine import QUARANTINE_SUFFIX
@@ -355,24 +354,31 @@ class _Planner:
 @dataclass
 class _Frame:
     """Rows being built for one table: columns by slot, lists still to cut, and the keys
-    (`carried`: the parent's and the root's id text, as `uuid_words`, and the list positions)."""
+    (`carried`: the parent's and the root's id text, and the list positions or rows)."""
 
     ids: np.ndarray
-    carried: dict[str, np.ndarray]
+    carried: dict[str, np.ndarray | pa.Array]
     columns: dict[int, pa.Array] = field(default_factory=dict)
     tables: list[tuple[_TablePlan, pa.Array]] = field(default_factory=list)
     explodes: list[tuple[_Explode, pa.Array]] = field(default_factory=list)
-    text: np.ndarray | None = None
+    text: pa.Array | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def id_text(self) -> np.ndarray:
-        """The rows' ids as text (`uuid_words`), made once: children gather their parent's and
-        root's ids from it instead of writing them out again."""
+    def id_text(self) -> pa.Array:
+        """The rows' ids as UUID text, made once: children take their parent's and root's ids
+        from it (Arrow's take copies the strings faster than they are written again)."""
         if self.text is None:
-            self.text = uuid_words(self.ids)
+            self.text = uuid_text(self.ids)
         return self.text
+
+
+def _gather(values: np.ndarray | pa.Array, rows: np.ndarray) -> np.ndarray | pa.Array:
+    """`values` at `rows`: an Arrow array by Arrow's take, numpy rows along axis 0."""
+    if isinstance(values, pa.Array):
+        return values.take(pa.array(rows))
+    return np.take(values, rows, axis=0)
 
 
 def _decoded(array: pa.Array) -> pa.Array:
@@ -443,8 +449,8 @@ def _explode_all(frame: _Frame) -> _Frame:
         frame = _Frame(
             ids,
             {
-                name: lanes if same else np.take(lanes, repeat, axis=0)
-                for name, lanes in frame.carried.items()
+                name: values if same else _gather(values, repeat)
+                for name, values in frame.carried.items()
             },
             {slot: _take(column, take) for slot, column in frame.columns.items()},
             [(plan, _take(lists, take)) for plan, lists in frame.tables],
@@ -459,11 +465,11 @@ def _explode_all(frame: _Frame) -> _Frame:
 def _table_batch(plan: _TablePlan, frame: _Frame) -> pa.RecordBatch:
     assert plan.schema is not None
     arrays = [frame.columns[slot] for slot in range(len(plan.fields))]
-    arrays.append(uuid_text_of(frame.id_text()))
+    arrays.append(frame.id_text())
     if plan.parent is not None:
         arrays += [
-            uuid_text_of(frame.carried["parent"]),
-            uuid_text_of(frame.carried["root"]),
+            frame.carried["parent"],
+            frame.carried["root"],
             pa.array(frame.carried["index"], pa.int64()),
         ]
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
@@ -562,10 +568,9 @@ def _cut_children(frame: _Frame, out: dict[int, pa.RecordBatch]) -> None:
     roots = frame.carried.get("root", text)
     for plan, lists in frame.tables:
         values, rows, positions = _elements(lists)
-        # np.take along axis 0 copies whole rows; indexing with [rows] goes element by element
         carried = {
-            "parent": np.take(text, rows, axis=0),
-            "root": np.take(roots, rows, axis=0),
+            "parent": _gather(text, rows),
+            "root": _gather(roots, rows),
             "index": positions,
         }
         child = _Frame(_element_ids(frame.ids, _salt(plan.path), rows, positions), carried)
