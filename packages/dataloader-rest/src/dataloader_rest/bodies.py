@@ -1,0 +1,143 @@
+"""Response bodies: parsing JSON, JSON Lines and CSV, and taking a page's records out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Literal
+
+import httpx
+
+from dataloader.errors import ConnectorError
+from dataloader_rest.selectors import find_records, select
+
+Format = Literal["json", "jsonl", "csv"]
+_EXCERPT = 200
+
+
+class BodyError(ConnectorError):
+    """A response body cannot be read in the expected format."""
+
+
+def _text(response: httpx.Response) -> str:
+    text = response.text
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _excerpt(text: str) -> str:
+    return text[:_EXCERPT] + ("…" if len(text) > _EXCERPT else "")
+
+
+def _where(response: httpx.Response) -> str:
+    try:
+        request = response.request
+    except RuntimeError:
+        return "the response"
+    return f"the response of {request.method} {request.url.copy_with(query=None)}"
+
+
+def _parse_json(response: httpx.Response) -> Any:
+    if not response.content.strip():
+        return None
+    try:
+        # Bytes let json detect UTF-8/16/32 as RFC 8259 says; a declared charset wins.
+        if response.charset_encoding:
+            return json.loads(_text(response))
+        return json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        content_type = response.headers.get("content-type", "no content type")
+        raise BodyError(
+            f"{_where(response)} is not JSON ({content_type}, status "
+            f"{response.status_code}): {error}; it begins {_excerpt(response.text)!r}",
+            context={"content_type": content_type, "status": response.status_code},
+        ) from None
+
+
+def _parse_jsonl(response: httpx.Response) -> list[Any]:
+    values: list[Any] = []
+    for number, line in enumerate(_text(response).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            values.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise BodyError(
+                f"{_where(response)}: line {number} is not JSON ({error.msg}): {_excerpt(line)!r}",
+                context={"line": number},
+            ) from None
+    return values
+
+
+def _parse_csv(response: httpx.Response) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    reader = csv.DictReader(io.StringIO(_text(response), newline=""))
+    for row in reader:
+        if None in row:
+            raise BodyError(
+                f"{_where(response)}: CSV line {reader.line_num} has more fields than the "
+                f"header ({len(reader.fieldnames or [])})",
+                context={"line": reader.line_num},
+            )
+        rows.append(row)
+    return rows
+
+
+def parse_body(response: httpx.Response, format: Format = "json") -> Any:
+    """The parsed body: for `json` the document (None for an empty body), for `jsonl` the
+    list of its lines' values, for `csv` the list of its rows (every value a string, a
+    missing trailing field None)."""
+    if format == "json":
+        return _parse_json(response)
+    if format == "jsonl":
+        return _parse_jsonl(response)
+    if format == "csv":
+        return _parse_csv(response)
+    raise BodyError(f"unknown response format {format!r}", expected="json, jsonl or csv")
+
+
+def _as_records(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [item if isinstance(item, dict) else {"value": item} for item in items]
+
+
+def records_from(
+    body_or_response: Any | httpx.Response,
+    format: Format = "json",
+    data_selector: str | None = None,
+) -> list[dict[str, Any]]:
+    """The records of one page, from its response or its already parsed body.
+
+    `json`: the value at `data_selector`, or the list `find_records` detects; an object is
+    one record. `jsonl`: every line, or the value at `data_selector` in every line. `csv`:
+    every row (a `data_selector` is refused). A value that is not an object becomes
+    `{"value": x}`.
+    """
+    body = (
+        parse_body(body_or_response, format)
+        if isinstance(body_or_response, httpx.Response)
+        else body_or_response
+    )
+    if format == "json":
+        if body is None:
+            return []
+        if data_selector is not None:
+            return _as_records(select(body, data_selector))
+        return _as_records(find_records(body)[0])
+    if format == "jsonl":
+        if data_selector is None:
+            return _as_records(body)
+        records: list[dict[str, Any]] = []
+        for line in body:
+            records.extend(_as_records(select(line, data_selector)))
+        return records
+    if format == "csv":
+        if data_selector is not None:
+            raise BodyError(
+                f"`data_selector` ({data_selector!r}) does not apply to CSV responses",
+                expected="no data_selector with format csv",
+            )
+        return _as_records(body)
+    raise BodyError(f"unknown response format {format!r}", expected="json, jsonl or csv")
