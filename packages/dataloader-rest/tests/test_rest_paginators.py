@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from dataloader_rest.bodies import records_from
+from dataloader_rest.bodies import parse_body, records_from
 from dataloader_rest.pages import PageRequest, PageResponse, Paginator, PaginatorOptions
 from dataloader_rest.paginators import (
     BUILTIN_PAGINATORS,
@@ -36,6 +36,7 @@ from dataloader_rest.paginators import (
     should_stop,
 )
 from dataloader_rest.selectors import SelectorError
+from dataloader_rest.testing import DemoApi
 
 BASE = "https://api.example.com"
 ITEMS = [{"id": number} for number in range(1, 24)]  # 23 records
@@ -628,3 +629,83 @@ def test_builtin_paginators() -> None:
         assert issubclass(paginator.options_model, PaginatorOptions)
         assert paginator.options_model.model_config.get("extra") == "forbid"
         paginator(paginator.options_model())  # every option has a default
+
+
+# --- against the demo API over 127.0.0.1 ---------------------------------------------------
+
+
+LIVE: list[tuple[str, Paginator, dict[str, Any], str]] = [
+    ("/offset/items", OffsetPaginator(OffsetOptions(limit=30)), {}, "json"),
+    (
+        "/page/items",
+        PageNumberPaginator(
+            PageNumberOptions(
+                page_size_param="per_page", page_size=30, total_pages_path="total_pages"
+            )
+        ),
+        {},
+        "json",
+    ),
+    ("/cursor/items", CursorPaginator(CursorOptions()), {"limit": 30}, "json"),
+    ("/nexturl/items", NextUrlPaginator(NextUrlOptions(next_url_path="links.next")), {}, "json"),
+    ("/link/items", LinkHeaderPaginator(LinkHeaderOptions()), {"per_page": 30}, "json"),
+    ("/jsonl/items", OffsetPaginator(OffsetOptions(limit=30)), {}, "jsonl"),
+    ("/csv/items", OffsetPaginator(OffsetOptions(limit=30)), {}, "csv"),
+    ("/cursor/items", AutoPaginator(AutoOptions()), {"limit": 30}, "json"),
+    ("/nexturl/items", AutoPaginator(AutoOptions()), {}, "json"),
+    ("/link/items", AutoPaginator(AutoOptions()), {"per_page": 30}, "json"),
+]
+
+
+def walk_live(
+    client: httpx.Client, paginator: Paginator, path: str, params: dict[str, Any], format: str
+) -> tuple[list[dict[str, Any]], int]:
+    """Every record of a demo listing, fetched with plain httpx, and the number of pages."""
+    request: PageRequest | None = paginator.first(PageRequest(path, dict(params)))
+    records: list[dict[str, Any]] = []
+    pages = 0
+    while request is not None:
+        pages += 1
+        assert pages < 100, "the paginator does not stop"
+        response = client.get(request.url, params=request.params or None)
+        response.raise_for_status()
+        body = parse_body(response, format)  # type: ignore[arg-type]
+        page = records_from(body, format)  # type: ignore[arg-type]
+        records.extend(page)
+        page_response = PageResponse(response, body, len(page))
+        if should_stop(paginator.options, request, page_response, request.records + len(page)):
+            break
+        request = paginator.next(request, page_response)
+    return records, pages
+
+
+@pytest.mark.parametrize(
+    ("path", "paginator", "params", "format"),
+    LIVE,
+    ids=[f"{path}-{paginator.name}" for path, paginator, _, _ in LIVE],
+)
+def test_walk_the_demo_api(
+    demo_api: DemoApi, path: str, paginator: Paginator, params: dict[str, Any], format: str
+) -> None:
+    with httpx.Client(base_url=demo_api.base_url) as client:
+        records, pages = walk_live(client, paginator, path, params, format)
+    got = [int(record["id"]) for record in records]
+    assert sorted(got) == list(range(1, 251))
+    assert len(got) == len(set(got))
+    assert pages >= 9  # 250 records in pages of 30
+
+
+@pytest.mark.parametrize(
+    "paginator",
+    [StartingAfterPaginator(StartingAfterOptions()), AutoPaginator(AutoOptions())],
+    ids=["starting_after", "auto"],
+)
+def test_walk_the_demo_stripe_customers(demo_api: DemoApi, paginator: Paginator) -> None:
+    headers = {"Authorization": f"Bearer {demo_api.stripe_key}"}
+    with httpx.Client(base_url=demo_api.base_url, headers=headers) as client:
+        records, pages = walk_live(client, paginator, "/stripe/v1/customers", {"limit": 10}, "json")
+    assert sorted(record["id"] for record in records) == sorted(
+        customer["id"] for customer in demo_api.customers
+    )
+    assert len({record["id"] for record in records}) == len(demo_api.customers) == 37
+    assert pages == 4
