@@ -475,7 +475,9 @@ def _found(body: Any, path: str) -> Any:
         return None
 
 
-def detect_paginator(response: PageResponse, cursor_param: str = "cursor") -> tuple[str, dict]:
+def detect_paginator(
+    response: PageResponse, cursor_param: str = "cursor"
+) -> tuple[str, dict[str, Any]]:
     """The paginator (name and options) a first page's response asks for."""
     if find_link(response.headers, "next"):
         return "link_header", {}
@@ -510,8 +512,10 @@ class AutoPaginator(Paginator):
     options: AutoOptions
 
     def _delegate(self, name: str, options: dict[str, Any]) -> Paginator:
-        cls = next(paginator for paginator in BUILTIN_PAGINATORS if paginator.name == name)
-        return cls(cls.options_model(**options))
+        for cls in BUILTIN_PAGINATORS:
+            if cls.name == name:
+                return cls(cls.options_model(**options))
+        raise PaginationError(f"the checkpoint names an unknown paginator {name!r}")
 
     def next(self, request: PageRequest, response: PageResponse) -> PageRequest | None:
         picked = request.state.get("auto")
