@@ -109,7 +109,7 @@ class RestClient:
         :raises ConnectorError: any other non-2xx answer, or a `Retry-After` too long.
         """
         method = method.upper()
-        query = _present(params or {})
+        url, query = _split_query(url, params)
         shown = self.display_url(url, query)
         limits = self.config.rate_limit
         failures = 0  # transient failures (5xx, dropped connections, timeouts)
@@ -186,10 +186,13 @@ class RestClient:
                 context={"status": status},
             )
 
-    def display_url(self, url: str, params: dict[str, Any] | None = None) -> str:
+    def display_url(
+        self, url: str, params: dict[str, Any] | httpx.QueryParams | None = None
+    ) -> str:
         """`url` with `params` (and the client's own), as an error may show it: the values
         of secret query parameters (the API key, any named like a secret) masked."""
-        full = self._http.build_request("GET", url, params=params or {}).url
+        url, query = _split_query(url, params)
+        full = self._http.build_request("GET", url, params=query).url
         if full.query:
             pairs = [
                 (name, MASK if self._is_secret_param(name) else value)
@@ -224,6 +227,17 @@ class RestClient:
 
 def _present(params: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in params.items() if value is not None}
+
+
+def _split_query(
+    url: str, params: dict[str, Any] | httpx.QueryParams | None
+) -> tuple[str, httpx.QueryParams]:
+    """`url` without its query, and that query with `params` merged over it (httpx replaces
+    a URL's query with the `params` given with it, which would lose a next-page URL's)."""
+    target = httpx.URL(url)
+    extra = params if isinstance(params, httpx.QueryParams) else _present(params or {})
+    query = target.params.merge(extra)
+    return (str(target.copy_with(query=None)) if target.query else url), query
 
 
 def _describe(exc: BaseException) -> str:
