@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from typing import Any
 
+import httpx
 import pytest
 
 from dataloader import ConnectorError
+from dataloader.recipe.models import RetryConfig
 from dataloader_rest.auth import OAuth2ClientCredentialsAuth, TokenError, build_auth
-from dataloader_rest.client import RestClient, is_transient
+from dataloader_rest.client import RestClient, TransientHttpError, is_transient
 from dataloader_rest.config import ClientConfig
 from dataloader_rest.testing import DemoApi
 
@@ -214,3 +217,34 @@ def test_oauth_auth_object_counts_fetches(demo_api: DemoApi) -> None:
         get_items(rest, "/auth/oauth/items")
         assert isinstance(rest.auth, OAuth2ClientCredentialsAuth)
         assert rest.auth.tokens_fetched == 1
+
+
+def test_oauth_unreachable_token_url_releases_the_lock(demo_api: DemoApi) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = ClientConfig.model_validate(
+        {
+            "base_url": demo_api.base_url,
+            "http2": False,
+            "auth": oauth(demo_api, token_url=f"http://127.0.0.1:{port}/oauth/token"),
+        }
+    )
+    retries = RetryConfig(attempts=1, initial_backoff=0, jitter=0)
+    errors: list[BaseException] = []
+
+    def send_twice() -> None:
+        with RestClient(config, retries, sleep=lambda seconds: None) as rest:
+            for _ in range(2):  # the second would block on a lock left held by the first
+                try:
+                    rest.send("GET", "/auth/oauth/items")
+                except TransientHttpError as exc:
+                    errors.append(exc)
+
+    thread = threading.Thread(target=send_twice, daemon=True)
+    thread.start()
+    thread.join(15)
+    assert not thread.is_alive()
+    assert len(errors) == 2
+    assert all(isinstance(error.__cause__, httpx.ConnectError) for error in errors)
+    assert demo_api.requests_to("/auth/oauth/items") == []
