@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,12 @@ def respond(content: bytes | str, content_type: str, status: int = 200) -> httpx
         headers={"content-type": content_type},
         request=httpx.Request("GET", URL),
     )
+
+
+def records(*args: Any) -> list[dict[str, Any]]:
+    """Only the records of `records_from`."""
+    found, _ = records_from(*args)
+    return found
 
 
 def test_json_numbers_survive() -> None:
@@ -44,7 +51,7 @@ def test_json_encodings() -> None:
 def test_empty_json_body_has_no_records() -> None:
     response = respond(b"", "application/json", status=204)
     assert parse_body(response, "json") is None
-    assert records_from(response, "json") == []
+    assert records(response, "json") == []
 
 
 def test_html_for_json_is_a_clear_error() -> None:
@@ -63,51 +70,62 @@ def test_html_for_json_is_a_clear_error() -> None:
 
 def test_records_from_json_with_and_without_selector() -> None:
     body = {"result": {"users": [{"id": 1}, {"id": 2}]}, "meta": {"n": 2}}
-    assert records_from(body, "json", "result.users") == [{"id": 1}, {"id": 2}]
-    assert records_from(body, "json") == [{"id": 1}, {"id": 2}]
+    assert records(body, "json", "result.users") == [{"id": 1}, {"id": 2}]
+    assert records(body, "json") == [{"id": 1}, {"id": 2}]
     response = respond(json.dumps({"items": [{"id": 3}]}), "application/json")
-    assert records_from(response, "json") == [{"id": 3}]
-    assert records_from(response, "json", "$.items[*]") == [{"id": 3}]
+    assert records(response, "json") == [{"id": 3}]
+    assert records(response, "json", "$.items[*]") == [{"id": 3}]
+
+
+def test_records_from_returns_the_selector_for_the_next_pages() -> None:
+    body = {"meta": {}, "results": [{"id": 1}]}
+    assert records_from(body, "json") == ([{"id": 1}], "$.results")
+    assert records_from({"results": []}, "json", "$.results") == ([], "$.results")
+    assert records_from([{"id": 1}], "json") == ([{"id": 1}], "$")
+    assert records_from(body, "json", "results[0]") == ([{"id": 1}], "results[0]")
+    assert records_from(None, "json") == ([], None)  # an empty body fixes no path
+    assert records_from([{"e": {"id": 1}}], "jsonl", "e") == ([{"id": 1}], "e")
+    assert records_from([{"id": "1"}], "csv") == ([{"id": "1"}], None)
 
 
 def test_records_from_json_shapes() -> None:
-    assert records_from({"data": [1, "a", None]}, "json") == [
+    assert records({"data": [1, "a", None]}, "json") == [
         {"value": 1},
         {"value": "a"},
         {"value": None},
     ]
-    assert records_from({"user": {"id": 1}}, "json", "user") == [{"id": 1}]
-    assert records_from({"user": {"id": 1}}, "json", "$") == [{"user": {"id": 1}}]
-    assert records_from({"data": None}, "json", "data") == []
-    assert records_from({"ids": [[1, 2]]}, "json", "ids") == [{"value": [1, 2]}]
+    assert records({"user": {"id": 1}}, "json", "user") == [{"id": 1}]
+    assert records({"user": {"id": 1}}, "json", "$") == [{"user": {"id": 1}}]
+    assert records({"data": None}, "json", "data") == []
+    assert records({"ids": [[1, 2]]}, "json", "ids") == [{"value": [1, 2]}]
     with pytest.raises(SelectorError, match="has no key 'rows'"):
-        records_from({"data": []}, "json", "rows")
+        records({"data": []}, "json", "rows")
 
 
 def test_jsonl() -> None:
     text = '{"id": 1}\n\n{"id": 2, "x": 0.5}\r\n  \n3\n'
     response = respond(text, "application/x-ndjson")
     assert parse_body(response, "jsonl") == [{"id": 1}, {"id": 2, "x": 0.5}, 3]
-    assert records_from(response, "jsonl") == [{"id": 1}, {"id": 2, "x": 0.5}, {"value": 3}]
+    assert records(response, "jsonl") == [{"id": 1}, {"id": 2, "x": 0.5}, {"value": 3}]
 
 
 def test_jsonl_with_selector_per_line() -> None:
     text = '{"event": {"id": 1}}\n{"event": {"id": 2}}\n'
     response = respond(text, "application/jsonl")
-    assert records_from(response, "jsonl", "event") == [{"id": 1}, {"id": 2}]
+    assert records(response, "jsonl", "event") == [{"id": 1}, {"id": 2}]
 
 
 def test_jsonl_bad_line_names_its_number() -> None:
     text = '{"id": 1}\n\n{"id": 2\n{"id": 3}\n'
     with pytest.raises(BodyError, match=r"line 3 is not JSON.*'\{\"id\": 2'") as caught:
-        records_from(respond(text, "application/jsonl"), "jsonl")
+        records(respond(text, "application/jsonl"), "jsonl")
     assert caught.value.context["line"] == 3
 
 
 def test_csv_values_are_strings() -> None:
     text = 'id,name,amount\r\n1,"Smith, Jo",0.10\r\n2,"multi\nline",\r\n'
     response = respond(text, "text/csv")
-    assert records_from(response, "csv") == [
+    assert records(response, "csv") == [
         {"id": "1", "name": "Smith, Jo", "amount": "0.10"},
         {"id": "2", "name": "multi\nline", "amount": ""},
     ]
@@ -115,17 +133,17 @@ def test_csv_values_are_strings() -> None:
 
 def test_csv_bom_short_and_long_rows() -> None:
     text = "\ufeffid,name\n1,a\n2\n"
-    assert records_from(respond(text.encode(), "text/csv; charset=utf-8"), "csv") == [
+    assert records(respond(text.encode(), "text/csv; charset=utf-8"), "csv") == [
         {"id": "1", "name": "a"},
         {"id": "2", "name": None},
     ]
     with pytest.raises(BodyError, match="CSV line 3 has more fields than the header"):
-        records_from(respond("id,name\n1,a\n2,b,c\n", "text/csv"), "csv")
+        records(respond("id,name\n1,a\n2,b,c\n", "text/csv"), "csv")
 
 
 def test_csv_refuses_a_selector() -> None:
     with pytest.raises(BodyError, match="does not apply to CSV"):
-        records_from(respond("id\n1\n", "text/csv"), "csv", "data")
+        records(respond("id\n1\n", "text/csv"), "csv", "data")
 
 
 def test_unknown_format() -> None:

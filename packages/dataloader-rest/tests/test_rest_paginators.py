@@ -70,7 +70,7 @@ def walk(
         query = {key: value for key, value in request.params.items() if value is not None}
         # httpx replaces a URL's query with `params` (even {}): a next URL keeps its own.
         response = server(httpx.Request("GET", request.url, params=query or None))
-        page = records_from(response.json(), "json")
+        page, _ = records_from(response.json(), "json")
         records.extend(page)
         page_response = PageResponse(response, response.json(), len(page))
         if should_stop(paginator.options, request, page_response, request.records + len(page)):
@@ -663,6 +663,7 @@ def walk_live(
     """Every record of a demo listing, fetched with plain httpx, and the number of pages."""
     request: PageRequest | None = paginator.first(PageRequest(path, dict(params)))
     records: list[dict[str, Any]] = []
+    selector: str | None = None  # the first page's detected path serves the later ones
     pages = 0
     while request is not None:
         pages += 1
@@ -670,7 +671,7 @@ def walk_live(
         response = client.get(request.url, params=request.params or None)
         response.raise_for_status()
         body = parse_body(response, format)  # type: ignore[arg-type]
-        page = records_from(body, format)  # type: ignore[arg-type]
+        page, selector = records_from(body, format, selector)  # type: ignore[arg-type]
         records.extend(page)
         page_response = PageResponse(response, body, len(page))
         if should_stop(paginator.options, request, page_response, request.records + len(page)):

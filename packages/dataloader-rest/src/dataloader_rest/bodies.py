@@ -107,13 +107,14 @@ def records_from(
     body_or_response: Any | httpx.Response,
     format: Format = "json",
     data_selector: str | None = None,
-) -> list[dict[str, Any]]:
-    """The records of one page, from its response or its already parsed body.
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The records of one page, from its response or its already parsed body, and the
+    selector that found them (pass it back for the next pages, so they are read alike).
 
-    `json`: the value at `data_selector`, or the list `find_records` detects; an object is
-    one record. `jsonl`: every line, or the value at `data_selector` in every line. `csv`:
-    every row (a `data_selector` is refused). A value that is not an object becomes
-    `{"value": x}`.
+    `json`: the value at `data_selector`, or the list `find_records` detects (its path is
+    returned); an object is one record. `jsonl`: every line, or the value at
+    `data_selector` in every line. `csv`: every row (a `data_selector` is refused). A value
+    that is not an object becomes `{"value": x}`.
     """
     body = (
         parse_body(body_or_response, format)
@@ -122,22 +123,23 @@ def records_from(
     )
     if format == "json":
         if body is None:
-            return []
+            return [], data_selector
         if data_selector is not None:
-            return _as_records(select(body, data_selector))
-        return _as_records(find_records(body)[0])
+            return _as_records(select(body, data_selector)), data_selector
+        found, path = find_records(body)
+        return _as_records(found), path
     if format == "jsonl":
         if data_selector is None:
-            return _as_records(body)
+            return _as_records(body), None
         records: list[dict[str, Any]] = []
         for line in body:
             records.extend(_as_records(select(line, data_selector)))
-        return records
+        return records, data_selector
     if format == "csv":
         if data_selector is not None:
             raise BodyError(
                 f"`data_selector` ({data_selector!r}) does not apply to CSV responses",
                 expected="no data_selector with format csv",
             )
-        return _as_records(body)
+        return _as_records(body), None
     raise BodyError(f"unknown response format {format!r}", expected="json, jsonl or csv")
