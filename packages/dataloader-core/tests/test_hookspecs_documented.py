@@ -16,6 +16,7 @@ EXPECTED_HOOKS = {
     "register_formats",
     "register_transforms",
     "register_state_backends",
+    "register_paginators",
     "register_commands",
 }
 

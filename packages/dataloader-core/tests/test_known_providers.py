@@ -9,7 +9,13 @@ from dataloader.errors import PluginError
 from dataloader.plugins import create_plugin_manager
 from dataloader.registry import KNOWN_PROVIDERS, Registry, get_registry
 
-FAMILY = {"dataloader-filestore", "dataloader-duckdb", "dataloader-postgres", "dataloader-aws"}
+FAMILY = {
+    "dataloader-filestore",
+    "dataloader-duckdb",
+    "dataloader-postgres",
+    "dataloader-aws",
+    "dataloader-rest",
+}
 
 
 def test_known_providers_match_what_the_distributions_register() -> None:

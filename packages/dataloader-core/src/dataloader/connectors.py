@@ -153,6 +153,14 @@ class BaseConnector:
         """
         raise NotImplementedError(f"connector {self.name!r} cannot be used as a source")
 
+    def reads_in_cursor_order(self) -> bool:
+        """Whether an incremental read yields its rows ordered by the cursor column (this
+        default). A source that cannot (an API that lists newest first) returns False: the
+        engine then keeps the highest cursor value read as the run goes, commits it as the
+        cursor with the run's last commit only, and meanwhile commits it beside the batches'
+        checkpoints, from which such a source must resume a killed run."""
+        return True
+
     def estimate_rows(self) -> int | None:
         """A cheap estimate of the rows a read will yield, for progress display; None if unknown."""
         return None

@@ -79,6 +79,20 @@ def register_state_backends() -> list[Any]:
 
 
 @hookspec
+def register_paginators() -> list[Any]:
+    """Return the paginators this plugin provides to the `rest` source (`dataloader-rest`).
+
+    Each item is a `dataloader_rest.Paginator` subclass with a `name` (the recipe's
+    `paginator.type`) and an `options_model` (a `dataloader_rest.PaginatorOptions` subclass
+    validating the paginator's keys), or a `PluginRef` naming one. A paginator turns the
+    request of one page and its response into the request of the next page; the source owns
+    the loop, the stop conditions and the checkpoints.
+
+    :returns: a list of `Paginator` subclasses or `PluginRef` objects.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add commands to the `dataloader` CLI.
 

@@ -351,6 +351,8 @@ class CursorTracker:
     :param merge: the destination merges: past `max_boundary_rows` rows at one value, the next
         run reads them again (the merge keeps them once) instead of reading after them.
     :param max_boundary_rows: the most rows at one cursor value whose fingerprints are kept.
+    :param ordered: the source reads in cursor order (`aligned`, `positions`); False for one
+        that cannot (`unordered`).
     """
 
     def __init__(
@@ -360,11 +362,13 @@ class CursorTracker:
         source_name: str,
         merge: bool = False,
         max_boundary_rows: int = 10_000,
+        ordered: bool = True,
     ) -> None:
         self.window = window
         self.source_name = source_name
         self.merge = merge
         self.max_boundary_rows = max_boundary_rows
+        self.ordered = ordered
         self._previous_max: pa.Scalar | None = None
         self._bounds: dict[pa.DataType, tuple[pa.Scalar | None, pa.Scalar | None, bool]] = {}
         stored = window.boundary
@@ -458,7 +462,7 @@ class CursorTracker:
                     self._loaded[digest] = loaded - 1
                 keep.append(not loaded)
             self._loaded += Counter()  # forget the digests whose rows have all been seen
-        if passed:
+        if passed and self.ordered:
             self._loaded.clear()  # rows come in cursor order: no row at that value follows
         if all(keep):
             return batch
@@ -520,6 +524,65 @@ class CursorTracker:
         digests += row_fingerprints(table.filter(at))
         return Boundary(value, rows, b"".join(sorted(digests)))
 
+    def unordered(
+        self, batches: Iterable[ArrowBatch], pending: Mapping[str, Any] | None = None
+    ) -> Iterator[tuple[ArrowBatch, Any]]:
+        """For a source that cannot read in cursor order (an API listing newest first): each
+        batch filtered to the window, the rows loaded at the committed value skipped, yielded
+        with a `PendingCursor` (the highest value read so far and its rows' fingerprints);
+        after the last, an empty batch with the `Boundary` the run's final commit keeps.
+
+        :param pending: the `PendingCursor` a killed run committed (`PENDING_CURSOR` in the
+            state's watermarks), which a resumed run goes on from.
+        """
+        assert not self.ordered, "a tracker of an unordered read is made with ordered=False"
+        stored = self._stored
+        reached: Boundary | None = None
+        if isinstance(pending, Mapping) and "value" in pending:
+            reached = Boundary.from_state(pending, pending["value"])
+        elif stored is not None and stored.fingerprints is not None and self._skipping:
+            reached = stored  # rows read at the stored value add to its fingerprints
+        latest: ArrowBatch | None = None
+        for raw in batches:
+            if raw.row_count == 0:
+                if raw.metadata.get("checkpoint"):  # the source's progress still counts
+                    yield raw, None if reached is None else PendingCursor(reached)
+                continue
+            batch, without = self._split(raw)
+            if without is not None:
+                yield without, None
+            if batch.row_count:
+                latest = batch
+                reached = self._reach(batch, reached)
+            yield batch, None if reached is None else PendingCursor(reached)
+        if latest is not None and reached is not None and reached is not stored:
+            if reached.fingerprints is None and not reached.reread:
+                self._warn_past_limit(reached.value, reached.rows)
+            yield ArrowBatch(latest.to_arrow().slice(0, 0)), reached  # no checkpoint again
+
+    def _reach(self, batch: ArrowBatch, reached: Boundary | None) -> Boundary:
+        """`reached` after `batch`: the highest cursor value read and the rows read at it."""
+        table = batch.to_arrow()
+        column = table.column(self.window.column)
+        high = pc.max(column)
+        previous: bytes | None = b""
+        rows = 0
+        if reached is not None:
+            current = as_scalar(reached.value, column.type)
+            if pc.less(high, current).as_py():
+                return reached
+            if pc.equal(high, current).as_py():
+                previous, rows = reached.fingerprints, reached.rows
+        at = pc.equal(column, high)
+        rows += pc.sum(at).as_py()
+        value = cursor_value(high)
+        if previous is None or rows > self.max_boundary_rows:
+            return Boundary(value, rows, None, reread=self.merge)
+        step = FINGERPRINT_SIZE
+        digests = [previous[i : i + step] for i in range(0, len(previous), step)]
+        digests += row_fingerprints(table.filter(at))
+        return Boundary(value, rows, b"".join(sorted(digests)))
+
     def _warn_past_limit(self, value: Any, rows: int) -> None:
         what = (
             "the next run reads them all again (the merge keeps each once)"
@@ -548,12 +611,18 @@ class CursorTracker:
         held_value: pa.Scalar | None = None
         latest: ArrowBatch | None = None
         for raw in batches:
-            if raw.row_count == 0:
-                continue  # an empty batch may lack the cursor column or its type
-            batch, without = self._split(raw)
-            if without is not None:
-                yield without, None
+            if raw.row_count:
+                batch, without = self._split(raw)
+                if without is not None:
+                    yield without, None
+            else:
+                batch = raw  # an empty batch may lack the cursor column or its type
             if batch.row_count == 0:
+                if batch.metadata.get("checkpoint"):  # the source's progress still counts
+                    if held:
+                        latest = batch  # the held rows go out with it
+                    else:
+                        yield batch, None
                 continue
             column = self._column(batch)
             low, high = pc.min_max(column).values()
@@ -582,3 +651,16 @@ class CursorTracker:
             held_value = high
         if held and latest is not None:
             yield latest.with_data(pa.Table.from_batches(held)), cursor_value(held_value)
+
+
+@dataclass(frozen=True)
+class PendingCursor:
+    """What `CursorTracker.unordered` yields with each batch but the last: the boundary the
+    run has reached so far, committed in the state's watermarks (under `PENDING_CURSOR`) so
+    that a killed run that resumes from its source's checkpoint goes on from it, but not
+    yet as the cursor."""
+
+    boundary: Boundary
+
+
+PENDING_CURSOR = "pending_cursor"

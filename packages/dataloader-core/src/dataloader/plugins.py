@@ -23,8 +23,8 @@ from dataloader import hookspecs
 from dataloader.hookspecs import hookimpl
 
 ENTRY_POINT_GROUP = "dataloader"
-Kind = Literal["connector", "format", "transform", "state_backend"]
-KINDS: tuple[Kind, ...] = ("connector", "format", "transform", "state_backend")
+Kind = Literal["connector", "format", "transform", "state_backend", "paginator"]
+KINDS: tuple[Kind, ...] = ("connector", "format", "transform", "state_backend", "paginator")
 CORE_DISTRIBUTION = "dataloader-core"
 IN_PROCESS = "(in-process)"
 
@@ -137,6 +137,10 @@ class _DecoratedPlugin:
     @hookimpl
     def register_state_backends(self) -> list[Any]:
         return list(self.items["state_backend"])
+
+    @hookimpl
+    def register_paginators(self) -> list[Any]:
+        return list(self.items["paginator"])
 
 
 decorated_plugin = _DecoratedPlugin()

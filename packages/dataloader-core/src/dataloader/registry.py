@@ -40,6 +40,7 @@ _HOOKS: dict[Kind, str] = {
     "format": "register_formats",
     "transform": "register_transforms",
     "state_backend": "register_state_backends",
+    "paginator": "register_paginators",
 }
 T = TypeVar("T")
 
@@ -57,6 +58,7 @@ KNOWN_PROVIDERS: dict[tuple[Kind, str], str] = {
     ("state_backend", "postgres"): "dataloader-postgres",
     ("state_backend", "s3"): "dataloader-aws",
     ("state_backend", "dynamodb"): "dataloader-aws",
+    ("connector", "rest"): "dataloader-rest",
 }
 
 
@@ -177,7 +179,7 @@ class Registration:
         if isinstance(self.item, PluginRef) and self.item.config_model is not None:
             model = self._import(self.item.config_model, "config model")
         else:
-            model_attr = "options_model" if self.kind == "format" else "config_model"
+            model_attr = "options_model" if self.kind in ("format", "paginator") else "config_model"
             model = getattr(self.implementation, model_attr, None)
         if model is None:
             from pydantic import BaseModel
@@ -428,6 +430,9 @@ class Registry:
 
     def state_backend(self, name: str) -> Registration:
         return self.get("state_backend", name)
+
+    def paginator(self, name: str) -> Registration:
+        return self.get("paginator", name)
 
     def import_all(self) -> None:
         """Import every item given as a `PluginRef` (what `list-connectors` does, to show

@@ -32,7 +32,7 @@ from dataloader.engine.nested import (
 )
 from dataloader.engine.result import RunInterrupted, RunResult, StageMetrics
 from dataloader.errors import DataLoaderError, EngineError
-from dataloader.incremental import CursorTracker, window_for
+from dataloader.incremental import PENDING_CURSOR, CursorTracker, PendingCursor, window_for
 from dataloader.logs import run_context
 from dataloader.normalize.keys import KEY_COLUMNS, ROW_ID
 from dataloader.normalize.normalizer import NormalizedBatch, Normalizer, TableSpec
@@ -65,6 +65,12 @@ def deep_merge(target: dict[str, Any], update: dict[str, Any]) -> None:
             deep_merge(target[key], value)
         else:
             target[key] = copy.deepcopy(value)
+
+
+def source_reads_in_cursor_order(source: Any) -> bool:
+    """`BaseConnector.reads_in_cursor_order`, for sources that do not subclass it too."""
+    method = getattr(source, "reads_in_cursor_order", None)
+    return True if method is None else bool(method())
 
 
 def new_run_id(started_at: datetime) -> str:
@@ -494,14 +500,19 @@ class Runner:
         incremental = self.recipe.source.incremental
         raw = (as_arrow_batch(batch) for batch in source.read_batches(read_state))
         if incremental is not None and incremental.strategy == "cursor":
+            ordered = source_reads_in_cursor_order(source)
             tracker = CursorTracker(
                 window_for(incremental, state.cursor_values, state.cursor_boundaries),
                 source_name=self.recipe.source.type,
                 merge=self.recipe.destination.write_mode == "merge"
                 and not self.options.full_refresh,
                 max_boundary_rows=incremental.max_boundary_rows,
+                ordered=ordered,
             )
-            yield from tracker.positions(raw)
+            if ordered:
+                yield from tracker.positions(raw)
+            else:
+                yield from tracker.unordered(raw, state.watermarks.get(PENDING_CURSOR))
         else:
             for batch in raw:
                 yield batch, None
@@ -542,22 +553,31 @@ class Runner:
         self._stage = "read"
         commits_before = result.commits
         merge_keys = context.merge_keys  # a merge recipe's, also when it is fully refreshed
+        unsaved = False  # read progress (a cursor, a checkpoint) not committed yet
         for item in items:
             transformed, cursor_max, checkpoint = item.transformed, item.cursor_max, item.checkpoint
             _count_read(result, item)
-            if merge_keys:
-                self._check_merge_keys(transformed, merge_keys)
             self._stage = "write"
-            tables = self._normalize(transformed, context)
-            if tables is not None:
-                transformed = transformed.with_data(tables.root)
-            transformed = self._conform(destination, transformed, state, result, self._root)
-            if cursor_max is not None and cursor_column is not None:
+            tables = None
+            if transformed.row_count:  # an empty batch carries a source's progress at most
+                if merge_keys:
+                    self._check_merge_keys(transformed, merge_keys)
+                tables = self._normalize(transformed, context)
+                if tables is not None:
+                    transformed = transformed.with_data(tables.root)
+                transformed = self._conform(destination, transformed, state, result, self._root)
+            if checkpoint:
+                deep_merge(state.watermarks, checkpoint)
+                unsaved = True
+            if isinstance(cursor_max, PendingCursor):
+                # An unordered read: the cursor moves at the end; a resumed run goes on from here.
+                state.watermarks[PENDING_CURSOR] = cursor_max.boundary.to_state()
+            elif cursor_max is not None and cursor_column is not None:
                 # The tracker's boundary never moves back, and names the rows loaded at it.
                 state.cursor_values[cursor_column] = cursor_max.value
                 state.cursor_boundaries[cursor_column] = cursor_max.to_state()
-            if checkpoint:
-                deep_merge(state.watermarks, checkpoint)
+                state.watermarks.pop(PENDING_CURSOR, None)
+                unsaved = True
             tick = time.perf_counter()
             if transformed.row_count:
                 destination.write_batch(transformed, state)
@@ -573,7 +593,7 @@ class Runner:
             staged_rows += transformed.row_count
             if commit_as_we_go and self._commit_due(destination, staged_rows, last_commit):
                 self._commit(destination, state, result)
-                staged_rows, last_commit = 0, time.monotonic()
+                staged_rows, last_commit, unsaved = 0, time.monotonic(), False
             if self.options.progress is not None:
                 result.duration_seconds = time.perf_counter() - clock
                 self.options.progress(result)
@@ -587,6 +607,7 @@ class Runner:
         if (
             not commit_as_we_go
             or staged_rows
+            or unsaved
             or result.commits == commits_before
             or incremental is None
         ):
