@@ -1,0 +1,364 @@
+"""The `rest` source: pages of an HTTP API as Arrow batches, one batch per page.
+
+Each batch carries a checkpoint (`state.watermarks["rest"]`): the request to resume from,
+and for a child resource the parent page and record it belongs to. A killed run resumes
+there; a finished run leaves `request: None`, so the next one starts afresh from the
+committed cursor.
+
+Two orders, as the resource's `incremental.order` says:
+- `asc` (records listed by the cursor, oldest first): a batch's checkpoint is its own page's
+  request, so a resumed run reads that page again and the engine's cursor window drops what
+  was loaded (the engine may hold a page's last rows back until the next page is read);
+- `desc`/`any`, and every child resource: the engine commits the cursor at the end
+  (`reads_in_cursor_order` is False) and a batch's checkpoint is the next page's request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError
+from dataloader.context import RunContext
+from dataloader.incremental import window_for
+from dataloader.registry import get_registry
+from dataloader.state.model import State
+from dataloader.state.nanotimestamp import NanoTimestamp
+from dataloader_rest.bodies import parse_body, records_from
+from dataloader_rest.client import RestClient, is_transient
+from dataloader_rest.config import (
+    IncrementalParams,
+    PageSource,
+    ParentConfig,
+    RestConfig,
+)
+from dataloader_rest.pages import PageRequest, PageResponse, Paginator
+from dataloader_rest.paginators import should_stop
+from dataloader_rest.records import records_to_table
+from dataloader_rest.selectors import SelectorError, select
+
+log = logging.getLogger("dataloader.rest")
+
+CHECKPOINT_KEY = "rest"
+_RESUME_REFUSED = {400, 404, 410, 422}
+
+
+class RestConnector(BaseConnector):
+    """Reads one resource of a REST API (see `dataloader_rest.config`)."""
+
+    name: ClassVar[str] = "rest"
+    config_model = RestConfig
+    capabilities = Capabilities(read=True, incremental=True, resumable=True)
+
+    def __init__(self, config: RestConfig) -> None:
+        super().__init__(config)
+        self.config: RestConfig = config
+        self._client: RestClient | None = None
+
+    def open(self, context: RunContext) -> None:
+        super().open(context)
+        self._paginators = {
+            "resource": _paginator(self.config.resource, "source.resource.paginator"),
+        }
+        if self.config.resource.parent is not None:
+            self._paginators["parent"] = _paginator(
+                self.config.resource.parent, "source.resource.parent.paginator"
+            )
+        self._client = RestClient(self.config.client, context.retries)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def is_transient(self, error: BaseException) -> bool:
+        return is_transient(error)
+
+    def reads_in_cursor_order(self) -> bool:
+        resource = self.config.resource
+        order = resource.incremental.order if resource.incremental is not None else "asc"
+        return order == "asc" and resource.parent is None
+
+    # -- reading -------------------------------------------------------------------------
+    def read_batches(self, state: State) -> Iterator[ArrowBatch]:
+        resource = self.config.resource
+        params = {**resource.params, **self._window_params(state)}
+        saved = state.watermarks.get(CHECKPOINT_KEY) or {}
+        if resource.parent is None:
+            first = PageRequest(resource.path, params)
+            resume = saved.get("request")
+            yield from self._resource_pages(first, resume)
+        else:
+            yield from self._children(resource.parent, params, saved)
+        yield ArrowBatch(records_to_table([]), {"checkpoint": _done()})
+
+    def _resource_pages(
+        self,
+        first: PageRequest,
+        resume: dict[str, Any] | None,
+        include: dict[str, Any] | None = None,
+        position: dict[str, Any] | None = None,
+        finished: dict[str, Any] | None = None,
+    ) -> Iterator[ArrowBatch]:
+        """The resource's pages from `first` (or from the checkpointed request `resume`), as
+        batches with their checkpoints. Under a parent record, `position` is where that
+        record is, and `finished` where the read goes on once its pages are all read."""
+        resource = self.config.resource
+        ordered = self.reads_in_cursor_order()
+        start = None
+        if resume is not None:
+            start = PageRequest.from_checkpoint(resume)
+            log.info(f"resuming {resource.path} at page {start.page + 1}")
+        for request, records, following in self._walk(resource, "resource", first, start):
+            for name, value in (include or {}).items():
+                for record in records:
+                    record[name] = value
+            if ordered:
+                checkpoint = {"request": request.to_checkpoint()}
+            elif following is not None:
+                checkpoint = {"parent": position, "request": following.to_checkpoint()}
+            else:
+                checkpoint = {"parent": finished, "request": None}
+            metadata = {"checkpoint": {CHECKPOINT_KEY: checkpoint}, "page": request.page + 1}
+            for table in _cut(records_to_table(records), self._batch_size):
+                yield ArrowBatch(table, metadata)
+
+    def _children(
+        self, parent: ParentConfig, params: dict[str, Any], saved: dict[str, Any]
+    ) -> Iterator[ArrowBatch]:
+        """For each parent record, the resource's pages under the path its fields fill in."""
+        resource = self.config.resource
+        where = saved.get("parent")
+        start = PageRequest.from_checkpoint(where["request"]) if where else None
+        skip = int(where.get("index", 0)) if where else 0
+        resume = saved.get("request") if where else None
+        first_parent = PageRequest(parent.path, dict(parent.params))
+        for request, records, following in self._walk(parent, "parent", first_parent, start):
+            for index, record in enumerate(records):
+                if index < skip:
+                    continue
+                values = {
+                    placeholder: _field(record, path, "source.resource.parent.fields")
+                    for placeholder, path in parent.fields.items()
+                }
+                include = {
+                    column: _field(record, path, "source.resource.parent.include")
+                    for column, path in parent.include.items()
+                }
+                first = PageRequest(
+                    _fill(resource.path, values, "source.resource.path"),
+                    {k: _fill(v, values, "source.resource.params") for k, v in params.items()},
+                )
+                here = {"request": request.to_checkpoint(), "index": index}
+                if index + 1 < len(records):
+                    after = {"request": request.to_checkpoint(), "index": index + 1}
+                elif following is not None:
+                    after = {"request": following.to_checkpoint(), "index": 0}
+                else:
+                    after = None
+                yield from self._resource_pages(first, resume, include, here, after)
+                resume = None
+            skip = 0
+
+    def _walk(
+        self,
+        source: PageSource,
+        role: str,
+        first: PageRequest,
+        start: PageRequest | None,
+    ) -> Iterator[tuple[PageRequest, list[dict[str, Any]], PageRequest | None]]:
+        """`(request, records, next request or None)` for each page of `source`."""
+        assert self._client is not None
+        paginator = self._paginators[role]
+        request = start if start is not None else paginator.first(first)
+        selector = source.data_selector
+        resuming = start is not None
+        while request is not None:
+            try:
+                response = self._client.send(
+                    source.method, request.url, request.params, json=source.json_body
+                )
+            except ConnectorError as exc:
+                status = exc.context.get("status")
+                if resuming and status in _RESUME_REFUSED:
+                    request = self._resume_refused(paginator, first, exc)
+                    resuming = False
+                    continue
+                raise
+            resuming = False
+            body = parse_body(response, source.format)
+            try:
+                records, selector = records_from(body, source.format, selector)
+            except SelectorError as exc:
+                raise _shape_error(response, source, body, exc) from None
+            page = PageResponse(response, body, len(records))
+            following = None
+            if not should_stop(paginator.options, request, page, request.records + len(records)):
+                following = paginator.next(request, page)
+                if following is not None:
+                    following = _counted(following, request, len(records))
+            yield request, records, following
+            request = following
+
+    def _resume_refused(
+        self, paginator: Paginator, first: PageRequest, error: ConnectorError
+    ) -> PageRequest:
+        if self.reads_in_cursor_order() or (self.context and self.context.merge_keys):
+            log.warning(
+                f"the API refused the checkpointed page ({error.problem.message}); reading "
+                "again from the committed cursor (rows loaded already are skipped)"
+            )
+            return paginator.first(first)
+        raise ConnectorError(
+            "the API refused the page this run was to resume from, and this resource is not "
+            "listed in cursor order, so reading it again from the start would load rows twice",
+            key="source.resource.incremental.order",
+            expected="`write_mode: merge` (rows read twice are kept once), or `--full-refresh`",
+        ) from error
+
+    @property
+    def _batch_size(self) -> int:
+        return self.context.batch_size if self.context is not None else 10_000
+
+    def _window_params(self, state: State) -> dict[str, Any]:
+        """The query parameters carrying the committed cursor (and `end_value`)."""
+        settings = self.config.resource.incremental
+        incremental = self.context.incremental if self.context is not None else None
+        if settings is None or incremental is None or incremental.strategy != "cursor":
+            return {}
+        window = window_for(incremental, state.cursor_values, state.cursor_boundaries)
+        params: dict[str, Any] = {}
+        lower = window.lower
+        if lower is not None and window.lag and window.lag_applies:
+            lower = _minus(lower, window.lag)
+        if lower is not None:
+            params[settings.param] = _format(lower, settings)
+        if settings.end_param is not None and window.upper is not None:
+            params[settings.end_param] = _format(window.upper, settings)
+        return params
+
+
+def _paginator(source: PageSource, key: str) -> Paginator:
+    config = source.paginator
+    name = config.type if config is not None else "auto"
+    registry = get_registry()
+    try:
+        registration = registry.paginator(name)
+    except Exception as exc:
+        raise ConnectorError(
+            f"no paginator named {name!r}",
+            key=f"{key}.type",
+            value=name,
+            expected=f"one of {', '.join(registry.names('paginator'))}",
+        ) from exc
+    options = config.options() if config is not None else {}
+    try:
+        validated = registration.config_model.model_validate(options)
+    except ValueError as exc:
+        raise ConnectorError(
+            f"paginator {name!r}: {exc}", key=key, expected="the paginator's documented keys"
+        ) from None
+    return registration.create(validated)
+
+
+def _counted(following: PageRequest, request: PageRequest, records: int) -> PageRequest:
+    from dataclasses import replace
+
+    return replace(following, page=request.page + 1, records=request.records + records)
+
+
+def _done() -> dict[str, Any]:
+    return {CHECKPOINT_KEY: {"request": None, "parent": None}}
+
+
+def _cut(table: Any, size: int) -> Iterator[Any]:
+    if table.num_rows <= size:
+        yield table
+        return
+    for offset in range(0, table.num_rows, size):
+        yield table.slice(offset, size)
+
+
+def _field(record: dict[str, Any], path: str, key: str) -> Any:
+    try:
+        return select(record, path)
+    except SelectorError:
+        raise ConnectorError(
+            f"a parent record has no field {path!r}",
+            key=key,
+            value=path,
+            expected=f"one of {sorted(record)}",
+        ) from None
+
+
+def _fill(template: Any, values: dict[str, Any], key: str) -> Any:
+    if not isinstance(template, str) or "{" not in template:
+        return template
+    quoted = {name: quote(str(value), safe="") for name, value in values.items()}
+    try:
+        return template.format_map(quoted)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConnectorError(
+            f"{template!r} names a placeholder no parent field fills ({exc})",
+            key=key,
+            value=template,
+            expected=f"placeholders among {sorted(values)}",
+        ) from None
+
+
+def _shape_error(
+    response: httpx.Response, source: PageSource, body: Any, error: SelectorError
+) -> ConnectorError:
+    sample = body if not isinstance(body, dict) else {k: body[k] for k in list(body)[:8]}
+    text = repr(sample)
+    if len(text) > 300:
+        text = text[:300] + "…"
+    return ConnectorError(
+        f"the response of {response.request.method} {response.request.url.path} has changed "
+        f"shape: {error}. A sample of the body: {text}",
+        key="source.resource.data_selector",
+        value=source.data_selector,
+        expected="a data_selector that finds the records in every page",
+    )
+
+
+def _minus(value: Any, lag: float) -> Any:
+    if isinstance(value, datetime):
+        return value - timedelta(seconds=lag)
+    if isinstance(value, date):
+        return value - timedelta(days=max(1, int(lag // 86400)))
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value - int(lag)
+    if isinstance(value, float):
+        return value - lag
+    if isinstance(value, Decimal):
+        return value - Decimal(str(lag))
+    return value
+
+
+def _format(value: Any, settings: IncrementalParams) -> Any:
+    """A cursor value as the API takes it."""
+    if isinstance(value, NanoTimestamp):
+        return value.isoformat()  # read from nanosecond text: the API's own precision
+    kind = settings.format
+    if isinstance(value, datetime):
+        if kind == "unix":
+            return int(value.timestamp())
+        if kind == "unix_ms":
+            return int(value.timestamp() * 1000)
+        if kind == "date":
+            return value.date().isoformat()
+        if kind == "iso":
+            text = value.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, date) and kind in ("iso", "date"):
+        return value.isoformat()
+    return value
