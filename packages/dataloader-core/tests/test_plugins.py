@@ -331,3 +331,29 @@ def test_in_process_registration_overrides_without_conflict() -> None:
     registry = fresh_registry({"mine": Mine()})
     assert ("connector", "sequence") not in registry.conflicts
     assert registry.connector("sequence").factory is MySequence
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_list_connectors_wraps_a_broken_plugins_error_to_the_terminal(
+    install: Install, columns: int
+) -> None:
+    from click.testing import CliRunner
+
+    from dataloader.cli.app import _register_commands, cli
+    from dataloader.registry import reset_registry
+
+    install(
+        "dataloader-broken",
+        "9.8.7",
+        entry_points={"broken": "dl_test_broken_plugin"},
+        modules={"dl_test_broken_plugin": "import dl_test_a_module_nobody_installed_anywhere\n"},
+    )
+    reset_registry()
+    try:
+        _register_commands()
+        result = CliRunner(env={"COLUMNS": str(columns)}).invoke(cli, ["list-connectors"])
+    finally:
+        reset_registry()
+    assert result.exit_code == 0, result.output
+    assert "dl_test_a_module_nobody_installed_anywhere" in result.output.replace("\n", "")
+    assert max(len(line) for line in result.output.splitlines()) <= columns

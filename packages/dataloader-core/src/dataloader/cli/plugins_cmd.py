@@ -129,6 +129,7 @@ def list_connectors(as_json: bool) -> None:
         console.print(
             f"[{style}]{plugin['status']}[/]: plugin {plugin['name']!r} from {plugin['distribution']} {plugin['version']}: {plugin['error']}",
             markup=True,
+            soft_wrap=False,  # wrapped at the console's width: the errors are long
         )
     for conflict in data["conflicts"]:  # type: ignore[union-attr]
-        console.print(f"[red]conflict[/]: {conflict['error']}")
+        console.print(f"[red]conflict[/]: {conflict['error']}", soft_wrap=False)
