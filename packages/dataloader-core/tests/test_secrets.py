@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from dataloader import (
     BaseConnector,
@@ -470,3 +471,24 @@ def test_a_secret_is_masked_in_its_escaped_forms_too() -> None:
     assert secret not in mask_text(f"path {path!r} does not exist")
     assert "Sup3r" not in mask_text(f"path {path!r} does not exist")
     assert "Sup3r" not in mask_text(json.dumps({"error": f"no {path}"}))
+
+
+class KeyAuth(BaseModel):
+    type: Literal["key"]
+    value: SecretStr
+
+
+class BasicLogin(BaseModel):
+    type: Literal["basic"]
+    user: str
+    passcode: Annotated[SecretStr, "annotated"]
+
+
+class ChoiceConfig(BaseModel):
+    auth: Annotated[KeyAuth | BasicLogin, Field(discriminator="type")] | None = None
+
+
+def test_secret_fields_of_each_member_of_a_union_of_models() -> None:
+    """A discriminated union (`auth: {type: key, …} | {type: basic, …}`): the secret keys of
+    whichever member a recipe chose are secret."""
+    assert secret_fields(ChoiceConfig) == {"auth.value", "auth.passcode"}

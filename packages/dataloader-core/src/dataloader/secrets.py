@@ -11,7 +11,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 from urllib.parse import quote, unquote
 
 if TYPE_CHECKING:
@@ -178,6 +178,8 @@ def _is_secret_type(annotation: Any) -> bool:
         return True
     origin = get_origin(annotation)
     args = get_args(annotation)
+    if origin is Annotated:
+        return _is_secret_type(args[0])
     if origin is Union or type(annotation).__name__ == "UnionType":
         return any(_is_secret_type(arg) for arg in args if arg is not type(None))
     if origin in (list, tuple, set, frozenset):
@@ -187,15 +189,18 @@ def _is_secret_type(annotation: Any) -> bool:
     return False
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    """The models a field holds: one, or each member of a union of models (`auth: A | B`,
+    where the secret keys of whichever member a recipe chose are masked)."""
     from pydantic import BaseModel
 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
+    if get_origin(annotation) is Annotated:
+        return _nested_models(get_args(annotation)[0])
     if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
-        models = [m for m in map(_nested_model, get_args(annotation)) if m is not None]
-        return models[0] if len(models) == 1 else None
-    return None
+        return [model for arg in get_args(annotation) for model in _nested_models(arg)]
+    return []
 
 
 def secret_fields(model: type[BaseModel]) -> frozenset[str]:
@@ -207,9 +212,9 @@ def secret_fields(model: type[BaseModel]) -> frozenset[str]:
         if _is_secret_type(info.annotation):
             paths.add(key)
         else:
-            nested = _nested_model(info.annotation)
-            if nested is not None and nested is not model:
-                paths |= {f"{key}.{path}" for path in secret_fields(nested)}
+            for nested in _nested_models(info.annotation):
+                if nested is not model:
+                    paths |= {f"{key}.{path}" for path in secret_fields(nested)}
     return frozenset(paths)
 
 
