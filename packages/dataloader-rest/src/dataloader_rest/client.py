@@ -76,7 +76,7 @@ class RestClient:
             self._secret_params.add(config.auth.name)
         self._http = httpx.Client(
             base_url=config.base_url,
-            headers=config.headers,
+            headers={name: value.get_secret_value() for name, value in config.headers.items()},
             params=_present(config.params),
             auth=self.auth,
             timeout=httpx.Timeout(config.timeout),

@@ -84,14 +84,15 @@ class ClientConfig(_Model):
     """`source.client`: shared by every request of the source.
 
     :param base_url: the API's root; resource paths are relative to it.
-    :param headers: sent with every request (an `Authorization` header is a secret: use `auth`).
+    :param headers: sent with every request; their values are secrets (masked in every
+        message), as an `Authorization` or API-key header carries a credential.
     :param params: query parameters sent with every request.
     :param timeout: seconds to connect, and between bytes of a response.
     :param http2: offer HTTP/2 (used when the server agrees on it over TLS).
     """
 
     base_url: str
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     auth: Auth | None = None
     timeout: float = Field(default=30, gt=0)
