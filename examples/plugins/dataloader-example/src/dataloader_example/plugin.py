@@ -1,8 +1,8 @@
 """The plugin module named by the `dataloader` entry point.
 
 It imports only `hookimpl` and `PluginRef`, and its hooks return references, not classes: the
-registry lists `sequence`, `sqlite` and `upper_case` (and knows the connectors' capabilities)
-without importing them, imports a config model (`dataloader_example.config`, a light module)
+registry lists `sequence`, `sqlite`, `upper_case` and the `rest` source's paginator
+`header_cursor` (and knows the connectors' capabilities) without importing them, imports a config model (`dataloader_example.config`, a light module)
 when a recipe binds `type: sequence` or `type: sqlite`, and a class's module (and pyarrow)
 only when a run creates it. A hook may return the classes
 themselves instead (`from dataloader_example.sequence import SequenceSource; return
@@ -44,3 +44,16 @@ def register_connectors() -> list[Any]:
 def register_transforms() -> list[Any]:
     # No config model named: it is read from the class, imported when a recipe uses the step.
     return [PluginRef("upper_case", "dataloader_example.upper_case:UpperCase")]
+
+
+@hookimpl
+def register_paginators() -> list[Any]:
+    # A paginator for the `rest` source of dataloader-rest (docs/rest.md, "A paginator of
+    # your own"); its module imports dataloader_rest only when a recipe uses it.
+    return [
+        PluginRef(
+            "header_cursor",
+            "dataloader_example.header_cursor:HeaderCursorPaginator",
+            config_model="dataloader_example.header_cursor:HeaderCursorOptions",
+        )
+    ]
