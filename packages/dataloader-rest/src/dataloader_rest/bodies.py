@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
@@ -43,8 +44,8 @@ def _parse_json(response: httpx.Response) -> Any:
     try:
         # Bytes let json detect UTF-8/16/32 as RFC 8259 says; a declared charset wins.
         if response.charset_encoding:
-            return json.loads(_text(response))
-        return json.loads(response.content)
+            return json.loads(_text(response), parse_float=Decimal)
+        return json.loads(response.content, parse_float=Decimal)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         content_type = response.headers.get("content-type", "no content type")
         raise BodyError(
@@ -60,7 +61,7 @@ def _parse_jsonl(response: httpx.Response) -> list[Any]:
         if not line.strip():
             continue
         try:
-            values.append(json.loads(line))
+            values.append(json.loads(line, parse_float=Decimal))
         except json.JSONDecodeError as error:
             raise BodyError(
                 f"{_where(response)}: line {number} is not JSON ({error.msg}): {_excerpt(line)!r}",

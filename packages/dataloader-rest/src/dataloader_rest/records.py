@@ -1,8 +1,11 @@
 """Records (JSON objects) into one Arrow table per page, converted once.
 
-Types come from the values, as `pyarrow.Table.from_pylist` infers them: integers, floats,
-booleans, text, nested objects as structs and arrays as lists (which the recipe's
-`normalization:` turns into child tables). Two refinements a loader needs:
+Types come from the values, as `pyarrow.Table.from_pylist` infers them: integers, booleans,
+text, nested objects as structs and arrays as lists (which the recipe's `normalization:`
+turns into child tables). Numbers with a fraction or an exponent arrive as `Decimal`
+(`bodies` parses them so) and become exact decimals: `10.5` on one page and `10` or `3.25`
+on the next widen the column's decimal, never round it through a float. Two more
+refinements a loader needs:
 - text that is an RFC 3339 instant with a zone in every row of the page becomes
   `timestamp[us, UTC]`, so cursors compare as times, not as text;
 - a field whose values have no common type (a number in one record, text in another) is
@@ -46,7 +49,10 @@ def _column_by_column(records: list[dict[str, Any]]) -> pa.Table:
             columns[name] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
             columns[name] = pa.array(
-                [None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
+                [
+                    None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                    for v in values
+                ],
                 pa.string(),
             )
     return pa.table(columns)
