@@ -1,0 +1,51 @@
+"""A page's records as one Arrow table: exact numbers, instants as timestamps, and a field
+whose values share no type kept as JSON text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pyarrow as pa
+
+from dataloader_rest.records import INSTANT_TYPE, records_to_table
+
+
+def test_numbers_stay_exact() -> None:
+    table = records_to_table(
+        [{"id": 1, "amount": Decimal("10.5")}, {"id": 2**62, "amount": 3}, {"id": 3}]
+    )
+    assert table.schema.field("id").type == pa.int64()
+    assert pa.types.is_decimal(table.schema.field("amount").type)
+    assert table.column("amount").to_pylist() == [Decimal("10.5"), Decimal(3), None]
+    assert table.column("id").to_pylist()[1] == 2**62
+
+
+def test_rfc3339_instants_become_utc_timestamps() -> None:
+    table = records_to_table(
+        [
+            {"at": "2024-01-01T00:00:00.000001Z", "day": "2024-01-01"},
+            {"at": "2024-01-01T02:00:00+02:00", "day": None},
+        ]
+    )
+    assert table.schema.field("at").type == INSTANT_TYPE
+    assert table.column("at").to_pylist() == [
+        datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(2024, 1, 1, tzinfo=UTC),
+    ]
+    assert table.schema.field("day").type == pa.string()  # a date is no instant
+
+
+def test_text_that_is_not_an_instant_in_every_row_stays_text() -> None:
+    table = records_to_table([{"at": "2024-01-01T00:00:00Z"}, {"at": "yesterday"}])
+    assert table.column("at").to_pylist() == ["2024-01-01T00:00:00Z", "yesterday"]
+
+
+def test_a_field_without_a_common_type_is_kept_as_json_text() -> None:
+    table = records_to_table([{"id": 1, "v": 5}, {"id": 2, "v": "five"}, {"id": 3, "v": [1]}])
+    assert table.column("id").to_pylist() == [1, 2, 3]
+    assert table.column("v").to_pylist() == ["5", '"five"', "[1]"]
+
+
+def test_an_empty_page_is_an_empty_table() -> None:
+    assert records_to_table([]).num_rows == 0
