@@ -1,4 +1,5 @@
-"""Entry-point module: registers the `rest` source and the built-in paginators.
+"""Entry-point module: registers the `rest` source, the built-in paginators and the
+`dataloader demo-api` command.
 
 Only `PluginRef`s: listing plugins or validating a recipe imports `dataloader_rest.config`
 (pydantic only), never httpx; the connector and paginators are imported when a run uses them.
@@ -41,3 +42,10 @@ def register_paginators() -> list[Any]:
             ("auto", "Auto", "AutoOptions"),
         )
     ]
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from dataloader_rest.commands import demo_api
+
+    cli.add_command(demo_api)
