@@ -1,0 +1,194 @@
+"""Kill and resume: a run of the `rest` source stopped mid-way (the k-th request fails with
+a non-transient error: a gate, not a timer) resumes at its checkpointed page, and every
+record is loaded exactly once, for listings in cursor order (`asc`) and newest first
+(`desc`); a finished run leaves no page to resume from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from dataloader import ConnectorError, LocalStateBackend, State
+from dataloader.testing import local_runner
+from dataloader_rest.client import RestClient
+from dataloader_rest.testing import DemoApi
+
+Runner = Callable[..., Any]
+RUNTIME = {"batch_size": 20, "commit_interval_seconds": 1e-9, "retries": 0}
+
+
+class Killed(ConnectorError):
+    """The gate's failure: not transient, so the run stops at once."""
+
+
+@contextmanager
+def killed_at(monkeypatch: pytest.MonkeyPatch, call: int) -> Iterator[None]:
+    """The source's `call`-th request (1-based) fails while the block runs."""
+    send = RestClient.send
+    calls = 0
+
+    def gated(self: RestClient, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == call:
+            raise Killed(f"killed at request {call}")
+        return send(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RestClient, "send", gated)
+        yield
+
+
+def stored(tmp_path: Path, name: str) -> State:
+    return State.from_dict(LocalStateBackend(tmp_path / "state").load(name))
+
+
+def column(tmp_path: Path, sql: str) -> list[Any]:
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        return [row[0] for row in con.sql(sql).fetchall()]
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Runner:
+    return local_runner(tmp_path / "state")
+
+
+def items_recipe(api: DemoApi, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "name": "items",
+        "source": {
+            "type": "rest",
+            "client": {"base_url": api.base_url},
+            "incremental": {"cursor_column": "updated_at"},
+            "resource": {
+                "path": "/offset/items",
+                "data_selector": "items",
+                "paginator": {"type": "offset", "limit": 20},
+                "incremental": {"param": "since"},
+            },
+        },
+        "destination": {
+            "type": "duckdb",
+            "database": str(tmp_path / "out.duckdb"),
+            "table": "items",
+        },
+        "runtime": RUNTIME,
+    }
+
+
+def customers_recipe(api: DemoApi, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "name": "customers",
+        "source": {
+            "type": "rest",
+            "client": {
+                "base_url": api.base_url,
+                "auth": {"type": "bearer", "token": api.stripe_key},
+            },
+            "incremental": {"cursor_column": "created"},
+            "resource": {
+                "path": "/stripe/v1/customers",
+                "params": {"limit": 5},
+                "data_selector": "data",
+                "paginator": "starting_after",
+                "incremental": {"param": "created[gte]", "format": "unix", "order": "desc"},
+            },
+        },
+        "destination": {
+            "type": "duckdb",
+            "database": str(tmp_path / "out.duckdb"),
+            "table": "customers",
+        },
+        "runtime": {**RUNTIME, "batch_size": 5},
+    }
+
+
+@pytest.mark.parametrize("kill_at", [2, 5, 13])
+def test_an_ascending_listing_resumes_at_its_checkpointed_page(
+    kill_at: int,
+    demo_api: DemoApi,
+    tmp_path: Path,
+    run: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recipe = items_recipe(demo_api, tmp_path)
+    with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+        run(recipe)
+    checkpoint = stored(tmp_path, "items").watermarks["rest"]["request"]
+    assert checkpoint is not None
+    committed = column(tmp_path, "SELECT id FROM items ORDER BY id")
+    assert committed == list(range(1, len(committed) + 1))
+    assert len(committed) >= 20 * (kill_at - 2)
+
+    demo_api.reset_log()
+    run(recipe)
+
+    assert column(tmp_path, "SELECT id FROM items ORDER BY id") == list(range(1, 251))
+    first = demo_api.requests[0]
+    assert first.query["offset"] == str(checkpoint["params"]["offset"])
+    assert first.query["offset"] == str(20 * (kill_at - 2))
+    assert stored(tmp_path, "items").watermarks["rest"]["request"] is None
+
+
+@pytest.mark.parametrize("kill_at", [2, 4, 7])
+def test_a_newest_first_listing_resumes_at_its_checkpointed_page(
+    kill_at: int,
+    demo_api: DemoApi,
+    tmp_path: Path,
+    run: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recipe = customers_recipe(demo_api, tmp_path)
+    with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+        run(recipe)
+    state = stored(tmp_path, "customers")
+    checkpoint = state.watermarks["rest"]["request"]
+    assert checkpoint["params"]["starting_after"].startswith("cus_")
+    assert state.cursor_values == {}  # committed only with the run's last commit
+    committed = column(tmp_path, "SELECT id FROM customers")
+    assert len(committed) == len(set(committed)) == 5 * (kill_at - 1)
+
+    demo_api.reset_log()
+    run(recipe)
+
+    loaded = column(tmp_path, "SELECT id FROM customers")
+    assert sorted(loaded) == sorted(c["id"] for c in demo_api.customers)
+    assert len(loaded) == 37
+    first = demo_api.requests[0]
+    assert first.query["starting_after"] == checkpoint["params"]["starting_after"]
+    assert "created[gte]" not in first.query
+    state = stored(tmp_path, "customers")
+    assert state.watermarks["rest"]["request"] is None
+    assert state.cursor_values == {"created": max(c["created"] for c in demo_api.customers)}
+
+
+def test_a_finished_run_leaves_no_request_to_resume_from(
+    demo_api: DemoApi, tmp_path: Path, run: Runner
+) -> None:
+    recipe = items_recipe(demo_api, tmp_path)
+    run(recipe)
+
+    assert stored(tmp_path, "items").watermarks["rest"]["request"] is None
+    demo_api.add_records(3)
+    demo_api.reset_log()
+    run(recipe)
+    assert demo_api.requests[0].query["offset"] == "0"
+    assert "since" in demo_api.requests[0].query
+    assert column(tmp_path, "SELECT count(*) FROM items") == [253]
+
+
+def test_a_kill_after_resume_resumes_again_without_duplicates(
+    demo_api: DemoApi, tmp_path: Path, run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = items_recipe(demo_api, tmp_path)
+    for kill_at in (4, 3, 5):
+        with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+            run(recipe)
+    run(recipe)
+
+    assert column(tmp_path, "SELECT id FROM items ORDER BY id") == list(range(1, 251))
