@@ -1,0 +1,217 @@
+"""Parent → child resources of the `rest` source through the engine into DuckDB: a
+GitHub-shaped org's repos, and each repo's issues under a path the repo's name fills in;
+every issue once with its repo's id, a kill mid-way resumes without duplicates, `since` on
+issues listed in any order, and the issues' labels normalized into a child table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+
+from dataloader import ConnectorError, LocalStateBackend, State
+from dataloader.testing import local_runner
+from dataloader_rest.client import RestClient
+from dataloader_rest.testing import DemoApi
+
+Runner = Callable[..., Any]
+REPOS = "/github/orgs/acme/repos"
+
+
+class Killed(ConnectorError):
+    """The gate's failure: not transient, so the run stops at once."""
+
+
+@contextmanager
+def killed_at(monkeypatch: pytest.MonkeyPatch, call: int) -> Iterator[None]:
+    """The source's `call`-th request (1-based) fails while the block runs."""
+    send = RestClient.send
+    calls = 0
+
+    def gated(self: RestClient, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == call:
+            raise Killed(f"killed at request {call}")
+        return send(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RestClient, "send", gated)
+        yield
+
+
+def issues_recipe(
+    api: DemoApi, tmp_path: Path, *, incremental: bool = False, **sections: Any
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "path": "/github/repos/acme/{repo}/issues",
+        "params": {"state": "all", "per_page": 5},
+        "paginator": "link_header",
+        "parent": {
+            "path": REPOS,
+            "params": {"per_page": 2},
+            "paginator": "link_header",
+            "fields": {"repo": "name"},
+            "include": {"_repo_id": "id"},
+        },
+    }
+    source: dict[str, Any] = {"type": "rest", "client": {"base_url": api.base_url}}
+    if incremental:
+        source["incremental"] = {"cursor_column": "updated_at"}
+        resource["incremental"] = {"param": "since", "order": "any"}
+    return {
+        "name": "issues",
+        "source": {**source, "resource": resource},
+        "destination": {
+            "type": "duckdb",
+            "database": str(tmp_path / "out.duckdb"),
+            "table": "issues",
+        },
+        "runtime": {"batch_size": 5, "commit_interval_seconds": 1e-9, "retries": 0},
+        **sections,
+    }
+
+
+def all_issues(api: DemoApi) -> dict[int, int]:
+    """Every issue's id → its repo's id."""
+    repo_ids = {repo["full_name"]: repo["id"] for repo in api.github_repos}
+    return {
+        issue["id"]: repo_ids[name]
+        for name, issues in api.github_issues.items()
+        for issue in issues
+    }
+
+
+def loaded(tmp_path: Path) -> list[tuple[int, int]]:
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        return con.sql("SELECT id, _repo_id FROM issues ORDER BY id").fetchall()
+
+
+def stored(tmp_path: Path) -> State:
+    return State.from_dict(LocalStateBackend(tmp_path / "state").load("issues"))
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Runner:
+    return local_runner(tmp_path / "state")
+
+
+def test_every_issue_of_every_repo_loads_once_with_its_repo_id(
+    demo_api: DemoApi, tmp_path: Path, run: Runner
+) -> None:
+    run(issues_recipe(demo_api, tmp_path))
+
+    expected = all_issues(demo_api)
+    assert len(expected) == 27
+    assert loaded(tmp_path) == sorted(expected.items())
+    paths = [request.path for request in demo_api.requests]
+    assert paths.count(REPOS) == 2
+    assert paths.count("/github/repos/acme/widgets/issues") == 5
+    assert paths.count("/github/repos/acme/empty/issues") == 1
+    # A full (not incremental) read keeps no checkpoint once it has finished.
+    assert stored(tmp_path).watermarks == {}
+
+
+@pytest.mark.parametrize("kill_at", [2, 4, 7, 8, 9])
+def test_a_kill_mid_way_resumes_without_duplicates(
+    kill_at: int,
+    demo_api: DemoApi,
+    tmp_path: Path,
+    run: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recipe = issues_recipe(demo_api, tmp_path, incremental=True)
+    with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+        run(recipe)
+    run_requests = [request.path for request in demo_api.requests]
+    checkpoint = stored(tmp_path).watermarks.get("rest")
+
+    demo_api.reset_log()
+    run(recipe)
+
+    assert loaded(tmp_path) == sorted(all_issues(demo_api).items())
+    assert (checkpoint is None) == (kill_at == 2)
+    if checkpoint is not None:
+        # The resumed run reads the checkpointed parent page again, then the checkpointed
+        # child page (or the next parent record's first page).
+        first, second = demo_api.requests[:2]
+        assert first.path == REPOS
+        assert first.query.get("page") == _page(checkpoint["parent"]["request"])
+        if checkpoint["request"] is not None:
+            assert second.path == httpx.URL(checkpoint["request"]["url"]).path
+            assert second.query.get("page") == _page(checkpoint["request"])
+            assert second.path in run_requests
+        else:
+            assert "page" not in second.query
+
+
+def _page(request: dict[str, Any]) -> str | None:
+    """The `page` query parameter of a checkpointed request (in its URL or its params)."""
+    page = request["params"].get("page", httpx.URL(request["url"]).params.get("page"))
+    return None if page is None else str(page)
+
+
+def test_since_on_issues_listed_in_any_order(
+    demo_api: DemoApi, tmp_path: Path, run: Runner
+) -> None:
+    recipe = issues_recipe(demo_api, tmp_path, incremental=True)
+    run(recipe)
+    newest = max(
+        issue["updated_at"] for issues in demo_api.github_issues.values() for issue in issues
+    )
+    state = stored(tmp_path)
+    assert state.cursor_values["updated_at"] == datetime.fromisoformat(newest)
+
+    late = {
+        "id": 99_001,
+        "number": 5,
+        "title": "A new issue",
+        "state": "open",
+        "user": {"login": "hubot", "id": 480938},
+        "labels": [],
+        "created_at": "2030-01-01T00:00:00Z",
+        "updated_at": "2030-01-01T00:00:00Z",
+        "comments": 0,
+    }
+    with demo_api.lock:
+        demo_api.github_issues["acme/gadgets"].append(late)
+    demo_api.reset_log()
+    second = run(recipe)
+
+    assert second.rows_written == 1
+    children = [r for r in demo_api.requests if r.path != REPOS]
+    assert children and all(
+        datetime.fromisoformat(r.query["since"].replace("Z", "+00:00"))
+        == datetime.fromisoformat(newest).astimezone(UTC)
+        for r in children
+    )
+    assert loaded(tmp_path)[-1] == (99_001, 701)
+    assert len(loaded(tmp_path)) == 28
+
+
+def test_issue_labels_normalize_into_a_child_table(
+    demo_api: DemoApi, tmp_path: Path, run: Runner
+) -> None:
+    run(issues_recipe(demo_api, tmp_path, normalization={"enabled": True}))
+
+    expected = sorted(
+        (issue["id"], label["name"])
+        for issues in demo_api.github_issues.values()
+        for issue in issues
+        for label in issue["labels"]
+    )
+    assert expected
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        labels = con.sql(
+            "SELECT i.id, l.name FROM issues i JOIN issues__labels l "
+            "ON l._dl_parent_id = i._dl_id ORDER BY 1, 2"
+        ).fetchall()
+        logins = con.sql("SELECT count(user__login) FROM issues").fetchall()
+    assert labels == expected
+    assert logins == [(27,)]
