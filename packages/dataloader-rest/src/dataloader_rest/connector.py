@@ -33,6 +33,7 @@ from dataloader.state.nanotimestamp import NanoTimestamp
 from dataloader_rest.bodies import parse_body, records_from
 from dataloader_rest.client import RestClient, is_transient
 from dataloader_rest.config import (
+    ApiKeyAuth,
     IncrementalParams,
     PageSource,
     ParentConfig,
@@ -120,9 +121,9 @@ class RestConnector(BaseConnector):
                 for record in records:
                     record[name] = value
             if ordered:
-                checkpoint = {"request": request.to_checkpoint()}
+                checkpoint = {"request": self._saved(request)}
             elif following is not None:
-                checkpoint = {"parent": position, "request": following.to_checkpoint()}
+                checkpoint = {"parent": position, "request": self._saved(following)}
             else:
                 checkpoint = {"parent": finished, "request": None}
             metadata = {"checkpoint": {CHECKPOINT_KEY: checkpoint}, "page": request.page + 1}
@@ -155,11 +156,11 @@ class RestConnector(BaseConnector):
                     _fill(resource.path, values, "source.resource.path"),
                     {k: _fill(v, values, "source.resource.params") for k, v in params.items()},
                 )
-                here = {"request": request.to_checkpoint(), "index": index}
+                here = {"request": self._saved(request), "index": index}
                 if index + 1 < len(records):
-                    after = {"request": request.to_checkpoint(), "index": index + 1}
+                    after = {"request": self._saved(request), "index": index + 1}
                 elif following is not None:
-                    after = {"request": following.to_checkpoint(), "index": 0}
+                    after = {"request": self._saved(following), "index": 0}
                 else:
                     after = None
                 yield from self._resource_pages(first, resume, include, here, after)
@@ -221,6 +222,18 @@ class RestConnector(BaseConnector):
             key="source.resource.incremental.order",
             expected="`write_mode: merge` (rows read twice are kept once), or `--full-refresh`",
         ) from error
+
+    def _saved(self, request: PageRequest) -> dict[str, Any]:
+        """`request` as its checkpoint keeps it: without the API key of `auth` (an API may
+        echo it in its next links), which the client adds to every request anyway."""
+        saved = request.to_checkpoint()
+        auth = self.config.client.auth
+        if isinstance(auth, ApiKeyAuth) and auth.location == "query":
+            saved["params"].pop(auth.name, None)
+            url = httpx.URL(saved["url"])
+            if auth.name in url.params:
+                saved["url"] = str(url.copy_remove_param(auth.name))
+        return saved
 
     @property
     def _batch_size(self) -> int:
