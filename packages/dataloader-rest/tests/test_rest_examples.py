@@ -128,3 +128,39 @@ def test_demo_api_command_serves_until_interrupted() -> None:
             process.wait()
     assert process.returncode == 0, err
     assert "stopping the demo API" in out
+
+
+def test_docs_name_every_key_and_paginator_option() -> None:
+    """docs/rest.md names every key of the source's config and every built-in paginator's
+    options, so a key added to the code without its documentation fails here."""
+    from pydantic import BaseModel
+
+    from dataloader_rest import config
+    from dataloader_rest.paginators import BUILTIN_PAGINATORS
+
+    text = (RECIPES.parents[1] / "docs" / "rest.md").read_text(encoding="utf-8")
+    models: list[type[BaseModel]] = [
+        config.ClientConfig,
+        config.RateLimit,
+        config.ApiKeyAuth,
+        config.BearerAuth,
+        config.BasicAuth,
+        config.OAuth2ClientCredentials,
+        config.IncrementalParams,
+        config.ParentConfig,
+    ]
+    missing = [
+        f"{model.__name__}.{field.alias or name}"
+        for model in models
+        for name, field in model.model_fields.items()
+        if f"`{field.alias or name}`" not in text and f" {field.alias or name}:" not in text
+    ]
+    for paginator in BUILTIN_PAGINATORS:
+        if f"`{paginator.name}`" not in text:
+            missing.append(paginator.name)
+        missing.extend(
+            f"{paginator.name}.{name}"
+            for name in paginator.options_model.model_fields
+            if f"`{name}`" not in text
+        )
+    assert missing == []
