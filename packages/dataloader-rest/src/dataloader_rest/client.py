@@ -4,6 +4,7 @@ limits, `Retry-After` on 429/503, and backoff on other transient failures."""
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -81,7 +82,7 @@ class RestClient:
             auth=self.auth,
             timeout=httpx.Timeout(config.timeout),
             http2=config.http2,
-            verify=config.verify,
+            verify=_verify(config.verify),
             limits=httpx.Limits(
                 max_connections=limits.max_concurrent,
                 max_keepalive_connections=limits.max_concurrent,
@@ -250,3 +251,18 @@ def _describe(exc: BaseException) -> str:
 def _body(response: httpx.Response) -> str:
     text = " ".join(response.text[:BODY_CHARS].split())
     return f": {text}" if text else ""
+
+
+def _verify(setting: bool | str) -> bool | ssl.SSLContext:
+    """httpx's `verify`: a CA bundle's path becomes an SSL context trusting it."""
+    if isinstance(setting, bool):
+        return setting
+    try:
+        return ssl.create_default_context(cafile=setting)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectorError(
+            f"cannot read the CA certificates in {setting!r}: {exc}",
+            key="source.client.verify",
+            value=setting,
+            expected="true, false, or the path of a PEM file of CA certificates",
+        ) from None

@@ -89,6 +89,8 @@ class ClientConfig(_Model):
     :param params: query parameters sent with every request.
     :param timeout: seconds to connect, and between bytes of a response.
     :param http2: offer HTTP/2 (used when the server agrees on it over TLS).
+    :param verify: check the server's TLS certificate (true), against the CA certificates
+        of a PEM file (its path), or not at all (false).
     """
 
     base_url: str
@@ -97,7 +99,7 @@ class ClientConfig(_Model):
     auth: Auth | None = None
     timeout: float = Field(default=30, gt=0)
     http2: bool = True
-    verify: bool = True
+    verify: bool | str = True
     rate_limit: RateLimit = Field(default_factory=RateLimit)
 
 

@@ -250,6 +250,7 @@ class LoggedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    http_version: str = "1.1"
 
 
 @dataclass(frozen=True)
@@ -348,6 +349,7 @@ class DemoApi:
             request.url.path,
             dict(request.query_params),
             {key.lower(): value for key, value in request.headers.items()},
+            request.scope.get("http_version", "1.1"),
         )
         with self.lock:
             self.requests.append(logged)
