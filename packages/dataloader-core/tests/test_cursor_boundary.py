@@ -224,3 +224,31 @@ def test_the_tracker_skips_each_loaded_row_once() -> None:
     assert [rows for rows, _ in out] == [{"c": [5], "v": ["same"]}, {"c": [6], "v": ["same"]}]
     assert out[0][1] == {"value": 5, "rows": 3, "fingerprints": loaded * 3}
     assert out[1][1]["value"] == 6 and out[1][1]["rows"] == 1
+
+
+def test_a_fingerprint_does_not_depend_on_what_the_batchs_types_add() -> None:
+    """One record read twice, in other company: once in a batch where a neighbour has a
+    field it lacks (a NULL column, a NULL struct field) and wider decimals, once alone."""
+    from decimal import Decimal
+
+    crowded = pa.Table.from_pylist(
+        [
+            {"id": 1, "c": 5, "amount": Decimal("12.3"), "address": {"city": "Oslo"}},
+            {
+                "id": 2,
+                "c": 5,
+                "amount": Decimal("1.25"),
+                "address": {"city": "Rome", "zip": "1"},
+                "note": "x",
+            },
+        ]
+    )
+    alone = pa.Table.from_pylist(
+        [{"id": 1, "c": 5, "amount": Decimal("12.3"), "address": {"city": "Oslo"}}]
+    )
+    assert crowded.column("amount").to_pylist()[0] == Decimal("12.30")  # the scale it got
+    assert row_fingerprints(crowded)[0] == row_fingerprints(alone)[0]
+    changed = alone.set_column(2, "amount", pa.array([Decimal("12.4")]))
+    assert row_fingerprints(changed)[0] != row_fingerprints(alone)[0]
+    zero = pa.table({"id": [1], "v": pa.array([Decimal("0.00")])})
+    assert row_fingerprints(zero) == row_fingerprints(pa.table({"id": [1], "v": [0]}))

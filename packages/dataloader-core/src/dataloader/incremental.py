@@ -64,21 +64,44 @@ def cursor_value(scalar: pa.Scalar) -> Any:
 
 
 def row_fingerprints(table: pa.Table | pa.RecordBatch) -> list[bytes]:
-    """An 8-byte digest of each row: its values in every column, columns taken by name.
+    """An 8-byte digest of each row: its non-null values, each with its column's name.
 
     Equal rows give equal digests, whatever the column order or the batch they came in; a row
-    whose value changed in any column gives another one. Costs one Python step per row: it is
-    only computed for the rows at one cursor value.
+    whose value changed in any column gives another one. What a batch's inferred types add
+    does not count, so that a record read again in other company (an API page) is
+    recognised: a NULL equals an absent column or struct field, and a number is its value
+    (`12`, `12.0` and `12.00` as decimals are one number). Costs one Python step per row: it
+    is only computed for the rows at one cursor value.
     """
     names = sorted(table.column_names)
-    header = hashlib.blake2b(repr(names).encode(), digest_size=FINGERPRINT_SIZE)
     columns = [_exact_values(table.column(name)) for name in names]
     digests = []
     for row in zip(*columns, strict=True):
-        digest = header.copy()
-        digest.update(repr(row).encode("utf-8", "backslashreplace"))
+        fields = tuple(
+            (name, _canonical(value))
+            for name, value in zip(names, row, strict=True)
+            if value is not None
+        )
+        digest = hashlib.blake2b(digest_size=FINGERPRINT_SIZE)
+        digest.update(repr(fields).encode("utf-8", "backslashreplace"))
         digests.append(digest.digest())
     return digests
+
+
+def _canonical(value: Any) -> Any:
+    """`value` with what its Arrow type added taken out: NULL struct fields dropped, numbers
+    as their normalized decimal text (a float keeps its own repr: floats are not decimals)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _canonical(v)) for k, v in value.items() if v is not None))
+    if isinstance(value, list):
+        return tuple(_canonical(item) for item in value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | Decimal):
+        number = Decimal(value)
+        if number.is_finite():
+            return ("number", "0" if number == 0 else str(number.normalize()))
+    return value
 
 
 def _exact_values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
