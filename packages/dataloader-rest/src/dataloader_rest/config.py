@@ -66,8 +66,8 @@ class RateLimit(_Model):
     """Client-side limits, kept whatever the server says.
 
     :param requests_per_second: the most requests started in any second (None: no limit).
-    :param max_concurrent: the most requests in flight at once (pages of parent → child
-        resources are fetched concurrently up to this).
+    :param max_concurrent: the most requests in flight at once, and the size of the
+        connection pool (the source itself sends one request at a time).
     :param max_retry_after: the longest `Retry-After` wait honoured, in seconds; a server
         asking for more fails the request.
     :param rate_limit_retries: how many 429/503 answers in a row one request may get
@@ -129,8 +129,10 @@ class IncrementalParams(_Model):
     :param order: the order the API lists records in: `asc` by the cursor (the cursor is
         committed with every batch), or `desc`/`any` (it is committed with the run's last
         commit, as the highest value read; a killed run resumes from its page checkpoint).
-    :param inclusive: whether the API's parameter includes the bound (`>=`); with a
-        strict one (`>`) rows that share the committed value and arrive later are missed.
+    :param inclusive: whether the API's parameter includes the bound (`>=`, the default).
+        For a strict one (`>`) say false: the source then sends the value just below the
+        committed one (one less for integers, one microsecond earlier for times), so that
+        rows sharing the committed value and arriving later are read, and skipped if loaded.
     """
 
     param: str
