@@ -192,3 +192,61 @@ def test_a_kill_after_resume_resumes_again_without_duplicates(
     run(recipe)
 
     assert column(tmp_path, "SELECT id FROM items ORDER BY id") == list(range(1, 251))
+
+
+@contextmanager
+def write_fails_at(monkeypatch: pytest.MonkeyPatch, call: int) -> Iterator[None]:
+    """The destination's `call`-th `write_batch` (1-based) fails while the block runs: a run
+    killed between two batches of one page."""
+    from dataloader_duckdb.connector import DuckDBConnector
+
+    write = DuckDBConnector.write_batch
+    calls = 0
+
+    def gated(self: DuckDBConnector, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == call:
+            raise Killed(f"killed at write {call}")
+        return write(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DuckDBConnector, "write_batch", gated)
+        yield
+
+
+@pytest.mark.parametrize("kill_at", [2, 3, 4])
+def test_a_page_larger_than_a_batch_is_never_committed_in_part_when_newest_first(
+    kill_at: int,
+    demo_api: DemoApi,
+    tmp_path: Path,
+    run: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The checkpoint of a listing newest first names the next page, so a page is one
+    batch: cut into batches of 5, a run killed between two of them resumed past the rows
+    not yet committed (they were lost)."""
+    recipe = customers_recipe(demo_api, tmp_path)
+    recipe["source"]["resource"]["params"] = {"limit": 10}  # pages of 10, batch_size 5
+    with write_fails_at(monkeypatch, kill_at), pytest.raises(Killed):
+        run(recipe)
+    committed = column(tmp_path, "SELECT id FROM customers")
+    assert len(committed) == len(set(committed)) == 10 * (kill_at - 1)
+
+    run(recipe)
+
+    loaded = column(tmp_path, "SELECT id FROM customers")
+    assert sorted(loaded) == sorted(c["id"] for c in demo_api.customers)
+
+
+def test_an_ascending_page_larger_than_a_batch_resumes_at_that_page(
+    demo_api: DemoApi, tmp_path: Path, run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = items_recipe(demo_api, tmp_path)
+    recipe["source"]["resource"]["paginator"]["limit"] = 50  # pages of 50, batch_size 20
+    with write_fails_at(monkeypatch, 5), pytest.raises(Killed):
+        run(recipe)
+
+    run(recipe)
+
+    assert column(tmp_path, "SELECT id FROM items ORDER BY id") == list(range(1, 251))

@@ -127,8 +127,14 @@ class RestConnector(BaseConnector):
             else:
                 checkpoint = {"parent": finished, "request": None}
             metadata = {"checkpoint": {CHECKPOINT_KEY: checkpoint}, "page": request.page + 1}
-            for table in _cut(records_to_table(records), self._batch_size):
+            table = records_to_table(records)
+            if not ordered:
+                # The checkpoint names the next page: a page cut into several batches, killed
+                # between two of them, would resume past the rows not yet committed.
                 yield ArrowBatch(table, metadata)
+                continue
+            for part in _cut(table, self._batch_size):
+                yield ArrowBatch(part, metadata)
 
     def _children(
         self, parent: ParentConfig, params: dict[str, Any], saved: dict[str, Any]
