@@ -1,4 +1,4 @@
-"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts or startup; default: all)."""
+"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts, startup, normalize or rest; default: all)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ BENCHMARKS = [
     "file_parts",
     "startup",
     "normalize",
+    "rest",
 ]
 
 if __name__ == "__main__":
