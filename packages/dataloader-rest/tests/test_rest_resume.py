@@ -5,6 +5,7 @@ record is loaded exactly once, for listings in cursor order (`asc`) and newest f
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -250,3 +251,78 @@ def test_an_ascending_page_larger_than_a_batch_resumes_at_that_page(
     run(recipe)
 
     assert column(tmp_path, "SELECT id FROM items ORDER BY id") == list(range(1, 251))
+
+
+def test_a_refused_ascending_checkpoint_reads_again_from_the_committed_cursor(
+    demo_api: DemoApi,
+    tmp_path: Path,
+    run: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recipe = items_recipe(demo_api, tmp_path)
+    recipe["source"]["resource"].update(
+        {"path": "/cursor/items", "params": {"limit": 20}, "paginator": "cursor"}
+    )
+    recipe["source"]["resource"].pop("data_selector")
+    with killed_at(monkeypatch, 5), pytest.raises(Killed):
+        run(recipe)
+    checkpoint = stored(tmp_path, "items").watermarks["rest"]["request"]
+    cursor = checkpoint["params"]["cursor"]
+    gone = int(base64.urlsafe_b64decode(cursor).decode())
+    with demo_api.lock:  # the record the cursor names is deleted: the API answers 400
+        demo_api.records = [r for r in demo_api.records if r["id"] != gone]
+
+    demo_api.reset_log()
+    run(recipe)
+
+    loaded = column(tmp_path, "SELECT id FROM items ORDER BY id")
+    assert len(loaded) == len(set(loaded))
+    assert [i for i in loaded if i != gone] == [i for i in range(1, 251) if i != gone]
+    first, second = demo_api.requests[:2]
+    assert first.query["cursor"] == cursor
+    assert "cursor" not in second.query and "since" in second.query
+    assert "refused the checkpointed page" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "append",
+        pytest.param(
+            "merge",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the engine gives the source's RunContext no merge_keys (only the "
+                "destination's has them), so the connector never sees a merge and refuses",
+            ),
+        ),
+    ],
+)
+def test_a_refused_newest_first_checkpoint_fails_unless_merging(
+    mode: str,
+    demo_api: DemoApi,
+    tmp_path: Path,
+    run: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recipe = customers_recipe(demo_api, tmp_path)
+    if mode == "merge":
+        recipe["destination"].update({"write_mode": "merge", "merge_keys": ["id"]})
+    with killed_at(monkeypatch, 3), pytest.raises(Killed):
+        run(recipe)
+    gone = stored(tmp_path, "customers").watermarks["rest"]["request"]["params"]["starting_after"]
+    with demo_api.lock:
+        demo_api.customers = [c for c in demo_api.customers if c["id"] != gone]
+
+    if mode == "append":
+        with pytest.raises(ConnectorError) as refused:
+            run(recipe)
+        assert "resume from" in str(refused.value)
+        assert "incremental.order" in str(refused.value)
+        assert len(column(tmp_path, "SELECT id FROM customers")) == 10
+        return
+    run(recipe)
+    loaded = column(tmp_path, "SELECT id FROM customers")
+    assert len(loaded) == len(set(loaded))
+    assert set(loaded) == {c["id"] for c in demo_api.customers} | {gone}
