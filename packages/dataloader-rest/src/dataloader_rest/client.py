@@ -111,7 +111,7 @@ class RestClient:
         """
         method = method.upper()
         url, query = _split_query(url, params)
-        shown = self.display_url(url, query)
+        shown = _Deferred(lambda: self.display_url(url, query))  # only messages need it
         limits = self.config.rate_limit
         failures = 0  # transient failures (5xx, dropped connections, timeouts)
         limited = 0  # 429/503 answers
@@ -266,3 +266,21 @@ def _verify(setting: bool | str) -> bool | ssl.SSLContext:
             value=setting,
             expected="true, false, or the path of a PEM file of CA certificates",
         ) from None
+
+
+class _Deferred:
+    """Text made the first time it is formatted (a masked URL, for the rare message)."""
+
+    __slots__ = ("_make", "_text")
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self._make = make
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = self._make()
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
