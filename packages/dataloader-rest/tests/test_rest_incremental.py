@@ -214,3 +214,41 @@ def test_stripe_created_gte_as_unix_seconds_newest_first(
     assert {request.query["created[gte]"] for request in requests} == {str(newest)}
     assert len(requests) == 2  # 12 new customers (and the boundary's) in pages of 10
     assert [c["created"] for c in added] == sorted(c["created"] for c in added)
+
+
+def test_lag_sends_a_lower_since_and_merge_keeps_one_row_per_record(
+    demo_api: DemoApi, tmp_path: Path, run: Runner
+) -> None:
+    recipe = items_recipe(
+        demo_api,
+        tmp_path,
+        incremental={"lag": "2h"},
+        destination={"write_mode": "merge", "merge_keys": ["id"]},
+    )
+    run(recipe)
+    newest = max(instant(record["updated_at"]) for record in demo_api.records)
+
+    demo_api.add_records(5)
+    demo_api.reset_log()
+    run(recipe)
+
+    since = instant(demo_api.requests[0].query["since"])
+    assert (newest - since).total_seconds() == 7200
+    assert rows(tmp_path, "SELECT count(*), count(DISTINCT id) FROM items") == [(255, 255)]
+
+
+def test_csv_bodies_read_incrementally(demo_api: DemoApi, tmp_path: Path, run: Runner) -> None:
+    recipe = items_recipe(
+        demo_api,
+        tmp_path,
+        resource={"path": "/csv/items", "format": "csv", "data_selector": None},
+    )
+    run(recipe)
+    demo_api.add_records(4)
+    demo_api.reset_log()
+    second = run(recipe)
+
+    assert second.rows_written == 4
+    assert "since" in demo_api.requests[0].query
+    loaded = sorted(int(id_) for (id_,) in rows(tmp_path, "SELECT id FROM items"))
+    assert loaded == list(range(1, 255))
