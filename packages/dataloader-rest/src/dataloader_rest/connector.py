@@ -10,7 +10,11 @@ Two orders, as the resource's `incremental.order` says:
   request, so a resumed run reads that page again and the engine's cursor window drops what
   was loaded (the engine may hold a page's last rows back until the next page is read);
 - `desc`/`any`, and every child resource: the engine commits the cursor at the end
-  (`reads_in_cursor_order` is False) and a batch's checkpoint is the next page's request.
+  (`reads_in_cursor_order` is False) and a batch's checkpoint is the next page's request;
+  so is it under a full read (no cursor), where a page read again would load twice.
+A batch whose checkpoint names the next page is a whole page, whatever `batch_size` says.
+A full read's last checkpoint says `complete`, so that a run killed before its last commit
+(which clears it) does not read everything again.
 """
 
 from __future__ import annotations
@@ -91,13 +95,16 @@ class RestConnector(BaseConnector):
         resource = self.config.resource
         params = {**resource.params, **self._window_params(state)}
         saved = state.watermarks.get(CHECKPOINT_KEY) or {}
-        if resource.parent is None:
+        if saved.get("complete") and not self._has_cursor():
+            # A full read whose pages were all committed, but not its last commit.
+            log.info(f"every page of {resource.path} was read before; finishing that run")
+        elif resource.parent is None:
             first = PageRequest(resource.path, params)
             resume = saved.get("request")
             yield from self._resource_pages(first, resume)
         else:
             yield from self._children(resource.parent, params, saved)
-        yield ArrowBatch(records_to_table([]), {"checkpoint": _done()})
+        yield ArrowBatch(records_to_table([]), {"checkpoint": self._done()})
 
     def _resource_pages(
         self,
@@ -111,7 +118,7 @@ class RestConnector(BaseConnector):
         batches with their checkpoints. Under a parent record, `position` is where that
         record is, and `finished` where the read goes on once its pages are all read."""
         resource = self.config.resource
-        ordered = self.reads_in_cursor_order()
+        by_next_page = self._checkpoints_next_page()
         start = None
         if resume is not None:
             start = PageRequest.from_checkpoint(resume)
@@ -120,15 +127,18 @@ class RestConnector(BaseConnector):
             for name, value in (include or {}).items():
                 for record in records:
                     record[name] = value
-            if ordered:
+            if not by_next_page:
                 checkpoint = {"request": self._saved(request)}
             elif following is not None:
                 checkpoint = {"parent": position, "request": self._saved(following)}
-            else:
+            elif finished is not None:
                 checkpoint = {"parent": finished, "request": None}
+            else:
+                checkpoint = self._done()[CHECKPOINT_KEY]
+            checkpoint.setdefault("complete", False)
             metadata = {"checkpoint": {CHECKPOINT_KEY: checkpoint}, "page": request.page + 1}
             table = records_to_table(records)
-            if not ordered:
+            if by_next_page:
                 # The checkpoint names the next page: a page cut into several batches, killed
                 # between two of them, would resume past the rows not yet committed.
                 yield ArrowBatch(table, metadata)
@@ -213,10 +223,29 @@ class RestConnector(BaseConnector):
             yield request, records, following
             request = following
 
+    def _has_cursor(self) -> bool:
+        incremental = self.context.incremental if self.context is not None else None
+        return incremental is not None and incremental.strategy == "cursor"
+
+    def _checkpoints_next_page(self) -> bool:
+        """Whether a batch's checkpoint names the page after its own: when the records are
+        not listed in cursor order, or the run has no cursor (a page read again could not
+        be told from a new one). Otherwise it names its own page, which a resumed run reads
+        again and the engine's cursor window drops what was loaded of it."""
+        return not (self._has_cursor() and self.reads_in_cursor_order())
+
+    def _done(self) -> dict[str, Any]:
+        """The checkpoint of a read that has read every page. Under a full read it says so
+        (`complete`), since the run's last commit clears it: a run killed before that commit
+        then finishes without reading again what it loaded."""
+        return {
+            CHECKPOINT_KEY: {"request": None, "parent": None, "complete": not self._has_cursor()}
+        }
+
     def _resume_refused(
         self, paginator: Paginator, first: PageRequest, error: ConnectorError
     ) -> PageRequest:
-        if self.reads_in_cursor_order() or (self.context and self.context.merge_keys):
+        if not self._checkpoints_next_page() or (self.context and self.context.merge_keys):
             log.warning(
                 f"the API refused the checkpointed page ({error.problem.message}); reading "
                 "again from the committed cursor (rows loaded already are skipped)"
@@ -290,10 +319,6 @@ def _counted(following: PageRequest, request: PageRequest, records: int) -> Page
     from dataclasses import replace
 
     return replace(following, page=request.page + 1, records=request.records + records)
-
-
-def _done() -> dict[str, Any]:
-    return {CHECKPOINT_KEY: {"request": None, "parent": None}}
 
 
 def _cut(table: Any, size: int) -> Iterator[Any]:
