@@ -233,11 +233,6 @@ def test_nested_values_normalize_alike_into_postgres(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/postgres bug: a struct column stored as jsonb reads back as text, so the "
-    "second run's structs 'break the schema contract' (any source, not only rest)",
-)
 def test_a_second_run_of_nested_values_into_postgres_jsonb(
     api: DemoApi,
     tmp_path: Path,

@@ -287,17 +287,7 @@ def test_a_refused_ascending_checkpoint_reads_again_from_the_committed_cursor(
 
 @pytest.mark.parametrize(
     "mode",
-    [
-        "append",
-        pytest.param(
-            "merge",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the engine gives the source's RunContext no merge_keys (only the "
-                "destination's has them), so the connector never sees a merge and refuses",
-            ),
-        ),
-    ],
+    ["append", "merge"],
 )
 def test_a_refused_newest_first_checkpoint_fails_unless_merging(
     mode: str,
@@ -348,12 +338,6 @@ def commit_fails_at(monkeypatch: pytest.MonkeyPatch, call: int) -> Iterator[list
         yield calls
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a run resumed from a pending cursor that reads no more rows never "
-    "commits it (`CursorTracker.unordered` yields the final boundary only after a row), so "
-    "the source cannot just finish and starts over from the old cursor, loading rows twice",
-)
 def test_a_newest_first_run_killed_at_its_last_commit_reads_nothing_again(
     demo_api: DemoApi, tmp_path: Path, run: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -105,11 +105,16 @@ def _canonical(value: Any) -> Any:
 
 
 def _exact_values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
-    """The column as Python values that keep every bit: times (nested ones too) as integers."""
+    """The column as Python values that keep every bit: times (nested ones too) as integers,
+    a timestamp column's in nanoseconds whatever its unit."""
     exact = _times_as_integers(column.type)
-    if exact != column.type:
-        column = column.cast(exact)
-    return column.to_pylist()
+    if exact == column.type:
+        return column.to_pylist()
+    values = column.cast(exact).to_pylist()
+    if pa.types.is_timestamp(column.type):
+        scale = 1_000_000_000 // _UNITS_PER_SECOND[column.type.unit]
+        values = [None if value is None else value * scale for value in values]
+    return values
 
 
 def _times_as_integers(kind: pa.DataType) -> pa.DataType:
@@ -296,6 +301,12 @@ def window_for(
     )
 
 
+def _same_clock(a: pa.DataType, b: pa.DataType) -> bool:
+    """Timestamps of one zone in two units (an API page with nanoseconds, the next without):
+    Arrow compares them as instants."""
+    return pa.types.is_timestamp(a) and pa.types.is_timestamp(b) and a.tz == b.tz
+
+
 def _has_distance(arrow_type: pa.DataType) -> bool:
     return (
         pa.types.is_timestamp(arrow_type)
@@ -393,6 +404,7 @@ class CursorTracker:
         self.max_boundary_rows = max_boundary_rows
         self.ordered = ordered
         self._previous_max: pa.Scalar | None = None
+        self._cursor_type: pa.DataType | None = None
         self._bounds: dict[pa.DataType, tuple[pa.Scalar | None, pa.Scalar | None, bool]] = {}
         stored = window.boundary
         if stored is None and window.lag_applies and window.lower is not None:
@@ -406,7 +418,7 @@ class CursorTracker:
 
     def _column(self, batch: ArrowBatch) -> pa.Array:
         try:
-            return batch.to_arrow().column(self.window.column)
+            column = batch.to_arrow().column(self.window.column)
         except KeyError:
             raise EngineError(
                 f"cursor column {self.window.column!r} is not in the rows of source {self.source_name!r}",
@@ -414,6 +426,20 @@ class CursorTracker:
                 value=self.window.column,
                 expected=f"one of {batch.columns}",
             ) from None
+        if pa.types.is_null(column.type):
+            return column  # only rows without a cursor value: they fail or load as such
+        if self._cursor_type is None:
+            self._cursor_type = column.type
+        elif column.type != self._cursor_type and not _same_clock(column.type, self._cursor_type):
+            raise EngineError(
+                f"cursor column {self.window.column!r} of source {self.source_name!r} changed "
+                f"type between batches, from {self._cursor_type} to {column.type}: the two "
+                "cannot be compared, and nothing of this batch was written",
+                key="source.incremental.cursor_column",
+                value=self.window.column,
+                expected=f"cursor values of one type ({self._cursor_type}) in every batch",
+            )
+        return column
 
     def _missing_error(self, column: pa.Array, missing: pa.Array) -> EngineError:
         count = pc.sum(missing).as_py()
@@ -578,10 +604,12 @@ class CursorTracker:
                 latest = batch
                 reached = self._reach(batch, reached)
             yield batch, None if reached is None else PendingCursor(reached)
-        if latest is not None and reached is not None and reached is not stored:
+        if reached is not None and reached is not stored:
             if reached.fingerprints is None and not reached.reread:
                 self._warn_past_limit(reached.value, reached.rows)
-            yield ArrowBatch(latest.to_arrow().slice(0, 0)), reached  # no checkpoint again
+            # No checkpoint again; no columns either when a resumed read found no rows.
+            empty = latest.to_arrow().slice(0, 0) if latest is not None else pa.table({})
+            yield ArrowBatch(empty), reached
 
     def _reach(self, batch: ArrowBatch, reached: Boundary | None) -> Boundary:
         """`reached` after `batch`: the highest cursor value read and the rows read at it."""

@@ -105,18 +105,17 @@ class Runner:
             "full_refresh": self.options.full_refresh,
             "retries": recipe.runtime.retries,
             "parallelism": recipe.runtime.parallelism,
-        }
-        source = RunContext(role="source", **common)
-        destination = RunContext(
-            role="destination",
-            write_mode=write_mode,
+            # The source learns them too: one that reads some rows again (a REST API's
+            # refused checkpoint) may, when the destination keeps each key once.
+            "write_mode": write_mode,
             # A merge recipe's keys, under `--full-refresh` too: the replacing rows are merged.
-            merge_keys=tuple(recipe.destination.merge_keys or ())
+            "merge_keys": tuple(recipe.destination.merge_keys or ())
             if recipe.destination.write_mode == "merge"
             else (),
-            dedup_sort=recipe.destination.dedup_sort,
-            **common,
-        )
+            "dedup_sort": recipe.destination.dedup_sort,
+        }
+        source = RunContext(role="source", **common)
+        destination = RunContext(role="destination", **common)
         return source, destination
 
     def _initial_state(self, destination: Any) -> State:
@@ -491,7 +490,8 @@ class Runner:
                 return
             stages["read"].seconds += time.perf_counter() - tick
             tick = time.perf_counter()
-            transformed = pipeline.apply(batch, context)
+            # A batch without rows carries a source's progress at most (maybe no columns).
+            transformed = pipeline.apply(batch, context) if batch.row_count else batch
             stages["transform"].seconds += time.perf_counter() - tick
             yield Produced(batch, transformed, cursor_max, batch.metadata.get("checkpoint"))
 

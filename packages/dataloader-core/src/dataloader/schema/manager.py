@@ -111,6 +111,7 @@ class SchemaManager:
         """The plan, the cast batch and the rejected rows for `batch` (read from `source`, a
         file name errors give)."""
         self._source = source
+        batch = self._nested_as_json(batch)
         shape = self._shapes.get(batch.schema)
         if shape is None:
             shape = self._plan(batch)
@@ -144,6 +145,25 @@ class SchemaManager:
         if not violations:
             return Prepared(shape.plan, cast)
         return self._sort_out(batch, cast, shape.plan, violations)
+
+    def _nested_as_json(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Nested values (structs, lists, maps) bound for a column the table stores as JSON
+        (Postgres `jsonb`, which reads back as JSON text) as that text."""
+        if self.current is None:
+            return batch
+        stored = {f.name: f for f in self.current}
+        fields, columns, changed = list(batch.schema), list(batch.columns), False
+        for index, incoming in enumerate(fields):
+            target = stored.get(incoming.name)
+            if target is not None and pa.types.is_nested(incoming.type) and _tagged_json(target):
+                from dataloader.normalize.json_text import to_json_text
+
+                columns[index] = to_json_text(columns[index])
+                fields[index] = incoming.with_type(pa.string())
+                changed = True
+        if not changed:
+            return batch
+        return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
 
     def _plan(self, batch: pa.RecordBatch) -> _Shape:
         config, current = self.config, self.current
