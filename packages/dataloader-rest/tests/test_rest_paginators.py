@@ -587,7 +587,11 @@ def page_of(body: Any, records: int) -> PageResponse:
 
 def test_should_stop_on_an_empty_page() -> None:
     request = PageRequest("/x", page=3, records=30)
-    assert should_stop(PaginatorOptions(), request, page_of({"data": []}, 0), 30)
+    assert should_stop(
+        PaginatorOptions(stop_on_empty_page=True), request, page_of({"data": []}, 0), 30
+    )
+    # Unset: the paginator's own signal decides (an empty page may have a next cursor).
+    assert not should_stop(PaginatorOptions(), request, page_of({"data": []}, 0), 30)
     assert not should_stop(PaginatorOptions(stop_on_empty_page=False), request, page_of({}, 0), 30)
     assert not should_stop(PaginatorOptions(), request, page_of({}, 10), 40)
 

@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute
+import pytest
 
+from dataloader import ConnectorError
 from dataloader_rest.records import INSTANT_TYPE, records_to_table
 
 
@@ -49,3 +52,36 @@ def test_a_field_without_a_common_type_is_kept_as_json_text() -> None:
 
 def test_an_empty_page_is_an_empty_table() -> None:
     assert records_to_table([]).num_rows == 0
+
+
+def test_nanosecond_instants_keep_their_digits_and_compare_as_times() -> None:
+    """Go's RFC3339Nano trims trailing zeros: `…:01Z` beside `…:01.123456789Z`."""
+    table = records_to_table(
+        [{"at": "2024-01-01T00:00:01Z"}, {"at": "2024-01-01T00:00:01.123456789Z"}]
+    )
+    assert table.schema.field("at").type == pa.timestamp("ns", "UTC")
+    assert pa.compute.max(table.column("at")).value == 1_704_067_201_123_456_789
+
+
+def test_instants_in_nested_fields_become_timestamps_too() -> None:
+    table = records_to_table(
+        [
+            {"o": {"t": "2024-01-01T02:00:00+02:00", "n": 1}, "ts": ["2024-01-01T00:00:00Z"]},
+            {"o": None, "ts": None},
+        ]
+    )
+    struct = table.schema.field("o").type
+    assert struct.field("t").type == INSTANT_TYPE and struct.field("n").type == pa.int64()
+    assert table.schema.field("ts").type == pa.list_(INSTANT_TYPE)
+    assert table.column("o").to_pylist() == [{"t": datetime(2024, 1, 1, tzinfo=UTC), "n": 1}, None]
+    assert table.column("ts").to_pylist()[1] is None
+
+
+def test_numbers_in_json_text_stay_numbers() -> None:
+    table = records_to_table([{"v": {"amount": Decimal("12.50")}}, {"v": "text"}, {"v": 1}])
+    assert table.column("v").to_pylist() == ['{"amount":12.50}', '"text"', "1"]
+
+
+def test_a_lone_surrogate_is_a_clear_error_naming_the_field() -> None:
+    with pytest.raises(ConnectorError, match=r"record 2 .* field 'name'"):
+        records_to_table([{"name": "ok"}, {"name": "half \ud83d"}])

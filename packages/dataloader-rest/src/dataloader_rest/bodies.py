@@ -57,7 +57,8 @@ def _parse_json(response: httpx.Response) -> Any:
 
 def _parse_jsonl(response: httpx.Response) -> list[Any]:
     values: list[Any] = []
-    for number, line in enumerate(_text(response).splitlines(), start=1):
+    # Only "\n" ends a line: U+2028 and other breaks `splitlines` knows are valid in a string.
+    for number, line in enumerate(_text(response).split("\n"), start=1):
         if not line.strip():
             continue
         try:

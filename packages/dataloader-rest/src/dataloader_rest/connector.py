@@ -13,13 +13,16 @@ Two orders, as the resource's `incremental.order` says:
   (`reads_in_cursor_order` is False) and a batch's checkpoint is the next page's request;
   so is it under a full read (no cursor), where a page read again would load twice.
 A batch whose checkpoint names the next page is a whole page, whatever `batch_size` says.
-A full read's last checkpoint says `complete`, so that a run killed before its last commit
-(which clears it) does not read everything again.
+There the last page's checkpoint says `complete`, so that a run killed before its last
+commit (which moves the cursor, or clears a full read's checkpoint) only finishes instead of
+reading everything again.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -30,7 +33,7 @@ import httpx
 
 from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError
 from dataloader.context import RunContext
-from dataloader.incremental import window_for
+from dataloader.incremental import PENDING_CURSOR, window_for
 from dataloader.registry import get_registry
 from dataloader.state.model import State
 from dataloader.state.nanotimestamp import NanoTimestamp
@@ -45,12 +48,14 @@ from dataloader_rest.config import (
 )
 from dataloader_rest.pages import PageRequest, PageResponse, Paginator
 from dataloader_rest.paginators import should_stop
-from dataloader_rest.records import records_to_table
+from dataloader_rest.records import json_text, records_to_table
 from dataloader_rest.selectors import SelectorError, select
 
 log = logging.getLogger("dataloader.rest")
 
 CHECKPOINT_KEY = "rest"
+GROUP_RECORDS = 10_000  # records of consecutive pages sent as one batch, at most
+GROUP_SECONDS = 5.0  # …or what came within this long, so that slow APIs commit as they go
 _RESUME_REFUSED = {400, 404, 410, 422}
 
 
@@ -95,8 +100,9 @@ class RestConnector(BaseConnector):
         resource = self.config.resource
         params = {**resource.params, **self._window_params(state)}
         saved = state.watermarks.get(CHECKPOINT_KEY) or {}
-        if saved.get("complete") and not self._has_cursor():
-            # A full read whose pages were all committed, but not its last commit.
+        if self._finishing(saved, state):
+            # Every page was committed, but not the run's last commit (which moves an
+            # unordered read's cursor, or clears a full read's checkpoint): finish that run.
             log.info(f"every page of {resource.path} was read before; finishing that run")
         elif resource.parent is None:
             first = PageRequest(resource.path, params)
@@ -123,28 +129,51 @@ class RestConnector(BaseConnector):
         if resume is not None:
             start = PageRequest.from_checkpoint(resume)
             log.info(f"resuming {resource.path} at page {start.page + 1}")
-        for request, records, following in self._walk(resource, "resource", first, start):
-            for name, value in (include or {}).items():
-                for record in records:
-                    record[name] = value
-            if not by_next_page:
-                checkpoint = {"request": self._saved(request)}
+        group: list[dict[str, Any]] = []  # the records of pages not yet sent
+        group_start: PageRequest | None = None
+        started = 0.0
+        target = min(self._batch_size, GROUP_RECORDS)
+
+        def send(request: PageRequest, following: PageRequest | None) -> Iterator[ArrowBatch]:
+            """The group as batches, ending with the page `request`, followed by `following`."""
+            assert group_start is not None
+            if not by_next_page:  # the group's first page is read again on resume
+                checkpoint = {"request": self._saved(group_start)}
             elif following is not None:
                 checkpoint = {"parent": position, "request": self._saved(following)}
             elif finished is not None:
                 checkpoint = {"parent": finished, "request": None}
-            else:
-                checkpoint = self._done()[CHECKPOINT_KEY]
+            else:  # the last page: a run killed from here on only has to finish
+                checkpoint = {"request": None, "parent": None, "complete": True}
             checkpoint.setdefault("complete", False)
             metadata = {"checkpoint": {CHECKPOINT_KEY: checkpoint}, "page": request.page + 1}
-            table = records_to_table(records)
+            table = records_to_table(group)
             if by_next_page:
-                # The checkpoint names the next page: a page cut into several batches, killed
+                # The checkpoint names the next page: pages cut into several batches, killed
                 # between two of them, would resume past the rows not yet committed.
                 yield ArrowBatch(table, metadata)
-                continue
+                return
             for part in _cut(table, self._batch_size):
                 yield ArrowBatch(part, metadata)
+
+        request: PageRequest | None = None
+        for request, records, following in self._walk(resource, "resource", first, start):
+            for name, value in (include or {}).items():
+                for record in records:
+                    record[name] = value
+            if group_start is None:
+                group_start, started = request, time.monotonic()
+            group.extend(records)
+            if following is None or len(group) >= target:
+                pass
+            elif time.monotonic() - started < GROUP_SECONDS:
+                continue
+            # Pages go out in groups of about `target` records: a batch per small page costs
+            # the engine and the destination more than the page itself.
+            yield from send(request, following)
+            group, group_start = [], None
+        if group_start is not None and request is not None:  # the listing ended early
+            yield from send(request, None)
 
     def _children(
         self, parent: ParentConfig, params: dict[str, Any], saved: dict[str, Any]
@@ -196,6 +225,7 @@ class RestConnector(BaseConnector):
         request = start if start is not None else paginator.first(first)
         selector = source.data_selector
         resuming = start is not None
+        previous: bytes | None = None  # the last page's body
         while request is not None:
             try:
                 response = self._client.send(
@@ -214,6 +244,14 @@ class RestConnector(BaseConnector):
                 records, selector = records_from(body, source.format, selector)
             except SelectorError as exc:
                 raise _shape_error(response, source, body, exc) from None
+            if records and response.content == previous:
+                log.warning(
+                    f"page {request.page + 1} of {source.path} repeats the page before it (an "
+                    "API that answers past its last page with the last one): its records are "
+                    "not loaded again, and the listing ends there"
+                )
+                return
+            previous = response.content
             page = PageResponse(response, body, len(records))
             following = None
             if not should_stop(paginator.options, request, page, request.records + len(records)):
@@ -234,12 +272,22 @@ class RestConnector(BaseConnector):
         again and the engine's cursor window drops what was loaded of it."""
         return not (self._has_cursor() and self.reads_in_cursor_order())
 
+    def _finishing(self, saved: dict[str, Any], state: State) -> bool:
+        """Whether the last run read every page but was killed before its last commit: that
+        commit clears a full read's checkpoint, and commits an unordered read's pending
+        cursor (`PENDING_CURSOR` goes from the watermarks)."""
+        if not (saved.get("complete") and self._checkpoints_next_page()):
+            return False
+        return not self._has_cursor() or PENDING_CURSOR in state.watermarks
+
     def _done(self) -> dict[str, Any]:
-        """The checkpoint of a read that has read every page. Under a full read it says so
-        (`complete`), since the run's last commit clears it: a run killed before that commit
-        then finishes without reading again what it loaded."""
+        """The checkpoint of a read that has read every page (see `_finishing`)."""
         return {
-            CHECKPOINT_KEY: {"request": None, "parent": None, "complete": not self._has_cursor()}
+            CHECKPOINT_KEY: {
+                "request": None,
+                "parent": None,
+                "complete": self._checkpoints_next_page(),
+            }
         }
 
     def _resume_refused(
@@ -285,6 +333,8 @@ class RestConnector(BaseConnector):
         lower = window.lower
         if lower is not None and window.lag and window.lag_applies:
             lower = _minus(lower, window.lag)
+        elif lower is not None and window.lag_applies and not settings.inclusive:
+            lower = _just_below(lower)  # a strict `>` then reads the rows at the value too
         if lower is not None:
             params[settings.param] = _format(lower, settings)
         if settings.end_param is not None and window.upper is not None:
@@ -360,7 +410,7 @@ def _shape_error(
     response: httpx.Response, source: PageSource, body: Any, error: SelectorError
 ) -> ConnectorError:
     sample = body if not isinstance(body, dict) else {k: body[k] for k in list(body)[:8]}
-    text = repr(sample)
+    text = json_text(sample)
     if len(text) > 300:
         text = text[:300] + "…"
     return ConnectorError(
@@ -385,6 +435,28 @@ def _minus(value: Any, lag: float) -> Any:
         return value - lag
     if isinstance(value, Decimal):
         return value - Decimal(str(lag))
+    return value
+
+
+def _just_below(value: Any) -> Any:
+    """The value just below `value` in its own precision: what a strict (`>`) parameter
+    takes to read the rows at `value` as well."""
+    if isinstance(value, datetime):
+        return value - timedelta(microseconds=1)
+    if isinstance(value, date):
+        return value - timedelta(days=1)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value - 1
+    if isinstance(value, Decimal):
+        return value - Decimal(1).scaleb(value.as_tuple().exponent)
+    if isinstance(value, float):
+        return math.nextafter(value, -math.inf)
+    log.warning(
+        f"`inclusive: false`: a {type(value).__name__} cursor has no value just below "
+        f"{value!r}; rows that arrive later with that value will not be read"
+    )
     return value
 
 

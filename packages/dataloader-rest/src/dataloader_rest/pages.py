@@ -86,14 +86,17 @@ class PaginatorOptions(BaseModel):
     :param max_pages: stop after this many pages.
     :param total_path: a path into the body (`meta.total`) giving the number of records
         of the whole listing: stop once that many were read.
-    :param stop_on_empty_page: stop at a page without records (default true).
+    :param stop_on_empty_page: stop at a page without records. By default (unset) only
+        paginators with no next-page signal of their own stop there (`offset`,
+        `page_number`); one that is given a next cursor, URL or link follows it, as some
+        APIs answer an empty page (all filtered out) in the middle of a listing.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_pages: int | None = Field(default=None, gt=0)
     total_path: str | None = None
-    stop_on_empty_page: bool = True
+    stop_on_empty_page: bool | None = None
 
 
 class Paginator:

@@ -51,11 +51,11 @@ def should_stop(
     """Whether the listing ends after `response`, whatever the paginator says.
 
     :param records_so_far: the records read so far, this page's included.
-    :returns: True at an empty page (with `stop_on_empty_page`), once `records_so_far`
+    :returns: True at an empty page (with `stop_on_empty_page: true`), once `records_so_far`
         reaches the total at `total_path` (a null total is ignored), or after `max_pages`
         pages.
     """
-    if options.stop_on_empty_page and response.records == 0:
+    if options.stop_on_empty_page is True and response.records == 0:
         return True
     if options.max_pages is not None and request.page + 1 >= options.max_pages:
         return True

@@ -55,6 +55,7 @@ __all__ = [
     "make_records",
     "run_server",
     "serve_api",
+    "serve_app",
 ]
 
 DEFAULT_PAGE_SIZE = 10
@@ -888,8 +889,21 @@ def run_server(api: DemoApi | None = None) -> Iterator[DemoServer]:
     :raises RuntimeError: when the server does not start within `START_TIMEOUT` seconds.
     """
     handle = DemoServer(api or DemoApi())
+    with serve_app(create_app(lambda: handle.api)) as base_url:
+        handle.base_url = base_url
+        handle.install(handle.api)
+        yield handle
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Serve the ASGI `app` under uvicorn on 127.0.0.1 (a free port) in a daemon thread
+    while the block runs; yields its base URL, `http://127.0.0.1:<port>`.
+
+    :raises RuntimeError: when the server does not start within `START_TIMEOUT` seconds.
+    """
     config = uvicorn.Config(
-        create_app(lambda: handle.api),
+        app,
         host="127.0.0.1",
         port=0,
         log_level="warning",
@@ -910,9 +924,7 @@ def run_server(api: DemoApi | None = None) -> Iterator[DemoServer]:
         thread.join(0.01)
     try:
         port = server.servers[0].sockets[0].getsockname()[1]
-        handle.base_url = f"http://127.0.0.1:{port}"
-        handle.install(handle.api)
-        yield handle
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(START_TIMEOUT)

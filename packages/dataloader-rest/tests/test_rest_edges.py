@@ -1,0 +1,177 @@
+"""Listings at the edges, each served by a small app of its own on 127.0.0.1: an API that
+answers past its last page with the last page, an empty page in the middle of a cursor
+listing, JSON Lines with line separators inside strings, a cursor that changes type, and
+a strict `>` parameter (`inclusive: false`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dataloader import DataLoaderError
+from dataloader.testing import local_runner
+from dataloader_rest.testing import DemoApi, serve_app
+
+Handler = Callable[[Request], Response]
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Handler], str]]:
+    """`serve(handler)`: the base URL of an app answering `GET /items` with `handler`."""
+    with_apps: list[Any] = []
+
+    def start(handler: Handler) -> str:
+        async def endpoint(request: Request) -> Response:
+            return handler(request)
+
+        context = serve_app(Starlette(routes=[Route("/items", endpoint)]))
+        with_apps.append(context)
+        return context.__enter__()
+
+    yield start
+    for context in with_apps:
+        context.__exit__(None, None, None)
+
+
+def load(base_url: str, tmp_path: Path, **resource: Any) -> Any:
+    recipe = {
+        "name": "edges",
+        "source": {
+            "type": "rest",
+            "client": {"base_url": base_url},
+            "resource": {"path": "/items", **resource},
+        },
+        "destination": {
+            "type": "duckdb",
+            "database": str(tmp_path / "out.duckdb"),
+            "table": "items",
+        },
+        "runtime": {"retries": 0},
+    }
+    return local_runner(tmp_path / "state")(recipe)
+
+
+def ids(tmp_path: Path) -> list[int]:
+    with duckdb.connect(str(tmp_path / "out.duckdb")) as con:
+        return [row[0] for row in con.execute("select id from items order by id").fetchall()]
+
+
+def test_a_page_past_the_end_answered_with_the_last_page_is_not_loaded_again(
+    serve: Callable[[Handler], str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pages = [[1, 2], [3, 4], [5]]
+
+    def clamped(request: Request) -> Response:
+        page = min(int(request.query_params.get("page", "1")), len(pages))
+        return JSONResponse({"data": [{"id": i} for i in pages[page - 1]]})
+
+    base_url = serve(clamped)
+    load(base_url, tmp_path, paginator={"type": "page_number"})
+    assert ids(tmp_path) == [1, 2, 3, 4, 5]
+    assert "repeats the page before it" in caplog.text
+
+
+def test_an_empty_page_with_a_next_cursor_does_not_end_the_listing(
+    serve: Callable[[Handler], str], tmp_path: Path
+) -> None:
+    pages = {"": ([1, 2], "b"), "b": ([], "c"), "c": ([3, 4], None)}
+
+    def filtered(request: Request) -> Response:
+        rows, following = pages[request.query_params.get("cursor", "")]
+        return JSONResponse({"results": [{"id": i} for i in rows], "next_cursor": following})
+
+    base_url = serve(filtered)
+    load(base_url, tmp_path, paginator={"type": "cursor"})
+    assert ids(tmp_path) == [1, 2, 3, 4]
+
+    (tmp_path / "out.duckdb").unlink()
+    load(base_url, tmp_path / "again", paginator={"type": "cursor", "stop_on_empty_page": True})
+    assert ids(tmp_path / "again") == [1, 2]  # asked for: the empty page ends it
+
+
+def test_line_separators_inside_json_lines_strings_are_text(
+    serve: Callable[[Handler], str], tmp_path: Path
+) -> None:
+    names = ["a\u2028b", "c\u0085d", "e\u2029f"]
+    body = "\n".join(
+        json.dumps({"id": i, "name": n}, ensure_ascii=False) for i, n in enumerate(names)
+    )
+
+    base_url = serve(lambda request: Response(body, media_type="application/x-ndjson"))
+    load(base_url, tmp_path, format="jsonl", paginator="single_page")
+    with duckdb.connect(str(tmp_path / "out.duckdb")) as con:
+        assert [r[0] for r in con.execute("select name from items order by id").fetchall()] == names
+
+
+def test_a_cursor_that_changes_type_between_pages_is_a_clear_error(
+    serve: Callable[[Handler], str], tmp_path: Path
+) -> None:
+    pages = [
+        [{"id": 1, "at": "2024-01-01T00:00:00Z"}],
+        [{"id": 2, "at": "yesterday"}],
+    ]
+
+    def listing(request: Request) -> Response:
+        page = int(request.query_params.get("page", "1"))
+        return JSONResponse({"data": pages[page - 1] if page <= len(pages) else []})
+
+    base_url = serve(listing)
+    recipe_resource = {"paginator": {"type": "page_number"}}
+    with pytest.raises(DataLoaderError, match=r"cursor column 'at' .* changed type"):
+        local_runner(tmp_path / "state")(
+            {
+                "name": "edges",
+                "source": {
+                    "type": "rest",
+                    "client": {"base_url": base_url},
+                    "resource": {"path": "/items", **recipe_resource},
+                    "incremental": {"cursor_column": "at"},
+                },
+                "destination": {
+                    "type": "duckdb",
+                    "database": str(tmp_path / "out.duckdb"),
+                    "table": "items",
+                },
+                "runtime": {"batch_size": 1},
+            }
+        )
+
+
+def test_inclusive_false_sends_the_value_just_below_the_committed_cursor(
+    demo_api: DemoApi, tmp_path: Path
+) -> None:
+    recipe = {
+        "name": "strict",
+        "source": {
+            "type": "rest",
+            "client": {"base_url": demo_api.base_url},
+            "resource": {
+                "path": "/offset/items",
+                "paginator": {"type": "offset", "limit": 100},
+                "incremental": {"param": "since", "inclusive": False},
+            },
+            "incremental": {"cursor_column": "updated_at"},
+        },
+        "destination": {
+            "type": "duckdb",
+            "database": str(tmp_path / "out.duckdb"),
+            "table": "items",
+        },
+    }
+    run = local_runner(tmp_path / "state")
+    run(recipe)
+    latest = max(record["updated_at"] for record in demo_api.records)
+    demo_api.reset_log()
+    run(recipe)
+    sent = {request.query["since"] for request in demo_api.requests}
+    seconds, micros = latest[:-1].split(".")
+    assert sent == {f"{seconds}.{int(micros) - 1:06d}Z"}
