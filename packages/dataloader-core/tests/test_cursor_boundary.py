@@ -252,3 +252,14 @@ def test_a_fingerprint_does_not_depend_on_what_the_batchs_types_add() -> None:
     assert row_fingerprints(changed)[0] != row_fingerprints(alone)[0]
     zero = pa.table({"id": [1], "v": pa.array([Decimal("0.00")])})
     assert row_fingerprints(zero) == row_fingerprints(pa.table({"id": [1], "v": [0]}))
+
+
+def test_an_instant_as_text_and_as_a_timestamp_of_any_unit_is_one_value() -> None:
+    """A page that keeps a column as text (a neighbour's value is no instant) beside one
+    that reads it as timestamps, in microseconds or nanoseconds."""
+    text = pa.table({"id": [1], "at": ["2024-02-01T01:00:00.5+01:00"]})
+    micros = pa.table({"id": [1], "at": pa.array([1706745600500000], pa.timestamp("us", "UTC"))})
+    nanos = micros.set_column(1, "at", micros.column("at").cast(pa.timestamp("ns", "UTC")))
+    assert row_fingerprints(text) == row_fingerprints(micros) == row_fingerprints(nanos)
+    later = pa.table({"id": [1], "at": ["2024-02-01T01:00:00.500000001+01:00"]})
+    assert row_fingerprints(later) != row_fingerprints(text)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -88,15 +89,33 @@ def row_fingerprints(table: pa.Table | pa.RecordBatch) -> list[bytes]:
     return digests
 
 
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
+)
+
+
+def _instant_ns(text: str) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 instant (`…Z` or `…+02:00`)."""
+    match = _RFC3339.match(text)
+    assert match is not None
+    whole, fraction, zone = match.groups()
+    moment = datetime.fromisoformat(f"{whole}{'+00:00' if zone == 'Z' else zone}")
+    nanos = int((fraction or "").ljust(9, "0"))
+    return int(moment.timestamp()) * 1_000_000_000 + nanos
+
+
 def _canonical(value: Any) -> Any:
     """`value` with what its Arrow type added taken out: NULL struct fields dropped, numbers
-    as their normalized decimal text (a float keeps its own repr: floats are not decimals)."""
+    as their normalized decimal text (a float keeps its own repr: floats are not decimals),
+    RFC 3339 text as the instant it names (a timestamp column's value is one)."""
     if isinstance(value, dict):
         return tuple(sorted((k, _canonical(v)) for k, v in value.items() if v is not None))
     if isinstance(value, list):
         return tuple(_canonical(item) for item in value)
     if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, str) and _RFC3339.match(value):
+        return ("instant", _instant_ns(value))  # as a timestamp column holds it
     if isinstance(value, int | Decimal):
         number = Decimal(value)
         if number.is_finite():
@@ -113,7 +132,8 @@ def _exact_values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
     values = column.cast(exact).to_pylist()
     if pa.types.is_timestamp(column.type):
         scale = 1_000_000_000 // _UNITS_PER_SECOND[column.type.unit]
-        values = [None if value is None else value * scale for value in values]
+        kind = "instant" if column.type.tz is not None else "timestamp"
+        values = [None if value is None else (kind, value * scale) for value in values]
     return values
 
 
