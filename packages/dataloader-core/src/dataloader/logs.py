@@ -51,6 +51,23 @@ class RunContextFilter(logging.Filter):
         return True
 
 
+class MaskSecretsFilter(logging.Filter):
+    """Masks the known secrets in every record of the logger it is added to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_text(record.getMessage())
+        record.args = ()
+        return True
+
+
+def mask_secrets_in(logger_name: str) -> None:
+    """Mask secrets in what a library logs itself (httpx logs each request's URL, query
+    API key included, at INFO), whoever handles its records."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, MaskSecretsFilter) for f in logger.filters):
+        logger.addFilter(MaskSecretsFilter())
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

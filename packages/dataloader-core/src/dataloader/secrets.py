@@ -38,6 +38,7 @@ _NOT_SECRET = frozenset(
         "sort_key",
         "cursor_key",
         "known_host_key",  # the server's public key, pinned
+        "token_url",  # where an OAuth2 token is fetched: a URL (its password is masked)
     }
 )
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from dataloader import ConnectorError
+from dataloader.logs import mask_secrets_in
 from dataloader.recipe.models import RetryConfig
 from dataloader.retry import backoff_delay
 from dataloader.secrets import MASK, is_secret_key, mask_text
@@ -64,6 +65,7 @@ class RestClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        mask_secrets_in("httpx")
         self.config = config
         self.retries = retries or RetryConfig()
         self._sleep = sleep
