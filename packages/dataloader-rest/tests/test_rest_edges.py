@@ -175,3 +175,113 @@ def test_inclusive_false_sends_the_value_just_below_the_committed_cursor(
     sent = {request.query["since"] for request in demo_api.requests}
     seconds, micros = latest[:-1].split(".")
     assert sent == {f"{seconds}.{int(micros) - 1:06d}Z"}
+
+
+def test_an_empty_page_naming_itself_as_the_next_ends_the_listing(
+    serve: Callable[[Handler], str], tmp_path: Path
+) -> None:
+    """A cursor API with nothing more for now answers an empty page and the same cursor."""
+    pages = {"": ([1, 2], "b"), "b": ([], "b")}
+    calls: list[str] = []
+
+    def polling(request: Request) -> Response:
+        cursor = request.query_params.get("cursor", "")
+        calls.append(cursor)
+        rows, following = pages[cursor]
+        return JSONResponse({"results": [{"id": i} for i in rows], "next_cursor": following})
+
+    load(serve(polling), tmp_path, paginator={"type": "cursor"})
+    assert ids(tmp_path) == [1, 2]
+    assert calls == ["", "b"]
+
+
+def test_the_cursor_parameter_in_each_format_and_just_below_it() -> None:
+    from datetime import UTC, datetime
+
+    from dataloader.state.nanotimestamp import NanoTimestamp
+    from dataloader_rest.config import IncrementalParams
+    from dataloader_rest.connector import _format, _just_below, _minus
+
+    def settings(kind: str) -> IncrementalParams:
+        return IncrementalParams(param="since", format=kind, inclusive=False)  # type: ignore[arg-type]
+
+    nanos = NanoTimestamp.fromisoformat("2024-01-05T10:00:00.123456789+00:00", "UTC")
+    assert _format(nanos, settings("iso")) == "2024-01-05T10:00:00.123456789Z"
+    assert _format(nanos, settings("unix")) == 1704448800
+    assert _format(_just_below(nanos, settings("iso")), settings("iso")).endswith(".123456788Z")
+    assert _format(_minus(nanos, 60), settings("iso")) == "2024-01-05T09:59:00.123456789Z"
+    moment = datetime(2024, 1, 5, 10, tzinfo=UTC)
+    # A strict parameter written as a date: the day before reads the rest of the day.
+    assert _format(_just_below(moment, settings("date")), settings("date")) == "2024-01-04"
+    assert _format(_just_below(moment, settings("unix")), settings("unix")) == 1704448799
+    assert _format(_just_below(moment, settings("iso")), settings("iso")) == (
+        "2024-01-05T09:59:59.999999Z"
+    )
+
+
+def test_two_identical_pages_of_a_link_listing_are_both_loaded(
+    serve: Callable[[Handler], str], tmp_path: Path
+) -> None:
+    """Records without ids (heartbeats) may repeat a page: only a paginator that counts
+    pages itself takes a repeated page for an API answering past its end."""
+    pages = [[{"msg": "beat"}] * 2, [{"msg": "beat"}] * 2, [{"msg": "disk full"}]]
+
+    def logs(request: Request) -> Response:
+        page = int(request.query_params.get("page", "1"))
+        headers = {}
+        if page < len(pages):
+            headers["Link"] = f'<{request.url.include_query_params(page=page + 1)}>; rel="next"'
+        return JSONResponse(pages[page - 1], headers=headers)
+
+    load(serve(logs), tmp_path, paginator="link_header")
+    with duckdb.connect(str(tmp_path / "out.duckdb")) as con:
+        assert con.execute("select count(*) from items").fetchone() == (5,)
+
+
+def test_a_modified_time_strategy_is_refused(demo_api: DemoApi, tmp_path: Path) -> None:
+    recipe = {
+        "name": "mtime",
+        "source": {
+            "type": "rest",
+            "client": {"base_url": demo_api.base_url},
+            "resource": {"path": "/offset/items", "paginator": {"type": "offset"}},
+            "incremental": {"strategy": "modified_time"},
+        },
+        "destination": {
+            "type": "duckdb",
+            "database": str(tmp_path / "out.duckdb"),
+            "table": "items",
+        },
+    }
+    with pytest.raises(DataLoaderError, match="by a cursor field only"):
+        local_runner(tmp_path / "state")(recipe)
+
+
+def test_a_finished_newest_first_read_does_not_stop_a_later_full_read(
+    demo_api: DemoApi, tmp_path: Path
+) -> None:
+    """The last page's `complete` marker of a cursor read is no full read's."""
+    recipe: dict[str, Any] = {
+        "name": "switch",
+        "source": {
+            "type": "rest",
+            "client": {"base_url": demo_api.base_url},
+            "resource": {
+                "path": "/offset/items",
+                "paginator": {"type": "offset", "limit": 50},
+                "incremental": {"param": "since", "order": "desc"},
+            },
+            "incremental": {"cursor_column": "updated_at"},
+        },
+        "destination": {
+            "type": "duckdb",
+            "database": str(tmp_path / "out.duckdb"),
+            "table": "items",
+        },
+    }
+    run = local_runner(tmp_path / "state")
+    assert run(recipe).rows_written == 250
+    del recipe["source"]["incremental"], recipe["source"]["resource"]["incremental"]
+    recipe["destination"]["write_mode"] = "overwrite"
+    assert run(recipe).rows_written == 250
+    assert ids(tmp_path) == sorted(r["id"] for r in demo_api.records)

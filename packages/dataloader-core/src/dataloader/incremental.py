@@ -486,7 +486,12 @@ class CursorTracker:
             if self.window.on_missing != "load":
                 raise self._missing_error(column, missing)
             table = batch.to_arrow()
-            without = batch.with_data(table.filter(missing))
+            # Without the checkpoint: it goes with the batch's other rows, which may follow
+            # in a later commit, and a checkpoint naming the next page would skip them.
+            without = ArrowBatch(
+                table.filter(missing),
+                {k: v for k, v in batch.metadata.items() if k != "checkpoint"},
+            )
             batch = batch.with_data(table.filter(pc.invert(missing)))
             column = self._column(batch)
         if column.type not in self._bounds:

@@ -24,7 +24,8 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -97,6 +98,7 @@ class RestConnector(BaseConnector):
 
     # -- reading -------------------------------------------------------------------------
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
+        self._check_strategy()
         resource = self.config.resource
         params = {**resource.params, **self._window_params(state)}
         saved = state.watermarks.get(CHECKPOINT_KEY) or {}
@@ -144,7 +146,12 @@ class RestConnector(BaseConnector):
             elif finished is not None:
                 checkpoint = {"parent": finished, "request": None}
             else:  # the last page: a run killed from here on only has to finish
-                checkpoint = {"request": None, "parent": None, "complete": True}
+                checkpoint = {
+                    "request": None,
+                    "parent": None,
+                    "complete": True,
+                    "read": self._read_kind(),
+                }
             checkpoint.setdefault("complete", False)
             metadata = {"checkpoint": {CHECKPOINT_KEY: checkpoint}, "page": request.page + 1}
             table = records_to_table(group)
@@ -244,7 +251,7 @@ class RestConnector(BaseConnector):
                 records, selector = records_from(body, source.format, selector)
             except SelectorError as exc:
                 raise _shape_error(response, source, body, exc) from None
-            if records and response.content == previous:
+            if records and paginator.counts_pages and response.content == previous:
                 log.warning(
                     f"page {request.page + 1} of {source.path} repeats the page before it (an "
                     "API that answers past its last page with the last one): its records are "
@@ -256,10 +263,28 @@ class RestConnector(BaseConnector):
             following = None
             if not should_stop(paginator.options, request, page, request.records + len(records)):
                 following = paginator.next(request, page)
+                if following is not None and not records and _same_page(following, request):
+                    # An empty page pointing at itself: the API has nothing more for now.
+                    log.info(
+                        f"page {request.page + 1} of {source.path} is empty and names "
+                        "itself as the next page: the listing ends there"
+                    )
+                    following = None
                 if following is not None:
                     following = _counted(following, request, len(records))
             yield request, records, following
             request = following
+
+    def _check_strategy(self) -> None:
+        incremental = self.context.incremental if self.context is not None else None
+        if incremental is not None and incremental.strategy != "cursor":
+            raise ConnectorError(
+                f"the rest source reads incrementally by a cursor field only, not by "
+                f"{incremental.strategy!r}",
+                key="source.incremental.strategy",
+                value=incremental.strategy,
+                expected="`strategy: cursor` with a `cursor_column`, or no `incremental`",
+            )
 
     def _has_cursor(self) -> bool:
         incremental = self.context.incremental if self.context is not None else None
@@ -278,7 +303,13 @@ class RestConnector(BaseConnector):
         cursor (`PENDING_CURSOR` goes from the watermarks)."""
         if not (saved.get("complete") and self._checkpoints_next_page()):
             return False
+        if saved.get("read") != self._read_kind():
+            return False  # written by a read of another kind (the recipe changed since)
         return not self._has_cursor() or PENDING_CURSOR in state.watermarks
+
+    def _read_kind(self) -> str:
+        """What a `complete` checkpoint was written by: a full read, or a cursor read."""
+        return "cursor" if self._has_cursor() else "full"
 
     def _done(self) -> dict[str, Any]:
         """The checkpoint of a read that has read every page (see `_finishing`)."""
@@ -287,6 +318,7 @@ class RestConnector(BaseConnector):
                 "request": None,
                 "parent": None,
                 "complete": self._checkpoints_next_page(),
+                "read": self._read_kind(),
             }
         }
 
@@ -334,7 +366,7 @@ class RestConnector(BaseConnector):
         if lower is not None and window.lag and window.lag_applies:
             lower = _minus(lower, window.lag)
         elif lower is not None and window.lag_applies and not settings.inclusive:
-            lower = _just_below(lower)  # a strict `>` then reads the rows at the value too
+            lower = _just_below(lower, settings)  # a strict `>` reads the rows at the value
         if lower is not None:
             params[settings.param] = _format(lower, settings)
         if settings.end_param is not None and window.upper is not None:
@@ -366,9 +398,11 @@ def _paginator(source: PageSource, key: str) -> Paginator:
 
 
 def _counted(following: PageRequest, request: PageRequest, records: int) -> PageRequest:
-    from dataclasses import replace
-
     return replace(following, page=request.page + 1, records=request.records + records)
+
+
+def _same_page(following: PageRequest, request: PageRequest) -> bool:
+    return following.url == request.url and following.params == request.params
 
 
 def _cut(table: Any, size: int) -> Iterator[Any]:
@@ -423,6 +457,8 @@ def _shape_error(
 
 
 def _minus(value: Any, lag: float) -> Any:
+    if isinstance(value, NanoTimestamp):
+        return replace(value, nanos=value.nanos - round(lag * 1_000_000_000))
     if isinstance(value, datetime):
         return value - timedelta(seconds=lag)
     if isinstance(value, date):
@@ -438,11 +474,23 @@ def _minus(value: Any, lag: float) -> Any:
     return value
 
 
-def _just_below(value: Any) -> Any:
-    """The value just below `value` in its own precision: what a strict (`>`) parameter
-    takes to read the rows at `value` as well."""
+_TIME_STEP = {  # the smallest step of a time as each `format` writes it, in nanoseconds
+    "iso": 1_000,
+    "value": 1_000,
+    "unix": 1_000_000_000,
+    "unix_ms": 1_000_000,
+    "date": 86_400_000_000_000,
+}
+
+
+def _just_below(value: Any, settings: IncrementalParams) -> Any:
+    """The value just below `value` as the API is sent it (`format`): what a strict (`>`)
+    parameter takes to read the rows at `value` as well."""
+    step = _TIME_STEP[settings.format]
+    if isinstance(value, NanoTimestamp):
+        return replace(value, nanos=value.nanos - (1 if settings.format == "iso" else step))
     if isinstance(value, datetime):
-        return value - timedelta(microseconds=1)
+        return value - timedelta(microseconds=step // 1_000)
     if isinstance(value, date):
         return value - timedelta(days=1)
     if isinstance(value, bool):
@@ -462,14 +510,22 @@ def _just_below(value: Any) -> Any:
 
 def _format(value: Any, settings: IncrementalParams) -> Any:
     """A cursor value as the API takes it."""
-    if isinstance(value, NanoTimestamp):
-        return value.isoformat()  # read from nanosecond text: the API's own precision
     kind = settings.format
+    if isinstance(value, NanoTimestamp):
+        if kind in ("iso", "value"):
+            text = value.isoformat()  # all nine digits: the API's own precision
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        seconds = value.nanos // 1_000_000_000
+        if kind == "unix":
+            return seconds
+        if kind == "unix_ms":
+            return value.nanos // 1_000_000
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)).date().isoformat()
     if isinstance(value, datetime):
         if kind == "unix":
-            return int(value.timestamp())
+            return math.floor(value.timestamp())
         if kind == "unix_ms":
-            return int(value.timestamp() * 1000)
+            return math.floor(value.timestamp() * 1000)
         if kind == "date":
             return value.date().isoformat()
         if kind == "iso":

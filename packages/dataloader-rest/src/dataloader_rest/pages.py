@@ -105,6 +105,10 @@ class Paginator:
 
     name: ClassVar[str]
     options_model: ClassVar[type[PaginatorOptions]] = PaginatorOptions
+    #: The paginator computes the next page itself (an offset, a page number) instead of
+    #: being told it by the API; such a listing ends at a page that repeats the one before
+    #: (an API answering past its end with its last page), which is not loaded again.
+    counts_pages: ClassVar[bool] = False
 
     def __init__(self, options: PaginatorOptions) -> None:
         self.options = options

@@ -93,6 +93,7 @@ class OffsetPaginator(Paginator):
     server may cap the page below `limit`). Stops at an empty page."""
 
     name = "offset"
+    counts_pages = True
     options_model = OffsetOptions
     options: OffsetOptions
 
@@ -140,6 +141,7 @@ class PageNumberPaginator(Paginator):
     stops it even without `stop_on_empty_page`)."""
 
     name = "page_number"
+    counts_pages = True
     options_model = PageNumberOptions
     options: PageNumberOptions
 
