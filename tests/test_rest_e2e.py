@@ -5,7 +5,6 @@ loading only new records, and merge mode replacing updated ones."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,17 +13,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from dataloader import ConnectorError, LocalStateBackend, State
+from dataloader import LocalStateBackend, State
 from dataloader.testing import local_runner
 from dataloader_postgres.testing import PostgresServer
-from dataloader_rest.client import RestClient
-from dataloader_rest.testing import DemoApi, DemoServer, run_server
+from dataloader_rest.testing import DemoApi, DemoServer, Killed, killed_at, run_server
 
 Runner = Callable[..., Any]
-
-
-class Killed(ConnectorError):
-    """The gate's failure: not transient, so the run stops at once."""
 
 
 @pytest.fixture(scope="module")
@@ -43,24 +37,6 @@ def api(rest_server: DemoServer) -> Iterator[DemoApi]:
 @pytest.fixture
 def run(tmp_path: Path) -> Runner:
     return local_runner(tmp_path / "state")
-
-
-@contextmanager
-def killed_at(monkeypatch: pytest.MonkeyPatch, call: int) -> Iterator[None]:
-    """The source's `call`-th request (1-based) fails while the block runs."""
-    send = RestClient.send
-    calls = 0
-
-    def gated(self: RestClient, *args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == call:
-            raise Killed(f"killed at request {call}")
-        return send(self, *args, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(RestClient, "send", gated)
-        yield
 
 
 def recipe(
@@ -150,7 +126,7 @@ def test_a_killed_run_into_postgres_resumes_at_its_checkpointed_page(
     postgres_database: str,
 ) -> None:
     loading = recipe(api, postgres_destination(postgres_server, postgres_database))
-    with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+    with killed_at(kill_at), pytest.raises(Killed):
         run(loading)
     state = State.from_dict(LocalStateBackend(tmp_path / "state").load("items"))
     checkpoint = state.watermarks["rest"]["request"]

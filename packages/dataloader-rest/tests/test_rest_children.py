@@ -5,8 +5,7 @@ issues listed in any order, and the issues' labels normalized into a child table
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,35 +14,12 @@ import duckdb
 import httpx
 import pytest
 
-from dataloader import ConnectorError, LocalStateBackend, State
+from dataloader import LocalStateBackend, State
 from dataloader.testing import local_runner
-from dataloader_rest.client import RestClient
-from dataloader_rest.testing import DemoApi
+from dataloader_rest.testing import DemoApi, Killed, killed_at
 
 Runner = Callable[..., Any]
 REPOS = "/github/orgs/acme/repos"
-
-
-class Killed(ConnectorError):
-    """The gate's failure: not transient, so the run stops at once."""
-
-
-@contextmanager
-def killed_at(monkeypatch: pytest.MonkeyPatch, call: int) -> Iterator[None]:
-    """The source's `call`-th request (1-based) fails while the block runs."""
-    send = RestClient.send
-    calls = 0
-
-    def gated(self: RestClient, *args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == call:
-            raise Killed(f"killed at request {call}")
-        return send(self, *args, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(RestClient, "send", gated)
-        yield
 
 
 def issues_recipe(
@@ -127,7 +103,7 @@ def test_a_kill_mid_way_resumes_without_duplicates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     recipe = issues_recipe(demo_api, tmp_path, incremental=True)
-    with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+    with killed_at(kill_at), pytest.raises(Killed):
         run(recipe)
     run_requests = [request.path for request in demo_api.requests]
     checkpoint = stored(tmp_path).watermarks.get("rest")

@@ -16,33 +16,10 @@ import pytest
 
 from dataloader import ConnectorError, LocalStateBackend, State
 from dataloader.testing import local_runner
-from dataloader_rest.client import RestClient
-from dataloader_rest.testing import DemoApi
+from dataloader_rest.testing import DemoApi, Killed, killed_at
 
 Runner = Callable[..., Any]
 RUNTIME = {"batch_size": 20, "commit_interval_seconds": 1e-9, "retries": 0}
-
-
-class Killed(ConnectorError):
-    """The gate's failure: not transient, so the run stops at once."""
-
-
-@contextmanager
-def killed_at(monkeypatch: pytest.MonkeyPatch, call: int) -> Iterator[None]:
-    """The source's `call`-th request (1-based) fails while the block runs."""
-    send = RestClient.send
-    calls = 0
-
-    def gated(self: RestClient, *args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == call:
-            raise Killed(f"killed at request {call}")
-        return send(self, *args, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(RestClient, "send", gated)
-        yield
 
 
 def stored(tmp_path: Path, name: str) -> State:
@@ -118,7 +95,7 @@ def test_an_ascending_listing_resumes_at_its_checkpointed_page(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     recipe = items_recipe(demo_api, tmp_path)
-    with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+    with killed_at(kill_at), pytest.raises(Killed):
         run(recipe)
     checkpoint = stored(tmp_path, "items").watermarks["rest"]["request"]
     assert checkpoint is not None
@@ -145,7 +122,7 @@ def test_a_newest_first_listing_resumes_at_its_checkpointed_page(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     recipe = customers_recipe(demo_api, tmp_path)
-    with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+    with killed_at(kill_at), pytest.raises(Killed):
         run(recipe)
     state = stored(tmp_path, "customers")
     checkpoint = state.watermarks["rest"]["request"]
@@ -188,7 +165,7 @@ def test_a_kill_after_resume_resumes_again_without_duplicates(
 ) -> None:
     recipe = items_recipe(demo_api, tmp_path)
     for kill_at in (4, 3, 5):
-        with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+        with killed_at(kill_at), pytest.raises(Killed):
             run(recipe)
     run(recipe)
 
@@ -265,7 +242,7 @@ def test_a_refused_ascending_checkpoint_reads_again_from_the_committed_cursor(
         {"path": "/cursor/items", "params": {"limit": 20}, "paginator": "cursor"}
     )
     recipe["source"]["resource"].pop("data_selector")
-    with killed_at(monkeypatch, 5), pytest.raises(Killed):
+    with killed_at(5), pytest.raises(Killed):
         run(recipe)
     checkpoint = stored(tmp_path, "items").watermarks["rest"]["request"]
     cursor = checkpoint["params"]["cursor"]
@@ -299,7 +276,7 @@ def test_a_refused_newest_first_checkpoint_fails_unless_merging(
     recipe = customers_recipe(demo_api, tmp_path)
     if mode == "merge":
         recipe["destination"].update({"write_mode": "merge", "merge_keys": ["id"]})
-    with killed_at(monkeypatch, 3), pytest.raises(Killed):
+    with killed_at(3), pytest.raises(Killed):
         run(recipe)
     gone = stored(tmp_path, "customers").watermarks["rest"]["request"]["params"]["starting_after"]
     with demo_api.lock:
@@ -380,7 +357,7 @@ def test_a_full_read_killed_mid_way_resumes_without_duplicates(
     names the next page."""
     recipe = items_recipe(demo_api, tmp_path)
     del recipe["source"]["incremental"], recipe["source"]["resource"]["incremental"]
-    with killed_at(monkeypatch, kill_at), pytest.raises(Killed):
+    with killed_at(kill_at), pytest.raises(Killed):
         run(recipe)
     assert len(column(tmp_path, "SELECT id FROM items")) == 20 * (kill_at - 1)
 

@@ -43,14 +43,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from dataloader import ConnectorError
+
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "DemoApi",
     "DemoServer",
+    "Killed",
     "LoggedRequest",
     "create_app",
     "format_time",
+    "killed_at",
     "make_customers",
     "make_records",
     "run_server",
@@ -936,3 +940,30 @@ def serve_api(api: DemoApi | None = None) -> Iterator[DemoApi]:
     `base_url` set to `http://127.0.0.1:<port>`."""
     with run_server(api) as server:
         yield server.api
+
+
+class Killed(ConnectorError):
+    """What `killed_at` raises: not transient, so the run stops at once, as if killed."""
+
+
+@contextmanager
+def killed_at(call: int) -> Iterator[None]:
+    """The `call`-th request (1-based) any `rest` source sends while the block runs fails
+    with `Killed`: a kill placed by a gate, at a known point of a run, never after a sleep."""
+    from dataloader_rest.client import RestClient
+
+    send = RestClient.send
+    calls = 0
+
+    def gated(self: RestClient, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == call:
+            raise Killed(f"killed at request {call}")
+        return send(self, *args, **kwargs)
+
+    RestClient.send = gated  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RestClient.send = send  # type: ignore[method-assign]
