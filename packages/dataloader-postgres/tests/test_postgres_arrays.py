@@ -3,7 +3,7 @@ elements, empty arrays and NULL arrays kept apart, values compared as Postgres p
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -218,3 +218,29 @@ def test_list_columns_from_arrow_are_written_as_postgres_arrays(pg: Any) -> None
         (2, "{}", "{}", "{}", "{}"),
         (3, None, None, None, None),
     ]
+
+
+def test_struct_columns_are_written_as_strict_json(pg: Any) -> None:
+    """Numbers stay JSON numbers (not their text padded to the column's scale) and instants
+    are RFC 3339, as later runs write them into the same jsonb column."""
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "id": pa.array([1, 2], pa.int32()),
+            "meta": pa.array(
+                [{"price": Decimal("0.1"), "at": datetime(2024, 1, 1, tzinfo=UTC)}, None],
+                pa.struct([("price", pa.decimal128(8, 7)), ("at", pa.timestamp("us", "UTC"))]),
+            ),
+        }
+    )
+    pg.execute("CREATE TABLE docs (id int, meta jsonb)")
+    config = PostgresConfig(**pg.settings(), table="docs")
+    connection = connect(config, role="destination")
+    try:
+        PostgresConnector.codec.write(connection, '"docs"', batch)
+        connection.commit()
+    finally:
+        connection.close()
+    assert pg.query(
+        "SELECT id, jsonb_typeof(meta->'price'), (meta->>'price')::numeric = 0.1, "
+        "meta->>'at' FROM docs ORDER BY id"
+    ) == [(1, "number", True, "2024-01-01T00:00:00.000000Z"), (2, None, None, None)]

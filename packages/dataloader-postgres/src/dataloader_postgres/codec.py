@@ -10,7 +10,6 @@ plugin's binary COPY) implements the same `CopyCodec` protocol.
 from __future__ import annotations
 
 import io
-import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from dataloader import ConnectorError
+from dataloader.normalize.json_text import to_json_text
 from dataloader.sql import quote_identifier
 from dataloader_postgres.types import ColumnPlan
 
@@ -310,10 +310,6 @@ def _from_text(text: pa.Array, element: ColumnPlan) -> pa.Array:
 
 
 # -- encoding: Arrow columns → CSV the COPY parser accepts ---------------------------------
-def _to_json_text(value: Any) -> Any:
-    return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
-
-
 _MONTH_DAY_NANO = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanos", "<i8")])
 
 
@@ -371,7 +367,9 @@ def _copy_text(array: pa.Array) -> pa.Array:
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         return array_literals(array)
     if pa.types.is_struct(kind) or pa.types.is_map(kind):
-        return pa.array([_to_json_text(v) for v in array.to_pylist()], pa.string())
+        # Strict JSON from the Arrow values: numbers stay numbers (not their text), instants
+        # RFC 3339 — as later runs write them into the same jsonb column (dataloader.schema).
+        return to_json_text(array)
     if pa.types.is_dictionary(kind):
         return _copy_text(array.cast(kind.value_type))
     return array
