@@ -3,6 +3,7 @@ so that the REST examples (`examples/recipes/*` with `type: rest`) can be tried 
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any
@@ -51,7 +52,10 @@ def demo_api(port: int, records: int) -> None:
             timeout_graceful_shutdown=2,
         )
     )
-    # In a thread, uvicorn leaves SIGINT alone: Ctrl-C reaches this thread as KeyboardInterrupt.
+    # In a thread, uvicorn leaves SIGINT alone: Ctrl-C reaches this thread as KeyboardInterrupt,
+    # also when the shell that started it ignores SIGINT (a background job); SIGTERM as well.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     thread = threading.Thread(target=server.run, name="demo-api", daemon=True)
     thread.start()
     _wait_started(server, thread, port)
