@@ -171,14 +171,12 @@ class RestConnector(BaseConnector):
             if group_start is None:
                 group_start, started = request, time.monotonic()
             group.extend(records)
-            if following is None or len(group) >= target:
-                pass
-            elif time.monotonic() - started < GROUP_SECONDS:
-                continue
             # Pages go out in groups of about `target` records: a batch per small page costs
             # the engine and the destination more than the page itself.
-            yield from send(request, following)
-            group, group_start = [], None
+            full = len(group) >= target or time.monotonic() - started >= GROUP_SECONDS
+            if following is None or full:
+                yield from send(request, following)
+                group, group_start = [], None
         if group_start is not None and request is not None:  # the listing ended early
             yield from send(request, None)
 

@@ -900,16 +900,16 @@ def run_server(api: DemoApi | None = None) -> Iterator[DemoServer]:
 
 
 @contextmanager
-def serve_app(app: Any) -> Iterator[str]:
-    """Serve the ASGI `app` under uvicorn on 127.0.0.1 (a free port) in a daemon thread
-    while the block runs; yields its base URL, `http://127.0.0.1:<port>`.
+def serve_app(app: Any, port: int = 0) -> Iterator[str]:
+    """Serve the ASGI `app` under uvicorn on 127.0.0.1 (`port`, or a free one) in a daemon
+    thread while the block runs; yields its base URL, `http://127.0.0.1:<port>`.
 
     :raises RuntimeError: when the server does not start within `START_TIMEOUT` seconds.
     """
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=0,
+        port=port,
         log_level="warning",
         lifespan="off",
         access_log=False,
