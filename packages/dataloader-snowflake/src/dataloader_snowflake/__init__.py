@@ -1,0 +1,1 @@
+"""Snowflake source and destination for dataloader: Parquet staged and COPY INTO."""

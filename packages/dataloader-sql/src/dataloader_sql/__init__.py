@@ -1,0 +1,1 @@
+"""Any SQLAlchemy database as a dataloader source and destination."""
