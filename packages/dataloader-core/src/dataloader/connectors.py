@@ -75,6 +75,8 @@ class Capabilities(BaseModel):
         in the transaction or commit record of the main table.
     :param max_identifier_length: the longest table or column name it takes, in UTF-8 bytes
         (Postgres: 63); the normalizer cuts longer names, with a stable hash suffix.
+    :param experimental: not yet run against the real system it names (its docs say what
+        was tested and how); `list-connectors` says so, and a run using it logs a warning.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -88,9 +90,11 @@ class Capabilities(BaseModel):
     quarantine: bool = False
     child_tables: bool = False
     max_identifier_length: int | None = None
+    experimental: bool = False
 
     def describe(self) -> str:
-        parts = [word for word, flag in (("read", self.read), ("write", self.write)) if flag]
+        parts = ["experimental"] if self.experimental else []
+        parts += [word for word, flag in (("read", self.read), ("write", self.write)) if flag]
         if self.write_modes:
             parts.append("modes=" + "/".join(self.write_modes))
         if self.incremental:

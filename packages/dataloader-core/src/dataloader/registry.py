@@ -59,6 +59,10 @@ KNOWN_PROVIDERS: dict[tuple[Kind, str], str] = {
     ("state_backend", "s3"): "dataloader-aws",
     ("state_backend", "dynamodb"): "dataloader-aws",
     ("connector", "rest"): "dataloader-rest",
+    ("connector", "mysql"): "dataloader-mysql",
+    ("connector", "sql"): "dataloader-sql",
+    ("connector", "snowflake"): "dataloader-snowflake",
+    ("connector", "redshift"): "dataloader-redshift",
 }
 
 

@@ -63,7 +63,9 @@ def capabilities_text(registration: Registration) -> str:
     capabilities = registration.capabilities
     if capabilities is None:
         return registration.describe()
-    parts = ["read"] if capabilities.read else []
+    parts = ["experimental"] if capabilities.experimental else []
+    if capabilities.read:
+        parts.append("read")
     if capabilities.write:
         modes = ", ".join(capabilities.write_modes)
         parts.append(f"write ({modes})" if modes else "write")
