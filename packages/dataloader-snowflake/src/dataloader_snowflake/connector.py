@@ -1,0 +1,569 @@
+"""`SnowflakeConnector`: read a table or query into Arrow; write by staging Parquet.
+
+Each batch is written as a Parquet file, staged (`PUT` into a temporary internal stage of the
+session, or uploaded to S3), and `COPY INTO` a staging table of this run (MATCH_BY_COLUMN_NAME).
+At each commit, DDL first (Snowflake commits every DDL statement on its own): the target and
+`_DATALOADER_STATE` are created or given the staged columns. Then one transaction,
+`BEGIN` … `COMMIT`, moves the rows and saves the recipe's state:
+- append: `INSERT INTO target SELECT … FROM stage`;
+- overwrite: `DELETE FROM target` + `INSERT` (DML, so the replacement is atomic with the state);
+- merge: the stage reduced to one row per key (`QUALIFY ROW_NUMBER()`), then `DELETE` of the
+  target rows of those keys + `INSERT`.
+The staging table and the staged files are removed after the commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
+from dataloader.incremental import window_for
+from dataloader.sql import (
+    STAGING_PREFIX,
+    TableName,
+    quote_identifier,
+    stage_label,
+    stage_owner,
+    staging_name,
+)
+from dataloader_snowflake.config import S3Stage, SnowflakeConfig
+from dataloader_snowflake.types import (
+    from_snowflake,
+    literal,
+    snowflake_type,
+    to_stageable,
+)
+
+STATE_TABLE = "_DATALOADER_STATE"  # upper case: Snowflake's unquoted name resolves to it
+ORDINAL = "__dl_ordinal"
+
+
+class SnowflakeConnector(BaseConnector):
+    """Snowflake source and destination."""
+
+    name = "snowflake"
+    config_model = SnowflakeConfig
+    capabilities = Capabilities(
+        read=True,
+        write=True,
+        write_modes=("append", "overwrite", "merge"),
+        incremental=True,
+        transactional_state=True,
+        max_identifier_length=255,
+    )
+
+    def __init__(self, config: SnowflakeConfig) -> None:
+        super().__init__(config)
+        self.conn: Any = None
+        self.config: SnowflakeConfig = config
+        self._staging: TableName | None = None
+        self._staged_columns: dict[str, str] = {}  # column -> Snowflake type, in order
+        self._stage_name: str | None = None  # the internal stage, once created
+        self._files: list[str] = []  # staged since the last commit (keys or stage paths)
+        self._sequence = 0
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self.executed: list[str] = []  # the SQL run, for tests (no secrets: see `_copy_sql`)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def open(self, context: Any) -> None:
+        super().open(context)
+        import snowflake.connector
+
+        try:
+            arguments = self.config.connect_arguments()
+        except ValueError as exc:
+            raise ConnectorError(str(exc), key=f"{context.role}.private_key") from None
+        try:
+            self.conn = snowflake.connector.connect(**arguments)
+        except snowflake.connector.Error as exc:
+            raise self._error("connect", exc) from None
+
+    def close(self) -> None:
+        connection, self.conn = self.conn, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            with contextlib.suppress(Exception):
+                connection.close()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def _error(self, action: str, exc: Exception, table: str | None = None) -> ConnectorError:
+        text = getattr(exc, "msg", None) or str(exc)
+        detail = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        role = self.context.role if self.context else "source"
+        where = table or self.config.table or "query"
+        return ConnectorError(
+            f"Snowflake {action} failed on {where} at {self.config.describe()}: {detail}",
+            key=f"{role}.table" if self.config.table else f"{role}.query",
+        )
+
+    def _execute(self, sql: str) -> Any:
+        self.executed.append(sql)
+        cursor = self.conn.cursor()
+        cursor.execute(sql)
+        return cursor
+
+    # -- names ------------------------------------------------------------------------
+    def _table(self) -> TableName:
+        if self.config.table is None:
+            raise ConnectorError("a Snowflake destination needs `table`", key="destination.table")
+        return TableName.parse(self.config.table)
+
+    def _state_table(self) -> TableName:
+        return self._table().sibling(STATE_TABLE)
+
+    def _exists(self, table: TableName) -> bool:
+        return bool(self._columns(table))
+
+    def _columns(self, table: TableName) -> list[str]:
+        schema = table.schema or self.config.schema_
+        rows = self._execute(
+            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS "
+            f"WHERE TABLE_SCHEMA ILIKE {literal(schema)} AND TABLE_NAME = {literal(table.name)} "
+            "ORDER BY ORDINAL_POSITION"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    # -- source ----------------------------------------------------------------------
+    def _relation(self) -> str:
+        if self.config.query:
+            return f"({self.config.query}) AS src"
+        return TableName.parse(self.config.table or "").sql()
+
+    def _arrow_type_of(self, column: str) -> pa.DataType:
+        """The Arrow type the read gives `column`, from a one-row probe of the relation."""
+        cursor = self._execute(f"SELECT {quote_identifier(column)} FROM {self._relation()} LIMIT 1")
+        table = cursor.fetch_arrow_all()
+        if table is None:  # no rows: any bound reads nothing anyway
+            return pa.string()
+        return from_snowflake(table).schema.field(0).type
+
+    def _source_query(self, state: State) -> str:
+        assert self.context is not None
+        conditions = [f"({self.config.where})"] if self.config.where else []
+        order_by = ""
+        incremental = self.context.incremental
+        if incremental is not None:
+            if incremental.strategy != "cursor":
+                raise ConnectorError(
+                    "Snowflake sources support the `cursor` incremental strategy only",
+                    key="source.incremental.strategy",
+                    value=incremental.strategy,
+                )
+            window = window_for(incremental, state.cursor_values, state.cursor_boundaries)
+            column = quote_identifier(window.column)
+            arrow_type = self._arrow_type_of(window.column)
+            lower, inclusive = window.lower_bound(arrow_type)
+            upper = window.bounds(arrow_type)[1]
+            parts = []
+            if lower is not None:
+                parts.append(f"{column} {'>=' if inclusive else '>'} {literal(lower.as_py())}")
+            if upper is not None:
+                parts.append(f"{column} <= {literal(upper.as_py())}")
+            if parts:
+                missing = [f"{column} IS NULL"]
+                if pa.types.is_floating(arrow_type):
+                    missing.append(f"{column} = 'NaN'")
+                conditions.append(f"(({' AND '.join(parts)}) OR {' OR '.join(missing)})")
+            # Snowflake compares text by its UTF-8 bytes unless a collation is set: code-point
+            # order, the order the engine checks.
+            order_by = f" ORDER BY {column} NULLS LAST"
+        sql = f"SELECT * FROM {self._relation()}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        return sql + order_by
+
+    def read_batches(self, state: State) -> Iterator[ArrowBatch]:
+        assert self.context is not None
+        import snowflake.connector
+
+        try:
+            cursor = self._execute(self._source_query(state))
+            for table in cursor.fetch_arrow_batches():
+                for batch in from_snowflake(table).to_batches(self.context.batch_size):
+                    if batch.num_rows:
+                        yield ArrowBatch(batch, {"source": "snowflake"})
+        except snowflake.connector.Error as exc:
+            raise self._error("read", exc) from None
+
+    def estimate_rows(self) -> int | None:
+        if self.config.table is None or self.conn is None:
+            return None
+        table = TableName.parse(self.config.table)
+        try:
+            rows = self._execute(
+                "SELECT ROW_COUNT FROM INFORMATION_SCHEMA.TABLES WHERE "
+                f"TABLE_SCHEMA ILIKE {literal(table.schema or self.config.schema_)} "
+                f"AND TABLE_NAME = {literal(table.name)}"
+            ).fetchall()
+        except Exception:
+            return None
+        return int(rows[0][0]) if rows and rows[0][0] else None
+
+    # -- destination: state ------------------------------------------------------------
+    def load_state(self) -> State | None:
+        assert self.context is not None
+        if not self._exists(self._state_table()):
+            return None
+        rows = self._execute(
+            f"SELECT STATE FROM {self._state_table().sql()} "
+            f"WHERE RECIPE = {literal(self.context.recipe_name)}"
+        ).fetchall()
+        return State.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def reset_state(self) -> None:
+        assert self.context is not None
+        if self._exists(self._state_table()):
+            self._execute(
+                f"DELETE FROM {self._state_table().sql()} "
+                f"WHERE RECIPE = {literal(self.context.recipe_name)}"
+            )
+
+    def _ensure_state_table(self) -> None:
+        self._execute(
+            f"CREATE TABLE IF NOT EXISTS {self._state_table().sql()} "
+            "(RECIPE VARCHAR NOT NULL PRIMARY KEY, STATE VARCHAR NOT NULL, "
+            "UPDATED_AT TIMESTAMP_TZ NOT NULL)"
+        )
+
+    def _save_state(self, state: State) -> None:
+        """In the open transaction: the recipe's row replaced (DELETE + INSERT)."""
+        assert self.context is not None
+        table = self._state_table().sql()
+        recipe = literal(self.context.recipe_name)
+        self._execute(f"DELETE FROM {table} WHERE RECIPE = {recipe}")
+        document = literal(json.dumps(state.progress()))
+        self._execute(
+            f"INSERT INTO {table} (RECIPE, STATE, UPDATED_AT) "
+            f"VALUES ({recipe}, {document}, CURRENT_TIMESTAMP())"
+        )
+
+    # -- destination: writes -----------------------------------------------------------
+    def begin(self, state: State) -> None:
+        """Drop staging tables a killed run of this recipe left behind (their owner is in
+        their comment), and create the table's schema when it is missing."""
+        assert self.context is not None
+        import snowflake.connector
+
+        table = self._table()
+        try:
+            if table.schema:
+                self._execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table.schema)}")
+            rows = self._execute(
+                "SELECT TABLE_NAME, COMMENT FROM INFORMATION_SCHEMA.TABLES WHERE "
+                f"TABLE_SCHEMA ILIKE {literal(table.schema or self.config.schema_)} "
+                f"AND STARTSWITH(TABLE_NAME, {literal(STAGING_PREFIX)})"
+            ).fetchall()
+            mine = (self.context.recipe_name, table.name)
+            for name, comment in rows:
+                if stage_owner(comment) == mine:
+                    self._execute(f"DROP TABLE IF EXISTS {table.sibling(name).sql()}")
+        except snowflake.connector.Error as exc:
+            raise self._error("begin", exc) from None
+
+    def write_batch(self, batch: Any, state: State) -> None:
+        assert self.context is not None
+        data: pa.RecordBatch = batch.to_arrow()
+        if data.num_rows == 0:
+            return
+        import snowflake.connector
+
+        self._check_names(data.schema)
+        try:
+            self._fit_staging(data.schema)
+            first = self._sequence << 32
+            self._sequence += 1
+            ordinals = pa.array(range(first, first + data.num_rows), pa.int64())
+            staged = to_stageable(data).append_column(ORDINAL, ordinals)
+            file = self._write_parquet(staged)
+            self._copy(file)
+        except snowflake.connector.Error as exc:
+            self.abort()
+            raise self._error(f"{self.context.write_mode} write", exc) from None
+
+    def _check_names(self, schema: pa.Schema) -> None:
+        """MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE pairs Parquet and table columns: two
+        columns whose names differ only in case cannot both be loaded."""
+        seen: dict[str, str] = {}
+        for name in schema.names:
+            other = seen.setdefault(name.upper(), name)
+            if other != name or name == ORDINAL:
+                raise ConnectorError(
+                    f"columns {other!r} and {name!r} differ only in case (or use the reserved "
+                    f"name {ORDINAL!r}): Snowflake's COPY INTO matches Parquet columns to table "
+                    "columns without case",
+                    key="destination.table",
+                    value=name,
+                    expected="column names unique without case",
+                )
+
+    def _fit_staging(self, schema: pa.Schema) -> None:
+        """Create this run's staging table for `schema`, or add the columns it lacks (DDL,
+        committed on its own: the stage is private to this run until the data commit)."""
+        assert self.context is not None
+        wanted = {field.name: snowflake_type(field) for field in schema}
+        if self._staging is None:
+            table = self._table()
+            self._staging = table.sibling(staging_name(table.name, self.context.run_id))
+            columns = [
+                f"{quote_identifier(n)} {'VARCHAR' if t == 'VARIANT' else t}"
+                for n, t in wanted.items()
+            ]
+            columns.append(f"{quote_identifier(ORDINAL)} NUMBER(38,0)")
+            label = stage_label(self.context.recipe_name, table.name, self.context.run_id)
+            self._execute(
+                f"CREATE TRANSIENT TABLE {self._staging.sql()} ({', '.join(columns)}) "
+                f"COMMENT = {literal(label)}"
+            )
+            self._staged_columns = dict(wanted)
+            return
+        for name, kind in wanted.items():
+            if name not in self._staged_columns:
+                stored = "VARCHAR" if kind == "VARIANT" else kind
+                self._execute(
+                    f"ALTER TABLE {self._staging.sql()} ADD COLUMN {quote_identifier(name)} {stored}"
+                )
+                self._staged_columns[name] = kind
+
+    def _write_parquet(self, data: pa.RecordBatch) -> Path:
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="dl_snowflake_")
+        path = Path(self._workdir.name) / f"part-{self._sequence:06d}.parquet"
+        pq.write_table(pa.Table.from_batches([data]), path)
+        return path
+
+    def _run_prefix(self) -> str:
+        assert self.context is not None
+        return f"{self.context.run_id}"
+
+    def _copy(self, file: Path) -> None:
+        """Stage `file` and COPY it into the staging table; the local file is then removed."""
+        assert self._staging is not None
+        stage = self.config.stage
+        if isinstance(stage, S3Stage):
+            bucket, prefix = stage.bucket_and_prefix()
+            key = "/".join(part for part in (prefix, self._run_prefix(), file.name) if part)
+            self._s3().upload_file(str(file), bucket, key)
+            self._files.append(key)
+        else:
+            if self._stage_name is None:
+                self._stage_name = quote_identifier(staging_name("files", self._run_prefix()))
+                self._execute(f"CREATE TEMPORARY STAGE {self._stage_name}")
+            location = f"@{self._stage_name}/{self._run_prefix()}"
+            self._execute(f"PUT 'file://{file.as_posix()}' {location} AUTO_COMPRESS=FALSE")
+            self._files.append(f"{self._run_prefix()}/{file.name}")
+        file.unlink()
+        self._execute_copy(self._copy_sql(self._files[-1]))
+
+    def _copy_sql(self, staged: str) -> str:
+        """The COPY INTO statement loading one staged file into the staging table.
+
+        For S3 with keys, the credentials are in the statement (Snowflake's syntax); the
+        connector masks them in its logs, and `executed` keeps the statement with them
+        replaced by `***`."""
+        assert self._staging is not None
+        stage = self.config.stage
+        options = "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
+        if isinstance(stage, S3Stage):
+            bucket, _ = stage.bucket_and_prefix()
+            source = literal(f"s3://{bucket}/{staged}")
+            if stage.storage_integration:
+                access = f" STORAGE_INTEGRATION = {quote_identifier(stage.storage_integration)}"
+            elif stage.aws_access_key_id and stage.aws_secret_access_key:
+                token = (
+                    f" AWS_TOKEN = {literal(stage.aws_session_token.get_secret_value())}"
+                    if stage.aws_session_token
+                    else ""
+                )
+                access = (
+                    f" CREDENTIALS = (AWS_KEY_ID = {literal(stage.aws_access_key_id)} "
+                    f"AWS_SECRET_KEY = {literal(stage.aws_secret_access_key.get_secret_value())}"
+                    f"{token})"
+                )
+            else:
+                access = ""  # a bucket Snowflake can read without credentials
+            return f"COPY INTO {self._staging.sql()} FROM {source}{access} {options}"
+        return f"COPY INTO {self._staging.sql()} FROM @{self._stage_name}/{staged} {options}"
+
+    def _execute_copy(self, sql: str) -> Any:
+        """Run a COPY whose text may hold credentials: `executed` records it masked."""
+        cursor = self.conn.cursor()
+        cursor.execute(sql)
+        self.executed.append(self.masked(sql))
+        return cursor
+
+    def masked(self, sql: str) -> str:
+        """`sql` with this config's secrets replaced by `***`."""
+        stage = self.config.stage
+        if isinstance(stage, S3Stage):
+            for secret in (stage.aws_secret_access_key, stage.aws_session_token):
+                if secret is not None:
+                    sql = sql.replace(secret.get_secret_value(), "***")
+        return sql
+
+    def _s3(self) -> Any:
+        import boto3
+
+        stage = self.config.stage
+        assert isinstance(stage, S3Stage)
+        return boto3.client(
+            "s3",
+            endpoint_url=stage.endpoint_url,
+            region_name=stage.region or "us-east-1",
+            aws_access_key_id=stage.aws_access_key_id,
+            aws_secret_access_key=(
+                stage.aws_secret_access_key.get_secret_value()
+                if stage.aws_secret_access_key
+                else None
+            ),
+            aws_session_token=(
+                stage.aws_session_token.get_secret_value() if stage.aws_session_token else None
+            ),
+        )
+
+    def _fit_target(self) -> None:
+        """Create the target with the staged columns, or add those it lacks (DDL)."""
+        target = self._table()
+        existing = self._columns(target)
+        columns = self._staged_columns
+        if not existing:
+            parts = [f"{quote_identifier(n)} {t}" for n, t in columns.items()]
+            self._execute(f"CREATE TABLE IF NOT EXISTS {target.sql()} ({', '.join(parts)})")
+            return
+        for name, kind in columns.items():
+            if name not in existing:
+                self._execute(
+                    f"ALTER TABLE {target.sql()} ADD COLUMN {quote_identifier(name)} {kind}"
+                )
+
+    def _selected(self, alias: str = "") -> str:
+        """The staged columns as the target takes them: VARIANT parsed from its JSON text."""
+        prefix = f"{alias}." if alias else ""
+        parts = []
+        for name, kind in self._staged_columns.items():
+            quoted = f"{prefix}{quote_identifier(name)}"
+            parts.append(f"PARSE_JSON({quoted})" if kind == "VARIANT" else quoted)
+        return ", ".join(parts)
+
+    def move_sql(self) -> list[str]:
+        """The DML of a commit that moves the staged rows into the target (in the transaction)."""
+        assert self.context is not None and self._staging is not None
+        target, stage = self._table().sql(), self._staging.sql()
+        names = ", ".join(quote_identifier(n) for n in self._staged_columns)
+        mode = self.context.write_mode
+        keys = self.context.merge_keys
+        if not keys:
+            statements = [f"DELETE FROM {target}"] if mode == "overwrite" else []
+            statements.append(
+                f"INSERT INTO {target} ({names}) SELECT {self._selected()} FROM {stage}"
+            )
+            return statements
+        missing = [key for key in keys if key not in self._staged_columns]
+        if missing:
+            raise ConnectorError(
+                f"merge key {missing[0]!r} is not a column of the incoming rows",
+                key="destination.merge_keys",
+                value=missing[0],
+                expected=f"one of {list(self._staged_columns)}",
+            )
+        order = []
+        winner = self.context.merge_order(list(self._staged_columns))
+        if winner is not None:
+            order.append(winner.sort_key())
+        incremental = self.context.incremental
+        if incremental is not None and incremental.cursor_column in self._staged_columns:
+            order.append(f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST")
+        order.append(f"{quote_identifier(ORDINAL)} DESC")
+        partition = ", ".join(quote_identifier(k) for k in keys)
+        latest = (
+            f"SELECT * FROM {stage} QUALIFY ROW_NUMBER() OVER "
+            f"(PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
+        )
+        match = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
+        statements = [f"DELETE FROM {target}"] if mode == "overwrite" else []
+        if mode != "overwrite":
+            wins = f" AND {winner.replaces('s', 't')}" if winner is not None else ""
+            # Rows a stored row wins over (`dedup_sort`) are neither deleted nor inserted.
+            statements.append(
+                f"DELETE FROM {stage} AS s WHERE EXISTS (SELECT 1 FROM {target} AS t "
+                f"WHERE {match} AND NOT ({winner.replaces('s', 't')}))"
+                if winner is not None
+                else ""
+            )
+            statements.append(
+                f"DELETE FROM {target} AS t WHERE EXISTS (SELECT 1 FROM ({latest}) AS s "
+                f"WHERE {match}{wins})"
+            )
+        statements.append(
+            f"INSERT INTO {target} ({names}) SELECT {self._selected('s')} FROM ({latest}) AS s"
+        )
+        return [statement for statement in statements if statement]
+
+    def commit(self, state: State) -> None:
+        assert self.context is not None
+        import snowflake.connector
+
+        try:
+            # DDL: each statement commits on its own in Snowflake, so before the transaction.
+            self._ensure_state_table()
+            if self._staging is not None:
+                self._fit_target()
+            elif self.context.write_mode == "overwrite" and self._exists(self._table()):
+                pass  # nothing staged: the overwrite empties the table below
+            moves = self.move_sql() if self._staging is not None else []
+            if not moves and self.context.write_mode == "overwrite" and self._exists(self._table()):
+                moves = [f"DELETE FROM {self._table().sql()}"]
+            self._execute("BEGIN")
+            for statement in moves:
+                self._execute(statement)
+            self._save_state(state)
+            self._execute("COMMIT")
+        except snowflake.connector.Error as exc:
+            self.abort()
+            raise self._error("commit", exc) from None
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        """After a commit or an abort: drop the staging table, remove the staged files."""
+        staging, self._staging = self._staging, None
+        files, self._files = self._files, []
+        self._staged_columns = {}
+        if self.conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if staging is not None:
+                self._execute(f"DROP TABLE IF EXISTS {staging.sql()}")
+        if isinstance(self.config.stage, S3Stage) and files:
+            bucket, _ = self.config.stage.bucket_and_prefix()
+            with contextlib.suppress(Exception):
+                self._s3().delete_objects(
+                    Bucket=bucket, Delete={"Objects": [{"Key": key} for key in files]}
+                )
+        elif self._stage_name is not None:
+            # Dropping an internal stage removes its files; the next write makes a new one.
+            with contextlib.suppress(Exception):
+                self._execute(f"DROP STAGE IF EXISTS {self._stage_name}")
+            self._stage_name = None
+
+    def abort(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.cursor().execute("ROLLBACK")
+        self._cleanup()
+
+    def describe(self) -> pa.Schema | None:
+        return None
+
+    def table_name(self) -> str | None:
+        return self._table().name if self.config.table else None
+
