@@ -1,0 +1,500 @@
+"""`RedshiftConnector` (experimental): write through a staging table, read with a cursor or
+UNLOAD.
+
+A destination's rows go into a temporary staging table (`dataloader.sql.staging_name`), filled
+by `COPY … FORMAT AS PARQUET` from the Parquet files each batch was uploaded as (with
+`staging`), else by multi-row INSERT statements. At each commit, one transaction:
+- merge: one row per merge key is kept in the stage (the last read, or `dedup_sort`'s
+  winner), then `DELETE FROM target USING stage WHERE keys match` and `INSERT … SELECT`:
+  Redshift's documented staging-table merge (whole rows are replaced);
+- append: `INSERT … SELECT` from the stage;
+- overwrite: the run's first commit drops and recreates the table (Redshift DDL is
+  transactional), later ones append;
+- the recipe's row in `_dataloader_state` (DELETE + INSERT: there is no upsert) and COMMIT.
+The staged S3 objects are deleted after the commit (and after an abort).
+
+Redshift has no advisory locks: instead, the commit locks the state table and refuses to go on
+when the recipe's state is no longer the one this run started from (another run committed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
+from dataloader.incremental import window_for
+from dataloader.sql import TableName, quote_identifier, staging_name
+from dataloader_redshift import statements as sql
+from dataloader_redshift.config import RedshiftConfig
+from dataloader_redshift.plugin import CAPABILITIES
+from dataloader_redshift.s3 import S3Staging
+from dataloader_redshift.statements import Statement
+from dataloader_redshift.types import arrow_type, arrow_type_of_oid
+
+ORDINAL = "_dl_ordinal"  # the stage's extra column: the order rows were read in
+
+
+class RedshiftConnector(BaseConnector):
+    """Amazon Redshift source and destination (experimental: never run against a cluster)."""
+
+    name = "redshift"
+    config_model = RedshiftConfig
+    capabilities = Capabilities.model_validate(CAPABILITIES)
+
+    def __init__(self, config: RedshiftConfig) -> None:
+        super().__init__(config)
+        self.conn: Any = None
+        self._errors: tuple[type[BaseException], ...] = ()
+        self._s3: S3Staging | None = None
+        self._schema: pa.Schema | None = None  # the table's columns, as planned
+        self._stage: TableName | None = None  # created in the open transaction
+        self._ordinal = 0
+        self._commits = 0  # commits of this run: the S3 folder of the next one
+        self._uploaded = 0  # objects in that folder
+        self._replaced = False  # overwrite: the table was replaced by a commit of this run
+        self._started_from: str | None = None  # the state document this run began from
+
+    # -- connection -------------------------------------------------------------------
+    def connect(self) -> tuple[Any, tuple[type[BaseException], ...]]:
+        """A DB-API connection (autocommit off) and the driver's error classes."""
+        import redshift_connector
+
+        config = self.config
+        keys: dict[str, Any] = {
+            "database": config.database,
+            "port": config.port,
+            "ssl": config.ssl,
+            "timeout": config.timeout,
+        }
+        if config.iam:
+            keys.update(
+                iam=True,
+                db_user=config.user,
+                cluster_identifier=config.cluster_identifier,
+                region=config.region,
+                profile=config.profile,
+                host=config.host,
+            )
+        else:
+            assert config.password is not None
+            keys.update(
+                host=config.host, user=config.user, password=config.password.get_secret_value()
+            )
+        connection = redshift_connector.connect(
+            **{key: value for key, value in keys.items() if value is not None}
+        )
+        return connection, (redshift_connector.Error,)
+
+    def open(self, context: Any) -> None:
+        super().open(context)
+        try:
+            self.conn, self._errors = self.connect()
+        except Exception as exc:
+            raise self._error("connect", exc) from exc
+        if self.config.staging is not None:
+            self._s3 = S3Staging(self.config.staging, context.recipe_name, context.run_id)
+
+    def close(self) -> None:
+        if self._s3 is not None and self._uploaded:
+            with contextlib.suppress(Exception):
+                self._s3.remove(self._part())
+        if self.conn is None:
+            return
+        connection, self.conn = self.conn, None
+        with contextlib.suppress(Exception):
+            connection.rollback()
+        with contextlib.suppress(Exception):
+            connection.close()
+
+    def _error(
+        self, action: str, exc: BaseException, statement: Statement | None = None
+    ) -> ConnectorError:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        role = self.context.role if self.context else "destination"
+        where = self.config.table or "query"
+        message = f"Redshift {action} failed on {where} at {self.config.describe()}: {detail}"
+        if statement is not None:
+            message += f"\nwhile running: {statement.shown()}"
+        return ConnectorError(
+            message, key=f"{role}.table" if self.config.table else f"{role}.query"
+        )
+
+    def _run(self, statement: Statement) -> Any:
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(statement.sql, statement.params or None)
+        except self._errors as exc:
+            raise self._error("statement", exc, statement) from exc
+        return cursor
+
+    def _rows(self, statement: Statement) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._run(statement).fetchall()]
+
+    # -- source -----------------------------------------------------------------------
+    def _relation(self) -> str:
+        if self.config.query is not None:
+            return f"({self.config.query}) AS src"
+        return self._table().sql()
+
+    def _plan(self) -> pa.Schema:
+        """The read's columns and their Arrow types, from a query that returns no rows."""
+        cursor = self._run(Statement(f"SELECT * FROM {self._relation()} LIMIT 0"))
+        fields = []
+        for column in cursor.description:
+            name, oid = column[0], column[1]
+            precision = column[4] if len(column) > 4 else None
+            scale = column[5] if len(column) > 5 else None
+            fields.append(pa.field(_text(name), arrow_type_of_oid(int(oid), precision, scale)))
+        return pa.schema(fields)
+
+    def _read_query(self, state: State, schema: pa.Schema) -> Statement:
+        """The SELECT of the read: the incremental window (its ties included as the engine
+        asks) as bound parameters, ordered by the cursor column."""
+        assert self.context is not None
+        incremental = self.context.incremental
+        text = f"SELECT * FROM {self._relation()}"
+        if incremental is None:
+            return Statement(text)
+        if incremental.strategy != "cursor":
+            raise ConnectorError(
+                "Redshift sources support the `cursor` incremental strategy only",
+                key="source.incremental.strategy",
+                value=incremental.strategy,
+            )
+        window = window_for(incremental, state.cursor_values, state.cursor_boundaries)
+        if window.column not in schema.names:
+            raise ConnectorError(
+                f"cursor column {window.column!r} is not a column of "
+                f"{self.config.table or 'the query'}",
+                key="source.incremental.cursor_column",
+                value=window.column,
+                expected=f"one of {schema.names}",
+            )
+        column_type = schema.field(window.column).type
+        column = quote_identifier(window.column)
+        lower, upper = window.bounds(column_type)
+        inclusive = window.lower_bound(column_type)[1]
+        parts: list[str] = []
+        params: list[Any] = []
+        if lower is not None:
+            parts.append(f"{column} {'>=' if inclusive else '>'} %s")
+            params.append(lower.as_py())
+        if upper is not None:
+            parts.append(f"{column} <= %s")
+            params.append(upper.as_py())
+        if parts:
+            missing = f"{column} IS NULL"
+            if pa.types.is_floating(column_type):
+                missing += f" OR {column} = 'NaN'"
+            text += f" WHERE (({' AND '.join(parts)}) OR {missing})"
+        text += f" ORDER BY {column} NULLS FIRST"
+        # With parameters, the driver formats the text: a `%` of the query must be doubled.
+        return Statement(text.replace("%", "%%") if params else text, tuple(params))
+
+    def read_batches(self, state: State) -> Iterator[ArrowBatch]:
+        assert self.context is not None
+        schema = self._plan()
+        statement = self._read_query(state, schema)
+        if self.config.unload:
+            yield from self._unload(statement, schema)
+            return
+        cursor = self._run(statement)
+        size = self.context.batch_size
+        while True:
+            try:
+                rows = cursor.fetchmany(size)
+            except self._errors as exc:
+                raise self._error("read", exc, statement) from exc
+            if not rows:
+                break
+            columns = list(zip(*rows, strict=True))
+            arrays = [
+                pa.array(list(values), type=field.type)
+                for values, field in zip(columns, schema, strict=True)
+            ]
+            yield ArrowBatch(
+                pa.RecordBatch.from_arrays(arrays, schema=schema), {"source": "redshift"}
+            )
+        self.conn.rollback()
+
+    def _unload(self, statement: Statement, schema: pa.Schema) -> Iterator[ArrowBatch]:
+        """UNLOAD the read to Parquet in the staging area, then read the files in order and
+        delete them. An ordered (incremental) read unloads with PARALLEL OFF."""
+        assert self._s3 is not None and self.context is not None and self.config.staging
+        query = statement.shown()  # UNLOAD takes the query as a literal: values inlined
+        unload = sql.unload_parquet(
+            query,
+            self._s3.location("unload"),
+            self.config.staging,
+            parallel=self.context.incremental is None,
+        )
+        self._run(unload)
+        self.conn.commit()
+        try:
+            for table in self._s3.read("unload"):
+                table = table.select(schema.names).cast(schema)
+                for batch in table.to_batches(max_chunksize=self.context.batch_size):
+                    yield ArrowBatch(batch, {"source": "redshift"})
+        finally:
+            self._s3.remove("unload")
+
+    # -- destination: state -------------------------------------------------------------
+    def _table(self) -> TableName:
+        if self.config.table is None:
+            raise ConnectorError("a Redshift destination needs `table`", key="destination.table")
+        return TableName.parse(self.config.table)
+
+    def _exists(self, table: TableName) -> bool:
+        statement = Statement(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = %s AND "
+            + ("table_schema = %s" if table.schema else "table_schema = current_schema()"),
+            (table.name, table.schema) if table.schema else (table.name,),
+        )
+        return bool(self._rows(statement)[0][0])
+
+    def _stored_state(self) -> str | None:
+        assert self.context is not None
+        if not self._exists(sql.state_table(self._table())):
+            return None
+        rows = self._rows(sql.select_state(self._table(), self.context.recipe_name))
+        return str(rows[0][0]) if rows else None
+
+    def load_state(self) -> State | None:
+        document = self._stored_state()
+        self.conn.rollback()
+        return State.from_dict(json.loads(document)) if document else None
+
+    def reset_state(self) -> None:
+        assert self.context is not None
+        if self._exists(sql.state_table(self._table())):
+            self._run(sql.delete_state(self._table(), self.context.recipe_name))
+        self.conn.commit()
+
+    # -- destination: writes -------------------------------------------------------------
+    def begin(self, state: State) -> None:
+        table = self._table()
+        if table.schema:
+            self._run(Statement(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table.schema)}"))
+        self._started_from = self._stored_state()
+        self.conn.commit()
+
+    def describe(self) -> pa.Schema | None:
+        assert self.context is not None
+        if self.context.write_mode == "overwrite" and not self._replaced:
+            self.conn.rollback()
+            return None
+        rows = self._rows(sql.columns_of(self._table()))
+        self.conn.rollback()
+        if not rows:
+            return None
+        return pa.schema(
+            pa.field(_text(name), arrow_type(_text(kind), precision, scale), nullable=null == "YES")
+            for name, kind, precision, scale, null in rows
+        )
+
+    def apply_schema(self, plan: Any) -> None:
+        assert self.context is not None
+        widened = plan.widened()
+        if widened:
+            names = ", ".join(field.name for field in widened)
+            raise ConnectorError(
+                f"the rows need wider types for {names} in {self._table()}: the experimental "
+                "Redshift connector cannot change a column's type (Redshift only widens "
+                "VARCHAR, outside a transaction)",
+                key="destination.table",
+                value=names,
+            )
+        staged_before = self._schema
+        self._schema = plan.target
+        overwriting = self.context.write_mode == "overwrite" and not self._replaced
+        if not overwriting:
+            if plan.create:
+                self._run(sql.create_table(self._table(), plan.target))
+            else:
+                for field in plan.added():
+                    self._run(sql.add_column(self._table(), field))
+        if self._stage is not None and staged_before is not None:
+            # Rows staged so far keep their columns: load the uploaded files first, then
+            # give the stage the new columns.
+            self._load_uploads()
+            for field in plan.target:
+                if field.name not in staged_before.names:
+                    self._run(sql.add_column(self._stage, field))
+
+    def _stage_schema(self) -> pa.Schema:
+        assert self._schema is not None
+        return self._schema.append(pa.field(ORDINAL, pa.int64()))
+
+    def _ensure_stage(self) -> TableName:
+        assert self.context is not None
+        if self._stage is None:
+            stage = TableName(None, staging_name(self._table().name, self.context.run_id))
+            self._run(sql.drop_table(stage))
+            self._run(sql.create_table(stage, self._stage_schema(), temporary=True))
+            self._stage = stage
+        return self._stage
+
+    def write_batch(self, batch: Any, state: State) -> None:
+        assert self.context is not None
+        record = batch.to_arrow() if hasattr(batch, "to_arrow") else batch
+        if self._schema is None:
+            self._schema = record.schema
+        if self.context.write_mode == "merge":
+            missing = [key for key in self.context.merge_keys if key not in record.schema.names]
+            if missing:
+                raise ConnectorError(
+                    f"merge keys {missing} are not columns of the incoming rows",
+                    key="destination.merge_keys",
+                    value=missing,
+                    expected=f"columns of {record.schema.names}",
+                )
+        stage = self._ensure_stage()
+        table = self._staged(pa.Table.from_batches([record]))
+        self._ordinal += table.num_rows
+        if self._s3 is not None:
+            self._s3.upload(self._part(), f"{self._uploaded:06d}", table)
+            self._uploaded += 1
+            return
+        self._insert(stage, table)
+
+    def _staged(self, table: pa.Table) -> pa.Table:
+        """The rows as the stage holds them: every column in the stage's order (NULL where the
+        batch has none), and their ordinals."""
+        schema = self._stage_schema()
+        arrays = []
+        for field in schema:
+            if field.name == ORDINAL:
+                arrays.append(
+                    pa.array(range(self._ordinal, self._ordinal + table.num_rows), pa.int64())
+                )
+            elif field.name in table.column_names:
+                arrays.append(table.column(field.name).cast(field.type))
+            else:
+                arrays.append(pa.nulls(table.num_rows, field.type))
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def _insert(self, stage: TableName, table: pa.Table) -> None:
+        """Multi-row INSERTs of `config.insert_rows` rows each: the path without S3."""
+        step = self.config.insert_rows
+        for start in range(0, table.num_rows, step):
+            chunk = table.slice(start, step)
+            rows = zip(*(column.to_pylist() for column in chunk.columns), strict=True)
+            statement = sql.insert_values(stage, chunk.schema, chunk.num_rows)
+            params = tuple(value for row in rows for value in row)
+            cursor = self.conn.cursor()
+            try:
+                cursor.execute(statement.sql, params)
+            except self._errors as exc:
+                raise self._error("insert", exc, statement) from exc
+
+    def _part(self) -> str:
+        return f"commit-{self._commits:06d}"
+
+    def _load_uploads(self) -> None:
+        """COPY this commit's uploaded Parquet files into the stage; they are then deleted
+        after the commit."""
+        if self._s3 is None or not self._uploaded or self.config.staging is None:
+            return
+        stage = self._ensure_stage()
+        self._run(sql.copy_parquet(stage, self._s3.location(self._part()), self.config.staging))
+        self._s3.remove(self._part())
+        self._uploaded = 0
+
+    def commit(self, state: State) -> None:
+        assert self.context is not None
+        target = self._table()
+        try:
+            self._check_state_unchanged()
+            self._load_uploads()
+            if self._stage is not None:
+                self._apply_stage(target, self._stage)
+            elif self.context.write_mode == "overwrite" and not self._replaced:
+                self._replace(target, None)
+            for statement in sql.save_state(
+                target,
+                self.context.recipe_name,
+                json.dumps(state.progress()),
+                datetime.now(UTC).replace(tzinfo=None),
+            ):
+                self._run(statement)
+            self.conn.commit()
+        except self._errors as exc:
+            self.abort()
+            raise self._error("commit", exc) from exc
+        except BaseException:
+            self.abort()
+            raise
+        self._started_from = json.dumps(state.progress())
+        self._stage = None
+        self._commits += 1
+        if self.context.write_mode == "overwrite":
+            self._replaced = True
+
+    def _check_state_unchanged(self) -> None:
+        """Lock the state table and refuse to commit when the recipe's state is not the one
+        this run began from or last committed: another run of the recipe committed meanwhile."""
+        assert self.context is not None
+        state_table = sql.state_table(self._table())
+        self._run(sql.create_state_table(self._table()))
+        self._run(Statement(f"LOCK {state_table.sql()}"))
+        stored = self._stored_state()
+        if stored is not None and self._started_from is not None:
+            unchanged = json.loads(stored) == json.loads(self._started_from)
+        else:
+            unchanged = stored == self._started_from
+        if not unchanged:
+            raise ConnectorError(
+                f"another run of recipe {self.context.recipe_name!r} committed to "
+                f"{self._table()} at {self.config.describe()} since this run began: two runs "
+                "of one recipe must not load at once — run it again once the other ends",
+                key="destination",
+            )
+
+    def _apply_stage(self, target: TableName, stage: TableName) -> None:
+        assert self.context is not None and self._schema is not None
+        columns = list(self._schema.names)
+        keys = list(self.context.merge_keys)
+        mode = self.context.write_mode
+        if keys:
+            order = self.context.merge_order(columns)
+            ranking = ([order.sort_key()] if order else []) + [f"{quote_identifier(ORDINAL)} DESC"]
+            for statement in sql.dedup_stage(stage, [*columns, ORDINAL], keys, ", ".join(ranking)):
+                self._run(statement)
+        if mode == "overwrite" and not self._replaced:
+            self._replace(target, stage)
+        else:
+            if mode == "merge":
+                self._run(sql.delete_matching(target, stage, columns, keys))
+            self._run(sql.append_from_stage(target, stage, columns))
+        self._run(sql.drop_table(stage))
+
+    def _replace(self, target: TableName, stage: TableName | None) -> None:
+        """Overwrite's first commit: the table anew, with the stage's rows (none: empty)."""
+        if self._schema is None:
+            if self._exists(target):
+                self._run(sql.delete_all(target))
+            return
+        self._run(sql.drop_table(target))
+        self._run(sql.create_table(target, self._schema))
+        if stage is not None:
+            self._run(sql.append_from_stage(target, stage, list(self._schema.names)))
+
+    def abort(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.rollback()
+        self._stage = None  # a temporary table created in the transaction: gone
+        if self._s3 is not None and self._uploaded:
+            with contextlib.suppress(Exception):
+                self._s3.remove(self._part())
+            self._uploaded = 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,294 @@
+"""The SQL the Redshift connector runs, built with SQLAlchemy and compiled by the
+`sqlalchemy-redshift` dialect (`redshift+redshift_connector`, paramstyle `format`).
+
+Each builder returns a `Statement`: the SQL text with `%s` placeholders and its parameters,
+which the connection executes as they are. `Statement.shown()` is the text for logs, errors
+and golden files: parameters inlined, credentials masked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import pyarrow as pa
+
+from dataloader.sql import STATE_TABLE, TableName
+from dataloader_redshift.config import RedshiftStaging
+from dataloader_redshift.types import column_type
+
+STATE_COLUMNS = ("recipe", "state", "updated_at")
+_SECRET_IN_CREDENTIALS = re.compile(r"(aws_secret_access_key=|token=)[^;']*")
+
+
+@cache
+def dialect() -> Any:
+    """The Redshift dialect every statement is compiled with."""
+    from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
+
+    return RedshiftDialect_redshift_connector()
+
+
+@dataclass(frozen=True)
+class Statement:
+    """SQL text (`%s` placeholders) and its parameters."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+    def shown(self) -> str:
+        """The statement with its parameters inlined as literals and credentials masked."""
+        parts = self.sql.split("%s")
+        text = parts[0]
+        for value, part in zip(self.params, parts[1:], strict=True):
+            text += _literal(value) + part
+        text = text.replace("%%", "%")
+        text = _SECRET_IN_CREDENTIALS.sub(r"\1***", text)
+        return "\n".join(line.rstrip() for line in text.strip().splitlines() if line.strip())
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def compile_statement(clause: Any) -> Statement:
+    """Compile a SQLAlchemy clause with the Redshift dialect."""
+    compiled = clause.compile(dialect=dialect())
+    names = compiled.positiontup or []
+    return Statement(str(compiled).strip(), tuple(compiled.params[name] for name in names))
+
+
+def table_of(name: TableName, schema: pa.Schema, *, temporary: bool = False) -> Any:
+    """A SQLAlchemy `Table` for `name` with one column per field of `schema`."""
+    import sqlalchemy as sa
+
+    columns = [
+        sa.Column(field.name, column_type(field.name, field.type), nullable=field.nullable)
+        for field in schema
+    ]
+    prefixes = ["TEMPORARY"] if temporary else []
+    return sa.Table(
+        name.name, sa.MetaData(), *columns, schema=name.schema, prefixes=prefixes, quote=True
+    )
+
+
+def create_table(name: TableName, schema: pa.Schema, *, temporary: bool = False) -> Statement:
+    """`CREATE [TEMPORARY] TABLE` for `schema`'s columns."""
+    from sqlalchemy.schema import CreateTable
+
+    return compile_statement(CreateTable(table_of(name, schema, temporary=temporary)))
+
+
+def add_column(name: TableName, field: pa.Field) -> Statement:
+    """`ALTER TABLE … ADD COLUMN` (Redshift adds one column per statement)."""
+    preparer = dialect().identifier_preparer
+    table = table_of(name, pa.schema([]))
+    type_sql = column_type(field.name, field.type).compile(dialect=dialect())
+    return Statement(
+        f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN "
+        f"{preparer.quote(field.name)} {type_sql}"
+    )
+
+
+def drop_table(name: TableName) -> Statement:
+    from sqlalchemy.schema import DropTable
+
+    return compile_statement(DropTable(table_of(name, pa.schema([])), if_exists=True))
+
+
+def insert_values(stage: TableName, schema: pa.Schema, rows: int) -> Statement:
+    """A multi-row `INSERT … VALUES (…), (…)` of `rows` rows (parameters added by the caller)."""
+    preparer = dialect().identifier_preparer
+    table = table_of(stage, pa.schema([]))
+    columns = ", ".join(preparer.quote(name) for name in schema.names)
+    row = "(" + ", ".join(["%s"] * len(schema)) + ")"
+    return Statement(
+        f"INSERT INTO {preparer.format_table(table)} ({columns}) VALUES " + ", ".join([row] * rows)
+    )
+
+
+def copy_parquet(stage: TableName, location: str, staging: RedshiftStaging) -> Statement:
+    """`COPY stage FROM 's3://…' WITH CREDENTIALS AS '…' FORMAT AS PARQUET [REGION '…']`.
+
+    Parquet columns are matched by position to the stage's columns, which are created in the
+    batch's column order.
+    """
+    from sqlalchemy_redshift.commands import CopyCommand
+
+    command = CopyCommand(
+        table_of(stage, pa.schema([])),
+        data_location=location,
+        format="PARQUET",
+        region=staging.region,
+        **credentials(staging),
+    )
+    return compile_statement(command)
+
+
+def unload_parquet(
+    query: str, location: str, staging: RedshiftStaging, *, parallel: bool = True
+) -> Statement:
+    """`UNLOAD ('query') TO 's3://…' CREDENTIALS '…' FORMAT AS PARQUET ALLOWOVERWRITE`, and
+    `PARALLEL OFF` when the files must hold the rows in the query's order."""
+    import sqlalchemy as sa
+    from sqlalchemy_redshift.commands import UnloadFromSelect
+
+    command = UnloadFromSelect(
+        sa.text(query.replace(":", "\\:")),  # a colon is text, not a bind parameter
+        location,
+        format="PARQUET",
+        allow_overwrite=True,
+        parallel=parallel,
+        region=staging.region,
+        **credentials(staging),
+    )
+    return compile_statement(command)
+
+
+def credentials(staging: RedshiftStaging) -> dict[str, Any]:
+    if staging.iam_role is not None:
+        return {"iam_role_arns": staging.iam_role}
+    assert staging.access_key_id is not None and staging.secret_access_key is not None
+    keys: dict[str, Any] = {
+        "access_key_id": staging.access_key_id,
+        "secret_access_key": staging.secret_access_key.get_secret_value(),
+    }
+    if staging.session_token is not None:
+        keys["session_token"] = staging.session_token.get_secret_value()
+    return keys
+
+
+def append_from_stage(target: TableName, stage: TableName, columns: Sequence[str]) -> Statement:
+    """`INSERT INTO target (cols) SELECT cols FROM stage`."""
+    import sqlalchemy as sa
+
+    target_table = _bare(target, columns)
+    stage_table = _bare(stage, columns)
+    select = sa.select(*[stage_table.c[name] for name in columns])
+    return compile_statement(sa.insert(target_table).from_select(list(columns), select))
+
+
+def delete_matching(
+    target: TableName, stage: TableName, columns: Sequence[str], keys: Sequence[str]
+) -> Statement:
+    """`DELETE FROM target USING stage WHERE target.k = stage.k AND …`: Redshift's staging-table
+    merge, step one (the rows the stage replaces)."""
+    import sqlalchemy as sa
+
+    target_table = _bare(target, columns)
+    stage_table = _bare(stage, columns)
+    condition = sa.and_(*[target_table.c[key] == stage_table.c[key] for key in keys])
+    return compile_statement(sa.delete(target_table).where(condition))
+
+
+def delete_all(target: TableName) -> Statement:
+    """`DELETE FROM target` (not TRUNCATE: in Redshift, TRUNCATE commits the transaction)."""
+    import sqlalchemy as sa
+
+    return compile_statement(sa.delete(_bare(target, ())))
+
+
+def dedup_stage(
+    stage: TableName, columns: Sequence[str], keys: Sequence[str], order: str
+) -> list[Statement]:
+    """Keep one row per merge key in the stage (`columns` and the ordinal column): the first
+    by `order`, an ORDER BY list.
+
+    Rebuilds the stage through a second temporary table, as Redshift has no `DELETE … USING`
+    on a window; run before the merge so that `INSERT … SELECT` adds one row per key.
+    """
+    preparer = dialect().identifier_preparer
+    quoted = [preparer.quote(name) for name in columns]
+    partition = ", ".join(preparer.quote(key) for key in keys)
+    stage_sql = preparer.format_table(table_of(stage, pa.schema([])))
+    kept = preparer.quote(stage.name + "_kept")
+    listed = ", ".join(quoted)
+    return [
+        Statement(
+            f"CREATE TEMPORARY TABLE {kept} AS SELECT {listed} FROM (SELECT {listed}, "
+            f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) AS _dl_rank "
+            f"FROM {stage_sql}) AS ranked WHERE _dl_rank = 1"
+        ),
+        Statement(f"DELETE FROM {stage_sql}"),
+        Statement(f"INSERT INTO {stage_sql} ({listed}) SELECT {listed} FROM {kept}"),
+        Statement(f"DROP TABLE {kept}"),
+    ]
+
+
+def _bare(name: TableName, columns: Sequence[str]) -> Any:
+    import sqlalchemy as sa
+
+    return sa.Table(
+        name.name,
+        sa.MetaData(),
+        *[sa.Column(column, quote=True) for column in columns],
+        schema=name.schema,
+        quote=True,
+    )
+
+
+def state_table(target: TableName) -> TableName:
+    return target.sibling(STATE_TABLE)
+
+
+def create_state_table(target: TableName) -> Statement:
+    """The recipe state table, beside the data: one row per recipe, its state as JSON text."""
+    preparer = dialect().identifier_preparer
+    table = preparer.format_table(table_of(state_table(target), pa.schema([])))
+    return Statement(
+        f"CREATE TABLE IF NOT EXISTS {table} (recipe VARCHAR(512) NOT NULL, "
+        "state VARCHAR(65535) NOT NULL, updated_at TIMESTAMP NOT NULL)"
+    )
+
+
+def select_state(target: TableName, recipe: str) -> Statement:
+    preparer = dialect().identifier_preparer
+    table = preparer.format_table(table_of(state_table(target), pa.schema([])))
+    return Statement(f"SELECT state FROM {table} WHERE recipe = %s", (recipe,))
+
+
+def save_state(
+    target: TableName, recipe: str, document: str, updated_at: datetime
+) -> list[Statement]:
+    """Replace the recipe's state row: DELETE then INSERT (Redshift has no upsert), both in
+    the transaction that commits the data. `updated_at` is a UTC time without zone."""
+    preparer = dialect().identifier_preparer
+    table = preparer.format_table(table_of(state_table(target), pa.schema([])))
+    return [
+        Statement(f"DELETE FROM {table} WHERE recipe = %s", (recipe,)),
+        Statement(
+            f"INSERT INTO {table} (recipe, state, updated_at) VALUES (%s, %s, %s)",
+            (recipe, document, updated_at),
+        ),
+    ]
+
+
+def delete_state(target: TableName, recipe: str) -> Statement:
+    preparer = dialect().identifier_preparer
+    table = preparer.format_table(table_of(state_table(target), pa.schema([])))
+    return Statement(f"DELETE FROM {table} WHERE recipe = %s", (recipe,))
+
+
+def columns_of(target: TableName) -> Statement:
+    """The table's columns from `information_schema.columns`, in order."""
+    sql = (
+        "SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable "
+        "FROM information_schema.columns WHERE table_name = %s"
+    )
+    params: tuple[Any, ...] = (target.name,)
+    if target.schema is not None:
+        sql += " AND table_schema = %s"
+        params += (target.schema,)
+    else:
+        sql += " AND table_schema = current_schema()"
+    return Statement(sql + " ORDER BY ordinal_position", params)
