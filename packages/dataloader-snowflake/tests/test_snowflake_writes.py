@@ -37,3 +37,46 @@ def test_append_twice_adds_rows_and_saves_state(
         "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'PUBLIC'"
     )
     assert sorted(name for (name,) in tables) == ["_DATALOADER_STATE", "items"]
+
+
+def test_overwrite_replaces_the_table(
+    snowflake_db: FakeSnowflake, rows_source: str, run: Callable[..., Any]
+) -> None:
+    run(recipe(snowflake_db, rows_source, [[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]]))
+    run(recipe(snowflake_db, rows_source, [[{"id": 7, "name": "x"}]], write_mode="overwrite"))
+    assert snowflake_db.query('SELECT "id", "name" FROM "items"') == [(7, "x")]
+
+
+def test_merge_updates_and_inserts_by_key_latest_row_wins(
+    snowflake_db: FakeSnowflake, rows_source: str, run: Callable[..., Any]
+) -> None:
+    first = [[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]]
+    run(recipe(snowflake_db, rows_source, first, write_mode="merge", merge_keys=["id"]))
+    second = [[{"id": 2, "name": "b1"}, {"id": 3, "name": "c"}, {"id": 2, "name": "b2"}]]
+    run(recipe(snowflake_db, rows_source, second, write_mode="merge", merge_keys=["id"]))
+    rows = snowflake_db.query('SELECT "id", "name" FROM "items" ORDER BY "id"')
+    assert rows == [(1, "a"), (2, "b2"), (3, "c")]
+
+
+def test_merge_with_dedup_sort_keeps_a_stored_row_that_wins(
+    snowflake_db: FakeSnowflake, rows_source: str, run: Callable[..., Any]
+) -> None:
+    keys: dict[str, Any] = {
+        "write_mode": "merge",
+        "merge_keys": ["id"],
+        "dedup_sort": {"column": "version"},
+    }
+    run(recipe(snowflake_db, rows_source, [[{"id": 1, "version": 5, "name": "v5"}]], **keys))
+    later = [[{"id": 1, "version": 3, "name": "v3"}, {"id": 2, "version": 1, "name": "new"}]]
+    run(recipe(snowflake_db, rows_source, later, **keys))
+    rows = snowflake_db.query('SELECT "id", "version", "name" FROM "items" ORDER BY "id"')
+    assert rows == [(1, 5, "v5"), (2, 1, "new")]
+
+
+def test_a_new_column_is_added_to_the_table(
+    snowflake_db: FakeSnowflake, rows_source: str, run: Callable[..., Any]
+) -> None:
+    run(recipe(snowflake_db, rows_source, [[{"id": 1}]]))
+    run(recipe(snowflake_db, rows_source, [[{"id": 2, "extra": "e"}]]))
+    rows = snowflake_db.query('SELECT "id", "extra" FROM "items" ORDER BY "id"')
+    assert rows == [(1, None), (2, "e")]

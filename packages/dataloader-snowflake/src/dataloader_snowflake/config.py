@@ -42,7 +42,9 @@ class S3Stage(BaseModel):
         if not self.url.startswith("s3://") or len(self.url) <= len("s3://"):
             raise ValueError(f"`url` must be s3://bucket/prefix, got {self.url!r}")
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
-            raise ValueError("give both `aws_access_key_id` and `aws_secret_access_key`, or neither")
+            raise ValueError(
+                "give both `aws_access_key_id` and `aws_secret_access_key`, or neither"
+            )
         return self
 
     def bucket_and_prefix(self) -> tuple[str, str]:
@@ -113,7 +115,10 @@ class SnowflakeConfig(TableOrQueryConfig):
             "schema": self.schema_,
             "login_timeout": self.login_timeout,
             "application": "dataloader",
-            "session_parameters": {"TIMEZONE": "UTC", "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+            "session_parameters": {
+                "TIMEZONE": "UTC",
+                "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False,
+            },
         }
         for key in ("role", "warehouse", "host", "port"):
             if getattr(self, key) is not None:

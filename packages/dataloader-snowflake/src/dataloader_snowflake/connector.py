@@ -566,4 +566,3 @@ class SnowflakeConnector(BaseConnector):
 
     def table_name(self) -> str | None:
         return self._table().name if self.config.table else None
-

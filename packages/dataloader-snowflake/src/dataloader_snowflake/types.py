@@ -8,6 +8,7 @@ binary as BINARY, and nested values (struct, list, map) as VARIANT from their JS
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import decimal
 import json
@@ -131,10 +132,8 @@ def from_snowflake(table: pa.Table) -> pa.Table:
         elif pa.types.is_timestamp(t) and t.tz:
             column = column.cast(pa.timestamp(t.unit, tz="UTC"))
         elif pa.types.is_time(t) and t.unit == "ns":
-            try:
+            with contextlib.suppress(pa.ArrowInvalid):
                 column = column.cast(pa.time64("us"))
-            except pa.ArrowInvalid:
-                pass
         columns.append(column)
         fields.append(pa.field(field.name, column.type, field.nullable))
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
