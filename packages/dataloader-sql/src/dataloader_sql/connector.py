@@ -1,0 +1,654 @@
+"""`SqlConnector`: any SQLAlchemy database as a source and destination.
+
+Reads stream the table or query (`stream_results`, `yield_per`) into Arrow batches. Writes
+bind `INSERT … VALUES` batches through `executemany` (SQLAlchemy's insertmanyvalues, or the
+driver's own batching). The one rule of the destination: rows reach the target table only in
+the commit's transaction, which also writes the recipe's row of `_dataloader_state`.
+
+- append: on a database whose DDL is transactional (SQLite, Postgres), straight into the
+  target inside the open transaction; elsewhere through the stage;
+- merge: rows go to a staging table; the commit deletes the target's rows of the staged keys
+  and inserts the latest staged row of each key (the row read last wins);
+- overwrite: rows go to a staging table; the commit replaces the target with them —
+  drop, create and fill where DDL is transactional, delete and fill elsewhere.
+
+Where DDL commits implicitly (MySQL, MariaDB, …), every table the run needs (state table,
+stage, the target and its new columns) is created or altered outside the data's
+transaction, before rows are written: an implicit commit then publishes only staged rows,
+never target rows without their state. `abort` empties the stage, so those rows are dropped.
+
+The stage is named by `dataloader.sql.staging_name` from the table and the recipe, so a
+recipe finds and drops the stage a killed run left behind; it is dropped at `close`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
+from dataloader.incremental import CursorWindow, window_for
+from dataloader.schema.plan import KEY_TAG
+from dataloader.schema.types import TYPE_TAG
+from dataloader.secrets import register_url_password
+from dataloader.sql import STATE_TABLE, TableName, staging_name
+from dataloader_sql.config import SqlConfig
+from dataloader_sql.types import (
+    SQLITE_DECIMAL,
+    SqliteDecimal,
+    arrow_type,
+    bind_type,
+    column_type,
+    is_mysql,
+    python_to_arrow,
+    python_values,
+    type_tag,
+)
+
+if TYPE_CHECKING:
+    from dataloader.schema.plan import SchemaPlan
+
+ORDINAL = "__dl_ordinal"
+TRANSACTIONAL_DDL = frozenset({"sqlite", "postgresql", "mssql"})
+
+
+class SqlConnector(BaseConnector):
+    """A source and destination for any database SQLAlchemy has a dialect for."""
+
+    name = "sql"
+    config_model = SqlConfig
+    capabilities = Capabilities(
+        read=True,
+        write=True,
+        write_modes=("append", "overwrite", "merge"),
+        incremental=True,
+        transactional_state=True,
+    )
+
+    def __init__(self, config: SqlConfig) -> None:
+        super().__init__(config)
+        self.engine: Any = None
+        self.conn: Any = None
+        self._stage: TableName | None = None
+        self._stage_schema: pa.Schema | None = None  # the stage's columns, ORDINAL aside
+        self._ordinal = 0
+        self._known: dict[TableName, set[str]] = {}  # columns each table has, once looked up
+
+    # -- lifecycle -------------------------------------------------------------------
+    def open(self, context: Any) -> None:
+        super().open(context)
+        url = self.config.url.get_secret_value()
+        register_url_password(url)
+        try:
+            self.engine = sa.create_engine(
+                url, connect_args=dict(self.config.connect_args), poolclass=sa.pool.NullPool
+            )
+            if self.engine.dialect.name == "sqlite":
+                _transactional_sqlite(self.engine)
+            self.conn = self.engine.connect()
+        except (sa.exc.SQLAlchemyError, ImportError) as exc:
+            self.close()
+            raise self._error("connect", exc) from exc
+
+    def close(self) -> None:
+        if self.conn is not None:
+            connection, self.conn = self.conn, None
+            try:
+                connection.rollback()
+                if self._stage is not None:
+                    self._drop(connection, self._stage)
+                    connection.commit()
+            except sa.exc.SQLAlchemyError:
+                pass  # a lost connection: the next run's `begin` drops the stage
+            finally:
+                connection.close()
+        self._stage = None
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+
+    def is_transient(self, error: BaseException) -> bool:
+        cause = error.__cause__ if isinstance(error, ConnectorError) else error
+        return isinstance(cause, sa.exc.DBAPIError) and bool(cause.connection_invalidated)
+
+    @property
+    def dialect(self) -> Any:
+        return self.engine.dialect
+
+    def _error(self, action: str, exc: BaseException, table: str | None = None) -> ConnectorError:
+        # SQLAlchemy's message ends with the statement and its parameters: only its first line.
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        detail = text.splitlines()[0] if text else type(exc).__name__
+        role = self.context.role if self.context else "source"
+        where = table or self.config.table or "query"
+        return ConnectorError(
+            f"SQL {action} failed on {where} at {self.config.describe()}: {detail}",
+            key=f"{role}.table" if self.config.table else f"{role}.query",
+        )
+
+    # -- SQL text ----------------------------------------------------------------------
+    def _q(self, name: str) -> str:
+        return self.dialect.identifier_preparer.quote_identifier(name)
+
+    def _sql(self, table: TableName) -> str:
+        name = self._q(table.name)
+        return f"{self._q(table.schema)}.{name}" if table.schema else name
+
+    def _table(self) -> TableName:
+        if self.config.table is None:
+            raise ConnectorError("a `sql` destination needs `table`", key="destination.table")
+        return TableName.parse(self.config.table)
+
+    def _exists(self, table: TableName) -> bool:
+        return sa.inspect(self.conn).has_table(table.name, schema=table.schema)
+
+    def _columns(self, table: TableName) -> list[tuple[str, Any, str | None, bool]]:
+        """Each column of `table`: name, SQLAlchemy type, declared type (SQLite), nullable."""
+        columns = sa.inspect(self.conn).get_columns(table.name, schema=table.schema)
+        declared: dict[str, str] = {}
+        if self.dialect.name == "sqlite":
+            prefix = f"{self._q(table.schema)}." if table.schema else ""
+            pragma = f"PRAGMA {prefix}table_info({self._q(table.name)})"
+            declared = {row[1]: row[2] for row in self.conn.exec_driver_sql(pragma)}
+        return [
+            (c["name"], c["type"], declared.get(c["name"]), bool(c.get("nullable", True)))
+            for c in columns
+        ]
+
+    # -- source ----------------------------------------------------------------------
+    def _relation(self) -> str:
+        if self.config.query is not None:
+            return f"({self.config.query}) src"
+        return self._sql(TableName.parse(self.config.table or ""))
+
+    def _source_types(self) -> dict[str, tuple[Any, pa.DataType | None]]:
+        """Per column of a table: its SQLAlchemy type and Arrow type (a query: none known)."""
+        if self.config.query is not None:
+            return {}
+        table = TableName.parse(self.config.table or "")
+        if not self._exists(table):
+            raise ConnectorError(
+                f"table {table} does not exist at {self.config.describe()}",
+                key="source.table",
+                value=self.config.table,
+            )
+        return {
+            name: (sa_type, arrow_type(sa_type, self.dialect, declared) or pa.string())
+            for name, sa_type, declared, _ in self._columns(table)
+        }
+
+    def _probe_type(self, column: str) -> pa.DataType | None:
+        """A query's cursor column type, from one of its values (the driver rarely says)."""
+        stmt = (
+            sa.select(sa.literal_column(self._q(column)))
+            .select_from(sa.text(self._relation()))
+            .where(sa.literal_column(self._q(column)).is_not(None))
+            .limit(1)
+        )
+        row = self.conn.execute(stmt).first()
+        return None if row is None else python_to_arrow([row[0]], None).type
+
+    def _window_sql(
+        self, window: CursorWindow, sa_type: Any, kind: pa.DataType, declared: str | None
+    ) -> tuple[list[str], list[Any], str]:
+        """The window's WHERE conditions, their bound parameters, and the ORDER BY term."""
+        cursor = self._q(window.column)
+        if declared is not None and SQLITE_DECIMAL.match(declared):
+            cursor = f"CAST({cursor} AS NUMERIC)"  # text digits compare as numbers
+        if pa.types.is_string(kind) and is_mysql(self.dialect):
+            cursor = f"{cursor} COLLATE utf8mb4_bin"  # code-point order, as the engine's
+        lower, upper = window.bounds(kind)
+        inclusive = window.lower_bound(kind)[1]
+        parts: list[str] = []
+        params: list[Any] = []
+        bind = bind_type(sa_type) if sa_type is not None else None
+        for name, bound, operator in (
+            ("dl_lower", lower, ">=" if inclusive else ">"),
+            ("dl_upper", upper, "<="),
+        ):
+            if bound is None:
+                continue
+            [value] = python_values(pa.array([bound.as_py()], kind), self.dialect)
+            params.append(sa.bindparam(name, value, type_=bind))
+            parts.append(f"{cursor} {operator} :{name}")
+        conditions = [f"(({' AND '.join(parts)}) OR {self._q(window.column)} IS NULL)"]
+        return (conditions if parts else []), params, cursor
+
+    def read_batches(self, state: State) -> Iterator[ArrowBatch]:
+        assert self.context is not None
+        try:
+            yield from self._read(state)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error("read", exc) from exc
+        finally:
+            if self.conn is not None:
+                self.conn.rollback()
+
+    def _read(self, state: State) -> Iterator[ArrowBatch]:
+        assert self.context is not None
+        types = self._source_types()
+        sql = f"SELECT * FROM {self._relation()}"
+        params: list[Any] = []
+        incremental = self.context.incremental
+        if incremental is not None:
+            if incremental.strategy != "cursor":
+                raise ConnectorError(
+                    "`sql` sources support the `cursor` incremental strategy only",
+                    key="source.incremental.strategy",
+                    value=incremental.strategy,
+                )
+            window = window_for(incremental, state.cursor_values, state.cursor_boundaries)
+            sa_type, kind = types.get(window.column, (None, None))
+            if self.config.table is not None and window.column not in types:
+                raise ConnectorError(
+                    f"cursor column {window.column!r} is not a column of {self.config.table}",
+                    key="source.incremental.cursor_column",
+                    value=window.column,
+                    expected=f"one of {list(types)}",
+                )
+            declared = None
+            if self.config.table is not None and self.dialect.name == "sqlite":
+                table = TableName.parse(self.config.table)
+                declared = {n: d for n, _, d, _ in self._columns(table)}.get(window.column)
+            kind = kind or self._probe_type(window.column)
+            order = self._q(window.column)
+            if kind is not None:
+                conditions, params, order = self._window_sql(window, sa_type, kind, declared)
+                if conditions:
+                    sql += " WHERE " + " AND ".join(conditions)
+            sql += f" ORDER BY {order}"
+        stmt = sa.text(sql).bindparams(*params)
+        typed = {name: _read_type(sa_type) for name, (sa_type, _) in types.items()}
+        stmt = stmt.columns(**{name: t for name, t in typed.items() if t is not None})
+        size = self.context.batch_size
+        result = self.conn.execution_options(stream_results=True, yield_per=size).execute(stmt)
+        names = list(result.keys())
+        kinds: list[pa.DataType | None] = [types.get(name, (None, None))[1] for name in names]
+        for rows in result.partitions(size):
+            arrays = []
+            for index, values in enumerate(zip(*rows, strict=True)):
+                array = python_to_arrow(list(values), kinds[index])
+                if kinds[index] is None and not pa.types.is_null(array.type):
+                    kinds[index] = array.type  # a query's column: typed by its first values
+                arrays.append(array)
+            yield ArrowBatch(pa.record_batch(arrays, names=names), {"source": "sql"})
+
+    def estimate_rows(self) -> int | None:
+        return None
+
+    # -- destination: state ------------------------------------------------------------
+    def _state_table(self) -> TableName:
+        return self._table().sibling(STATE_TABLE)
+
+    def load_state(self) -> State | None:
+        assert self.context is not None
+        try:
+            if not self._exists(self._state_table()):
+                return None
+            row = self.conn.execute(
+                sa.text(f"SELECT state FROM {self._sql(self._state_table())} WHERE recipe = :r"),
+                {"r": self.context.recipe_name},
+            ).first()
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error("state read", exc, str(self._state_table())) from exc
+        finally:
+            self.conn.rollback()
+        return State.from_dict(json.loads(row[0])) if row else None
+
+    def reset_state(self) -> None:
+        assert self.context is not None
+        if self._exists(self._state_table()):
+            self.conn.execute(
+                sa.text(f"DELETE FROM {self._sql(self._state_table())} WHERE recipe = :r"),
+                {"r": self.context.recipe_name},
+            )
+        self.conn.commit()
+
+    def _save_state(self, state: State) -> None:
+        assert self.context is not None
+        table = self._sql(self._state_table())
+        recipe = self.context.recipe_name
+        self.conn.execute(sa.text(f"DELETE FROM {table} WHERE recipe = :r"), {"r": recipe})
+        self.conn.execute(
+            sa.text(f"INSERT INTO {table} (recipe, state, updated_at) VALUES (:r, :s, :t)"),
+            {"r": recipe, "s": json.dumps(state.progress()), "t": _now()},
+        )
+
+    # -- destination: tables -------------------------------------------------------------
+    def begin(self, state: State) -> None:
+        """Drop the stage a killed run of this recipe left, and create the state table, each
+        committed on its own: where DDL commits implicitly it must precede the data."""
+        assert self.context is not None
+        table = self._table()
+        try:
+            stage = table.sibling(staging_name(table.name, self.context.recipe_name))
+            if self._exists(stage):
+                self._drop(self.conn, stage)
+            if not self._exists(self._state_table()):
+                self._create_state_table()
+            self.conn.commit()
+        except sa.exc.SQLAlchemyError as exc:
+            self.conn.rollback()
+            raise self._error("begin", exc) from exc
+
+    def _create_state_table(self) -> None:
+        state = sa.Table(
+            self._state_table().name,
+            sa.MetaData(),
+            sa.Column("recipe", sa.String(255), primary_key=True),
+            sa.Column("state", column_type(pa.field("s", pa.string()), self.dialect)),
+            sa.Column("updated_at", sa.DateTime()),
+            schema=self._state_table().schema,
+        )
+        state.create(self.conn)
+
+    def _drop(self, connection: Any, table: TableName) -> None:
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self._sql(table)}")
+
+    def _transactional_ddl(self) -> bool:
+        return self.dialect.name in TRANSACTIONAL_DDL
+
+    def _uses_stage(self) -> bool:
+        assert self.context is not None
+        return self.context.write_mode != "append" or not self._transactional_ddl()
+
+    def describe(self) -> pa.Schema | None:
+        """The target table (under overwrite: this run's stage once opened, else none), with
+        its column types, nullability and primary-key columns tagged."""
+        assert self.context is not None
+        if self.context.write_mode == "overwrite":
+            return self._stage_schema if self._stage is not None else None
+        table = self._table()
+        try:
+            if not self._exists(table):
+                return None
+            keys = set(
+                sa.inspect(self.conn)
+                .get_pk_constraint(table.name, schema=table.schema)
+                .get("constrained_columns")
+                or ()
+            )
+            fields = []
+            for name, sa_type, declared, nullable in self._columns(table):
+                kind = arrow_type(sa_type, self.dialect, declared) or pa.string()
+                metadata: dict[bytes, bytes] = {}
+                if name in keys:
+                    metadata[KEY_TAG] = b"primary"
+                tag = type_tag(sa_type)
+                if tag is not None:
+                    metadata[TYPE_TAG] = tag
+                fields.append(pa.field(name, kind, nullable, metadata or None))
+            return pa.schema(fields)
+        except sa.exc.SQLAlchemyError as exc:
+            self.abort()
+            raise self._error("describe", exc) from exc
+
+    def apply_schema(self, plan: SchemaPlan) -> None:
+        """Fit the target (append, merge; overwrite where DDL is not transactional) and the
+        stage to `plan.target`."""
+        assert self.context is not None
+        try:
+            if self.context.write_mode != "overwrite" or not self._transactional_ddl():
+                self._fit(self._table(), plan.target, self.context.merge_keys, plan.widened())
+            if self._uses_stage():
+                self._fit_stage(plan.target, plan.widened())
+        except sa.exc.SQLAlchemyError as exc:
+            self.abort()
+            raise self._error("schema change", exc) from exc
+
+    def _fit(
+        self,
+        table: TableName,
+        schema: pa.Schema,
+        keys: tuple[str, ...] = (),
+        widened: list[pa.Field] | None = None,
+    ) -> None:
+        """Create `table` for `schema` (primary key `keys`), or add the columns it lacks and
+        widen those of `widened`."""
+        if not self._exists(table):
+            self._create(table, schema, keys)
+            return
+        existing = {name for name, *_ in self._columns(table)}
+        for field in schema:
+            if field.name not in existing:
+                spec = column_type(field, self.dialect).compile(dialect=self.dialect)
+                self.conn.exec_driver_sql(
+                    f"ALTER TABLE {self._sql(table)} ADD COLUMN {self._q(field.name)} {spec}"
+                )
+        for field in widened or ():
+            if field.name in existing:
+                self._widen(table, field)
+        self._known[table] = existing | set(schema.names)
+
+    def _widen(self, table: TableName, field: pa.Field) -> None:
+        spec = column_type(field, self.dialect).compile(dialect=self.dialect)
+        column = self._q(field.name)
+        if self.dialect.name == "sqlite":
+            return  # SQLite stores any value in any column: nothing to widen
+        if is_mysql(self.dialect):
+            sql = f"ALTER TABLE {self._sql(table)} MODIFY COLUMN {column} {spec}"
+        elif self.dialect.name == "postgresql":
+            sql = f"ALTER TABLE {self._sql(table)} ALTER COLUMN {column} TYPE {spec}"
+        else:
+            raise ConnectorError(
+                f"the `sql` connector cannot widen column {field.name!r} of {table} on "
+                f"{self.dialect.name}",
+                key="destination.table",
+                expected="a column type that holds the new values, changed by hand",
+            )
+        self.conn.exec_driver_sql(sql)
+
+    def _create(self, table: TableName, schema: pa.Schema, keys: tuple[str, ...]) -> None:
+        keys = tuple(key for key in keys if key in schema.names)
+        columns = [
+            sa.Column(
+                field.name,
+                column_type(field, self.dialect, key=field.name in keys),
+                nullable=field.nullable and field.name not in keys,
+            )
+            for field in schema
+        ]
+        if keys:
+            columns.append(sa.PrimaryKeyConstraint(*keys))  # type: ignore[arg-type]
+        sa.Table(table.name, sa.MetaData(), *columns, schema=table.schema).create(self.conn)
+        self._known[table] = set(schema.names)
+
+    def _fit_stage(self, schema: pa.Schema, widened: list[pa.Field] | None = None) -> None:
+        """Create this run's stage for `schema` (with an ordinal column: which row came last),
+        or add the columns it lacks."""
+        assert self.context is not None
+        table = self._table()
+        if self._stage is None:
+            self._stage = table.sibling(staging_name(table.name, self.context.recipe_name))
+            self._drop(self.conn, self._stage)
+            self._create(
+                self._stage, schema.append(pa.field(ORDINAL, pa.int64(), nullable=False)), ()
+            )
+            self._stage_schema = schema
+            return
+        assert self._stage_schema is not None
+        self._fit(self._stage, schema, widened=widened)
+        merged = list(self._stage_schema)
+        known = {field.name: index for index, field in enumerate(merged)}
+        for field in schema:
+            if field.name in known:
+                merged[known[field.name]] = field
+            else:
+                merged.append(field)
+        self._stage_schema = pa.schema(merged)
+
+    # -- destination: writes -----------------------------------------------------------
+    def write_batch(self, batch: Any, state: State) -> None:
+        assert self.context is not None
+        data: pa.RecordBatch = batch.to_arrow()
+        if data.num_rows == 0:
+            return
+        mode = self.context.write_mode
+        keys = self.context.merge_keys
+        if mode == "merge":
+            missing = [key for key in keys if key not in data.schema.names]
+            if missing:
+                raise ConnectorError(
+                    f"merge key {missing[0]!r} is not a column of the incoming rows",
+                    key="destination.merge_keys",
+                    value=missing[0],
+                    expected=f"one of {data.schema.names}",
+                )
+        if self.context.dedup_sort is not None:
+            raise ConnectorError(
+                "the `sql` connector merges by read order only (the row read last wins)",
+                key="destination.dedup_sort",
+                expected="no `dedup_sort` with a `sql` destination",
+            )
+        try:
+            if self._uses_stage():
+                if self._stage is None or not self._known.get(self._stage, set()).issuperset(
+                    data.schema.names
+                ):
+                    if mode != "overwrite" or not self._transactional_ddl():
+                        self._fit(self._table(), data.schema, keys)
+                    self._fit_stage(data.schema)
+                assert self._stage is not None
+                self._insert(self._stage, data, ordinal=True)
+            else:
+                table = self._table()
+                if not self._known.get(table, set()).issuperset(data.schema.names):
+                    self._fit(table, data.schema, keys)
+                self._insert(table, data)
+        except sa.exc.SQLAlchemyError as exc:
+            self.abort()
+            raise self._error(f"{mode} write", exc) from exc
+
+    def _insert(self, table: TableName, data: pa.RecordBatch, *, ordinal: bool = False) -> None:
+        """`INSERT … VALUES` the batch's rows, bound in one `executemany`."""
+        names = list(data.schema.names)
+        columns = [bind_type(column_type(field, self.dialect)) for field in data.schema]
+        values = [python_values(data.column(i), self.dialect) for i in range(data.num_columns)]
+        if ordinal:
+            names.append(ORDINAL)
+            columns.append(sa.BigInteger())
+            values.append(list(range(self._ordinal, self._ordinal + data.num_rows)))
+            self._ordinal += data.num_rows
+        # Bound by position (`p0`, `p1`, …): column names need not be valid parameter names.
+        target = sa.table(table.name, *(sa.column(n) for n in names), schema=table.schema)
+        stmt = target.insert().values(
+            {
+                name: sa.bindparam(f"p{i}", type_=kind)
+                for i, (name, kind) in enumerate(zip(names, columns, strict=True))
+            }
+        )
+        keys = [f"p{i}" for i in range(len(names))]
+        rows = [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
+        self.conn.execute(stmt, rows)
+
+    def commit(self, state: State) -> None:
+        assert self.context is not None
+        try:
+            mode = self.context.write_mode
+            if mode == "overwrite":
+                self._replace_target()
+            elif self._stage is not None:
+                self._move_stage(mode == "merge")
+            if self._stage is not None:
+                self.conn.exec_driver_sql(f"DELETE FROM {self._sql(self._stage)}")
+            self._save_state(state)
+            self.conn.commit()
+        except sa.exc.SQLAlchemyError as exc:
+            self.abort()
+            raise self._error("commit", exc) from exc
+        self._ordinal = 0
+
+    def _latest(self, columns: list[str]) -> str:
+        """SELECT of the stage's rows, only the last one staged of each merge key."""
+        assert self.context is not None and self._stage is not None
+        stage = self._sql(self._stage)
+        column_list = ", ".join(f"s.{self._q(name)}" for name in columns)
+        keys = self.context.merge_keys
+        sql = f"SELECT {column_list} FROM {stage} s"
+        if keys:
+            match = " AND ".join(f"n.{self._q(k)} = s.{self._q(k)}" for k in keys)
+            ordinal = self._q(ORDINAL)
+            sql += (
+                f" WHERE NOT EXISTS (SELECT 1 FROM {stage} n WHERE {match} "
+                f"AND n.{ordinal} > s.{ordinal})"
+            )
+        return sql
+
+    def _move_stage(self, merge: bool) -> None:
+        assert self.context is not None and self._stage_schema is not None
+        assert self._stage is not None
+        target = self._sql(self._table())
+        columns = list(self._stage_schema.names)
+        if merge:
+            stage = self._sql(self._stage)
+            match = " AND ".join(
+                f"s.{self._q(k)} = {target}.{self._q(k)}" for k in self.context.merge_keys
+            )
+            self.conn.exec_driver_sql(
+                f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {match})"
+            )
+        column_list = ", ".join(self._q(name) for name in columns)
+        self.conn.exec_driver_sql(f"INSERT INTO {target} ({column_list}) {self._latest(columns)}")
+
+    def _replace_target(self) -> None:
+        """Under overwrite: the target holds exactly the staged rows (none: it is emptied)."""
+        assert self.context is not None
+        table = self._table()
+        if self._stage is None or self._stage_schema is None:
+            if self._exists(table):
+                self.conn.exec_driver_sql(f"DELETE FROM {self._sql(table)}")
+            return
+        if self._transactional_ddl():
+            self._drop(self.conn, table)
+            self._create(table, self._stage_schema, self.context.merge_keys)
+        else:
+            self.conn.exec_driver_sql(f"DELETE FROM {self._sql(table)}")
+        self._move_stage(merge=False)
+
+    def abort(self) -> None:
+        """Roll back, and empty the stage: where DDL commits implicitly, staged rows may have
+        been committed with it."""
+        self._known.clear()
+        self._ordinal = 0
+        if self.conn is None:
+            return
+        try:
+            self.conn.rollback()
+            if self._stage is not None and self._exists(self._stage):
+                self.conn.exec_driver_sql(f"DELETE FROM {self._sql(self._stage)}")
+                self.conn.commit()
+            else:
+                self._stage, self._stage_schema = None, None  # rolled back with its creation
+        except sa.exc.SQLAlchemyError:
+            self._stage = None  # a lost connection: `begin` drops it next time
+
+
+def _read_type(sa_type: Any) -> Any:
+    """The type a column is read through; None: its values come raw. Exact decimals and JSON
+    come raw (SQLAlchemy would make floats of SQLite's numbers, and objects of JSON text)."""
+    if sa_type is None or isinstance(sa_type, sa.Numeric | sa.JSON | SqliteDecimal):
+        return None
+    return sa_type
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _transactional_sqlite(engine: Any) -> None:
+    """Make pysqlite's transactions SQLite's own: BEGIN before DDL too (the driver otherwise
+    commits before each CREATE, ALTER and DROP), as SQLAlchemy's documentation shows."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")

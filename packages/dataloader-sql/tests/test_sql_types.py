@@ -1,0 +1,177 @@
+"""Types round-trip through SQLite: rows written by the `sql` destination and read back by the
+`sql` source keep every value (NULLs, unicode, exact decimals, instants, times, bytes), which
+per-column checksums compare; and reads of tables SQLite made itself get their declared types."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from conftest import Sqlite, read_table
+
+ROWS: list[dict[str, Any]] = [
+    {
+        "id": 1,
+        "small": 7,
+        "amount": "12345678901234567890123456789.123456789",
+        "price": "0.10",
+        "ratio": 0.1,
+        "name": "Zoë 🚀 naïve",
+        "flag": True,
+        "day": "2024-02-29",
+        "at": "2024-01-01T00:00:00.123456+00:00",
+        "local": "1999-12-31T23:59:59.999999",
+        "clock": time(23, 59, 59, 1),
+        "blob": b"hello\x00",
+    },
+    {
+        "id": 2,
+        "small": -7,
+        "amount": "-0.000000001",
+        "price": "99999999.99",
+        "ratio": -1.5e300,
+        "name": "",
+        "flag": False,
+        "day": "1970-01-01",
+        "at": "2038-01-19T03:14:08+02:00",
+        "local": "2024-06-01T12:00:00",
+        "clock": time(0, 0),
+        "blob": b"",
+    },
+    {key: None for key in ("small", "amount", "price", "ratio", "name", "flag", "day", "at")}
+    | {"id": 3, "local": None, "clock": None, "blob": None},
+]
+CASTS = {
+    "small": "int16",
+    "amount": "decimal(38,9)",
+    "price": "decimal(10,2)",
+    "day": "date",
+    "at": {"type": "datetime", "timezone": "UTC"},
+    "local": "datetime",
+}
+EXPECTED = {
+    "id": pa.int64(),
+    "small": pa.int16(),
+    "amount": pa.decimal128(38, 9),
+    "price": pa.decimal128(10, 2),
+    "ratio": pa.float64(),
+    "name": pa.string(),
+    "flag": pa.bool_(),
+    "day": pa.date32(),
+    "at": pa.timestamp("us", tz="UTC"),
+    "local": pa.timestamp("us"),
+    "clock": pa.time64("us"),
+    "blob": pa.binary(),
+}
+
+
+def checksums(table: pa.Table) -> dict[str, str]:
+    """One digest per column over its values in `id` order (NULLs included)."""
+    table = table.sort_by("id")
+    return {
+        name: hashlib.sha256(repr(table.column(name).to_pylist()).encode()).hexdigest()
+        for name in table.column_names
+    }
+
+
+def load(run: Any, rows_source: str, sqlite_db: Sqlite, table: str) -> None:
+    recipe = {
+        "name": f"types_{table}",
+        "source": {"type": rows_source, "batches": [ROWS[:1], ROWS[1:]]},
+        "transform": {"steps": [{"type": "cast", "columns": CASTS}]},
+        "destination": sqlite_db.destination(table),
+    }
+    assert run(recipe).status == "success"
+
+
+def test_every_type_round_trips_with_its_values(
+    run: Any, rows_source: str, sqlite_db: Sqlite
+) -> None:
+    load(run, rows_source, sqlite_db, "typed")
+    loaded = read_table(sqlite_db.url, "typed")
+    for name, kind in EXPECTED.items():
+        assert loaded.schema.field(name).type == kind, name
+    values = loaded.sort_by("id").to_pylist()
+    assert values[0]["amount"] == Decimal("12345678901234567890123456789.123456789")
+    assert values[1]["amount"] == Decimal("-0.000000001")
+    assert values[0]["price"] == Decimal("0.10")
+    assert values[0]["name"] == "Zoë 🚀 naïve"
+    assert values[0]["at"] == datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    assert values[1]["at"] == datetime(2038, 1, 19, 1, 14, 8, tzinfo=UTC)
+    assert values[0]["local"] == datetime(1999, 12, 31, 23, 59, 59, 999999)
+    assert values[0]["day"] == date(2024, 2, 29)
+    assert values[0]["clock"] == time(23, 59, 59, 1)
+    assert values[1]["ratio"] == -1.5e300
+    assert all(value is None for key, value in values[2].items() if key != "id")
+    # Decimals are stored as their digits: exact, whatever their size.
+    assert sqlite_db.query("SELECT amount, typeof(amount) FROM typed WHERE id = 1") == [
+        ("12345678901234567890123456789.123456789", "text")
+    ]
+
+
+def test_a_second_hop_through_the_source_keeps_every_checksum(
+    run: Any, rows_source: str, sqlite_db: Sqlite
+) -> None:
+    load(run, rows_source, sqlite_db, "first")
+    recipe = {
+        "name": "hop",
+        "source": sqlite_db.source(table="first"),
+        "destination": sqlite_db.destination("second"),
+        "runtime": {"batch_size": 1},
+    }
+    assert run(recipe).rows_written == 3
+    first, second = read_table(sqlite_db.url, "first"), read_table(sqlite_db.url, "second")
+    assert first.schema == second.schema
+    assert checksums(first) == checksums(second)
+
+
+def test_tables_sqlite_made_itself_read_with_their_declared_types(sqlite_db: Sqlite) -> None:
+    sqlite_db.execute(
+        "CREATE TABLE native (i INTEGER, b BIGINT, n NUMERIC(12, 2), r REAL, t TEXT, "
+        "v VARCHAR(10), d DATE, ts DATETIME, z TIMESTAMP, bo BOOLEAN, bl BLOB, j JSON, odd GEOMETRY)"
+    )
+    sqlite_db.execute(
+        "INSERT INTO native VALUES (9007199254740993, 2, 12.25, 0.5, 'x', 'y', '2024-01-02', "
+        "'2024-01-02 03:04:05.000006', '2024-01-02 03:04:05', 1, x'00ff', '{\"a\": [1, 2]}', 'POINT(1 2)')"
+    )
+    table = read_table(sqlite_db.url, "native")
+    assert table.schema.types == [
+        pa.int64(),
+        pa.int64(),
+        pa.decimal128(12, 2),
+        pa.float64(),
+        pa.string(),
+        pa.string(),
+        pa.date32(),
+        pa.timestamp("us"),
+        pa.timestamp("us", tz="UTC"),
+        pa.bool_(),
+        pa.binary(),
+        pa.string(),
+        pa.string(),
+    ]
+    [row] = table.to_pylist()
+    assert row["i"] == 9007199254740993
+    assert row["n"] == Decimal("12.25")
+    assert row["ts"] == datetime(2024, 1, 2, 3, 4, 5, 6)
+    assert row["z"] == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert row["bl"] == b"\x00\xff"
+    assert row["j"] == '{"a": [1, 2]}'
+    assert row["odd"] == "POINT(1 2)"  # an unknown type: its text
+
+
+def test_a_query_is_typed_by_its_values(sqlite_db: Sqlite) -> None:
+    sqlite_db.execute("CREATE TABLE q (id INTEGER, name TEXT)")
+    sqlite_db.execute("INSERT INTO q VALUES (1, 'a'), (2, NULL)")
+    table = read_table(
+        sqlite_db.url, query="SELECT id, name, id * 1.5 AS scaled FROM q ORDER BY id"
+    )
+    assert table.schema.types == [pa.int64(), pa.string(), pa.float64()]
+    assert table.to_pylist() == [
+        {"id": 1, "name": "a", "scaled": 1.5},
+        {"id": 2, "name": None, "scaled": 3.0},
+    ]
