@@ -64,7 +64,7 @@ def _literal(value: Any) -> str:
 def compile_statement(clause: Any) -> Statement:
     """Compile a SQLAlchemy clause with the Redshift dialect."""
     compiled = clause.compile(dialect=dialect())
-    names = compiled.positiontup or []
+    names = getattr(compiled, "positiontup", None) or []
     return Statement(str(compiled).strip(), tuple(compiled.params[name] for name in names))
 
 
