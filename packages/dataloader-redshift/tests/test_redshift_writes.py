@@ -138,3 +138,14 @@ def test_new_columns_are_added_to_the_table(
         (1, None),
         (2, "Oslo"),
     ]
+
+
+def test_merge_with_dedup_sort_keeps_a_stored_row_that_wins(
+    warehouse: Any, rows_source: str, run: Callable[..., RunResult]
+) -> None:
+    keys = {"merge_keys": ["id"], "dedup_sort": {"column": "version"}}
+    stored = [{"id": 1, "name": "v5", "version": 5}, {"id": 2, "name": "v1", "version": 1}]
+    run(recipe(rows_source, warehouse, [stored], "merge", **keys))
+    incoming = [{"id": 1, "name": "v3", "version": 3}, {"id": 2, "name": "v2", "version": 2}]
+    run(recipe(rows_source, warehouse, [incoming], "merge", **keys))
+    assert rows(warehouse) == [(1, "v5"), (2, "v2")]

@@ -461,8 +461,8 @@ class RedshiftConnector(BaseConnector):
         columns = list(self._schema.names)
         keys = list(self.context.merge_keys)
         mode = self.context.write_mode
+        order = self.context.merge_order(columns) if keys else None
         if keys:
-            order = self.context.merge_order(columns)
             ranking = ([order.sort_key()] if order else []) + [f"{quote_identifier(ORDINAL)} DESC"]
             for statement in sql.dedup_stage(stage, [*columns, ORDINAL], keys, ", ".join(ranking)):
                 self._run(statement)
@@ -470,8 +470,10 @@ class RedshiftConnector(BaseConnector):
             self._replace(target, stage)
         else:
             if mode == "merge":
-                self._run(sql.delete_matching(target, stage, columns, keys))
-            self._run(sql.append_from_stage(target, stage, columns))
+                self._run(sql.delete_matching(target, stage, columns, keys, order))
+            # With dedup_sort, a stored row that wins against the staged one stays.
+            kept = keys if mode == "merge" and order is not None else ()
+            self._run(sql.append_from_stage(target, stage, columns, kept))
         self._run(sql.drop_table(stage))
 
     def _replace(self, target: TableName, stage: TableName | None) -> None:

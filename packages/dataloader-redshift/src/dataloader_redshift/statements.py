@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataloader.sql import STATE_TABLE, TableName
+from dataloader.sql import STATE_TABLE, MergeOrder, TableName
 from dataloader_redshift.config import RedshiftStaging
 from dataloader_redshift.types import column_type
 
@@ -78,7 +78,13 @@ def table_of(name: TableName, schema: pa.Schema, *, temporary: bool = False) -> 
     ]
     prefixes = ["TEMPORARY"] if temporary else []
     return sa.Table(
-        name.name, sa.MetaData(), *columns, schema=name.schema, prefixes=prefixes, quote=True
+        name.name,
+        sa.MetaData(),
+        *columns,
+        schema=name.schema,
+        prefixes=prefixes,
+        quote=True,
+        quote_schema=True,
     )
 
 
@@ -168,26 +174,43 @@ def credentials(staging: RedshiftStaging) -> dict[str, Any]:
     return keys
 
 
-def append_from_stage(target: TableName, stage: TableName, columns: Sequence[str]) -> Statement:
-    """`INSERT INTO target (cols) SELECT cols FROM stage`."""
+def append_from_stage(
+    target: TableName, stage: TableName, columns: Sequence[str], unless_keys: Sequence[str] = ()
+) -> Statement:
+    """`INSERT INTO target (cols) SELECT cols FROM stage`; with `unless_keys`, only the rows
+    whose key the target does not hold (`WHERE NOT EXISTS`)."""
     import sqlalchemy as sa
 
     target_table = _bare(target, columns)
     stage_table = _bare(stage, columns)
     select = sa.select(*[stage_table.c[name] for name in columns])
+    if unless_keys:
+        same = sa.and_(*[target_table.c[key] == stage_table.c[key] for key in unless_keys])
+        select = select.where(~sa.exists().where(same))
     return compile_statement(sa.insert(target_table).from_select(list(columns), select))
 
 
 def delete_matching(
-    target: TableName, stage: TableName, columns: Sequence[str], keys: Sequence[str]
+    target: TableName,
+    stage: TableName,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    order: MergeOrder | None = None,
 ) -> Statement:
     """`DELETE FROM target USING stage WHERE target.k = stage.k AND …`: Redshift's staging-table
-    merge, step one (the rows the stage replaces)."""
+    merge, step one (the rows the stage replaces). With `order` (`dedup_sort`), only the stored
+    rows the staged one wins against."""
     import sqlalchemy as sa
 
     target_table = _bare(target, columns)
     stage_table = _bare(stage, columns)
     condition = sa.and_(*[target_table.c[key] == stage_table.c[key] for key in keys])
+    if order is not None:
+        preparer = dialect().identifier_preparer
+        wins = order.replaces(
+            preparer.format_table(stage_table), preparer.format_table(target_table)
+        )
+        condition = sa.and_(condition, sa.text(wins))
     return compile_statement(sa.delete(target_table).where(condition))
 
 
@@ -234,6 +257,7 @@ def _bare(name: TableName, columns: Sequence[str]) -> Any:
         *[sa.Column(column, quote=True) for column in columns],
         schema=name.schema,
         quote=True,
+        quote_schema=True,
     )
 
 
