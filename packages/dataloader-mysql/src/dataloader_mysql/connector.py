@@ -670,7 +670,7 @@ class MySQLConnector(BaseConnector):
                 self._replacement = self._replacement or self._sibling(":new")
                 self._fit_stage(self._replacement, plan.target, ordinal=False)
             else:
-                widened = {change.column for change in plan.widened()}
+                widened = {field.name for field in plan.widened()}
                 self._fit_target(plan.target, widened)
         except pymysql.err.MySQLError as exc:
             raise self._error("schema change", exc) from exc
