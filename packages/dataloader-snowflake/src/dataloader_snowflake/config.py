@@ -115,6 +115,7 @@ class SnowflakeConfig(TableOrQueryConfig):
             "schema": self.schema_,
             "login_timeout": self.login_timeout,
             "application": "dataloader",
+            "paramstyle": "qmark",
             "session_parameters": {
                 "TIMEZONE": "UTC",
                 "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,7 @@ from dataloader_snowflake.types import (
     to_stageable,
 )
 
+log = logging.getLogger(__name__)
 STATE_TABLE = "_DATALOADER_STATE"  # upper case: Snowflake's unquoted name resolves to it
 ORDINAL = "__dl_ordinal"
 
@@ -107,10 +109,12 @@ class SnowflakeConnector(BaseConnector):
             key=f"{role}.table" if self.config.table else f"{role}.query",
         )
 
-    def _execute(self, sql: str) -> Any:
+    def _execute(self, sql: str, params: tuple[Any, ...] | None = None) -> Any:
+        """Run `sql`; `params` are bound by the server (`?` placeholders), never spliced into
+        the SQL text."""
         self.executed.append(sql)
         cursor = self.conn.cursor()
-        cursor.execute(sql)
+        cursor.execute(sql, params)
         return cursor
 
     # -- names ------------------------------------------------------------------------
@@ -143,9 +147,10 @@ class SnowflakeConnector(BaseConnector):
     def _arrow_type_of(self, column: str) -> pa.DataType:
         """The Arrow type the read gives `column`, from a one-row probe of the relation."""
         cursor = self._execute(f"SELECT {quote_identifier(column)} FROM {self._relation()} LIMIT 1")
-        table = cursor.fetch_arrow_all()
-        if table is None:  # no rows: any bound reads nothing anyway
+        if not cursor.rowcount:  # no rows: any bound reads nothing anyway
             return pa.string()
+        # fetch_arrow_all concatenates with the connector's pandas-gated pyarrow: not here.
+        table = next(iter(cursor.fetch_arrow_batches(force_microsecond_precision=True)))
         return from_snowflake(table).schema.field(0).type
 
     def _source_query(self, state: State) -> str:
@@ -189,7 +194,11 @@ class SnowflakeConnector(BaseConnector):
 
         try:
             cursor = self._execute(self._source_query(state))
-            for table in cursor.fetch_arrow_batches():
+            if not cursor.rowcount:
+                # The connector builds an empty result's Arrow schema with pandas, which is
+                # not a dependency: an empty read yields no batch instead.
+                return
+            for table in cursor.fetch_arrow_batches(force_microsecond_precision=True):
                 for batch in from_snowflake(table).to_batches(self.context.batch_size):
                     if batch.num_rows:
                         yield ArrowBatch(batch, {"source": "snowflake"})
@@ -216,8 +225,8 @@ class SnowflakeConnector(BaseConnector):
         if not self._exists(self._state_table()):
             return None
         rows = self._execute(
-            f"SELECT STATE FROM {self._state_table().sql()} "
-            f"WHERE RECIPE = {literal(self.context.recipe_name)}"
+            f"SELECT STATE FROM {self._state_table().sql()} WHERE RECIPE = ?",
+            (self.context.recipe_name,),
         ).fetchall()
         return State.from_dict(json.loads(rows[0][0])) if rows else None
 
@@ -225,8 +234,8 @@ class SnowflakeConnector(BaseConnector):
         assert self.context is not None
         if self._exists(self._state_table()):
             self._execute(
-                f"DELETE FROM {self._state_table().sql()} "
-                f"WHERE RECIPE = {literal(self.context.recipe_name)}"
+                f"DELETE FROM {self._state_table().sql()} WHERE RECIPE = ?",
+                (self.context.recipe_name,),
             )
 
     def _ensure_state_table(self) -> None:
@@ -240,12 +249,11 @@ class SnowflakeConnector(BaseConnector):
         """In the open transaction: the recipe's row replaced (DELETE + INSERT)."""
         assert self.context is not None
         table = self._state_table().sql()
-        recipe = literal(self.context.recipe_name)
-        self._execute(f"DELETE FROM {table} WHERE RECIPE = {recipe}")
-        document = literal(json.dumps(state.progress()))
+        recipe = self.context.recipe_name
+        self._execute(f"DELETE FROM {table} WHERE RECIPE = ?", (recipe,))
         self._execute(
-            f"INSERT INTO {table} (RECIPE, STATE, UPDATED_AT) "
-            f"VALUES ({recipe}, {document}, CURRENT_TIMESTAMP())"
+            f"INSERT INTO {table} (RECIPE, STATE, UPDATED_AT) VALUES (?, ?, CURRENT_TIMESTAMP())",
+            (recipe, json.dumps(state.progress())),
         )
 
     # -- destination: writes -----------------------------------------------------------
@@ -549,11 +557,22 @@ class SnowflakeConnector(BaseConnector):
                 self._s3().delete_objects(
                     Bucket=bucket, Delete={"Objects": [{"Key": key} for key in files]}
                 )
-        elif self._stage_name is not None:
-            # Dropping an internal stage removes its files; the next write makes a new one.
-            with contextlib.suppress(Exception):
-                self._execute(f"DROP STAGE IF EXISTS {self._stage_name}")
-            self._stage_name = None
+        elif self._stage_name is not None and files:
+            # The temporary stage goes with the session anyway: a REMOVE that fails is only
+            # reported (fakesnow cannot run REMOVE).
+            try:
+                self._execute(self.remove_sql())
+            except Exception as exc:
+                log.warning(
+                    "staged files under %s could not be removed (they go with the session's "
+                    "temporary stage): %s",
+                    self._stage_name,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                )
+
+    def remove_sql(self) -> str:
+        """The REMOVE of this run's files in the internal stage."""
+        return f"REMOVE @{self._stage_name}/{self._run_prefix()}/"
 
     def abort(self) -> None:
         if self.conn is not None:

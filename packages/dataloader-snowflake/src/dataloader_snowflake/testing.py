@@ -41,7 +41,7 @@ class FakeSnowflake:
         return {
             "account": self.server["account"],
             "user": self.server["user"],
-            "password": self.server["password"],
+            "password": "fakesnow-accepts-any-password",
             "database": self.database,
             "schema": "PUBLIC",
             "host": self.server["host"],
