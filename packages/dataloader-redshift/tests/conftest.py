@@ -75,6 +75,12 @@ def warehouse(postgres_server: PostgresServer, postgres_database: str) -> Iterat
 
 
 @pytest.fixture
+def stand_in() -> type[PostgresStandIn]:
+    """The stand-in class, for tests that register a subclass of it as `redshift`."""
+    return PostgresStandIn
+
+
+@pytest.fixture
 def rows_source() -> Iterator[str]:
     """An in-process source yielding the batches it is configured with."""
     name = "dl_redshift_test_rows"

@@ -55,8 +55,9 @@ class RedshiftConnector(BaseConnector):
         self._schema: pa.Schema | None = None  # the table's columns, as planned
         self._stage: TableName | None = None  # created in the open transaction
         self._ordinal = 0
-        self._commits = 0  # commits of this run: the S3 folder of the next one
+        self._loads = 0  # COPYs of this run: the S3 folder of the next one is `load-<n>`
         self._uploaded = 0  # objects in that folder
+        self._copied: list[str] = []  # folders COPYed in the open transaction
         self._replaced = False  # overwrite: the table was replaced by a commit of this run
         self._started_from: str | None = None  # the state document this run began from
 
@@ -101,9 +102,7 @@ class RedshiftConnector(BaseConnector):
             self._s3 = S3Staging(self.config.staging, context.recipe_name, context.run_id)
 
     def close(self) -> None:
-        if self._s3 is not None and self._uploaded:
-            with contextlib.suppress(Exception):
-                self._s3.remove(self._part())
+        self._remove_staged()
         if self.conn is None:
             return
         connection, self.conn = self.conn, None
@@ -394,17 +393,34 @@ class RedshiftConnector(BaseConnector):
                 raise self._error("insert", exc, statement) from exc
 
     def _part(self) -> str:
-        return f"commit-{self._commits:06d}"
+        return f"load-{self._loads:06d}"
 
     def _load_uploads(self) -> None:
-        """COPY this commit's uploaded Parquet files into the stage; they are then deleted
-        after the commit."""
+        """COPY the Parquet files uploaded since the last COPY into the stage. They are
+        deleted after the commit (or the abort)."""
         if self._s3 is None or not self._uploaded or self.config.staging is None:
             return
         stage = self._ensure_stage()
-        self._run(sql.copy_parquet(stage, self._s3.location(self._part()), self.config.staging))
-        self._s3.remove(self._part())
+        part = self._part()
+        self._copied.append(part)
+        self._loads += 1
         self._uploaded = 0
+        self._run(sql.copy_parquet(stage, self._s3.location(part), self.config.staging))
+
+    def _remove_staged(self) -> None:
+        """Delete the staged objects of the transaction (COPYed or not): after its commit,
+        abort, or the connector's close. A failure to delete fails nothing: the run's folder
+        is then left for an S3 lifecycle rule."""
+        if self._s3 is None:
+            return
+        parts = self._copied + ([self._part()] if self._uploaded else [])
+        self._copied = []
+        if self._uploaded:
+            self._loads += 1
+            self._uploaded = 0
+        for part in parts:
+            with contextlib.suppress(Exception):
+                self._s3.remove(part)
 
     def commit(self, state: State) -> None:
         assert self.context is not None
@@ -432,7 +448,7 @@ class RedshiftConnector(BaseConnector):
             raise
         self._started_from = json.dumps(state.progress())
         self._stage = None
-        self._commits += 1
+        self._remove_staged()
         if self.context.write_mode == "overwrite":
             self._replaced = True
 
@@ -492,10 +508,7 @@ class RedshiftConnector(BaseConnector):
             with contextlib.suppress(Exception):
                 self.conn.rollback()
         self._stage = None  # a temporary table created in the transaction: gone
-        if self._s3 is not None and self._uploaded:
-            with contextlib.suppress(Exception):
-                self._s3.remove(self._part())
-            self._uploaded = 0
+        self._remove_staged()
 
 
 def _text(value: Any) -> str:

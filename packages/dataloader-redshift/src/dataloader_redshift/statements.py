@@ -129,12 +129,12 @@ def copy_parquet(stage: TableName, location: str, staging: RedshiftStaging) -> S
     Parquet columns are matched by position to the stage's columns, which are created in the
     batch's column order.
     """
-    from sqlalchemy_redshift.commands import CopyCommand
+    from sqlalchemy_redshift.commands import CopyCommand, Format
 
     command = CopyCommand(
         table_of(stage, pa.schema([])),
         data_location=location,
-        format="PARQUET",
+        format=Format.parquet,
         region=staging.region,
         **credentials(staging),
     )
@@ -147,12 +147,12 @@ def unload_parquet(
     """`UNLOAD ('query') TO 's3://…' CREDENTIALS '…' FORMAT AS PARQUET ALLOWOVERWRITE`, and
     `PARALLEL OFF` when the files must hold the rows in the query's order."""
     import sqlalchemy as sa
-    from sqlalchemy_redshift.commands import UnloadFromSelect
+    from sqlalchemy_redshift.commands import Format, UnloadFromSelect
 
     command = UnloadFromSelect(
         sa.text(query.replace(":", "\\:")),  # a colon is text, not a bind parameter
         location,
-        format="PARQUET",
+        format=Format.parquet,
         allow_overwrite=True,
         parallel=parallel,
         region=staging.region,
