@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +42,13 @@ class S3Stage(BaseModel):
     def _check(self) -> S3Stage:
         if not self.url.startswith("s3://") or len(self.url) <= len("s3://"):
             raise ValueError(f"`url` must be s3://bucket/prefix, got {self.url!r}")
+        if self.storage_integration is not None and not re.fullmatch(
+            r"[A-Za-z_][A-Za-z0-9_$]*", self.storage_integration
+        ):
+            raise ValueError(
+                f"`storage_integration` must be an unquoted Snowflake identifier, got "
+                f"{self.storage_integration!r}"
+            )
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
             raise ValueError(
                 "give both `aws_access_key_id` and `aws_secret_access_key`, or neither"

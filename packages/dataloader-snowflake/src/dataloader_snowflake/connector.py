@@ -384,9 +384,10 @@ class SnowflakeConnector(BaseConnector):
         options = "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
         if isinstance(stage, S3Stage):
             bucket, _ = stage.bucket_and_prefix()
-            source = literal(f"s3://{bucket}/{staged}")
+            folder, _, name = staged.rpartition("/")
+            source = literal(f"s3://{bucket}/{folder}/")
             if stage.storage_integration:
-                access = f" STORAGE_INTEGRATION = {quote_identifier(stage.storage_integration)}"
+                access = f" STORAGE_INTEGRATION = {stage.storage_integration}"
             elif stage.aws_access_key_id and stage.aws_secret_access_key:
                 token = (
                     f" AWS_TOKEN = {literal(stage.aws_session_token.get_secret_value())}"
@@ -400,14 +401,17 @@ class SnowflakeConnector(BaseConnector):
                 )
             else:
                 access = ""  # a bucket Snowflake can read without credentials
-            return f"COPY INTO {self._staging.sql()} FROM {source}{access} {options}"
+            return (
+                f"COPY INTO {self._staging.sql()} FROM {source}{access} "
+                f"FILES = ({literal(name)}) {options}"
+            )
         return f"COPY INTO {self._staging.sql()} FROM @{self._stage_name}/{staged} {options}"
 
     def _execute_copy(self, sql: str) -> Any:
         """Run a COPY whose text may hold credentials: `executed` records it masked."""
+        self.executed.append(self.masked(sql))
         cursor = self.conn.cursor()
         cursor.execute(sql)
-        self.executed.append(self.masked(sql))
         return cursor
 
     def masked(self, sql: str) -> str:
