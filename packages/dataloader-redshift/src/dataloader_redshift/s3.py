@@ -51,7 +51,7 @@ class S3Staging:
     def upload(self, part: str, name: str, table: pa.Table) -> str:
         """Write `table` as the Parquet object `<part>/<name>.parquet`; its key."""
         sink = io.BytesIO()
-        pq.write_table(table, sink, compression="zstd")
+        pq.write_table(table, sink, compression="snappy")  # a codec COPY reads
         key = f"{self.folder}/{part}/{name}.parquet"
         self.client.put_object(Bucket=self.staging.bucket, Key=key, Body=sink.getvalue())
         return key

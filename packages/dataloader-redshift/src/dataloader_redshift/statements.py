@@ -124,10 +124,11 @@ def insert_values(stage: TableName, schema: pa.Schema, rows: int) -> Statement:
 
 
 def copy_parquet(stage: TableName, location: str, staging: RedshiftStaging) -> Statement:
-    """`COPY stage FROM 's3://…' WITH CREDENTIALS AS '…' FORMAT AS PARQUET [REGION '…']`.
+    """`COPY stage FROM 's3://…' WITH CREDENTIALS AS '…' FORMAT AS PARQUET`.
 
-    Parquet columns are matched by position to the stage's columns, which are created in the
-    batch's column order.
+    Redshift matches Parquet columns to the stage's by position (the files hold every column
+    of the stage, in its order), and refuses REGION for columnar formats: the bucket must be
+    in the cluster's region.
     """
     from sqlalchemy_redshift.commands import CopyCommand, Format
 
@@ -135,7 +136,6 @@ def copy_parquet(stage: TableName, location: str, staging: RedshiftStaging) -> S
         table_of(stage, pa.schema([])),
         data_location=location,
         format=Format.parquet,
-        region=staging.region,
         **credentials(staging),
     )
     return compile_statement(command)
