@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from dataloader.connectors import DESTINATION_ONLY, SOURCE_ONLY, TableOrQueryConfig
 
@@ -93,6 +93,12 @@ class SnowflakeConfig(TableOrQueryConfig):
     port: int | None = None
     protocol: Literal["https", "http"] = "https"
     login_timeout: int = 60
+
+    @field_validator("role", "warehouse", "host", "port", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """An empty value (an unset environment variable in a template) means the default."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _one_authentication(self) -> SnowflakeConfig:
