@@ -157,9 +157,10 @@ class RedshiftConnector(BaseConnector):
         asks) as bound parameters, ordered by the cursor column."""
         assert self.context is not None
         incremental = self.context.incremental
-        text = f"SELECT * FROM {self._relation()}"
         if incremental is None:
-            return Statement(text)
+            return Statement(f"SELECT * FROM {self._relation()}")
+        # The driver formats the text with the window's values: a `%` of the query is doubled.
+        text = f"SELECT * FROM {self._relation().replace('%', '%%')}"
         if incremental.strategy != "cursor":
             raise ConnectorError(
                 "Redshift sources support the `cursor` incremental strategy only",
@@ -193,8 +194,7 @@ class RedshiftConnector(BaseConnector):
                 missing += f" OR {column} = 'NaN'"
             text += f" WHERE (({' AND '.join(parts)}) OR {missing})"
         text += f" ORDER BY {column} NULLS FIRST"
-        # With parameters, the driver formats the text: a `%` of the query must be doubled.
-        return Statement(text.replace("%", "%%") if params else text, tuple(params))
+        return Statement(text, tuple(params))
 
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
         assert self.context is not None

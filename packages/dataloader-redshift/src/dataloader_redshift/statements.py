@@ -22,6 +22,7 @@ from dataloader_redshift.config import RedshiftStaging
 from dataloader_redshift.types import column_type
 
 STATE_COLUMNS = ("recipe", "state", "updated_at")
+_PLACEHOLDER = re.compile(r"%%|%s")
 _SECRET_IN_CREDENTIALS = re.compile(r"(aws_secret_access_key=|token=)[^;']*")
 
 
@@ -42,11 +43,12 @@ class Statement:
 
     def shown(self) -> str:
         """The statement with its parameters inlined as literals and credentials masked."""
-        parts = self.sql.split("%s")
-        text = parts[0]
-        for value, part in zip(self.params, parts[1:], strict=True):
-            text += _literal(value) + part
-        text = text.replace("%%", "%")
+        text = self.sql
+        if self.params:
+            values = iter(self.params)
+            text = _PLACEHOLDER.sub(
+                lambda match: "%" if match.group() == "%%" else _literal(next(values)), text
+            )
         text = _SECRET_IN_CREDENTIALS.sub(r"\1***", text)
         return "\n".join(line.rstrip() for line in text.strip().splitlines() if line.strip())
 
