@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -131,7 +132,7 @@ def column_text(field: pa.Field, array: pa.Array) -> pa.Array:
     return array.cast(pa.string())
 
 
-def load_file_bytes(batch: pa.RecordBatch) -> bytes:
+def load_file_bytes(batch: pa.RecordBatch) -> pa.Buffer:
     """The batch as the bytes of a `LOAD DATA` file (`LOAD_OPTIONS`), one line per row."""
     columns = [
         escaped(column_text(field, column))
@@ -141,9 +142,9 @@ def load_file_bytes(batch: pa.RecordBatch) -> bytes:
     tab, newline = pa.scalar(b"\t", pa.large_binary()), pa.scalar(b"\n", pa.large_binary())
     lines = pc.binary_join_element_wise(*columns, tab) if len(columns) > 1 else columns[0]
     lines = pc.binary_join_element_wise(lines, empty, newline)
-    offsets = lines.buffers()[1]
-    data = lines.buffers()[2]
-    import numpy as np
-
-    bounds = np.frombuffer(offsets, dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
-    return data.to_pybytes()[int(bounds[0]) : int(bounds[-1])] if data is not None else b""
+    _, offsets, data = lines.buffers()
+    if data is None:
+        return pa.py_buffer(b"")
+    bounds = np.frombuffer(offsets, dtype=np.int64)
+    start, end = int(bounds[lines.offset]), int(bounds[lines.offset + len(lines)])
+    return data.slice(start, end - start)

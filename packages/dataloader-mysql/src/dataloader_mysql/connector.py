@@ -714,7 +714,7 @@ class MySQLConnector(BaseConnector):
         handle, path = tempfile.mkstemp(prefix="dl-mysql-", suffix=".tsv")
         try:
             with os.fdopen(handle, "wb") as file:
-                file.write(content)
+                file.write(memoryview(content))
             columns = ", ".join(quote(name) for name in data.schema.names)
             self._execute(
                 f"LOAD DATA LOCAL INFILE {self._sql_value(path)} INTO TABLE {table_sql(table)} "
