@@ -149,3 +149,33 @@ def test_merge_with_dedup_sort_keeps_a_stored_row_that_wins(
     incoming = [{"id": 1, "name": "v3", "version": 3}, {"id": 2, "name": "v2", "version": 2}]
     run(recipe(rows_source, warehouse, [incoming], "merge", **keys))
     assert rows(warehouse) == [(1, "v5"), (2, "v2")]
+
+
+def test_a_run_refuses_to_commit_after_another_run_of_the_recipe_committed(
+    warehouse: Any, stand_in: type[Any]
+) -> None:
+    from datetime import UTC, datetime
+
+    from dataloader import State
+    from dataloader.context import RunContext
+    from dataloader_redshift.config import RedshiftConfig
+
+    config = RedshiftConfig.model_validate({**warehouse.settings(), "table": "dw.customers"})
+    runs = []
+    for run_id in ("first", "second"):
+        context = RunContext("rs_race", run_id, datetime.now(UTC), role="destination")
+        connector = stand_in(config)
+        connector.open(context)
+        connector.begin(State())
+        runs.append(connector)
+    first, second = runs
+    try:
+        first.commit(State(cursor_values={"id": 1}))
+        with pytest.raises(DataLoaderError, match="another run of recipe 'rs_race' committed"):
+            second.commit(State(cursor_values={"id": 2}))
+        first.commit(State(cursor_values={"id": 3}))  # the first run goes on
+    finally:
+        first.close()
+        second.close()
+    [(document,)] = warehouse.query("SELECT state FROM dw._dataloader_state")
+    assert json.loads(document)["cursor_values"] == {"id": 3}
