@@ -42,6 +42,7 @@ from dataloader_sql.types import (
     SqliteDecimal,
     arrow_type,
     bind_type,
+    column_comment,
     column_type,
     is_mysql,
     python_to_arrow,
@@ -147,7 +148,8 @@ class SqlConnector(BaseConnector):
         return sa.inspect(self.conn).has_table(table.name, schema=table.schema)
 
     def _columns(self, table: TableName) -> list[tuple[str, Any, str | None, bool]]:
-        """Each column of `table`: name, SQLAlchemy type, declared type (SQLite), nullable."""
+        """Each column of `table`: name, SQLAlchemy type, declared type (SQLite) or comment
+        (elsewhere), nullable."""
         columns = sa.inspect(self.conn).get_columns(table.name, schema=table.schema)
         declared: dict[str, str] = {}
         if self.dialect.name == "sqlite":
@@ -155,9 +157,20 @@ class SqlConnector(BaseConnector):
             pragma = f"PRAGMA {prefix}table_info({self._q(table.name)})"
             declared = {row[1]: row[2] for row in self.conn.exec_driver_sql(pragma)}
         return [
-            (c["name"], c["type"], declared.get(c["name"]), bool(c.get("nullable", True)))
+            (
+                c["name"],
+                c["type"],
+                declared.get(c["name"], c.get("comment")),
+                bool(c.get("nullable", True)),
+            )
             for c in columns
         ]
+
+    def _arrow_type(self, sa_type: Any, note: str | None) -> pa.DataType | None:
+        """A column's Arrow type, from its type and its declared type (SQLite) or comment."""
+        if self.dialect.name == "sqlite":
+            return arrow_type(sa_type, self.dialect, declared=note)
+        return arrow_type(sa_type, self.dialect, comment=note)
 
     # -- source ----------------------------------------------------------------------
     def _relation(self) -> str:
@@ -177,8 +190,8 @@ class SqlConnector(BaseConnector):
                 value=self.config.table,
             )
         return {
-            name: (sa_type, arrow_type(sa_type, self.dialect, declared) or pa.string())
-            for name, sa_type, declared, _ in self._columns(table)
+            name: (sa_type, self._arrow_type(sa_type, note) or pa.string())
+            for name, sa_type, note, _ in self._columns(table)
         }
 
     def _probe_type(self, column: str) -> pa.DataType | None:
@@ -373,8 +386,8 @@ class SqlConnector(BaseConnector):
                 or ()
             )
             fields = []
-            for name, sa_type, declared, nullable in self._columns(table):
-                kind = arrow_type(sa_type, self.dialect, declared) or pa.string()
+            for name, sa_type, note, nullable in self._columns(table):
+                kind = self._arrow_type(sa_type, note) or pa.string()
                 metadata: dict[bytes, bytes] = {}
                 if name in keys:
                     metadata[KEY_TAG] = b"primary"
@@ -416,6 +429,9 @@ class SqlConnector(BaseConnector):
         for field in schema:
             if field.name not in existing:
                 spec = column_type(field, self.dialect).compile(dialect=self.dialect)
+                comment = column_comment(field, self.dialect)
+                if comment is not None and is_mysql(self.dialect):
+                    spec += f" COMMENT '{comment}'"
                 self.conn.exec_driver_sql(
                     f"ALTER TABLE {self._sql(table)} ADD COLUMN {self._q(field.name)} {spec}"
                 )
@@ -449,6 +465,7 @@ class SqlConnector(BaseConnector):
                 field.name,
                 column_type(field, self.dialect, key=field.name in keys),
                 nullable=field.nullable and field.name not in keys,
+                comment=column_comment(field, self.dialect),
             )
             for field in schema
         ]
@@ -630,7 +647,7 @@ class SqlConnector(BaseConnector):
 def _read_type(sa_type: Any) -> Any:
     """The type a column is read through; None: its values come raw. Exact decimals and JSON
     come raw (SQLAlchemy would make floats of SQLite's numbers, and objects of JSON text)."""
-    if sa_type is None or isinstance(sa_type, sa.Numeric | sa.JSON | SqliteDecimal):
+    if sa_type is None or isinstance(sa_type, sa.Numeric | sa.Float | sa.JSON | SqliteDecimal):
         return None
     return sa_type
 

@@ -9,6 +9,8 @@ created with (`column_type`) and the values bound for it (`python_values`).
 SQLite has no decimal, time-zone or JSON storage of its own, so on SQLite:
 - decimals live in `DECIMAL_TEXT(p, s)` columns (TEXT affinity: the digits as written, exact);
 - a `TIMESTAMP` column holds UTC instants (read with zone UTC), `DATETIME` wall-clock times.
+On other databases whose timestamps keep no zone (MySQL, MariaDB), instants are stored as UTC
+wall time in a column commented `UTC_COMMENT`, which reads them back as instants.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataloader.schema.types import JSON_TAG, TYPE_TAG, UUID_TAG
 UNCONSTRAINED_DECIMAL = pa.decimal128(38, 9)
 SQLITE_DECIMAL = re.compile(r"^\s*DECIMAL_TEXT\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*$", re.I)
 KEY_STRING_LENGTH = 255  # key columns of text: indexable everywhere (MySQL refuses TEXT keys)
+UTC_COMMENT = "dataloader: UTC instants"
 _ZONES_KEPT = frozenset({"postgresql", "mssql", "oracle"})  # dialects that store an offset
 
 
@@ -55,9 +58,12 @@ def keeps_zones(dialect: Dialect) -> bool:
     return dialect.name in _ZONES_KEPT
 
 
-def arrow_type(sa_type: Any, dialect: Dialect, declared: str | None = None) -> pa.DataType | None:
+def arrow_type(
+    sa_type: Any, dialect: Dialect, declared: str | None = None, comment: str | None = None
+) -> pa.DataType | None:
     """The Arrow type a column of `sa_type` is read as; None when unknown (read as text, or
-    inferred for a query). `declared` is the type as the table declares it (SQLite)."""
+    inferred for a query). `declared` is the type as the table declares it (SQLite), `comment`
+    the column's comment."""
     if declared is not None and dialect.name == "sqlite":
         match = SQLITE_DECIMAL.match(declared)
         if match:
@@ -88,8 +94,10 @@ def arrow_type(sa_type: Any, dialect: Dialect, declared: str | None = None) -> p
             return UNCONSTRAINED_DECIMAL
         return _decimal(sa_type.precision, sa_type.scale or 0)
     if isinstance(sa_type, sa.DateTime):
-        zoned = bool(sa_type.timezone) or (
-            dialect.name == "sqlite" and isinstance(sa_type, sa.TIMESTAMP)
+        zoned = (
+            bool(sa_type.timezone)
+            or comment == UTC_COMMENT
+            or (dialect.name == "sqlite" and isinstance(sa_type, sa.TIMESTAMP))
         )
         return pa.timestamp("us", tz="UTC" if zoned else None)
     if isinstance(sa_type, sa.Date):
@@ -98,11 +106,18 @@ def arrow_type(sa_type: Any, dialect: Dialect, declared: str | None = None) -> p
         return pa.time64("us")
     if isinstance(sa_type, sa.Interval):
         return pa.duration("us")
-    if isinstance(sa_type, sa.LargeBinary | sa.BINARY | sa.VARBINARY):
+    if _python_type(sa_type) is bytes:  # BLOB, BINARY, VARBINARY, MySQL's LONGBLOB, …
         return pa.binary()
     if isinstance(sa_type, sa.JSON | sa.Uuid | sa.String | sa.Enum):
         return pa.string()
     return None
+
+
+def _python_type(sa_type: Any) -> type | None:
+    try:
+        return sa_type.python_type
+    except NotImplementedError:
+        return None
 
 
 def type_tag(sa_type: Any) -> bytes | None:
@@ -175,6 +190,15 @@ def column_type(field: pa.Field, dialect: Dialect, *, key: bool = False) -> Any:
     if pa.types.is_nested(kind) or pa.types.is_dictionary(kind):
         return sa.JSON()  # lists, structs and maps are written as JSON text
     return sa.Text()  # anything else: its text
+
+
+def column_comment(field: pa.Field, dialect: Dialect) -> str | None:
+    """The comment a column for `field` is created with: `UTC_COMMENT` on an instant's column
+    where the database keeps no zone (SQLite says it by the type name instead)."""
+    zoned = pa.types.is_timestamp(field.type) and field.type.tz is not None
+    if zoned and not keeps_zones(dialect) and dialect.name != "sqlite":
+        return UTC_COMMENT
+    return None
 
 
 def bind_type(sa_type: Any) -> Any:

@@ -1,0 +1,204 @@
+"""The generic `sql` connector against the real MariaDB server (`mysql+pymysql://`): types
+round-trip, the three write modes, and — since MariaDB's DDL commits implicitly — a failed
+commit after a column was added mid-run still leaves neither rows nor state; incremental
+reads with ties and code-point text order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from test_sql_types import CASTS, ROWS, checksums
+
+from conftest import read_table
+from dataloader import State
+from dataloader.errors import EngineError
+from dataloader_mysql.testing import MariaDBServer
+from dataloader_sql import SqlConnector
+
+
+class Maria:
+    def __init__(self, server: MariaDBServer, database: str) -> None:
+        self.server, self.database = server, database
+        self.url = server.url(database)
+
+    def destination(self, table: str, write_mode: str = "append", **keys: Any) -> dict[str, Any]:
+        return {"type": "sql", "url": self.url, "table": table, "write_mode": write_mode, **keys}
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        connection = self.server.connect(self.database)
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            connection.close()
+
+    def execute(self, sql: str) -> None:
+        connection = self.server.connect(self.database, autocommit=True)
+        try:
+            connection.cursor().execute(sql)
+        finally:
+            connection.close()
+
+    def tables(self) -> list[str]:
+        return sorted(name for (name,) in self.query("SHOW TABLES"))
+
+
+@pytest.fixture
+def maria(mariadb_server: MariaDBServer, mariadb_database: str) -> Maria:
+    return Maria(mariadb_server, mariadb_database)
+
+
+def test_types_round_trip_through_mariadb(
+    run: Any, rows_source: str, maria: Maria, sqlite_db: Any
+) -> None:
+    for destination in (maria.destination("typed"), sqlite_db.destination("typed")):
+        recipe = {
+            "name": "types",
+            "source": {"type": rows_source, "batches": [ROWS[:1], ROWS[1:]]},
+            "transform": {"steps": [{"type": "cast", "columns": CASTS}]},
+            "destination": destination,
+        }
+        assert run(recipe).status == "success"
+    loaded = read_table(maria.url, "typed")
+    # MariaDB's DATETIME keeps no zone: instants are stored as UTC wall time in a column whose
+    # comment says so, and read back as instants.
+    assert loaded.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    assert loaded.schema.field("amount").type == pa.decimal128(38, 9)
+    assert loaded.schema.field("flag").type == pa.bool_()
+    expected = read_table(sqlite_db.url, "typed")
+    assert checksums(loaded.select(expected.column_names)) == checksums(expected)
+    [row] = [r for r in loaded.to_pylist() if r["id"] == 1]
+    assert row["amount"] == Decimal("12345678901234567890123456789.123456789")
+    assert row["name"] == "Zoë 🚀 naïve"
+    assert row["at"] == datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("mode", ["append", "merge", "overwrite"])
+def test_write_modes(run: Any, rows_source: str, maria: Maria, mode: str) -> None:
+    keys = {"merge_keys": ["id"]} if mode == "merge" else {}
+    destination = maria.destination("t", mode, **keys)
+    first = [[{"id": i, "name": f"a-{i}"} for i in (1, 2, 3)]]
+    second = [[{"id": 3, "name": "b-3"}, {"id": 4, "name": "b-4"}], [{"id": 4, "name": "c-4"}]]
+    for batches in (first, second):
+        run(
+            {
+                "name": f"w_{mode}",
+                "source": {"type": rows_source, "batches": batches},
+                "destination": destination,
+            }
+        )
+    rows = maria.query("SELECT id, name FROM t ORDER BY id, name")
+    assert (
+        rows
+        == {
+            "append": [(1, "a-1"), (2, "a-2"), (3, "a-3"), (3, "b-3"), (4, "b-4"), (4, "c-4")],
+            "merge": [(1, "a-1"), (2, "a-2"), (3, "b-3"), (4, "c-4")],
+            "overwrite": [(3, "b-3"), (4, "b-4"), (4, "c-4")],
+        }[mode]
+    )
+    assert [name for name in maria.tables() if name.startswith("_dl_stage_")] == []
+
+
+class CommitFailed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode", ["append", "merge"])
+def test_a_failed_commit_after_implicitly_committing_ddl_leaves_neither_rows_nor_state(
+    run: Any, rows_source: str, maria: Maria, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    keys = {"merge_keys": ["id"]} if mode == "merge" else {}
+    cursor = {"incremental": {"strategy": "cursor", "cursor_column": "id"}}
+
+    def recipe(batches: list[Any]) -> dict[str, Any]:
+        return {
+            "name": "ddl",
+            "source": {"type": rows_source, "batches": batches, **cursor},
+            "destination": maria.destination("t", mode, **keys),
+            "runtime": {"batch_size": 100},
+        }
+
+    run(recipe([[{"id": 1, "name": "a"}]]))
+    [(saved,)] = maria.query("SELECT state FROM _dataloader_state")
+    original = SqlConnector._save_state
+
+    def failing(self: SqlConnector, state: State) -> None:
+        original(self, state)
+        raise CommitFailed("disk on fire")
+
+    monkeypatch.setattr(SqlConnector, "_save_state", failing)
+    # The second batch brings a new column: its ALTER TABLE commits implicitly mid-run.
+    batches = [[{"id": 2, "name": "b"}], [{"id": 3, "name": "c", "extra": "x"}]]
+    with pytest.raises(EngineError, match="disk on fire"):
+        run(recipe(batches))
+    assert maria.query("SELECT id, name FROM t ORDER BY id") == [(1, "a")]
+    assert maria.query("SELECT state FROM _dataloader_state") == [(saved,)]
+
+    monkeypatch.setattr(SqlConnector, "_save_state", original)
+    run(recipe(batches))
+    assert maria.query("SELECT id, name, extra FROM t ORDER BY id") == [
+        (1, "a", None),
+        (2, "b", None),
+        (3, "c", "x"),
+    ]
+
+
+def test_incremental_reads_from_mariadb_with_ties_and_binary_text_order(
+    run: Any, maria: Maria, sqlite_db: Any
+) -> None:
+    maria.execute("CREATE TABLE src (id INT, code VARCHAR(10), seq INT)")
+    maria.execute(
+        "INSERT INTO src VALUES (1, 'B', 1), (2, 'a', 1), (3, 'Z', 2), (4, 'a', 2), (5, 'b', 2)"
+    )
+    for column in ("seq", "code"):
+        recipe = {
+            "name": f"inc_{column}",
+            "source": {
+                "type": "sql",
+                "url": maria.url,
+                "table": "src",
+                "incremental": {"strategy": "cursor", "cursor_column": column},
+            },
+            "destination": sqlite_db.destination(f"dst_{column}"),
+            "runtime": {"batch_size": 2},
+        }
+        assert run(recipe).rows_written == 5
+    maria.execute("INSERT INTO src VALUES (6, 'A', 2), (7, 'b', 3), (8, 'é', 1)")
+    for column, new in (("seq", [6, 7]), ("code", [7, 8])):  # 'A' < 'b' in code-point order
+        recipe["source"]["incremental"]["cursor_column"] = column
+        recipe["name"], recipe["destination"] = (
+            f"inc_{column}",
+            sqlite_db.destination(f"dst_{column}"),
+        )
+        assert run(recipe).rows_written == 2
+        ids = [i for (i,) in sqlite_db.query(f"SELECT id FROM dst_{column} ORDER BY id")]
+        assert ids == sorted([1, 2, 3, 4, 5, *new])
+
+
+def test_zoned_timestamps_load_again_into_the_table_made_for_them(
+    run: Any, rows_source: str, maria: Maria
+) -> None:
+    recipe = {
+        "name": "zoned",
+        "source": {
+            "type": rows_source,
+            "batches": [[{"id": 1, "at": "2024-01-01T00:00:00+02:00"}]],
+        },
+        "transform": {
+            "steps": [{"type": "cast", "columns": {"at": {"type": "datetime", "timezone": "UTC"}}}]
+        },
+        "destination": maria.destination("z"),
+    }
+    run(recipe)
+    run(recipe)
+    assert maria.query("SELECT at FROM z") == [(datetime(2023, 12, 31, 22, 0),)] * 2
+    [(comment,)] = maria.query(
+        "SELECT column_comment FROM information_schema.columns WHERE table_schema = DATABASE() "
+        "AND table_name = 'z' AND column_name = 'at'"
+    )
+    assert comment == "dataloader: UTC instants"
