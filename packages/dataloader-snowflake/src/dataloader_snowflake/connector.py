@@ -381,7 +381,10 @@ class SnowflakeConnector(BaseConnector):
         replaced by `***`."""
         assert self._staging is not None
         stage = self.config.stage
-        options = "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
+        options = (
+            "FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE BINARY_AS_TEXT = FALSE) "
+            "MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
+        )
         if isinstance(stage, S3Stage):
             bucket, _ = stage.bucket_and_prefix()
             folder, _, name = staged.rpartition("/")

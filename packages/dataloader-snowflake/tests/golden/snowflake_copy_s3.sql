@@ -1,1 +1,1 @@
-COPY INTO "{stage}" FROM 's3://{bucket}/loads/{run_id}/' CREDENTIALS = (AWS_KEY_ID = '{key_id}' AWS_SECRET_KEY = '***') FILES = ('part-000001.parquet') FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE
+COPY INTO "{stage}" FROM 's3://{bucket}/loads/{run_id}/' CREDENTIALS = (AWS_KEY_ID = '{key_id}' AWS_SECRET_KEY = '***') FILES = ('part-000001.parquet') FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE BINARY_AS_TEXT = FALSE) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE
