@@ -201,3 +201,19 @@ def test_a_second_run_of_the_recipe_is_refused_while_one_holds_the_lock(my: Any)
         again.begin(State())
     finally:
         again.close()
+
+
+def test_a_full_refresh_of_a_merge_recipe_keeps_one_row_per_key(
+    my: Any, run: Any, rows_source: str
+) -> None:
+    batches = [[{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], [{"id": 1, "v": "a2"}]]
+    run(recipe(my, rows_source, [[{"id": 7, "v": "gone"}]], "merge", merge_keys=["id"]))
+    run(recipe(my, rows_source, batches, "merge", merge_keys=["id"]), full_refresh=True)
+    assert my.query("SELECT id, v FROM dst ORDER BY id") == [(1, "a2"), (2, "b")]
+    assert my.tables() == ["_dataloader_state", "dst"]
+
+
+def test_an_overwrite_of_nothing_empties_the_table(my: Any, run: Any, rows_source: str) -> None:
+    run(recipe(my, rows_source, [[{"id": 1}]], "overwrite"))
+    run(recipe(my, rows_source, [], "overwrite"))
+    assert my.scalar("SELECT count(*) FROM dst") == 0

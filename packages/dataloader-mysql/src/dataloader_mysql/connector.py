@@ -328,6 +328,8 @@ class MySQLConnector(BaseConnector):
         )
         if low is None or low == high:
             return [""]
+        if pa.types.is_timestamp(arrow_type):  # the session's clock is UTC: compare naive
+            arrow_type = pa.timestamp(arrow_type.unit)
         low, high = pa.array([_text(low), _text(high)], pa.string()).cast(arrow_type).to_pylist()
         if pa.types.is_integer(arrow_type):
             edges = [low + (high - low) * i // count for i in range(1, count)]
