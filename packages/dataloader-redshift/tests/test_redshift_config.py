@@ -126,3 +126,16 @@ def test_list_connectors_shows_redshift_as_experimental() -> None:
     row = next(line for line in result.stdout.splitlines() if " redshift " in line)
     assert "dataloader-redshift" in row
     assert "experimental, read, write (append, overwrite, merge), incremental" in row
+
+
+def test_the_plugin_and_config_import_no_driver() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dataloader_redshift.plugin, dataloader_redshift.config\n"
+        "heavy = {'redshift_connector', 'boto3', 'sqlalchemy', 'pyarrow', 'sqlalchemy_redshift'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -23,7 +23,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -36,6 +36,9 @@ from dataloader_redshift.plugin import CAPABILITIES
 from dataloader_redshift.s3 import S3Staging
 from dataloader_redshift.statements import Statement
 from dataloader_redshift.types import arrow_type, arrow_type_of_oid
+
+if TYPE_CHECKING:
+    from dataloader.schema.plan import SchemaPlan
 
 ORDINAL = "_dl_ordinal"  # the stage's extra column: the order rows were read in
 
@@ -297,7 +300,7 @@ class RedshiftConnector(BaseConnector):
             for name, kind, precision, scale, null in rows
         )
 
-    def apply_schema(self, plan: Any) -> None:
+    def apply_schema(self, plan: SchemaPlan) -> None:
         assert self.context is not None
         widened = plan.widened()
         if widened:
