@@ -4,7 +4,7 @@ Redshift cannot run here. `redshift_connector` cannot connect to PostgreSQL eith
 the startup parameter `client_protocol_version`, which PostgreSQL refuses with 42704), so the
 Postgres stand-in is `PostgresStandIn`: the real `RedshiftConnector` whose only difference is
 `connect()`, which opens a psycopg2 connection to the test server. Every statement it runs is
-the connector's own, compiled by the Redshift dialect; one Postgres cannot run (COPY, UNLOAD)
+the connector's own, as it would send it to Redshift; one Postgres cannot run (COPY, UNLOAD)
 fails there. The server (`postgres_server`, `postgres_database`) and moto (`moto_server`,
 `s3_bucket`) come from the root conftest.
 """
