@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from dataloader_snowflake.testing import FakeSnowflake
 
 
@@ -80,3 +82,12 @@ def test_a_new_column_is_added_to_the_table(
     run(recipe(snowflake_db, rows_source, [[{"id": 2, "extra": "e"}]]))
     rows = snowflake_db.query('SELECT "id", "extra" FROM "items" ORDER BY "id"')
     assert rows == [(1, None), (2, "e")]
+
+
+def test_columns_differing_only_in_case_are_refused(
+    snowflake_db: FakeSnowflake, rows_source: str, run: Callable[..., Any]
+) -> None:
+    from dataloader import ConnectorError
+
+    with pytest.raises(ConnectorError, match="'id' and 'ID' differ only in case"):
+        run(recipe(snowflake_db, rows_source, [[{"id": 1, "ID": 2}]]))
