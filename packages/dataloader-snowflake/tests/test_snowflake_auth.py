@@ -150,3 +150,34 @@ def test_validate_never_shows_a_secret(tmp_path: Path) -> None:
     for value in (secrets["password"], secrets["passphrase"], secrets["aws"]):
         assert value not in output
     assert all(line not in output for line in secrets["key"].splitlines()[1:-1])
+
+
+def test_a_failed_login_names_the_account_not_the_password(
+    rows_source: str, run: Callable[..., Any]
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a local port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    destination = {
+        "account": "acme-xy123",
+        "user": "loader",
+        "password": "pw-Secret-7788",
+        "database": "RAW",
+        "host": "127.0.0.1",
+        "port": port,
+        "protocol": "http",
+        "login_timeout": 2,
+    }
+    with pytest.raises(ConnectorError) as caught:
+        run(
+            {
+                "name": "sf_auth",
+                "source": {"type": rows_source, "batches": [[{"id": 1}]]},
+                "destination": {"type": "snowflake", "table": "items", **destination},
+            }
+        )
+    message = str(caught.value)
+    assert "Snowflake connect failed" in message and "acme-xy123/RAW.PUBLIC" in message
+    assert "pw-Secret-7788" not in message
