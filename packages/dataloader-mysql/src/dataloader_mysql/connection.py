@@ -44,7 +44,8 @@ def connect(config: MySQLConfig, *, raw: bool = False) -> Any:
     if raw:  # no decoders (int keys); the encoders (type keys) still quote parameters
         options["conv"] = {k: v for k, v in conversions.items() if not isinstance(k, int)}
     if config.ssl_ca:
-        options["ssl"] = {"ca": config.ssl_ca}
+        options["ssl_ca"] = config.ssl_ca
+        options["ssl_verify_cert"] = True
         options["ssl_verify_identity"] = config.ssl_verify_identity
     connection = pymysql.connect(
         host=config.host,

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,13 @@ def _binary(env: str, *candidates: str) -> str:
 
 
 class MariaDBServer:
-    """Start with `start()`, stop with `stop()`; connect with `connect(database)`."""
+    """Start with `start()`, stop with `stop()`; connect with `connect(database)`.
 
-    def __init__(self) -> None:
+    :param options: more `mariadbd` options (`--ssl-cert=…`), after the defaults.
+    """
+
+    def __init__(self, options: Sequence[str] = ()) -> None:
+        self.options = tuple(options)
         self.mariadbd = _binary("MARIADBD", "mariadbd", "/usr/sbin/mariadbd", "mysqld")
         self.install_db = _binary(
             "MARIADB_INSTALL_DB", "mariadb-install-db", "/usr/bin/mariadb-install-db"
@@ -116,6 +120,7 @@ class MariaDBServer:
                     "--max-allowed-packet=256M",
                     "--skip-name-resolve",
                     "--log-error=" + str(self.log_path),
+                    *self.options,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
