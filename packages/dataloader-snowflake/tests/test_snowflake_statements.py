@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from dataloader_snowflake.testing import FakeSnowflake
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def normalized(statements: list[str]) -> str:
+def normalized(statements: Iterable[str]) -> str:
     text = "\n".join(statements)
     text = re.sub(r"_dl_stage_([a-z]+)_[0-9a-f]{16}", r"_dl_stage_\1_<digest>", text)
     text = re.sub(r"file://\S+/part-", "file://<tmp>/part-", text)

@@ -91,3 +91,11 @@ def test_columns_differing_only_in_case_are_refused(
 
     with pytest.raises(ConnectorError, match="'id' and 'ID' differ only in case"):
         run(recipe(snowflake_db, rows_source, [[{"id": 1, "ID": 2}]]))
+
+
+def test_overwrite_with_no_rows_empties_the_table(
+    snowflake_db: FakeSnowflake, rows_source: str, run: Callable[..., Any]
+) -> None:
+    run(recipe(snowflake_db, rows_source, [[{"id": 1, "name": "a"}]]))
+    run(recipe(snowflake_db, rows_source, [], write_mode="overwrite"))
+    assert snowflake_db.query('SELECT COUNT(*) FROM "items"') == [(0,)]

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import tempfile
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,8 @@ class SnowflakeConnector(BaseConnector):
         self._files: list[str] = []  # staged since the last commit (keys or stage paths)
         self._sequence = 0
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
-        self.executed: list[str] = []  # the SQL run, for tests (no secrets: see `_copy_sql`)
+        # The latest statements sent (credentials masked, see `_copy_sql`): for errors and tests.
+        self.executed: deque[str] = deque(maxlen=1000)
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -533,11 +535,11 @@ class SnowflakeConnector(BaseConnector):
             self._ensure_state_table()
             if self._staging is not None:
                 self._fit_target()
+                moves = self.move_sql()
             elif self.context.write_mode == "overwrite" and self._exists(self._table()):
-                pass  # nothing staged: the overwrite empties the table below
-            moves = self.move_sql() if self._staging is not None else []
-            if not moves and self.context.write_mode == "overwrite" and self._exists(self._table()):
-                moves = [f"DELETE FROM {self._table().sql()}"]
+                moves = [f"DELETE FROM {self._table().sql()}"]  # nothing staged: emptied
+            else:
+                moves = []
             self._execute("BEGIN")
             for statement in moves:
                 self._execute(statement)
