@@ -173,6 +173,7 @@ DESTINATIONS = {
     "duckdb": "dataloader_duckdb.connector:DuckDBConnector",
     "filestore": "dataloader_filestore.connector:FileStoreConnector",
     "postgres": "dataloader_postgres.connector:PostgresConnector",
+    "mysql": "dataloader_mysql.connector:MySQLConnector",
 }
 
 
@@ -230,6 +231,18 @@ def mid_copy_gate(call: float) -> Gate:
     """Inside the `call`-th COPY into a Postgres table: its first chunk sent, COPY not ended."""
     target = "dataloader_postgres.codec:CsvCopyCodec.write"
     return Gate("mid-copy", target, call, "mid-copy", arg="connection")
+
+
+def mid_load_gate(call: float) -> Gate:
+    """Inside the `call`-th `LOAD DATA LOCAL INFILE` (MySQL, MariaDB): the server runs the
+    statement and has asked PyMySQL for the file; no byte of it is sent yet."""
+    target = "pymysql.connections:MySQLResult._read_load_local_packet"
+    return Gate("mid-load", target, call, "before")
+
+
+def mysql_gate(step: str, method: str, call: float, how: Literal["before", "after"]) -> Gate:
+    """`how` the `call`-th call of the MySQL destination's `method` (named `step`)."""
+    return Gate(step, f"{DESTINATIONS['mysql']}.{method}", call, how)
 
 
 def before_renames_gate(call: float) -> Gate:
