@@ -77,12 +77,28 @@ def decode(plan: ColumnPlan, values: Sequence[Any]) -> pa.Array:
         ) from exc
 
 
-def escaped(array: pa.Array) -> pa.Array:
-    """A binary array of each value's `LOAD DATA` text; NULL as `\\N`."""
+def escaped(array: pa.Array, *, plain: bool = False) -> pa.Array:
+    """A binary array of each value's `LOAD DATA` text; NULL as `\\N`. `plain`: the text
+    holds no byte that needs an escape (numbers, dates), so it is not searched for one."""
     data = array.cast(pa.large_binary())
-    for old, new in _ESCAPES:
-        data = pc.replace_substring(data, old, new)
+    if not plain:
+        for old, new in _ESCAPES:
+            data = pc.replace_substring(data, old, new)
     return data.fill_null(NULL_TEXT)
+
+
+def _plain_text(arrow_type: pa.DataType) -> bool:
+    """Whether the `column_text` of this type is always free of backslashes, tabs, line
+    breaks and NUL bytes."""
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return (
+        pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_decimal(arrow_type)
+        or pa.types.is_boolean(arrow_type)
+        or pa.types.is_temporal(arrow_type)
+    )
 
 
 def column_text(field: pa.Field, array: pa.Array) -> pa.Array:
@@ -135,7 +151,7 @@ def column_text(field: pa.Field, array: pa.Array) -> pa.Array:
 def load_file_bytes(batch: pa.RecordBatch) -> pa.Buffer:
     """The batch as the bytes of a `LOAD DATA` file (`LOAD_OPTIONS`), one line per row."""
     columns = [
-        escaped(column_text(field, column))
+        escaped(column_text(field, column), plain=_plain_text(column.type))
         for field, column in zip(batch.schema, batch.columns, strict=True)
     ]
     empty = pa.scalar(b"", pa.large_binary())
