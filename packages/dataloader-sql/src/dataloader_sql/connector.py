@@ -23,6 +23,7 @@ recipe finds and drops the stage a killed run left behind; it is dropped at `clo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -485,6 +486,19 @@ class SqlConnector(BaseConnector):
             self._create(
                 self._stage, schema.append(pa.field(ORDINAL, pa.int64(), nullable=False)), ()
             )
+            keys = [key for key in self.context.merge_keys if key in schema.names]
+            if keys:  # the commit looks staged rows up by key: index them
+                digest = hashlib.sha256(self._stage.name.encode()).hexdigest()[:16]
+                columns = ", ".join(self._q(name) for name in (*keys, ORDINAL))
+                index = self._q(f"_dl_ix_{digest}")
+                on = f"{self._q(self._stage.schema)}." if self._stage.schema else ""
+                if (
+                    self.dialect.name == "sqlite"
+                ):  # SQLite names the index's schema, not the table's
+                    index, target = on + index, self._q(self._stage.name)
+                else:
+                    target = self._sql(self._stage)
+                self.conn.exec_driver_sql(f"CREATE INDEX {index} ON {target} ({columns})")
             self._stage_schema = schema
             return
         assert self._stage_schema is not None
@@ -602,12 +616,17 @@ class SqlConnector(BaseConnector):
         columns = list(self._stage_schema.names)
         if merge:
             stage = self._sql(self._stage)
-            match = " AND ".join(
-                f"s.{self._q(k)} = {target}.{self._q(k)}" for k in self.context.merge_keys
-            )
-            self.conn.exec_driver_sql(
-                f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {match})"
-            )
+            keys = self.context.merge_keys
+            if len(keys) == 1:  # a semi-join: every database probes the target's key with it
+                key = self._q(keys[0])
+                self.conn.exec_driver_sql(
+                    f"DELETE FROM {target} WHERE {key} IN (SELECT {key} FROM {stage})"
+                )
+            else:
+                match = " AND ".join(f"s.{self._q(k)} = {target}.{self._q(k)}" for k in keys)
+                self.conn.exec_driver_sql(
+                    f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {match})"
+                )
         column_list = ", ".join(self._q(name) for name in columns)
         self.conn.exec_driver_sql(f"INSERT INTO {target} ({column_list}) {self._latest(columns)}")
 
