@@ -220,12 +220,11 @@ def python_values(column: pa.Array, dialect: Dialect) -> list[Any]:
         return column.cast(pa.int64()).to_pylist()
     if pa.types.is_nested(kind):
         return [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
-    values = column.to_pylist()
     if pa.types.is_decimal(kind) and dialect.name == "sqlite":
-        return [None if v is None else str(v) for v in values]
+        return column.cast(pa.string()).to_pylist()  # the digits, scale kept ("0.10")
     if pa.types.is_timestamp(kind) and kind.tz is not None and not keeps_zones(dialect):
-        return [None if v is None else v.astimezone(UTC).replace(tzinfo=None) for v in values]
-    return values
+        return column.cast(pa.timestamp(kind.unit)).to_pylist()  # UTC wall time
+    return column.to_pylist()
 
 
 def python_to_arrow(values: list[Any], kind: pa.DataType | None) -> pa.Array:
