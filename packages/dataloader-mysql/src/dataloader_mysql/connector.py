@@ -1,11 +1,14 @@
 """`MySQLConnector`: read a MySQL/MariaDB table or query; write with append, overwrite, merge.
 
 MySQL commits a transaction implicitly at every DDL statement (CREATE, ALTER, RENAME, DROP,
-TRUNCATE), so no table is created or changed while rows wait in a transaction. Rows are first
-loaded (`LOAD DATA LOCAL INFILE`) into a staging table that only this run uses; then each commit
-is one short transaction:
-- append: `INSERT … SELECT` from the stage into the table, and the recipe's state row;
-- merge: the stage's latest row per key (by `dedup_sort`, then the cursor, then the row read
+TRUNCATE), so no table is created or changed while rows wait in a transaction. Rows are loaded
+with `LOAD DATA LOCAL INFILE`:
+- append: straight into the table, inside a transaction opened at the batch and committed with
+  the recipe's state row. The batch files are kept until that commit: a schema change while
+  rows wait (DDL would commit them without their state) rolls the transaction back, changes
+  the table and loads the files again;
+- merge: into a staging table that only this run uses; each commit is one short transaction
+  moving the stage's latest row per key (by `dedup_sort`, then the cursor, then the row read
   last) `INSERT … ON DUPLICATE KEY UPDATE` into the table, and the state row;
 - overwrite: rows go into a replacement table; the commit records the new state as *pending*
   for this run, swaps the tables with one atomic `RENAME TABLE`, then promotes the pending
@@ -14,7 +17,8 @@ is one short transaction:
   state that `load_state` counts only if the table that is in place is this run's.
 
 Schema changes (creating the table, adding or widening columns) are applied to the table
-before the transaction that moves the rows, and are committed on their own.
+before the transaction that moves the rows, and are committed on their own. A `LOAD DATA
+LOCAL` turns errors (a duplicate key, a value cut) into warnings: a load that warns fails.
 """
 
 from __future__ import annotations
@@ -78,6 +82,10 @@ class MySQLConnector(BaseConnector):
         self._staged: dict[str, pa.Field] = {}  # the load stage's columns since the last commit
         self._replacement: TableName | None = None  # overwrite: the table swapped in at commit
         self._unique_checked = False
+        # append: the files loaded into the table in the open transaction, with their columns
+        self._direct: list[tuple[str, list[str]]] = []
+        self._in_transaction = False
+        self._target_columns: set[str] | None = None  # append: the table's columns, once fitted
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -94,6 +102,7 @@ class MySQLConnector(BaseConnector):
             raise self._error("connect", exc) from exc
 
     def close(self) -> None:
+        self._forget_direct()
         if self.conn is None:
             return
         connection, self.conn = self.conn, None
@@ -673,7 +682,7 @@ class MySQLConnector(BaseConnector):
                 self._fit_stage(self._replacement, plan.target, ordinal=False)
             else:
                 widened = {field.name for field in plan.widened()}
-                self._fit_target(plan.target, widened)
+                self._fit_direct(plan.target, widened)
         except pymysql.err.MySQLError as exc:
             raise self._error("schema change", exc) from exc
 
@@ -689,6 +698,9 @@ class MySQLConnector(BaseConnector):
 
         mode = self.context.write_mode
         try:
+            if mode == "append":
+                self._append(data)
+                return
             if mode == "overwrite":
                 self._replacement = self._replacement or self._sibling(":new")
                 self._fit_stage(self._replacement, data.schema, ordinal=False)
@@ -712,18 +724,79 @@ class MySQLConnector(BaseConnector):
 
     def _load(self, table: TableName, data: pa.RecordBatch) -> None:
         """LOAD DATA LOCAL INFILE `data` into `table` from a temporary file."""
+        path = self._write_file(data)
+        try:
+            self._load_file(table, path, data.schema.names)
+        finally:
+            os.unlink(path)
+
+    def _write_file(self, data: pa.RecordBatch) -> str:
+        """`data` as a new temporary `LOAD DATA` file; its path."""
         content = load_file_bytes(data)
         handle, path = tempfile.mkstemp(prefix="dl-mysql-", suffix=".tsv")
         try:
             with os.fdopen(handle, "wb") as file:
                 file.write(memoryview(content))
-            columns = ", ".join(quote(name) for name in data.schema.names)
-            self._execute(
-                f"LOAD DATA LOCAL INFILE {self._sql_value(path)} INTO TABLE {table_sql(table)} "
-                f"{LOAD_OPTIONS} ({columns})"
-            )
-        finally:
+        except BaseException:
             os.unlink(path)
+            raise
+        return path
+
+    def _load_file(self, table: TableName, path: str, names: list[str]) -> None:
+        """LOAD DATA LOCAL INFILE the file at `path` (columns `names`) into `table`; a load
+        that warns (LOCAL downgrades errors to warnings) fails with the first warning."""
+        import pymysql
+
+        columns = ", ".join(quote(name) for name in names)
+        cursor = self._execute(
+            f"LOAD DATA LOCAL INFILE {self._sql_value(path)} INTO TABLE {table_sql(table)} "
+            f"{LOAD_OPTIONS} ({columns})"
+        )
+        if cursor.warning_count:
+            cursor.execute("SHOW WARNINGS LIMIT 1")
+            [(_, code, message)] = cursor.fetchall()
+            raise pymysql.err.DataError(int(code), _text(message))
+
+    def _append(self, data: pa.RecordBatch) -> None:
+        """Load the batch straight into the table, in the transaction its commit ends."""
+        names = data.schema.names
+        known = self._target_columns
+        if known is None or any(name not in known for name in names):
+            self._fit_direct(data.schema)
+        path = self._write_file(data)
+        self._direct.append((path, names))
+        if not self._in_transaction:
+            self._execute("START TRANSACTION")
+            self._in_transaction = True
+        self._load_file(self._table(), path, names)
+
+    def _fit_direct(
+        self, schema: pa.Schema, widen: frozenset[str] | set[str] = frozenset()
+    ) -> None:
+        """Fit the append target to `schema` (`_fit_target`); rows waiting in the open
+        transaction are rolled back first and loaded again after the change."""
+        known = self._target_columns
+        if known is not None and not widen and all(name in known for name in schema.names):
+            return  # nothing to change
+        if self._in_transaction:
+            self.conn.rollback()
+            self._in_transaction = False
+        self._fit_target(schema, widen)
+        table = self._table()
+        self._target_columns = set(self._columns(table))
+        if self._direct:
+            self._execute("START TRANSACTION")
+            self._in_transaction = True
+            for path, names in self._direct:
+                self._load_file(table, path, names)
+
+    def _forget_direct(self) -> None:
+        """Delete the kept batch files of the append transaction (committed or abandoned)."""
+        for path, _ in self._direct:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._direct = []
+        self._in_transaction = False
 
     def _merge(self, stage: TableName, target: TableName) -> None:
         """Upsert the stage's latest row per merge key into `target` (in the open transaction):
@@ -801,6 +874,11 @@ class MySQLConnector(BaseConnector):
         """Append or merge: the staged rows into the table and the state row, in one
         transaction."""
         assert self.context is not None
+        if self._in_transaction:  # append: the rows are in the table, uncommitted
+            self._save_state(state)
+            self._execute("COMMIT")
+            self._forget_direct()
+            return
         if self._staged:
             self._fit_target(pa.schema(list(self._staged.values())))
         if self._staged and self.context.write_mode == "merge":
@@ -885,6 +963,8 @@ class MySQLConnector(BaseConnector):
         self._staged = {}
         self._replacement = None
         self._unique_checked = False
+        self._target_columns = None
+        self._forget_direct()
 
 
 def _text(value: Any) -> Any:
