@@ -408,3 +408,89 @@ def test_kill_at_gates_then_rerun_matches_a_clean_run(
     else:
         partial = [t for t in trials if t.rows_at_kill and not t.complete_at_kill]
         assert partial, f"no kill landed in the middle of the load: {report}"
+
+
+# -- append: rows wait in the table's transaction ------------------------------------------
+def small_files(directory: Path) -> None:
+    """Twelve files of ten rows; from the sixth on they carry one more column, `extra`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for f in range(12):
+        wide = f >= 5
+        lines = ["id,name" + (",extra" if wide else "")]
+        for r in range(10):
+            i = f * 10 + r + 1
+            lines.append(f"{i},name {i}" + (f",x{i}" if wide else ""))
+        (directory / f"part{f:02d}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_append_column_added_while_rows_wait_then_killed_and_rerun(
+    tmp_path: Path, env: dict, db: Any, mariadb_server: Any, mariadb_database: str
+) -> None:
+    """A column appearing in a batch while earlier batches wait uncommitted in the table (the
+    ALTER would commit them without their state): the run rolls them back, alters, loads them
+    again. Killed just after, the re-run still matches a clean run."""
+    small_files(tmp_path / "in")
+
+    def args(schema: str) -> list[str]:
+        recipe = {
+            "name": "widening",
+            "source": {**incremental_csv_source({}), "path": "in/*.csv"},
+            "destination": {
+                "type": "mysql",
+                **mysql_keys(mariadb_server, mariadb_database),
+                "table": f"{schema}.target",
+            },
+            # Ten-row files grouped into commits of 40 rows: the sixth file's new column comes
+            # while the fifth file's rows wait in the transaction.
+            "runtime": {"batch_size": 40, "commit_interval_seconds": 3600},
+        }
+        return [
+            "run",
+            write_recipe(tmp_path / f"{schema}.yaml", recipe).name,
+            "--state-dir",
+            schema,
+        ]
+
+    clean, killed = f"{mariadb_database}_clean", f"{mariadb_database}_killed"
+    for schema in (clean, killed):
+        query(db, f"CREATE DATABASE `{schema}`")
+    gate = written_gate("mysql", 0.5)
+    loads = f"{gate.target.rpartition('.')[0]}._load_file"
+    (code, out, err), counts = run_counting_cli(args(clean), tmp_path, env, [gate.target, loads])
+    assert code == 0, f"{out}\n{err}"
+    assert counts[loads] == 13, counts  # twelve files, and the fifth once more after the ALTER
+    expected = query(db, f"SELECT id, name, extra FROM `{clean}`.target ORDER BY id")
+    assert len(expected) == 120
+    assert expected[0] == (1, "name 1", None) and expected[-1] == (120, "name 120", "x120")
+
+    kill_at_gate(args(killed), tmp_path, env, gate.at_counts(counts))  # the sixth file loaded
+    assert query(db, f"SELECT COUNT(*) FROM `{killed}`.target") == [(40,)]
+    code, out, err = run_cli(args(killed), tmp_path, env)
+    assert code == 0, f"{out}\n{err}"
+    assert query(db, f"SELECT id, name, extra FROM `{killed}`.target ORDER BY id") == expected
+
+
+def test_append_of_a_duplicate_key_fails_and_keeps_the_table(
+    tmp_path: Path, env: dict, db: Any, mariadb_server: Any, mariadb_database: str
+) -> None:
+    """LOAD DATA LOCAL only warns on a duplicate key (and skips the row): the append fails on
+    the warning, naming it, and nothing of the batch is kept."""
+    query(db, "CREATE TABLE target (id BIGINT PRIMARY KEY, name TEXT)")
+    query(db, "INSERT INTO target VALUES (2, 'kept')")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "rows.csv").write_text("id,name\n1,one\n2,two\n3,three\n")
+    recipe = {
+        "name": "duplicate",
+        "source": csv_source({}),
+        "destination": {
+            "type": "mysql",
+            **mysql_keys(mariadb_server, mariadb_database),
+            "table": "target",
+        },
+    }
+    path = write_recipe(tmp_path / "duplicate.yaml", recipe)
+    code, out, err = run_cli(["run", path.name, "--state-dir", "state"], tmp_path, env)
+    assert code == 1, f"{out}\n{err}"
+    assert "Duplicate entry '2'" in " ".join((out + err).split())
+    assert mariadb_server.password not in out + err
+    assert query(db, "SELECT id, name FROM target ORDER BY id") == [(2, "kept")]
