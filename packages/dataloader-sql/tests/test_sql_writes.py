@@ -10,7 +10,7 @@ import pytest
 
 from conftest import Sqlite
 from dataloader import State
-from dataloader.errors import EngineError
+from dataloader.errors import ConnectorError, EngineError
 from dataloader_sql import SqlConnector
 
 
@@ -193,3 +193,27 @@ def test_schema_qualified_tables_and_odd_names(
     assert sqlite_db.query('SELECT "id", "a b", "q""uote", "100%" FROM "my table"') == [
         (1, "x", "y", "z")
     ]
+
+
+def test_a_full_refresh_of_a_merge_recipe_keeps_one_row_per_key(
+    run: Any, rows_source: str, sqlite_db: Sqlite
+) -> None:
+    destination = sqlite_db.destination("t", "merge", merge_keys=["id"])
+    run(recipe("fr", rows_source, [rows(3, "a")], destination))
+    batches = [[{"id": 7, "name": "b-7"}, {"id": 7, "name": "c-7"}], [{"id": 8, "name": "b-8"}]]
+    assert (
+        run(recipe("fr", rows_source, batches, destination), full_refresh=True).status == "success"
+    )
+    assert sqlite_db.query("SELECT id, name FROM t ORDER BY id") == [(7, "c-7"), (8, "b-8")]
+    assert sqlite_db.query("SELECT name FROM pragma_table_info('t') WHERE pk > 0") == [("id",)]
+
+
+def test_dedup_sort_is_refused_with_the_key_named(
+    run: Any, rows_source: str, sqlite_db: Sqlite
+) -> None:
+    destination = sqlite_db.destination(
+        "t", "merge", merge_keys=["id"], dedup_sort={"column": "name"}
+    )
+    with pytest.raises(ConnectorError, match=r"destination.dedup_sort: .*read last wins"):
+        run(recipe("ds", rows_source, [rows(2, "a")], destination))
+    assert "t" not in sqlite_db.tables()

@@ -337,6 +337,12 @@ class SqlConnector(BaseConnector):
         """Drop the stage a killed run of this recipe left, and create the state table, each
         committed on its own: where DDL commits implicitly it must precede the data."""
         assert self.context is not None
+        if self.context.dedup_sort is not None:
+            raise ConnectorError(
+                "the `sql` connector merges by read order only (the row read last wins)",
+                key="destination.dedup_sort",
+                expected="no `dedup_sort` with a `sql` destination",
+            )
         table = self._table()
         try:
             stage = table.sibling(staging_name(table.name, self.context.recipe_name))
@@ -529,12 +535,6 @@ class SqlConnector(BaseConnector):
                     value=missing[0],
                     expected=f"one of {data.schema.names}",
                 )
-        if self.context.dedup_sort is not None:
-            raise ConnectorError(
-                "the `sql` connector merges by read order only (the row read last wins)",
-                key="destination.dedup_sort",
-                expected="no `dedup_sort` with a `sql` destination",
-            )
         try:
             if self._uses_stage():
                 if self._stage is None or not self._known.get(self._stage, set()).issuperset(
