@@ -30,6 +30,10 @@ DECLARED = {
     },
     ("state_backend", "s3"): {"key", "secret", "session_token"},
     ("state_backend", "dynamodb"): {"key", "secret", "session_token"},
+    ("connector", "mysql"): {"password"},
+    ("connector", "sql"): {"url"},
+    ("connector", "snowflake"): {"password", "private_key", "private_key_passphrase"},
+    ("connector", "redshift"): {"password"},
 }
 # Keys named like a secret that hold something else (masked by their name all the same).
 NOT_SECRET_VALUES = {("connector", "filestore", "private_key")}  # a path to the key file
@@ -133,6 +137,55 @@ def test_no_plugin_secret_is_shown_when_its_run_fails(
                 "password": secret("pg-password"),
                 "table": "t",
                 "connect_timeout": 1,
+            },
+        },
+        "to_mysql": {
+            "source": csv,
+            "destination": {
+                "type": "mysql",
+                "host": "127.0.0.1",
+                "port": port,
+                "database": "db",
+                "user": "someone",
+                "password": secret("mysql-password"),
+                "table": "t",
+                "connect_timeout": 1,
+            },
+        },
+        "to_sql_url": {
+            "source": csv,
+            "destination": {
+                "type": "sql",
+                "url": f"mysql+pymysql://someone:{secret('sql-url')}@127.0.0.1:{port}/db",
+                "table": "t",
+            },
+        },
+        "to_snowflake": {
+            "source": csv,
+            "destination": {
+                "type": "snowflake",
+                "account": "acme",
+                "user": "someone",
+                "password": secret("snowflake-password"),
+                "database": "db",
+                "table": "t",
+                "host": "127.0.0.1",
+                "port": port,
+                "protocol": "http",
+                "login_timeout": 1,
+            },
+        },
+        "to_redshift": {
+            "source": csv,
+            "destination": {
+                "type": "redshift",
+                "host": "127.0.0.1",
+                "port": port,
+                "database": "db",
+                "user": "someone",
+                "password": secret("redshift-password"),
+                "table": "t",
+                "timeout": 1,
             },
         },
         "state_in_s3": {
