@@ -473,6 +473,7 @@ class SqlConnector(BaseConnector):
                 column_type(field, self.dialect, key=field.name in keys),
                 nullable=field.nullable and field.name not in keys,
                 comment=column_comment(field, self.dialect),
+                autoincrement=False,  # an integer key is the data's: never generated (MySQL 0)
             )
             for field in schema
         ]
