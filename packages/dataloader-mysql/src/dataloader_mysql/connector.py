@@ -4,7 +4,9 @@ MySQL commits a transaction implicitly at every DDL statement (CREATE, ALTER, RE
 TRUNCATE), so no table is created or changed while rows wait in a transaction. Rows are loaded
 with `LOAD DATA LOCAL INFILE`:
 - append: straight into the table, inside a transaction opened at the batch and committed with
-  the recipe's state row. The batch files are kept until that commit: a schema change while
+  the recipe's state row. Each LOAD runs in a background thread while the next batch is read
+  and encoded (one at a time: every other statement waits for it and raises its error). The
+  batch files are kept until that commit: a schema change while
   rows wait (DDL would commit them without their state) rolls the transaction back, changes
   the table and loads the files again;
 - merge: into a staging table that only this run uses; each commit is one short transaction
@@ -29,6 +31,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +89,8 @@ class MySQLConnector(BaseConnector):
         self._direct: list[tuple[str, list[str]]] = []
         self._in_transaction = False
         self._target_columns: set[str] | None = None  # append: the table's columns, once fitted
+        self._loader: ThreadPoolExecutor | None = None  # append: runs one LOAD at a time
+        self._loading: Future[None] | None = None  # the LOAD in flight
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -103,6 +108,9 @@ class MySQLConnector(BaseConnector):
 
     def close(self) -> None:
         self._forget_direct()
+        if self._loader is not None:
+            self._loader.shutdown(wait=True)
+            self._loader = None
         if self.conn is None:
             return
         connection, self.conn = self.conn, None
@@ -126,6 +134,7 @@ class MySQLConnector(BaseConnector):
         )
 
     def _execute(self, sql: str, params: Any = None) -> Any:
+        self._wait_load()
         cursor = self.conn.cursor()
         cursor.execute(sql, params)
         return cursor
@@ -748,7 +757,8 @@ class MySQLConnector(BaseConnector):
         import pymysql
 
         columns = ", ".join(quote(name) for name in names)
-        cursor = self._execute(
+        cursor = self.conn.cursor()  # not `_execute`: this runs in the loader thread too
+        cursor.execute(
             f"LOAD DATA LOCAL INFILE {self._sql_value(path)} INTO TABLE {table_sql(table)} "
             f"{LOAD_OPTIONS} ({columns})"
         )
@@ -763,12 +773,21 @@ class MySQLConnector(BaseConnector):
         known = self._target_columns
         if known is None or any(name not in known for name in names):
             self._fit_direct(data.schema)
-        path = self._write_file(data)
+        path = self._write_file(data)  # while the previous batch's LOAD runs
         self._direct.append((path, names))
         if not self._in_transaction:
             self._execute("START TRANSACTION")
             self._in_transaction = True
-        self._load_file(self._table(), path, names)
+        self._wait_load()
+        if self._loader is None:
+            self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql-load")
+        self._loading = self._loader.submit(self._load_file, self._table(), path, names)
+
+    def _wait_load(self) -> None:
+        """Wait for the LOAD in flight, if any; raise its error."""
+        if self._loading is not None:
+            loading, self._loading = self._loading, None
+            loading.result()
 
     def _fit_direct(
         self, schema: pa.Schema, widen: frozenset[str] | set[str] = frozenset()
@@ -779,6 +798,7 @@ class MySQLConnector(BaseConnector):
         if known is not None and not widen and all(name in known for name in schema.names):
             return  # nothing to change
         if self._in_transaction:
+            self._wait_load()
             self.conn.rollback()
             self._in_transaction = False
         self._fit_target(schema, widen)
@@ -792,6 +812,8 @@ class MySQLConnector(BaseConnector):
 
     def _forget_direct(self) -> None:
         """Delete the kept batch files of the append transaction (committed or abandoned)."""
+        with contextlib.suppress(Exception):
+            self._wait_load()  # abandoned: its error is moot
         for path, _ in self._direct:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -952,6 +974,8 @@ class MySQLConnector(BaseConnector):
         """Roll back, and drop what this run staged since the last commit (a lost connection
         leaves it to the next run's `begin`)."""
         if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self._wait_load()
             with contextlib.suppress(Exception):
                 self.conn.rollback()
             if self.context is not None and self.context.role == "destination":
