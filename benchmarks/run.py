@@ -1,4 +1,4 @@
-"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts, startup, normalize or rest; default: all)."""
+"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts, startup, normalize, rest or mysql; default: all)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ BENCHMARKS = [
     "startup",
     "normalize",
     "rest",
+    "mysql",
 ]
 
 if __name__ == "__main__":
