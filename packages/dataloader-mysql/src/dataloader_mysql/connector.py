@@ -6,9 +6,9 @@ with `LOAD DATA LOCAL INFILE`:
 - append: straight into the table, inside a transaction opened at the batch and committed with
   the recipe's state row. Each LOAD runs in a background thread while the next batch is read
   and encoded (one at a time: every other statement waits for it and raises its error). The
-  batch files are kept until that commit: a schema change while
-  rows wait (DDL would commit them without their state) rolls the transaction back, changes
-  the table and loads the files again;
+  batch files are kept until that commit: a schema change while rows wait (DDL would commit
+  them without their state) rolls the transaction back, changes the table and loads the
+  files again;
 - merge: into a staging table that only this run uses; each commit is one short transaction
   moving the stage's latest row per key (by `dedup_sort`, then the cursor, then the row read
   last) `INSERT … ON DUPLICATE KEY UPDATE` into the table, and the state row;
@@ -893,8 +893,8 @@ class MySQLConnector(BaseConnector):
             raise self._error("commit", exc) from exc
 
     def _publish(self, state: State) -> None:
-        """Append or merge: the staged rows into the table and the state row, in one
-        transaction."""
+        """Append or merge: the loaded (append) or staged (merge) rows into the table and the
+        state row, in one transaction."""
         assert self.context is not None
         if self._in_transaction:  # append: the rows are in the table, uncommitted
             self._save_state(state)
