@@ -53,6 +53,8 @@ def test_validate_and_a_failed_run_never_print_the_password(tmp_path: Path, enco
     assert validated.returncode == 0, validated.stderr
     assert leaked(validated.stdout + validated.stderr) == []
 
+    if encoded:
+        return  # `render` and a failed run: with the raw password below
     shown = cli(tmp_path, "render", str(path))
     assert "url: '***'" in shown.stdout, shown.stdout + shown.stderr  # a secret as a whole
     assert leaked(shown.stdout + shown.stderr) == []
