@@ -556,7 +556,12 @@ class SqlConnector(BaseConnector):
             raise self._error(f"{mode} write", exc) from exc
 
     def _insert(self, table: TableName, data: pa.RecordBatch, *, ordinal: bool = False) -> None:
-        """`INSERT … VALUES` the batch's rows, bound in one `executemany`."""
+        """`INSERT … VALUES` the batch's rows, bound in one `executemany` of the driver.
+
+        The statement is compiled by SQLAlchemy for the dialect, and each column's values go
+        through its type's bind processor once, as a column: SQLAlchemy's own executemany
+        builds every row's parameters one by one, which cost more than the driver's insert.
+        """
         names = list(data.schema.names)
         columns = [bind_type(column_type(field, self.dialect)) for field in data.schema]
         values = [python_values(data.column(i), self.dialect) for i in range(data.num_columns)]
@@ -566,16 +571,29 @@ class SqlConnector(BaseConnector):
             values.append(list(range(self._ordinal, self._ordinal + data.num_rows)))
             self._ordinal += data.num_rows
         # Bound by position (`p0`, `p1`, …): column names need not be valid parameter names.
+        keys = [f"p{i}" for i in range(len(names))]
         target = sa.table(table.name, *(sa.column(n) for n in names), schema=table.schema)
         stmt = target.insert().values(
             {
-                name: sa.bindparam(f"p{i}", type_=kind)
-                for i, (name, kind) in enumerate(zip(names, columns, strict=True))
+                name: sa.bindparam(key, type_=kind)
+                for name, key, kind in zip(names, keys, columns, strict=True)
             }
         )
-        keys = [f"p{i}" for i in range(len(names))]
-        rows = [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
-        self.conn.execute(stmt, rows)
+        compiled = stmt.compile(dialect=self.dialect)
+        bound: dict[str, list[Any]] = {}
+        for key, kind, column in zip(keys, columns, values, strict=True):
+            process = kind.dialect_impl(self.dialect).bind_processor(self.dialect)
+            bound[key] = column if process is None else [process(v) for v in column]
+        if compiled.positional:
+            order = [bound[key] for key in compiled.positiontup or ()]
+            rows: list[Any] = list(zip(*order, strict=True))
+        else:
+            names_in_sql = [compiled.bind_names[compiled.binds[key]] for key in keys]
+            rows = [
+                dict(zip(names_in_sql, row, strict=True))
+                for row in zip(*bound.values(), strict=True)
+            ]
+        self.conn.exec_driver_sql(compiled.string, rows)
 
     def commit(self, state: State) -> None:
         assert self.context is not None
