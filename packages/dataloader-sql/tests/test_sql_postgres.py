@@ -4,7 +4,9 @@ SQLite checksums, instants keep their zone, and merge and overwrite run with tra
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -70,3 +72,50 @@ def test_merge_and_overwrite_into_postgres(
     rows = read_table(pg_url, "public.t").sort_by("id").to_pylist()
     expected = [(0, "a"), (1, "b"), (2, "b")] if mode == "merge" else [(1, "b"), (2, "b")]
     assert [(r["id"], r["v"]) for r in rows] == expected
+
+
+def test_postgres_types_of_its_own_read_as_documented(
+    postgres_server: Any, postgres_database: str, pg_url: str
+) -> None:
+    connection = postgres_server.connect(postgres_database)
+    connection.autocommit = True
+    connection.cursor().execute(
+        "CREATE TABLE native (i interval, j jsonb, u uuid, n numeric, a text[], t timestamptz, b bytea);"
+        "INSERT INTO native VALUES ('1 day 2 hours', '{\"k\": [1, 2]}', "
+        "'12345678-1234-5678-1234-567812345678', 1.5, ARRAY['x', 'y'], "
+        "'2024-01-01 12:00:00+02', '\\x00ff')"
+    )
+    connection.close()
+    table = read_table(pg_url, "native")
+    assert table.schema.types == [
+        pa.duration("us"),
+        pa.string(),
+        pa.string(),
+        pa.decimal128(38, 9),
+        pa.string(),
+        pa.timestamp("us", tz="UTC"),
+        pa.binary(),
+    ]
+    [row] = table.to_pylist()
+    assert row["i"] == timedelta(days=1, hours=2)
+    assert json.loads(row["j"]) == {"k": [1, 2]}
+    assert row["u"] == "12345678-1234-5678-1234-567812345678"
+    assert row["n"] == Decimal("1.5")
+    assert row["a"] == '["x", "y"]'  # an array: a type without an Arrow rule, as text
+    assert row["t"] == datetime(2024, 1, 1, 10, tzinfo=UTC)
+    assert row["b"] == b"\x00\xff"
+
+
+def test_a_lost_connection_is_transient() -> None:
+    import sqlalchemy as sa
+
+    from dataloader.errors import ConnectorError
+    from dataloader_sql import SqlConfig, SqlConnector
+
+    connector = SqlConnector(SqlConfig(url="sqlite://", table="t"))
+    lost = sa.exc.OperationalError("SELECT 1", {}, Exception("gone"), connection_invalidated=True)
+    failed = sa.exc.OperationalError("SELECT 1", {}, Exception("syntax"))
+    wrapped = ConnectorError("SQL read failed")
+    wrapped.__cause__ = lost
+    assert connector.is_transient(lost) and connector.is_transient(wrapped)
+    assert not connector.is_transient(failed)

@@ -291,9 +291,6 @@ class SqlConnector(BaseConnector):
                 arrays.append(array)
             yield ArrowBatch(pa.record_batch(arrays, names=names), {"source": "sql"})
 
-    def estimate_rows(self) -> int | None:
-        return None
-
     # -- destination: state ------------------------------------------------------------
     def _state_table(self) -> TableName:
         return self._table().sibling(STATE_TABLE)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any
 
@@ -104,8 +104,8 @@ def arrow_type(
         return pa.date32()
     if isinstance(sa_type, sa.Time):
         return pa.time64("us")
-    if isinstance(sa_type, sa.Interval):
-        return pa.duration("us")
+    if isinstance(sa_type, sa.Interval) or _python_type(sa_type) is timedelta:
+        return pa.duration("us")  # Postgres' INTERVAL is no `Interval`, but says timedelta
     if _python_type(sa_type) is bytes:  # BLOB, BINARY, VARBINARY, MySQL's LONGBLOB, …
         return pa.binary()
     if isinstance(sa_type, sa.JSON | sa.Uuid | sa.String | sa.Enum):
