@@ -95,3 +95,31 @@ def test_a_connector_error_names_the_url_without_its_password() -> None:
     assert "mysql+pymysql://loader:***@127.0.0.1" in message
     assert leaked(message) == []
     assert "url=" not in repr(connector.config) or leaked(repr(connector.config)) == []
+
+
+@pytest.mark.parametrize(
+    ("scheme", "message"),
+    [
+        (
+            "mysql+mysqldb",
+            r"the driver of mysql\+mysqldb://loader:\*\*\*@127.0.0.1/db is not installed",
+        ),
+        (
+            "nosuchdialect",
+            r"SQLAlchemy has no dialect for nosuchdialect://loader:\*\*\*@127.0.0.1/db",
+        ),
+    ],
+)
+def test_a_missing_driver_or_dialect_is_named_with_the_key(scheme: str, message: str) -> None:
+    from datetime import UTC, datetime
+
+    from dataloader.context import RunContext
+    from dataloader_sql import SqlConfig, SqlConnector
+
+    connector = SqlConnector(SqlConfig(url=f"{scheme}://loader:{PASSWORD}@127.0.0.1/db", table="t"))
+    context = RunContext(
+        recipe_name="r", run_id="1", started_at=datetime.now(UTC), role="destination"
+    )
+    with pytest.raises(ConnectorError, match=f"destination.url: {message}") as caught:
+        connector.open(context)
+    assert leaked(str(caught.value)) == []

@@ -92,7 +92,21 @@ class SqlConnector(BaseConnector):
             if self.engine.dialect.name == "sqlite":
                 _transactional_sqlite(self.engine)
             self.conn = self.engine.connect()
-        except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        except ImportError as exc:
+            self.close()
+            raise ConnectorError(
+                f"the driver of {self.config.describe()} is not installed ({exc})",
+                key=f"{context.role}.url",
+                expected="the dialect's driver installed beside dataloader-sql",
+            ) from exc
+        except sa.exc.NoSuchModuleError as exc:
+            self.close()
+            raise ConnectorError(
+                f"SQLAlchemy has no dialect for {self.config.describe()}",
+                key=f"{context.role}.url",
+                expected="a URL whose dialect SQLAlchemy or an installed package provides",
+            ) from exc
+        except sa.exc.SQLAlchemyError as exc:
             self.close()
             raise self._error("connect", exc) from exc
 
@@ -108,7 +122,7 @@ class SqlConnector(BaseConnector):
                 pass  # a lost connection: the next run's `begin` drops the stage
             finally:
                 connection.close()
-        self._stage = None
+        self._stage, self._stage_schema = None, None
         if self.engine is not None:
             self.engine.dispose()
             self.engine = None
