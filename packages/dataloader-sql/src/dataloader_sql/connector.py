@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from dataloader.schema.plan import SchemaPlan
 
 ORDINAL = "__dl_ordinal"
-TRANSACTIONAL_DDL = frozenset({"sqlite", "postgresql", "mssql"})
+TRANSACTIONAL_DDL = frozenset({"sqlite", "postgresql"})  # tested; others take the staged path
 
 
 class SqlConnector(BaseConnector):
