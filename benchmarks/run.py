@@ -1,4 +1,4 @@
-"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts, startup, normalize, rest or mysql; default: all)."""
+"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts, startup, normalize, rest, mysql or sql_generic; default: all)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ BENCHMARKS = [
     "normalize",
     "rest",
     "mysql",
+    "sql_generic",
 ]
 
 if __name__ == "__main__":

@@ -234,3 +234,17 @@ def test_round_on_a_type_without_digits_to_round_is_a_recipe_error(
     message = str(info.value)
     assert f"{path}:transform.steps[0].columns.amount" in message
     assert "round" in message and "decimal" in message
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "timestamp", "timezone": "Europe/Paris"},
+        {"type": "timestamp", "format": "%Y-%m-%d", "timezone": "UTC"},
+        "timestamp",
+    ],
+)
+def test_a_column_of_nulls_casts_to_a_timestamp(context: RunContext, spec: Any) -> None:
+    out = cast(pa.nulls(3), spec, context)
+    assert pa.types.is_timestamp(out.type)
+    assert out.null_count == 3

@@ -115,6 +115,8 @@ def _is_exact_number(target: pa.DataType) -> bool:
 
 def _convert(values: pa.Array, target: pa.DataType, spec: CastSpec) -> pa.Array:
     if pa.types.is_timestamp(target):
+        if pa.types.is_null(values.type):  # a batch where the column has no value yet
+            values = values.cast(pa.timestamp("us"))
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             if spec.format:
                 values = pc.strptime(values, format=spec.format, unit="us", error_is_null=False)
