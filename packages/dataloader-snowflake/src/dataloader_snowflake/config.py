@@ -49,6 +49,15 @@ class S3Stage(BaseModel):
                 f"`storage_integration` must be an unquoted Snowflake identifier, got "
                 f"{self.storage_integration!r}"
             )
+        if self.storage_integration is not None and (
+            self.aws_access_key_id is not None
+            or self.aws_secret_access_key is not None
+            or self.aws_session_token is not None
+        ):
+            raise ValueError(
+                "give `storage_integration` or the keys (`aws_access_key_id`, "
+                "`aws_secret_access_key`), not both"
+            )
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
             raise ValueError(
                 "give both `aws_access_key_id` and `aws_secret_access_key`, or neither"

@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import decimal
 import json
+import math
 from typing import Any
 
 import pyarrow as pa
@@ -145,8 +146,14 @@ def literal(value: Any) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float | decimal.Decimal):
-        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "'NaN'::FLOAT"
+        if math.isinf(value):
+            return "'inf'::FLOAT" if value > 0 else "'-inf'::FLOAT"
+        return repr(value)
+    if isinstance(value, int | decimal.Decimal):
+        return str(value)
     if isinstance(value, datetime.datetime):
         if value.tzinfo is not None:
             return f"'{value.isoformat()}'::TIMESTAMP_TZ"
