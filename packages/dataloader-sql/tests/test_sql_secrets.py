@@ -123,3 +123,26 @@ def test_a_missing_driver_or_dialect_is_named_with_the_key(scheme: str, message:
     with pytest.raises(ConnectorError, match=f"destination.url: {message}") as caught:
         connector.open(context)
     assert leaked(str(caught.value)) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymysql://leaky:S3cr%t/p@ss:w0rd#x@127.0.0.1:41167/db",
+        "mysql+pymysql://leaky:p@ss:w0rd#x@127.0.0.1/db",
+    ],
+    ids=["port-parse", "at-and-colon"],
+)
+def test_a_raw_password_with_url_characters_is_refused_without_echoing_it(url: str) -> None:
+    from pydantic import ValidationError
+
+    from dataloader_sql import SqlConfig
+
+    with pytest.raises(ValidationError) as caught:
+        SqlConfig(url=url, table="t")
+    # What a recipe's problems show: the message and its context, never the input.
+    text = repr(caught.value.errors(include_input=False, include_url=False))
+    assert "percent-encoded" in text, text
+    assert caught.value.errors()[0]["loc"] == ("url",)
+    for piece in ("w0rd", "S3cr", "p@ss", "127.0.0.1", "41167"):
+        assert piece not in text, text

@@ -26,15 +26,15 @@ class SqlConfig(TableOrQueryConfig):
     @classmethod
     def _parses(cls, url: SecretStr) -> SecretStr:
         from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
 
         try:
             make_url(url.get_secret_value())
-        except ArgumentError:
-            # SQLAlchemy's message quotes the URL: never repeat it.
+        except Exception:  # ArgumentError, or ValueError on the port
+            # Every parse error quotes part of the URL (a raw password's tail): never repeat it.
             raise ValueError(
                 "not a SQLAlchemy URL; expected `dialect+driver://user:password@host/database` "
-                "(e.g. `sqlite:///data.db`)"
+                "(e.g. `sqlite:///data.db`), with `:`, `/`, `@`, `#`, `%` and `?` in the user "
+                "or password percent-encoded (`@` as `%40`)"
             ) from None
         return url
 
