@@ -52,7 +52,14 @@ from dataloader.sql import (
 from dataloader_mysql.codec import LOAD_OPTIONS, load_file_bytes, read_batches
 from dataloader_mysql.config import MySQLConfig
 from dataloader_mysql.connection import connect, is_transient, quote, table_sql
-from dataloader_mysql.types import UTC_COMMENT, ColumnPlan, column_type, plan_column
+from dataloader_mysql.types import (
+    BIN_COLLATION,
+    UTC_COMMENT,
+    ColumnPlan,
+    column_type,
+    plan_column,
+    text_collation,
+)
 
 if TYPE_CHECKING:
     from dataloader.schema.plan import SchemaPlan
@@ -91,6 +98,8 @@ class MySQLConnector(BaseConnector):
         self._target_columns: set[str] | None = None  # append: the table's columns, once fitted
         self._loader: ThreadPoolExecutor | None = None  # append: runs one LOAD at a time
         self._loading: Future[None] | None = None  # the LOAD in flight
+        self._collation = BIN_COLLATION  # text's no-pad binary collation on this server
+        self._converted: frozenset[str] = frozenset()  # append: text columns not in utf8mb4
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -100,6 +109,7 @@ class MySQLConnector(BaseConnector):
         destination = context.role == "destination"
         try:
             self.conn = connect(self.config, raw=not destination)
+            self._collation = text_collation(_text(self.conn.get_server_info()))
             if destination and self.config.table:
                 self._take_run_lock()
         except pymysql.err.MySQLError as exc:
@@ -222,9 +232,9 @@ class MySQLConnector(BaseConnector):
         plan = self._plan_of(plans, window.column, "source.incremental.cursor_column")
         arrow_type = plan.field.type
         column = quote(window.column)
-        # Text compares by code point, the order the engine checks and stores.
+        # Text compares by code point without padding, the order the engine checks and stores.
         compared = (
-            f"CONVERT({column} USING utf8mb4) COLLATE utf8mb4_bin"
+            f"CONVERT({column} USING utf8mb4) COLLATE {self._collation}"
             if is_text(arrow_type)
             else column
         )
@@ -542,6 +552,17 @@ class MySQLConnector(BaseConnector):
         )
         return {_text(name): _text(kind) for name, kind in rows}
 
+    def _foreign_text(self, table: TableName) -> frozenset[str]:
+        """The text columns of `table` whose character set is not utf8mb4."""
+        schema_sql = "%s" if table.schema else "DATABASE()"
+        rows = self._rows(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
+            f"WHERE TABLE_SCHEMA = {schema_sql} AND TABLE_NAME = %s "
+            "AND CHARACTER_SET_NAME NOT IN ('utf8mb4', 'binary')",
+            (*([table.schema] if table.schema else []), table.name),
+        )
+        return frozenset(_text(name) for (name,) in rows)
+
     def _keys(self, schema: pa.Schema) -> tuple[str, ...]:
         assert self.context is not None
         tagged = tuple(f.name for f in schema if key_of(f) == "primary")
@@ -554,7 +575,9 @@ class MySQLConnector(BaseConnector):
         auto-increment column numbering the rows as loaded), labelled as this run's when
         it is one of its stages."""
         assert self.context is not None
-        types = {f.name: column_type(f, key=f.name in keys) for f in schema}
+        types = {
+            f.name: column_type(f, key=f.name in keys, collation=self._collation) for f in schema
+        }
         columns = [
             f"{quote(f.name)} {types[f.name]}"
             + (" NOT NULL" if f.name in keys or not f.nullable else "")
@@ -570,7 +593,7 @@ class MySQLConnector(BaseConnector):
             comment = f" COMMENT={self._sql_value(label)}"
         self._execute(
             f"CREATE TABLE {table_sql(table)} ({', '.join(columns)}) ENGINE=InnoDB "
-            f"DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin{comment}"
+            f"DEFAULT CHARSET=utf8mb4 COLLATE={self._collation}{comment}"
         )
         self._created[table_sql(table)] = types
 
@@ -584,7 +607,7 @@ class MySQLConnector(BaseConnector):
             return
         clauses = []
         for f in schema:
-            wanted = column_type(f, key=f.name in keys)
+            wanted = column_type(f, key=f.name in keys, collation=self._collation)
             if f.name not in known:
                 clauses.append(f"ADD COLUMN {quote(f.name)} {wanted}")
             elif known[f.name] != wanted:
@@ -605,11 +628,11 @@ class MySQLConnector(BaseConnector):
             return
         keys = self._keys(schema)
         clauses = [
-            f"ADD COLUMN {quote(f.name)} {column_type(f, key=f.name in keys)}"
+            f"ADD COLUMN {quote(f.name)} {column_type(f, key=f.name in keys, collation=self._collation)}"
             for f in schema
             if f.name not in existing
         ] + [
-            f"MODIFY COLUMN {quote(f.name)} {column_type(f, key=f.name in keys)}"
+            f"MODIFY COLUMN {quote(f.name)} {column_type(f, key=f.name in keys, collation=self._collation)}"
             + (" NOT NULL" if f.name in keys or not f.nullable else "")
             for f in schema
             if f.name in existing and f.name in widen
@@ -751,17 +774,37 @@ class MySQLConnector(BaseConnector):
             raise
         return path
 
-    def _load_file(self, table: TableName, path: str, names: list[str]) -> None:
+    def _load_file(
+        self,
+        table: TableName,
+        path: str,
+        names: list[str],
+        converted: frozenset[str] = frozenset(),
+    ) -> None:
         """LOAD DATA LOCAL INFILE the file at `path` (columns `names`) into `table`; a load
-        that warns (LOCAL downgrades errors to warnings) fails with the first warning."""
+        that warns (LOCAL downgrades errors to warnings) fails with the first warning.
+
+        The file is read as bytes (binary columns stay as sent); its text is UTF-8, so the
+        `converted` columns (text in another character set) are read into variables and
+        converted from utf8mb4: a character their set lacks fails the load."""
         import pymysql
 
-        columns = ", ".join(quote(name) for name in names)
-        cursor = self.conn.cursor()  # not `_execute`: this runs in the loader thread too
-        cursor.execute(
+        columns = []
+        assignments = []
+        for i, name in enumerate(names):
+            if name in converted:
+                columns.append(f"@v{i}")
+                assignments.append(f"{quote(name)} = CONVERT(@v{i} USING utf8mb4)")
+            else:
+                columns.append(quote(name))
+        sql = (
             f"LOAD DATA LOCAL INFILE {self._sql_value(path)} INTO TABLE {table_sql(table)} "
-            f"{LOAD_OPTIONS} ({columns})"
+            f"{LOAD_OPTIONS} ({', '.join(columns)})"
         )
+        if assignments:
+            sql += " SET " + ", ".join(assignments)
+        cursor = self.conn.cursor()  # not `_execute`: this runs in the loader thread too
+        cursor.execute(sql)
         if cursor.warning_count:
             cursor.execute("SHOW WARNINGS LIMIT 1")
             [(_, code, message)] = cursor.fetchall()
@@ -781,7 +824,9 @@ class MySQLConnector(BaseConnector):
         self._wait_load()
         if self._loader is None:
             self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql-load")
-        self._loading = self._loader.submit(self._load_file, self._table(), path, names)
+        self._loading = self._loader.submit(
+            self._load_file, self._table(), path, names, self._converted
+        )
 
     def _wait_load(self) -> None:
         """Wait for the LOAD in flight, if any; raise its error."""
@@ -804,11 +849,12 @@ class MySQLConnector(BaseConnector):
         self._fit_target(schema, widen)
         table = self._table()
         self._target_columns = set(self._columns(table))
+        self._converted = self._foreign_text(table)
         if self._direct:
             self._execute("START TRANSACTION")
             self._in_transaction = True
             for path, names in self._direct:
-                self._load_file(table, path, names)
+                self._load_file(table, path, names, self._converted)
 
     def _forget_direct(self) -> None:
         """Delete the kept batch files of the append transaction (committed or abandoned)."""

@@ -7,6 +7,7 @@ MySQL type of each Arrow type (`column_type`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -138,11 +139,27 @@ def _int_type(bits: int, unsigned: bool) -> pa.DataType:
 _SQL_INTS = {8: "TINYINT", 16: "SMALLINT", 32: "INT", 64: "BIGINT"}
 
 
-def column_type(field: pa.Field, *, key: bool = False) -> str:
+BIN_COLLATION = "utf8mb4_bin"  # PAD SPACE: 'x' = 'x ' (MySQL 5.7, MariaDB before 10.2)
+
+
+def text_collation(version: str) -> str:
+    """The binary utf8mb4 collation without trailing-space padding on a server whose
+    `SELECT VERSION()` is `version`: MariaDB 10.2+ `utf8mb4_nopad_bin`, MySQL 8+
+    `utf8mb4_0900_bin`; older servers only have the PAD SPACE `utf8mb4_bin`. MariaDB's
+    handshake prefixes its version with `5.5.5-`."""
+    numbers = re.match(r"(?:5\.5\.5-)?(\d+)\.(\d+)", version)
+    major, minor = (int(numbers[1]), int(numbers[2])) if numbers else (0, 0)
+    if "mariadb" in version.lower():
+        return "utf8mb4_nopad_bin" if (major, minor) >= (10, 2) else BIN_COLLATION
+    return "utf8mb4_0900_bin" if major >= 8 else BIN_COLLATION
+
+
+def column_type(field: pa.Field, *, key: bool = False, collation: str = BIN_COLLATION) -> str:
     """The MySQL type of a column created for `field`; `key` columns get indexable types.
 
-    Text is utf8mb4 with the binary collation: compared and ordered by code point, so `a`
-    and `A` are two merge keys and text cursors order as the engine does.
+    Text is utf8mb4 with the binary `collation` (`text_collation`): compared and ordered by
+    code point, so `a` and `A` (and, without padding, `x` and `x `) are two merge keys and
+    text cursors order as the engine does.
     """
     t = field.type
     if pa.types.is_boolean(t):
@@ -167,7 +184,7 @@ def column_type(field: pa.Field, *, key: bool = False) -> str:
         if (field.metadata or {}).get(TYPE_TAG) in (b"json", b"jsonb"):
             return "JSON"
         text = KEY_TEXT if key else "LONGTEXT"
-        return f"{text} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        return f"{text} CHARACTER SET utf8mb4 COLLATE {collation}"
     if pa.types.is_fixed_size_binary(t) and t.byte_width <= 255:
         return f"BINARY({t.byte_width})"
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):

