@@ -202,3 +202,43 @@ def test_zoned_timestamps_load_again_into_the_table_made_for_them(
         "AND table_name = 'z' AND column_name = 'at'"
     )
     assert comment == "dataloader: UTC instants"
+
+
+@pytest.mark.parametrize(
+    "existing",
+    [None, "CREATE TABLE dst (k VARCHAR(20) PRIMARY KEY, v TEXT)"],
+    ids=["new-table", "varchar-key"],
+)
+def test_a_text_merge_key_merges(
+    run: Any, rows_source: str, maria: Maria, existing: str | None
+) -> None:
+    if existing:
+        maria.execute(existing)
+    destination = maria.destination("dst", "merge", merge_keys=["k"])
+    for batches in ([[{"k": "a", "v": "1"}, {"k": "b", "v": "2"}]], [[{"k": "b", "v": "3"}]]):
+        recipe = {
+            "name": "strkey",
+            "source": {"type": rows_source, "batches": batches},
+            "destination": destination,
+        }
+        assert run(recipe).status == "success"
+    assert maria.query("SELECT k, v FROM dst ORDER BY k") == [("a", "1"), ("b", "3")]
+
+
+@pytest.mark.parametrize("widen", [False, True], ids=["same-types", "widened"])
+def test_columns_the_rows_lack_keep_their_defaults(
+    run: Any, rows_source: str, maria: Maria, widen: bool
+) -> None:
+    maria.execute(
+        "CREATE TABLE dst (id BIGINT PRIMARY KEY, c INT, extra INT DEFAULT 7, "
+        "note VARCHAR(10) NOT NULL DEFAULT 'keep')"
+    )
+    recipe = {
+        "name": "defaults",
+        "source": {"type": rows_source, "batches": [[{"id": 1, "c": 2**40 if widen else 5}]]},
+        "destination": maria.destination("dst"),
+    }
+    assert run(recipe).status == "success"
+    assert maria.query("SELECT id, c, extra, note FROM dst") == [
+        (1, 2**40 if widen else 5, 7, "keep")
+    ]

@@ -79,6 +79,7 @@ class SqlConnector(BaseConnector):
         self._stage_schema: pa.Schema | None = None  # the stage's columns, ORDINAL aside
         self._ordinal = 0
         self._known: dict[TableName, set[str]] = {}  # columns each table has, once looked up
+        self._staged: set[str] = set()  # columns staged rows have: the others keep defaults
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -164,7 +165,7 @@ class SqlConnector(BaseConnector):
 
     def _columns(self, table: TableName) -> list[tuple[str, Any, str | None, bool]]:
         """Each column of `table`: name, SQLAlchemy type, declared type (SQLite) or comment
-        (elsewhere), nullable."""
+        (elsewhere), nullable (or with a default: rows may lack it)."""
         columns = sa.inspect(self.conn).get_columns(table.name, schema=table.schema)
         declared: dict[str, str] = {}
         if self.dialect.name == "sqlite":
@@ -176,7 +177,7 @@ class SqlConnector(BaseConnector):
                 c["name"],
                 c["type"],
                 declared.get(c["name"], c.get("comment")),
-                bool(c.get("nullable", True)),
+                bool(c.get("nullable", True)) or c.get("default") is not None,
             )
             for c in columns
         ]
@@ -476,12 +477,20 @@ class SqlConnector(BaseConnector):
             )
         self.conn.exec_driver_sql(sql)
 
-    def _create(self, table: TableName, schema: pa.Schema, keys: tuple[str, ...]) -> None:
+    def _create(
+        self,
+        table: TableName,
+        schema: pa.Schema,
+        keys: tuple[str, ...],
+        indexed: tuple[str, ...] = (),
+    ) -> None:
+        """Create `table` with primary key `keys`; `indexed` columns get a key's (indexable)
+        type without being a key."""
         keys = tuple(key for key in keys if key in schema.names)
         columns = [
             sa.Column(
                 field.name,
-                column_type(field, self.dialect, key=field.name in keys),
+                column_type(field, self.dialect, key=field.name in keys or field.name in indexed),
                 nullable=field.nullable and field.name not in keys,
                 comment=column_comment(field, self.dialect),
                 autoincrement=False,  # an integer key is the data's: never generated (MySQL 0)
@@ -501,10 +510,13 @@ class SqlConnector(BaseConnector):
         if self._stage is None:
             self._stage = table.sibling(staging_name(table.name, self.context.recipe_name))
             self._drop(self.conn, self._stage)
-            self._create(
-                self._stage, schema.append(pa.field(ORDINAL, pa.int64(), nullable=False)), ()
-            )
             keys = [key for key in self.context.merge_keys if key in schema.names]
+            self._create(
+                self._stage,
+                schema.append(pa.field(ORDINAL, pa.int64(), nullable=False)),
+                (),
+                indexed=tuple(keys),  # MySQL indexes no TEXT column without a prefix length
+            )
             if keys:  # the commit looks staged rows up by key: index them
                 digest = hashlib.sha256(self._stage.name.encode()).hexdigest()[:16]
                 columns = ", ".join(self._q(name) for name in (*keys, ORDINAL))
@@ -557,6 +569,7 @@ class SqlConnector(BaseConnector):
                     self._fit_stage(data.schema)
                 assert self._stage is not None
                 self._insert(self._stage, data, ordinal=True)
+                self._staged.update(data.schema.names)
             else:
                 table = self._table()
                 if not self._known.get(table, set()).issuperset(data.schema.names):
@@ -622,6 +635,7 @@ class SqlConnector(BaseConnector):
             self.abort()
             raise self._error("commit", exc) from exc
         self._ordinal = 0
+        self._staged.clear()
 
     def _latest(self, columns: list[str]) -> str:
         """SELECT of the stage's rows, only the last one staged of each merge key."""
@@ -643,7 +657,9 @@ class SqlConnector(BaseConnector):
         assert self.context is not None and self._stage_schema is not None
         assert self._stage is not None
         target = self._sql(self._table())
-        columns = list(self._stage_schema.names)
+        columns = [name for name in self._stage_schema.names if name in self._staged]
+        if not columns:
+            return  # nothing staged
         if merge:
             stage = self._sql(self._stage)
             keys = self.context.merge_keys
@@ -680,6 +696,7 @@ class SqlConnector(BaseConnector):
         been committed with it."""
         self._known.clear()
         self._ordinal = 0
+        self._staged.clear()
         if self.conn is None:
             return
         try:
