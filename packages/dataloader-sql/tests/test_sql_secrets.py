@@ -146,3 +146,19 @@ def test_a_raw_password_with_url_characters_is_refused_without_echoing_it(url: s
     assert caught.value.errors()[0]["loc"] == ("url",)
     for piece in ("w0rd", "S3cr", "p@ss", "127.0.0.1", "41167"):
         assert piece not in text, text
+
+
+def test_an_unknown_connect_arg_is_named_with_its_key(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from dataloader.context import RunContext
+    from dataloader_sql import SqlConfig, SqlConnector
+
+    url = f"mysql+pymysql://loader:{quote(PASSWORD, safe='')}@127.0.0.1:{free_port()}/db"
+    connector = SqlConnector(SqlConfig(url=url, table="t", connect_args={"bogus": 1}))
+    context = RunContext(
+        recipe_name="r", run_id="1", started_at=datetime.now(UTC), role="destination"
+    )
+    with pytest.raises(ConnectorError, match=r"destination\.connect_args.*'bogus'") as caught:
+        connector.open(context)
+    assert leaked(str(caught.value)) == []

@@ -100,6 +100,14 @@ class SqlConnector(BaseConnector):
                 key=f"{context.role}.url",
                 expected="the dialect's driver installed beside dataloader-sql",
             ) from exc
+        except TypeError as exc:
+            # The driver's connect() refused an argument: its message names it, never a value.
+            self.close()
+            raise ConnectorError(
+                f"the driver of {self.config.describe()} refused `connect_args`: {exc}",
+                key=f"{context.role}.connect_args",
+                expected="keyword arguments the driver's connect() takes",
+            ) from None
         except sa.exc.NoSuchModuleError as exc:
             self.close()
             raise ConnectorError(
