@@ -5,6 +5,7 @@ insensitive user keys, float32 extremes, TLS file errors and NOT NULL columns wi
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -90,3 +91,40 @@ def test_text_a_columns_charset_cannot_hold_fails(
     with pytest.raises(Exception, match="Incorrect string value"):
         run(recipe)
     assert my.query("SELECT COUNT(*) FROM dst") == [(0,)]
+
+
+@pytest.mark.parametrize("mode", ["append", "merge"])
+def test_narrow_temporal_columns_are_widened_to_microseconds(my: Any, run: Any, mode: str) -> None:
+    my.execute(
+        "CREATE TABLE src (id BIGINT PRIMARY KEY, a DATETIME(6), b DATETIME(6), t TIME(6), "
+        "z TIMESTAMP(6) NULL)"
+    )
+    stamp = datetime(2020, 1, 1, 0, 0, 0, 123456)
+    my.execute("INSERT INTO src VALUES (1, %s, %s, '01:02:03.500001', %s)", (stamp, stamp, stamp))
+    my.execute(
+        "CREATE TABLE dst (id BIGINT PRIMARY KEY, a DATETIME NOT NULL COMMENT 'kept', "
+        "b DATETIME(3) DEFAULT NULL, t TIME, z TIMESTAMP(2) NULL)"
+    )
+    keys = {"merge_keys": ["id"]} if mode == "merge" else {}
+    run(
+        {
+            "name": "narrow",
+            "source": my.source(table="src"),
+            "destination": my.destination("dst", mode, **keys),
+        }
+    )
+    my.execute("SET time_zone = '+00:00'")
+    assert my.query("SELECT a, b, t, z FROM dst") == [
+        (stamp, stamp, timedelta(hours=1, minutes=2, seconds=3, microseconds=500001), stamp)
+    ]
+    assert my.column_types("dst") == {
+        "id": "bigint(20)",
+        "a": "datetime(6)",
+        "b": "datetime(6)",
+        "t": "time(6)",
+        "z": "timestamp(6)",
+    }
+    assert my.query(
+        "SELECT COLUMN_NAME, IS_NULLABLE, COLUMN_COMMENT FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'dst' AND COLUMN_NAME = 'a'"
+    ) == [("a", "NO", "kept")]

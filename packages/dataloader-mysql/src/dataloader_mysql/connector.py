@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -627,18 +628,52 @@ class MySQLConnector(BaseConnector):
             self._create(table, schema, self._keys(schema))
             return
         keys = self._keys(schema)
-        clauses = [
-            f"ADD COLUMN {quote(f.name)} {column_type(f, key=f.name in keys, collation=self._collation)}"
-            for f in schema
-            if f.name not in existing
-        ] + [
-            f"MODIFY COLUMN {quote(f.name)} {column_type(f, key=f.name in keys, collation=self._collation)}"
-            + (" NOT NULL" if f.name in keys or not f.nullable else "")
-            for f in schema
-            if f.name in existing and f.name in widen
-        ]
+        clauses = (
+            self._widen_fractions(table, schema, existing, widen)
+            + [
+                f"ADD COLUMN {quote(f.name)} {column_type(f, key=f.name in keys, collation=self._collation)}"
+                for f in schema
+                if f.name not in existing
+            ]
+            + [
+                f"MODIFY COLUMN {quote(f.name)} {column_type(f, key=f.name in keys, collation=self._collation)}"
+                + (" NOT NULL" if f.name in keys or not f.nullable else "")
+                for f in schema
+                if f.name in existing and f.name in widen
+            ]
+        )
         if clauses:
             self._execute(f"ALTER TABLE {table_sql(table)} {', '.join(clauses)}")
+
+    def _widen_fractions(
+        self,
+        table: TableName,
+        schema: pa.Schema,
+        existing: dict[str, str],
+        widen: frozenset[str] | set[str],
+    ) -> list[str]:
+        """MODIFY clauses giving the DATETIME, TIMESTAMP and TIME columns of `table` that keep
+        fewer fractional digits than `schema` sends six, their definition otherwise kept."""
+        narrow = []
+        for f in schema:
+            kind = existing.get(f.name, "").lower()
+            if f.name in widen or not (pa.types.is_timestamp(f.type) or pa.types.is_time(f.type)):
+                continue
+            match = re.fullmatch(r"(datetime|timestamp|time)(?:\((\d)\))?", kind)
+            sent = {"s": 0, "ms": 3}.get(f.type.unit, 6)
+            if match and int(match[2] or 0) < sent:
+                narrow.append((f.name, match[1]))
+        if not narrow:
+            return []
+        created = _text(self._rows(f"SHOW CREATE TABLE {table_sql(table)}")[0][1])
+        lines = {line.strip().rstrip(","): line for line in created.splitlines()}
+        clauses = []
+        for name, base in narrow:
+            prefix = f"{quote(name)} "
+            [definition] = [d for d in lines if d.startswith(prefix)]
+            rest = re.sub(rf"^{base}(\(\d\))?", "", definition[len(prefix) :], count=1)
+            clauses.append(f"MODIFY COLUMN {prefix}{base.upper()}(6){rest}")
+        return clauses
 
     def _check_unique_keys(self) -> None:
         """A merge needs a PRIMARY KEY or UNIQUE index on exactly the merge keys: that is what
