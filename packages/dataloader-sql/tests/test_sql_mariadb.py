@@ -242,3 +242,39 @@ def test_columns_the_rows_lack_keep_their_defaults(
     assert maria.query("SELECT id, c, extra, note FROM dst") == [
         (1, 2**40 if widen else 5, 7, "keep")
     ]
+
+
+@pytest.mark.parametrize("mode", ["append", "merge", "overwrite"])
+def test_a_lost_commit_acknowledgement_is_retried_without_duplicates_or_loss(
+    run: Any,
+    rows_source: str,
+    maria: Maria,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    import pymysql
+    import sqlalchemy as sa
+
+    real, calls = SqlConnector.commit, [0]
+
+    def commit(self: SqlConnector, state: State) -> None:
+        real(self, state)  # the commit lands; its acknowledgement is lost
+        calls[0] += 1
+        if calls[0] == 1:
+            lost = pymysql.err.OperationalError(2013, "Lost connection to server during query")
+            raise sa.exc.OperationalError("COMMIT", None, lost)
+
+    monkeypatch.setattr(SqlConnector, "commit", commit)
+    keys = {"merge_keys": ["id"]} if mode == "merge" else {}
+    batches = [[{"id": i * 10 + j, "v": "x"} for j in range(10)] for i in range(3)]
+    result = run(
+        {
+            "name": "lost_ack",
+            "source": {"type": rows_source, "batches": batches},
+            "destination": maria.destination("dst", mode, **keys),
+            "runtime": {"retries": {"attempts": 3}, "commit_interval_seconds": 0.000001},
+        }
+    )
+    assert result.status == "success"
+    assert calls[0] >= 1
+    assert maria.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM dst") == [(30, 30)]

@@ -80,6 +80,7 @@ class SqlConnector(BaseConnector):
         self._ordinal = 0
         self._known: dict[TableName, set[str]] = {}  # columns each table has, once looked up
         self._staged: set[str] = set()  # columns staged rows have: the others keep defaults
+        self._dialect: Any = None  # kept after close: `is_transient` judges errors with it
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -90,6 +91,7 @@ class SqlConnector(BaseConnector):
             self.engine = sa.create_engine(
                 url, connect_args=dict(self.config.connect_args), poolclass=sa.pool.NullPool
             )
+            self._dialect = self.engine.dialect
             if self.engine.dialect.name == "sqlite":
                 _transactional_sqlite(self.engine)
             self.conn = self.engine.connect()
@@ -137,8 +139,20 @@ class SqlConnector(BaseConnector):
             self.engine = None
 
     def is_transient(self, error: BaseException) -> bool:
+        """A lost connection (the dialect's own test, e.g. MySQL 2006/2013): worth a retry.
+        A lost COMMIT acknowledgement is settled by the engine from the state row."""
         cause = error.__cause__ if isinstance(error, ConnectorError) else error
-        return isinstance(cause, sa.exc.DBAPIError) and bool(cause.connection_invalidated)
+        if not isinstance(cause, sa.exc.DBAPIError):
+            return False
+        if cause.connection_invalidated:
+            return True
+        dialect = self._dialect
+        if dialect is None or not isinstance(cause.orig, BaseException):
+            return False
+        try:
+            return bool(dialect.is_disconnect(cause.orig, None, None))
+        except Exception:  # a dialect that cannot judge without its connection
+            return False
 
     @property
     def dialect(self) -> Any:
