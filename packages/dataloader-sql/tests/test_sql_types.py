@@ -175,3 +175,24 @@ def test_a_query_is_typed_by_its_values(sqlite_db: Sqlite) -> None:
         {"id": 1, "name": "a", "scaled": 1.5},
         {"id": 2, "name": None, "scaled": 3.0},
     ]
+
+
+def test_decimals_inside_nested_values_stay_exact_json_numbers(
+    run: Any, rows_source: str, sqlite_db: Sqlite
+) -> None:
+    import json
+
+    rows = [
+        {"id": 1, "doc": {"a": Decimal("1.10"), "xs": [Decimal("12345678901234567890.5")]}},
+    ]
+    recipe = {
+        "name": "nested",
+        "source": {"type": rows_source, "batches": [rows]},
+        "destination": sqlite_db.destination("docs"),
+    }
+    assert run(recipe).status == "success"
+    [(text,)] = sqlite_db.query("SELECT doc FROM docs")
+    assert json.loads(text, parse_float=Decimal) == {
+        "a": Decimal("1.10"),
+        "xs": [Decimal("12345678901234567890.5")],
+    }

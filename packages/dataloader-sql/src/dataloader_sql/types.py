@@ -219,7 +219,10 @@ def python_values(column: pa.Array, dialect: Dialect) -> list[Any]:
     if pa.types.is_duration(kind):
         return column.cast(pa.int64()).to_pylist()
     if pa.types.is_nested(kind):
-        return [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
+        # Strict JSON built from the Arrow values: decimals stay exact numbers.
+        from dataloader.normalize.json_text import to_json_text
+
+        return to_json_text(column).to_pylist()
     if pa.types.is_decimal(kind) and dialect.name == "sqlite":
         return column.cast(pa.string()).to_pylist()  # the digits, scale kept ("0.10")
     if pa.types.is_timestamp(kind) and kind.tz is not None and not keeps_zones(dialect):
