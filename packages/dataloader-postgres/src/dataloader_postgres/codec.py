@@ -171,24 +171,71 @@ def _combine(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
 
 # -- decoding: CSV columns → Arrow columns ------------------------------------------------
 def decode(raw: pa.RecordBatch, plans: Sequence[ColumnPlan]) -> pa.RecordBatch:
+    """The CSV columns of `raw` as the Arrow columns `plans` describe.
+
+    :raises ConnectorError: for a value Arrow cannot hold (`24:00:00`, a numeric with too many
+        digits, NaN in a decimal), naming the column, the value and what to do about it.
+    """
     arrays: list[pa.Array] = []
     position = 0
-    for plan in plans:
-        width = len(plan.csv_types())
-        parts = [raw.column(position + i) for i in range(width)]
-        position += width
-        if plan.kind == "bytea":
-            arrays.append(hex_to_binary(parts[0]))
-        elif plan.kind == "interval":
-            arrays.append(build_intervals(*parts))
-        elif plan.kind == "array":
-            assert plan.element is not None
-            arrays.append(json_to_lists(parts[0], plan.element))
-        else:
-            arrays.append(
-                parts[0] if parts[0].type == plan.field.type else parts[0].cast(plan.field.type)
-            )
+    try:
+        for plan in plans:
+            width = len(plan.csv_types())
+            parts = [raw.column(position + i) for i in range(width)]
+            position += width
+            if plan.kind == "bytea":
+                arrays.append(hex_to_binary(parts[0]))
+            elif plan.kind == "interval":
+                arrays.append(build_intervals(*parts))
+            elif plan.kind == "array":
+                assert plan.element is not None
+                arrays.append(json_to_lists(parts[0], plan.element, plan.name))
+            elif parts[0].type == plan.field.type:
+                arrays.append(parts[0])
+            else:
+                arrays.append(_from_text(parts[0], plan))
+    except UnreadableValue as bad:
+        raise ConnectorError(_unreadable_message(bad)) from None
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema([plan.field for plan in plans]))
+
+
+class UnreadableValue(ValueError):
+    """A value as Postgres printed it that has no Arrow value of its column's type."""
+
+    def __init__(self, value: str, plan: ColumnPlan, column: str) -> None:
+        super().__init__(f"{column}: {value!r} does not fit {plan.field.type}")
+        self.value = value
+        self.plan = plan
+        self.column = column
+
+
+def _unreadable_message(bad: UnreadableValue) -> str:
+    arrow_type = bad.plan.field.type
+    where = f"an element of column {bad.column!r}" if bad.plan.name != bad.column else None
+    subject = where or f"column {bad.column!r}"
+    head = f"{subject} holds {bad.value!r}, which {arrow_type} cannot hold"
+    if pa.types.is_time(arrow_type):
+        hint = (
+            "Arrow's time of day ends at 23:59:59.999999 and Postgres' 24:00:00 has no "
+            "time64 value; select the column cast in `query` (e.g. `col::text`, or "
+            "`LEAST(col, '23:59:59.999999')` to clamp it)"
+        )
+    elif pa.types.is_decimal(arrow_type) and bad.plan.field.metadata:
+        hint = (
+            f"numeric without precision is read as {arrow_type} (at most "
+            f"{arrow_type.precision - arrow_type.scale} digits before the point and "
+            f"{arrow_type.scale} after, no NaN or Infinity); set `unconstrained_numeric: string` "
+            "to keep every value exactly (or `float`), or cast the column to numeric(p,s) "
+            "in `query`"
+        )
+    elif pa.types.is_decimal(arrow_type):
+        hint = (
+            "an Arrow decimal holds no NaN or Infinity; filter the value out or cast the "
+            "column (e.g. to float8 or text) in `query`"
+        )
+    else:
+        hint = "cast the column in `query` to a type that holds it"
+    return f"Postgres read: {head}: {hint}"
 
 
 def _validity(array: pa.Array) -> pa.Buffer | None:
@@ -273,9 +320,10 @@ def build_intervals(months: pa.Array, days: pa.Array, micros: pa.Array) -> pa.Ar
     )
 
 
-def json_to_lists(array: pa.Array, element: ColumnPlan) -> pa.Array:
+def json_to_lists(array: pa.Array, element: ColumnPlan, column: str | None = None) -> pa.Array:
     """The JSON arrays an array plan selects (`ColumnPlan.select_sql`) into an Arrow list column
-    of the element's type: parsed by Arrow's JSON reader, the elements decoded column-wise."""
+    of the element's type: parsed by Arrow's JSON reader, the elements decoded column-wise.
+    `column` names the array column in an `UnreadableValue`."""
     arrow_type = pa.list_(element.field.type)
     if len(array) == 0:
         return pa.array([], type=arrow_type)
@@ -292,21 +340,46 @@ def json_to_lists(array: pa.Array, element: ColumnPlan) -> pa.Array:
         months, days, micros = (pc.list_element(lists.values, i) for i in range(3))
         values = build_intervals(months.cast(pa.int32()), days.cast(pa.int32()), micros)
     else:
-        values = _from_text(lists.values, element)
+        values = _from_text(lists.values, element, column)
     return pa.ListArray.from_arrays(lists.offsets, values, type=arrow_type, mask=lists.is_null())
 
 
-def _from_text(text: pa.Array, element: ColumnPlan) -> pa.Array:
-    """Values as Postgres prints them (`value::text`) into the element's Arrow type."""
+def _from_text(text: pa.Array, element: ColumnPlan, column: str | None = None) -> pa.Array:
+    """Values as Postgres prints them (`value::text`) into the element's Arrow type.
+
+    :raises UnreadableValue: for the first value the type cannot hold, named by `column`
+        (the element's own name when not given).
+    """
     arrow_type = element.field.type
     if element.kind == "bytea":
         return hex_to_binary(text)
     if pa.types.is_string(arrow_type):
         return text
+    try:
+        return _cast_text(text, arrow_type)
+    except pa.ArrowInvalid:
+        value = _first_unreadable(text, arrow_type)
+        raise UnreadableValue(value, element, column or element.name) from None
+
+
+def _cast_text(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:
     if pa.types.is_time(arrow_type):  # Arrow casts no string to time: through a timestamp
         stamps = pc.binary_join_element_wise("1970-01-01 ", text, "")
         return stamps.cast(pa.timestamp("us")).cast(arrow_type)
     return text.cast(arrow_type)
+
+
+def _first_unreadable(text: pa.Array, arrow_type: pa.DataType) -> str:
+    """The first value of `text` that does not cast to `arrow_type` (one is known to fail)."""
+    low, high = 0, len(text)
+    while high - low > 1:  # [low, high) holds a failing value
+        middle = (low + high) // 2
+        try:
+            _cast_text(text.slice(low, middle - low), arrow_type)
+            low = middle
+        except pa.ArrowInvalid:
+            high = middle
+    return str(text[low].as_py())
 
 
 # -- encoding: Arrow columns → CSV the COPY parser accepts ---------------------------------
