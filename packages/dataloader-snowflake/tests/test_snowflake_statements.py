@@ -6,6 +6,7 @@ pins the Snowflake text a real account receives."""
 from __future__ import annotations
 
 import datetime
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,6 +53,7 @@ def test_the_statements_of_a_load(
     connector = SnowflakeConnector(config)
     connector.open(context)
     try:
+        assert connector.load_state() is None
         connector.begin(State())
         batch = pa.record_batch({"id": [1, 2], "version": [1, 1], "doc": [{"a": 1}, None]})
         connector.write_batch(ArrowBatch(batch, {}), State())
@@ -59,6 +61,8 @@ def test_the_statements_of_a_load(
     finally:
         connector.close()
     golden = GOLDEN / f"snowflake_{mode}.sql"
+    if os.environ.get("DL_UPDATE_GOLDEN"):
+        golden.write_text(normalized(connector.executed), encoding="utf-8")
     assert normalized(connector.executed) == golden.read_text(encoding="utf-8")
     assert snowflake_db.query('SELECT COUNT(*) FROM "items"') == [(2,)]
     # fakesnow cannot run REMOVE: reported, not hidden (the temporary stage goes anyway).

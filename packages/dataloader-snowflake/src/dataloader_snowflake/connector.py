@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
 from dataloader.incremental import window_for
+from dataloader.schema.plan import KEY_TAG, SchemaPlan
 from dataloader.sql import (
     STAGING_PREFIX,
     TableName,
@@ -38,8 +39,10 @@ from dataloader.sql import (
 )
 from dataloader_snowflake.config import S3Stage, SnowflakeConfig
 from dataloader_snowflake.types import (
+    arrow_type_of,
     from_snowflake,
     literal,
+    number_type,
     snowflake_type,
     to_stageable,
 )
@@ -47,6 +50,25 @@ from dataloader_snowflake.types import (
 log = logging.getLogger(__name__)
 STATE_TABLE = "_DATALOADER_STATE"  # upper case: Snowflake's unquoted name resolves to it
 ORDINAL = "__dl_ordinal"
+VARCHAR_MAX = 16_777_216
+# Driver errors of the connection itself (no answer, 5xx): the engine reconnects and resumes.
+_TRANSIENT_ERRNOS = frozenset({250001, 250002, 250003, 250005})
+_TRANSIENT_NAMES = frozenset(
+    {
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "GatewayTimeoutError",
+        "BadGatewayError",
+        "RequestTimeoutError",
+        "TooManyRequests",
+        "OtherHTTPRetryableError",
+        "RequestExceedMaxRetryError",
+    }
+)
+
+
+class StateConflict(ConnectorError):
+    """Another run of the recipe committed after this one loaded its state."""
 
 
 class SnowflakeConnector(BaseConnector):
@@ -73,6 +95,11 @@ class SnowflakeConnector(BaseConnector):
         self._files: list[str] = []  # staged since the last commit (keys or stage paths)
         self._sequence = 0
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        # The version of the state row `load_state` returned (0: no row): the commit's
+        # compare-and-set. None until `load_state` ran.
+        self._version: int | None = None
+        self._target_types: dict[str, str] = {}  # the target's columns as `describe` saw them
+        self._alters: dict[str, str] = {}  # column -> wider type, applied at the next commit
         # The latest statements sent (credentials masked, see `_copy_sql`): for errors and tests.
         self.executed: deque[str] = deque(maxlen=1000)
 
@@ -110,6 +137,22 @@ class SnowflakeConnector(BaseConnector):
             f"Snowflake {action} failed on {where} at {self.config.describe()}: {detail}",
             key=f"{role}.table" if self.config.table else f"{role}.query",
         )
+
+    def is_transient(self, error: BaseException) -> bool:
+        """A lost connection, a request without answer or a 5xx from Snowflake (anywhere in
+        the error's chain): worth a reconnect. SQL errors are not."""
+        import snowflake.connector
+
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, ConnectionError | TimeoutError):
+                return True
+            if isinstance(seen, snowflake.connector.Error) and (
+                type(seen).__name__ in _TRANSIENT_NAMES or seen.errno in _TRANSIENT_ERRNOS
+            ):
+                return True
+            seen = seen.__cause__ or seen.__context__
+        return False
 
     def _execute(self, sql: str, params: tuple[Any, ...] | None = None) -> Any:
         """Run `sql`; `params` are bound by the server (`?` placeholders), never spliced into
@@ -223,17 +266,25 @@ class SnowflakeConnector(BaseConnector):
 
     # -- destination: state ------------------------------------------------------------
     def load_state(self) -> State | None:
+        """The recipe's committed state; its row's version is what `commit` compares with."""
         assert self.context is not None
-        if not self._exists(self._state_table()):
+        columns = self._columns(self._state_table())
+        self._version = 0
+        if not columns:
             return None
+        version = "COALESCE(VERSION, 0)" if "VERSION" in columns else "0"
         rows = self._execute(
-            f"SELECT STATE FROM {self._state_table().sql()} WHERE RECIPE = ?",
+            f"SELECT STATE, {version} FROM {self._state_table().sql()} WHERE RECIPE = ?",
             (self.context.recipe_name,),
         ).fetchall()
-        return State.from_dict(json.loads(rows[0][0])) if rows else None
+        if not rows:
+            return None
+        self._version = int(rows[0][1])
+        return State.from_dict(json.loads(rows[0][0]))
 
     def reset_state(self) -> None:
         assert self.context is not None
+        self._version = 0
         if self._exists(self._state_table()):
             self._execute(
                 f"DELETE FROM {self._state_table().sql()} WHERE RECIPE = ?",
@@ -244,19 +295,47 @@ class SnowflakeConnector(BaseConnector):
         self._execute(
             f"CREATE TABLE IF NOT EXISTS {self._state_table().sql()} "
             "(RECIPE VARCHAR NOT NULL PRIMARY KEY, STATE VARCHAR NOT NULL, "
-            "UPDATED_AT TIMESTAMP_TZ NOT NULL)"
+            "UPDATED_AT TIMESTAMP_TZ NOT NULL, VERSION NUMBER(38,0))"
         )
+        if "VERSION" not in self._columns(self._state_table()):  # a table of an older release
+            self._execute(
+                f"ALTER TABLE {self._state_table().sql()} ADD COLUMN VERSION NUMBER(38,0)"
+            )
 
     def _save_state(self, state: State) -> None:
-        """In the open transaction: the recipe's row replaced (DELETE + INSERT)."""
+        """In the open transaction: the recipe's row set to `state` with the next version, if
+        it still has the version this run started from; a `StateConflict` otherwise."""
         assert self.context is not None
+        if self._version is None:
+            raise ConnectorError(
+                "the Snowflake destination commits only after `load_state`",
+                key="destination.table",
+            )
         table = self._state_table().sql()
         recipe = self.context.recipe_name
-        self._execute(f"DELETE FROM {table} WHERE RECIPE = ?", (recipe,))
-        self._execute(
-            f"INSERT INTO {table} (RECIPE, STATE, UPDATED_AT) VALUES (?, ?, CURRENT_TIMESTAMP())",
-            (recipe, json.dumps(state.progress())),
-        )
+        text = json.dumps(state.progress())
+        version = self._version + 1
+        if self._version == 0:
+            changed = self._execute(
+                f"INSERT INTO {table} (RECIPE, STATE, UPDATED_AT, VERSION) "
+                "SELECT ?, ?, CURRENT_TIMESTAMP(), ? "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE RECIPE = ?)",
+                (recipe, text, version, recipe),
+            ).rowcount
+        else:
+            changed = self._execute(
+                f"UPDATE {table} SET STATE = ?, UPDATED_AT = CURRENT_TIMESTAMP(), VERSION = ? "
+                "WHERE RECIPE = ? AND COALESCE(VERSION, 0) = ?",
+                (text, version, recipe, self._version),
+            ).rowcount
+        if changed != 1:
+            raise StateConflict(
+                f"another run of recipe {recipe!r} committed to {self._table().name} after this "
+                f"run started (state version {self._version} is gone): this run's rows are "
+                "rolled back; run the recipe again",
+                key="destination.table",
+            )
+        self._version = version
 
     # -- destination: writes -----------------------------------------------------------
     def begin(self, state: State) -> None:
@@ -462,6 +541,42 @@ class SnowflakeConnector(BaseConnector):
                 self._execute(
                     f"ALTER TABLE {target.sql()} ADD COLUMN {quote_identifier(name)} {kind}"
                 )
+        alters, self._alters = self._alters, {}
+        alters.update(self._longer_texts(target))
+        for name, kind in alters.items():
+            self._execute(
+                f"ALTER TABLE {target.sql()} ALTER COLUMN {quote_identifier(name)} "
+                f"SET DATA TYPE {kind}"
+            )
+
+    def _longer_texts(self, target: TableName) -> dict[str, str]:
+        """VARCHAR(n) columns of the target the staged text is longer than: their new type."""
+        limits = {}
+        for name, kind in self._describe_types(target).items():
+            length = number_type(kind)
+            if (
+                kind.startswith("VARCHAR")
+                and length is not None
+                and length[0] < VARCHAR_MAX
+                and self._staged_columns.get(name) == "VARCHAR"
+            ):
+                limits[name] = length[0]
+        if not limits or self._staging is None:
+            return {}
+        longest = ", ".join(f"MAX(LENGTH({quote_identifier(n)}))" for n in limits)
+        row = self._execute(f"SELECT {longest} FROM {self._staging.sql()}").fetchone()
+        return {
+            name: f"VARCHAR({int(found)})"
+            for (name, limit), found in zip(limits.items(), row, strict=True)
+            if found is not None and int(found) > limit
+        }
+
+    def _describe_types(self, table: TableName) -> dict[str, str]:
+        """`DESCRIBE TABLE`: each column's Snowflake type, e.g. `NUMBER(10,2)`."""
+        return {row[0]: row[1] for row in self._describe_rows(table)}
+
+    def _describe_rows(self, table: TableName) -> list[tuple[Any, ...]]:
+        return list(self._execute(f"DESCRIBE TABLE {table.sql()}").fetchall())
 
     def _selected(self, alias: str = "") -> str:
         """The staged columns as the target takes them: VARIANT parsed from its JSON text."""
@@ -469,7 +584,12 @@ class SnowflakeConnector(BaseConnector):
         parts = []
         for name, kind in self._staged_columns.items():
             quoted = f"{prefix}{quote_identifier(name)}"
-            parts.append(f"PARSE_JSON({quoted})" if kind == "VARIANT" else quoted)
+            variant = kind == "VARIANT" or self._target_types.get(name) in (
+                "VARIANT",
+                "OBJECT",
+                "ARRAY",
+            )
+            parts.append(f"PARSE_JSON({quoted})" if variant else quoted)
         return ", ".join(parts)
 
     def move_sql(self) -> list[str]:
@@ -548,6 +668,9 @@ class SnowflakeConnector(BaseConnector):
         except snowflake.connector.Error as exc:
             self.abort()
             raise self._error("commit", exc) from None
+        except StateConflict:
+            self.abort()
+            raise
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -590,7 +713,60 @@ class SnowflakeConnector(BaseConnector):
         self._cleanup()
 
     def describe(self) -> pa.Schema | None:
-        return None
+        """The target table as it is (also under overwrite: its rows are replaced in place,
+        its columns kept): each column's type as the Snowflake source reads it, its
+        nullability, and its primary or unique key; None when there is no table yet."""
+        assert self.context is not None
+        import snowflake.connector
+
+        table = self._table()
+        self._target_types = {}
+        try:
+            if not self._exists(table):
+                return None
+            rows = self._describe_rows(table)
+        except snowflake.connector.Error as exc:
+            raise self._error("describe", exc) from None
+        fields = []
+        for row in rows:
+            name, kind, nullable, primary, unique = row[0], row[1], row[3], row[5], row[6]
+            arrow_type, metadata = arrow_type_of(name, kind)
+            if primary == "Y" or unique == "Y":
+                metadata[KEY_TAG] = b"primary" if primary == "Y" else b"unique"
+            fields.append(pa.field(name, arrow_type, nullable != "N", metadata or None))
+            self._target_types[name] = kind
+        return pa.schema(fields)
+
+    def apply_schema(self, plan: SchemaPlan) -> None:
+        """Check the widenings of `plan` against what Snowflake can change in place (a
+        NUMBER's precision, keeping its scale); they are made with the next commit's DDL.
+        New columns are added at that commit too; a new table is created by it."""
+        for field in plan.widened():
+            old = self._target_types.get(field.name)
+            if old is None:
+                continue  # a column this run adds: created with its new type
+            new = snowflake_type(field)
+            if new == old or (old.startswith("VARCHAR") and new == "VARCHAR"):
+                continue
+            before, after = number_type(old), number_type(new)
+            if (
+                old.startswith("NUMBER")
+                and new.startswith("NUMBER")
+                and before is not None
+                and after is not None
+                and before[1] == after[1]
+            ):
+                if after[0] > before[0]:
+                    self._alters[field.name] = new
+                continue
+            raise ConnectorError(
+                f"column {field.name!r} of {self._table().name} is {old}; the rows need {new}, "
+                "and Snowflake can change a column's type only to a NUMBER of more digits with "
+                "the same scale, or a longer VARCHAR",
+                key="destination.table",
+                value=field.name,
+                expected=f"values that fit {old}",
+            )
 
     def table_name(self) -> str | None:
         return self._table().name if self.config.table else None

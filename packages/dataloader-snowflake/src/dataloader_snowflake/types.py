@@ -13,13 +13,16 @@ import datetime
 import decimal
 import json
 import math
+import re
 from typing import Any
 
 import pyarrow as pa
 
 from dataloader import ConnectorError
+from dataloader.schema.types import JSON_TAG, TYPE_TAG
 
 _PRECISION = {"s": 0, "ms": 3, "us": 6, "ns": 9}
+_TYPE = re.compile(r"([A-Z_]+)(?:\((\d+)(?:,(\d+))?\))?")
 
 
 def is_nested(arrow_type: pa.DataType) -> bool:
@@ -165,3 +168,59 @@ def literal(value: Any) -> str:
     if isinstance(value, bytes):
         return f"TO_BINARY('{value.hex()}', 'HEX')"
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def number_type(kind: str) -> tuple[int, int] | None:
+    """The (precision or length, scale) of a type such as `NUMBER(10,2)` or `VARCHAR(3)`."""
+    found = _TYPE.fullmatch(kind.strip().upper())
+    if found is None or found.group(2) is None:
+        return None
+    return int(found.group(2)), int(found.group(3) or 0)
+
+
+def _unit(precision: int | None) -> str:
+    """Fractional digits as an Arrow unit; 7-9 digits read as microseconds, as the source
+    reads them when no value needs more."""
+    if precision is None or precision > 3:
+        return "us"
+    return "s" if precision == 0 else "ms"
+
+
+def arrow_type_of(column: str, kind: str) -> tuple[pa.DataType, dict[bytes, bytes]]:
+    """The Arrow type (and field metadata) of a Snowflake column type from `DESCRIBE TABLE`.
+
+    NUMBER(38,0), what integers are written as, is int64; VARIANT, OBJECT and ARRAY are JSON
+    text (the engine turns nested values into it)."""
+    found = _TYPE.fullmatch(kind.strip().upper())
+    base = found.group(1) if found else kind.strip().upper()
+    size = number_type(kind)
+    if base in ("NUMBER", "DECIMAL", "NUMERIC"):
+        precision, scale = size or (38, 0)
+        if precision == 38 and scale == 0:
+            return pa.int64(), {}
+        return pa.decimal128(precision, scale), {}
+    if base in ("FLOAT", "FLOAT4", "FLOAT8", "DOUBLE", "REAL", "DOUBLE PRECISION"):
+        return pa.float64(), {}
+    if base in ("VARCHAR", "TEXT", "STRING", "CHAR", "CHARACTER"):
+        return pa.string(), {}
+    if base == "BOOLEAN":
+        return pa.bool_(), {}
+    if base == "DATE":
+        return pa.date32(), {}
+    if base == "TIME":
+        unit = _unit(size[0] if size else None)
+        return (pa.time64(unit) if unit == "us" else pa.time32(unit)), {}
+    if base in ("TIMESTAMP_NTZ", "DATETIME", "TIMESTAMP"):
+        return pa.timestamp(_unit(size[0] if size else None)), {}
+    if base in ("TIMESTAMP_TZ", "TIMESTAMP_LTZ"):
+        return pa.timestamp(_unit(size[0] if size else None), tz="UTC"), {}
+    if base in ("BINARY", "VARBINARY"):
+        return pa.binary(), {}
+    if base in ("VARIANT", "OBJECT", "ARRAY"):
+        return pa.string(), {TYPE_TAG: JSON_TAG}
+    raise ConnectorError(
+        f"column {column!r} is {kind}, a type the Snowflake destination cannot write",
+        key="destination.table",
+        value=kind,
+        expected="numbers, text, booleans, dates, times, timestamps, binary or VARIANT",
+    )
