@@ -5,7 +5,7 @@ reads with ties and code-point text order."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from test_sql_types import CASTS, ROWS, checksums
 
 from conftest import read_table
 from dataloader import State
-from dataloader.errors import EngineError
+from dataloader.errors import ConnectorError, EngineError
 from dataloader_mysql.testing import MariaDBServer
 from dataloader_sql import SqlConnector
 
@@ -278,3 +278,25 @@ def test_a_lost_commit_acknowledgement_is_retried_without_duplicates_or_loss(
     assert result.status == "success"
     assert calls[0] >= 1
     assert maria.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM dst") == [(30, 30)]
+
+
+@pytest.mark.parametrize(
+    ("declared", "value"),
+    [
+        ("DATETIME", datetime(2020, 1, 1, 0, 0, 0, 600000)),
+        ("DATETIME(3)", datetime(2020, 1, 1, 0, 0, 0, 123456)),
+        ("TIME", time(1, 2, 3, 500000)),
+    ],
+)
+def test_sub_second_digits_an_existing_column_cannot_keep_fail_naming_it(
+    run: Any, rows_source: str, maria: Maria, declared: str, value: Any
+) -> None:
+    maria.execute(f"CREATE TABLE dst (id BIGINT PRIMARY KEY, c {declared})")
+    recipe = {
+        "name": "fraction",
+        "source": {"type": rows_source, "batches": [[{"id": 1, "c": value}]]},
+        "destination": maria.destination("dst"),
+    }
+    with pytest.raises(ConnectorError, match=r"column 'c'.*fractional"):
+        run(recipe)
+    assert maria.query("SELECT COUNT(*) FROM dst") == [(0,)]

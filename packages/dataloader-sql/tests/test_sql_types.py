@@ -196,3 +196,29 @@ def test_decimals_inside_nested_values_stay_exact_json_numbers(
         "a": Decimal("1.10"),
         "xs": [Decimal("12345678901234567890.5")],
     }
+
+
+def test_nanoseconds_a_column_cannot_keep_fail_naming_it(sqlite_db: Sqlite) -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from dataloader import ArrowBatch, State
+    from dataloader.context import RunContext
+    from dataloader.errors import ConnectorError
+    from dataloader_sql import SqlConfig, SqlConnector
+
+    connector = SqlConnector(SqlConfig(url=sqlite_db.url, table="ns"))
+    context = RunContext(
+        recipe_name="ns", run_id="1", started_at=datetime.now(UTC), role="destination"
+    )
+    connector.open(context)
+    try:
+        connector.begin(State())
+        whole = pa.record_batch({"at": pa.array([1000, None], pa.timestamp("ns"))})
+        connector.write_batch(ArrowBatch(whole, {}), State())
+        cut = pa.record_batch({"at": pa.array([1001], pa.timestamp("ns"))})
+        with pytest.raises(ConnectorError, match=r"column 'at'.*whole microseconds"):
+            connector.write_batch(ArrowBatch(cut, {}), State())
+    finally:
+        connector.close()

@@ -28,6 +28,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
@@ -81,6 +82,7 @@ class SqlConnector(BaseConnector):
         self._known: dict[TableName, set[str]] = {}  # columns each table has, once looked up
         self._staged: set[str] = set()  # columns staged rows have: the others keep defaults
         self._dialect: Any = None  # kept after close: `is_transient` judges errors with it
+        self._digits: dict[TableName, dict[str, int]] = {}  # fractional digits, where fewer than 6
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -466,7 +468,16 @@ class SqlConnector(BaseConnector):
         if not self._exists(table):
             self._create(table, schema, keys)
             return
-        existing = {name for name, *_ in self._columns(table)}
+        columns = self._columns(table)
+        existing = {name for name, *_ in columns}
+        if is_mysql(self.dialect):
+            from sqlalchemy.dialects.mysql import DATETIME, TIME, TIMESTAMP
+
+            self._digits[table] = {
+                name: sa_type.fsp or 0
+                for name, sa_type, *_ in columns
+                if isinstance(sa_type, DATETIME | TIME | TIMESTAMP) and (sa_type.fsp or 0) < 6
+            }
         for field in schema:
             if field.name not in existing:
                 spec = column_type(field, self.dialect).compile(dialect=self.dialect)
@@ -590,16 +601,45 @@ class SqlConnector(BaseConnector):
                         self._fit(self._table(), data.schema, keys)
                     self._fit_stage(data.schema)
                 assert self._stage is not None
+                self._check_fractions(data)
                 self._insert(self._stage, data, ordinal=True)
                 self._staged.update(data.schema.names)
             else:
                 table = self._table()
                 if not self._known.get(table, set()).issuperset(data.schema.names):
                     self._fit(table, data.schema, keys)
+                self._check_fractions(data)
                 self._insert(table, data)
         except sa.exc.SQLAlchemyError as exc:
             self.abort()
             raise self._error(f"{mode} write", exc) from exc
+
+    def _check_fractions(self, data: pa.RecordBatch) -> None:
+        """Refuse instants and times whose sub-second digits the target column would cut:
+        nanoseconds anywhere (columns keep microseconds), and digits beyond an existing MySQL
+        column's fractional precision (`DATETIME` keeps none, `DATETIME(3)` three)."""
+        table = self._table()
+        digits = self._digits.get(table, {})
+        for field, column in zip(data.schema, data.columns, strict=True):
+            kind = field.type
+            if not (pa.types.is_timestamp(kind) or pa.types.is_time(kind)):
+                continue
+            per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[kind.unit]
+            keeps = digits.get(field.name, 6)
+            if per_second <= 10**keeps or column.null_count == len(column):
+                continue
+            ticks = np.asarray(column.cast(pa.int64()).fill_null(0))
+            cut = np.flatnonzero(ticks % (per_second // 10**keeps))
+            if cut.size == 0:
+                continue
+            whole = " (whole microseconds)" if keeps == 6 else ""
+            raise ConnectorError(
+                f"column {field.name!r} of {table} keeps {keeps} fractional digits of a "
+                f"second{whole}: row {int(cut[0])} of the batch has more and would lose them",
+                key="destination.table",
+                expected=f"values with at most {keeps} fractional digits, or a column that "
+                "keeps them (e.g. `DATETIME(6)`/`TIME(6)` on MySQL)",
+            )
 
     def _insert(self, table: TableName, data: pa.RecordBatch, *, ordinal: bool = False) -> None:
         """`INSERT … VALUES` the batch's rows, bound in one `executemany` of the driver.
