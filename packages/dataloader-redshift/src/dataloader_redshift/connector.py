@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from dataloader.schema.plan import SchemaPlan
 
 ORDINAL = "_dl_ordinal"  # the stage's extra column: the order rows were read in
+MAX_PARAMETERS = 32767  # bind parameters redshift_connector sends in one statement
 
 
 class RedshiftConnector(BaseConnector):
@@ -63,6 +64,8 @@ class RedshiftConnector(BaseConnector):
         self._copied: list[str] = []  # folders COPYed in the open transaction
         self._replaced = False  # overwrite: the table was replaced by a commit of this run
         self._started_from: str | None = None  # the state document this run began from
+        self._state_loaded = False  # load_state() read `_started_from`
+        self._stage_fields: pa.Schema | None = None  # the stage's columns, in its order
 
     # -- connection -------------------------------------------------------------------
     def connect(self) -> tuple[Any, tuple[type[BaseException], ...]]:
@@ -157,13 +160,13 @@ class RedshiftConnector(BaseConnector):
 
     def _read_query(self, state: State, schema: pa.Schema) -> Statement:
         """The SELECT of the read: the incremental window (its ties included as the engine
-        asks) as bound parameters, ordered by the cursor column."""
+        asks) inlined as literals, ordered by the cursor column. It has no bind parameters,
+        so neither driver rewrites the query's `%`: it is sent, and UNLOADed, as written."""
         assert self.context is not None
         incremental = self.context.incremental
         if incremental is None:
             return Statement(f"SELECT * FROM {self._relation()}")
-        # The driver formats the text with the window's values: a `%` of the query is doubled.
-        text = f"SELECT * FROM {self._relation().replace('%', '%%')}"
+        text = f"SELECT * FROM {self._relation()}"
         if incremental.strategy != "cursor":
             raise ConnectorError(
                 "Redshift sources support the `cursor` incremental strategy only",
@@ -184,20 +187,23 @@ class RedshiftConnector(BaseConnector):
         lower, upper = window.bounds(column_type)
         inclusive = window.lower_bound(column_type)[1]
         parts: list[str] = []
-        params: list[Any] = []
-        if lower is not None:
-            parts.append(f"{column} {'>=' if inclusive else '>'} %s")
-            params.append(lower.as_py())
-        if upper is not None:
-            parts.append(f"{column} <= %s")
-            params.append(upper.as_py())
+        try:
+            if lower is not None:
+                literal = sql.read_literal(lower.as_py())
+                parts.append(f"{column} {'>=' if inclusive else '>'} {literal}")
+            if upper is not None:
+                parts.append(f"{column} <= {sql.read_literal(upper.as_py())}")
+        except ValueError as exc:
+            raise ConnectorError(
+                str(exc), key="source.incremental.cursor_column", value=window.column
+            ) from exc
         if parts:
             missing = f"{column} IS NULL"
             if pa.types.is_floating(column_type):
                 missing += f" OR {column} = 'NaN'"
             text += f" WHERE (({' AND '.join(parts)}) OR {missing})"
         text += f" ORDER BY {column} NULLS FIRST"
-        return Statement(text, tuple(params))
+        return Statement(text)
 
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
         assert self.context is not None
@@ -229,9 +235,8 @@ class RedshiftConnector(BaseConnector):
         """UNLOAD the read to Parquet in the staging area, then read the files in order and
         delete them. An ordered (incremental) read unloads with PARALLEL OFF."""
         assert self._s3 is not None and self.context is not None and self.config.staging
-        query = statement.shown()  # UNLOAD takes the query as a literal: values inlined
         unload = sql.unload_parquet(
-            query,
+            statement.sql,
             self._s3.location("unload"),
             self.config.staging,
             parallel=self.context.incremental is None,
@@ -250,7 +255,19 @@ class RedshiftConnector(BaseConnector):
     def _table(self) -> TableName:
         if self.config.table is None:
             raise ConnectorError("a Redshift destination needs `table`", key="destination.table")
-        return TableName.parse(self.config.table)
+        table = TableName.parse(self.config.table)
+        for part in (table.schema, table.name):
+            if part is not None and part != part.lower():
+                role = self.context.role if self.context else "destination"
+                raise ConnectorError(
+                    f"table {self.config.table!r} has upper-case letters: Redshift folds "
+                    "identifiers to lower case (unless enable_case_sensitive_identifier is on), "
+                    "so the table would not be found by its name",
+                    key=f"{role}.table",
+                    value=self.config.table,
+                    expected="a lower-case schema and table name",
+                )
+        return table
 
     def _exists(self, table: TableName) -> bool:
         statement = Statement(
@@ -270,6 +287,9 @@ class RedshiftConnector(BaseConnector):
     def load_state(self) -> State | None:
         document = self._stored_state()
         self.conn.rollback()
+        # The commit checks against this read: the state the engine resumes from.
+        self._started_from = document
+        self._state_loaded = True
         return State.from_dict(json.loads(document)) if document else None
 
     def reset_state(self) -> None:
@@ -283,7 +303,8 @@ class RedshiftConnector(BaseConnector):
         table = self._table()
         if table.schema:
             self._run(Statement(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table.schema)}"))
-        self._started_from = self._stored_state()
+        if not self._state_loaded:
+            self._started_from = self._stored_state()
         self.conn.commit()
 
     def describe(self) -> pa.Schema | None:
@@ -328,6 +349,8 @@ class RedshiftConnector(BaseConnector):
             for field in plan.target:
                 if field.name not in staged_before.names:
                     self._run(sql.add_column(self._stage, field))
+                    assert self._stage_fields is not None
+                    self._stage_fields = self._stage_fields.append(field)
 
     def _stage_schema(self) -> pa.Schema:
         assert self._schema is not None
@@ -338,7 +361,8 @@ class RedshiftConnector(BaseConnector):
         if self._stage is None:
             stage = TableName(None, staging_name(self._table().name, self.context.run_id))
             self._run(sql.drop_table(stage))
-            self._run(sql.create_table(stage, self._stage_schema(), temporary=True))
+            self._stage_fields = self._stage_schema()
+            self._run(sql.create_table(stage, self._stage_fields, temporary=True))
             self._stage = stage
         return self._stage
 
@@ -367,8 +391,9 @@ class RedshiftConnector(BaseConnector):
 
     def _staged(self, table: pa.Table) -> pa.Table:
         """The rows as the stage holds them: every column in the stage's order (NULL where the
-        batch has none), and their ordinals."""
-        schema = self._stage_schema()
+        batch has none), and their ordinals. COPY of Parquet matches columns by position, and
+        a column added to the stage later comes after the ordinal."""
+        schema = self._stage_fields if self._stage_fields is not None else self._stage_schema()
         arrays = []
         for field in schema:
             if field.name == ORDINAL:
@@ -376,14 +401,17 @@ class RedshiftConnector(BaseConnector):
                     pa.array(range(self._ordinal, self._ordinal + table.num_rows), pa.int64())
                 )
             elif field.name in table.column_names:
-                arrays.append(table.column(field.name).cast(field.type))
+                column = table.column(field.name)
+                _refuse_nanoseconds(field.name, column)
+                arrays.append(column.cast(field.type))
             else:
                 arrays.append(pa.nulls(table.num_rows, field.type))
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def _insert(self, stage: TableName, table: pa.Table) -> None:
-        """Multi-row INSERTs of `config.insert_rows` rows each: the path without S3."""
-        step = self.config.insert_rows
+        """Multi-row INSERTs of `config.insert_rows` rows each (fewer when the row has many
+        columns: a statement takes at most `MAX_PARAMETERS`): the path without S3."""
+        step = max(1, min(self.config.insert_rows, MAX_PARAMETERS // table.num_columns))
         for start in range(0, table.num_rows, step):
             chunk = table.slice(start, step)
             rows = zip(*(column.to_pylist() for column in chunk.columns), strict=True)
@@ -481,18 +509,22 @@ class RedshiftConnector(BaseConnector):
         keys = list(self.context.merge_keys)
         mode = self.context.write_mode
         order = self.context.merge_order(columns) if keys else None
+        text = [key for key in keys if _is_text(self._schema.field(key).type)]
         if keys:
             ranking = ([order.sort_key()] if order else []) + [f"{quote_identifier(ORDINAL)} DESC"]
-            for statement in sql.dedup_stage(stage, [*columns, ORDINAL], keys, ", ".join(ranking)):
+            kept = TableName(None, staging_name(target.name, f"{self.context.run_id}/kept"))
+            for statement in sql.dedup_stage(
+                stage, [*columns, ORDINAL], keys, ", ".join(ranking), kept=kept, text_keys=text
+            ):
                 self._run(statement)
         if mode == "overwrite" and not self._replaced:
             self._replace(target, stage)
         else:
             if mode == "merge":
-                self._run(sql.delete_matching(target, stage, columns, keys, order))
+                self._run(sql.delete_matching(target, stage, columns, keys, order, text))
             # With dedup_sort, a stored row that wins against the staged one stays.
-            kept = keys if mode == "merge" and order is not None else ()
-            self._run(sql.append_from_stage(target, stage, columns, kept))
+            unless = keys if mode == "merge" and order is not None else ()
+            self._run(sql.append_from_stage(target, stage, columns, unless, text))
         self._run(sql.drop_table(stage))
 
     def _replace(self, target: TableName, stage: TableName | None) -> None:
@@ -516,3 +548,24 @@ class RedshiftConnector(BaseConnector):
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _refuse_nanoseconds(name: str, column: Any) -> None:
+    """Redshift keeps microseconds: refuse a nanosecond timestamp with sub-µs digits."""
+    kind = column.type
+    if not pa.types.is_timestamp(kind) or kind.unit != "ns":
+        return
+    try:
+        column.cast(pa.timestamp("us", kind.tz))
+    except pa.ArrowInvalid:
+        raise ConnectorError(
+            f"column {name!r} has timestamps with nanoseconds: Redshift keeps microseconds "
+            "and would drop the digits",
+            key="destination",
+            value=name,
+            expected="timestamps in whole microseconds (cast the column to timestamp[us])",
+        ) from None

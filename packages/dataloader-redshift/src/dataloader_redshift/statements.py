@@ -8,10 +8,12 @@ and golden files: parameters inlined, credentials masked.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -130,64 +132,120 @@ def copy_parquet(stage: TableName, location: str, staging: RedshiftStaging) -> S
 
     Redshift matches Parquet columns to the stage's by position (the files hold every column
     of the stage, in its order), and refuses REGION for columnar formats: the bucket must be
-    in the cluster's region.
+    in the cluster's region. Sent without bind parameters (Redshift takes none in COPY): the
+    location and credentials are quoted literals.
     """
-    from sqlalchemy_redshift.commands import CopyCommand, Format
-
-    command = CopyCommand(
-        table_of(stage, pa.schema([])),
-        data_location=location,
-        format=Format.parquet,
-        **credentials(staging),
+    preparer = dialect().identifier_preparer
+    table = preparer.format_table(table_of(stage, pa.schema([])))
+    return Statement(
+        f"COPY {table} FROM {quote_literal(location)}\n"
+        f"WITH CREDENTIALS AS {quote_literal(credentials(staging))}\n"
+        "FORMAT AS PARQUET"
     )
-    return compile_statement(command)
 
 
 def unload_parquet(
     query: str, location: str, staging: RedshiftStaging, *, parallel: bool = True
 ) -> Statement:
     """`UNLOAD ('query') TO 's3://…' CREDENTIALS '…' FORMAT AS PARQUET ALLOWOVERWRITE`, and
-    `PARALLEL OFF` when the files must hold the rows in the query's order."""
-    import sqlalchemy as sa
-    from sqlalchemy_redshift.commands import Format, UnloadFromSelect
+    `PARALLEL OFF` when the files must hold the rows in the query's order.
 
-    command = UnloadFromSelect(
-        sa.text(query.replace(":", "\\:")),  # a colon is text, not a bind parameter
-        location,
-        format=Format.parquet,
-        allow_overwrite=True,
-        parallel=parallel,
-        region=staging.region,
-        **credentials(staging),
-    )
-    return compile_statement(command)
+    `query` is sent as written (values already inlined), quoted as one literal; the
+    statement has no bind parameters (Redshift takes none in UNLOAD)."""
+    lines = [
+        f"UNLOAD ({quote_literal(query)}) TO {quote_literal(location)}",
+        f"CREDENTIALS {quote_literal(credentials(staging))}",
+        "FORMAT AS PARQUET",
+        "ALLOWOVERWRITE",
+    ]
+    if not parallel:
+        lines.append("PARALLEL OFF")
+    if staging.region is not None:
+        lines.append(f"REGION {quote_literal(staging.region)}")
+    return Statement("\n".join(lines))
 
 
-def credentials(staging: RedshiftStaging) -> dict[str, Any]:
+def quote_literal(text: str) -> str:
+    """`text` as a Redshift string literal in COPY and UNLOAD: single quotes doubled and
+    backslashes doubled (a backslash escapes the next character in Redshift's literals)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def read_literal(value: Any) -> str:
+    """`value` as a SQL literal that Redshift and PostgreSQL read alike, for a read's window
+    (inlined: the read is sent without parameters, so its `%` stay as written).
+
+    A backslash becomes `CHR(92)` (Redshift escapes with it, PostgreSQL does not); infinite
+    and NaN floats are the quoted words cast to float."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "'NaN'::float8"
+        if math.isinf(value):
+            return "'Infinity'::float8" if value > 0 else "'-Infinity'::float8"
+        return repr(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"a cursor value of {value} has no Redshift literal")
+        return str(value)
+    if isinstance(value, datetime):
+        return "'" + value.isoformat(sep=" ") + "'"
+    if isinstance(value, date | time):
+        return "'" + value.isoformat() + "'"
+    parts = str(value).replace("'", "''").split("\\")
+    return " || CHR(92) || ".join(f"'{part}'" for part in parts)
+
+
+def credentials(staging: RedshiftStaging) -> str:
+    """The CREDENTIALS string: `aws_iam_role=…` or the keys (secrets unmasked)."""
     if staging.iam_role is not None:
-        return {"iam_role_arns": staging.iam_role}
+        return f"aws_iam_role={staging.iam_role}"
     assert staging.access_key_id is not None and staging.secret_access_key is not None
-    keys: dict[str, Any] = {
-        "access_key_id": staging.access_key_id,
-        "secret_access_key": staging.secret_access_key.get_secret_value(),
-    }
+    text = (
+        f"aws_access_key_id={staging.access_key_id};"
+        f"aws_secret_access_key={staging.secret_access_key.get_secret_value()}"
+    )
     if staging.session_token is not None:
-        keys["session_token"] = staging.session_token.get_secret_value()
-    return keys
+        text += f";token={staging.session_token.get_secret_value()}"
+    return text
+
+
+def same_keys(left: Any, right: Any, keys: Sequence[str], text_keys: Sequence[str]) -> Any:
+    """`left.k = right.k AND …`; for a text key also `OCTET_LENGTH(left.k) =
+    OCTET_LENGTH(right.k)`: Redshift ignores trailing blanks when it compares VARCHARs
+    ("Character types", r_Character_types.html, "Significance of trailing blanks"), while
+    OCTET_LENGTH counts them (r_OCTET_LENGTH.html), so 'a' and 'a ' stay two keys."""
+    import sqlalchemy as sa
+
+    terms = []
+    for key in keys:
+        terms.append(left.c[key] == right.c[key])
+        if key in text_keys:
+            terms.append(sa.func.octet_length(left.c[key]) == sa.func.octet_length(right.c[key]))
+    return sa.and_(*terms)
 
 
 def append_from_stage(
-    target: TableName, stage: TableName, columns: Sequence[str], unless_keys: Sequence[str] = ()
+    target: TableName,
+    stage: TableName,
+    columns: Sequence[str],
+    unless_keys: Sequence[str] = (),
+    text_keys: Sequence[str] = (),
 ) -> Statement:
     """`INSERT INTO target (cols) SELECT cols FROM stage`; with `unless_keys`, only the rows
-    whose key the target does not hold (`WHERE NOT EXISTS`)."""
+    whose key the target does not hold (`WHERE NOT EXISTS`; text keys compared exactly)."""
     import sqlalchemy as sa
 
     target_table = _bare(target, columns)
     stage_table = _bare(stage, columns)
     select = sa.select(*[stage_table.c[name] for name in columns])
     if unless_keys:
-        same = sa.and_(*[target_table.c[key] == stage_table.c[key] for key in unless_keys])
+        same = same_keys(target_table, stage_table, unless_keys, text_keys)
         select = select.where(~sa.exists().where(same))
     return compile_statement(sa.insert(target_table).from_select(list(columns), select))
 
@@ -198,6 +256,7 @@ def delete_matching(
     columns: Sequence[str],
     keys: Sequence[str],
     order: MergeOrder | None = None,
+    text_keys: Sequence[str] = (),
 ) -> Statement:
     """`DELETE FROM target USING stage WHERE target.k = stage.k AND …`: Redshift's staging-table
     merge, step one (the rows the stage replaces). With `order` (`dedup_sort`), only the stored
@@ -206,7 +265,7 @@ def delete_matching(
 
     target_table = _bare(target, columns)
     stage_table = _bare(stage, columns)
-    condition = sa.and_(*[target_table.c[key] == stage_table.c[key] for key in keys])
+    condition = same_keys(target_table, stage_table, keys, text_keys)
     if order is not None:
         preparer = dialect().identifier_preparer
         wins = order.replaces(
@@ -224,29 +283,41 @@ def delete_all(target: TableName) -> Statement:
 
 
 def dedup_stage(
-    stage: TableName, columns: Sequence[str], keys: Sequence[str], order: str
+    stage: TableName,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    order: str,
+    *,
+    kept: TableName,
+    text_keys: Sequence[str] = (),
 ) -> list[Statement]:
     """Keep one row per merge key in the stage (`columns` and the ordinal column): the first
-    by `order`, an ORDER BY list.
+    by `order`, an ORDER BY list. A text key partitions with its OCTET_LENGTH too (see
+    `same_keys`). `kept` names the second temporary table.
 
     Rebuilds the stage through a second temporary table, as Redshift has no `DELETE … USING`
     on a window; run before the merge so that `INSERT … SELECT` adds one row per key.
     """
     preparer = dialect().identifier_preparer
     quoted = [preparer.quote(name) for name in columns]
-    partition = ", ".join(preparer.quote(key) for key in keys)
+    partition = ", ".join(
+        f"{preparer.quote(key)}, OCTET_LENGTH({preparer.quote(key)})"
+        if key in text_keys
+        else preparer.quote(key)
+        for key in keys
+    )
     stage_sql = preparer.format_table(table_of(stage, pa.schema([])))
-    kept = preparer.quote(stage.name + "_kept")
+    kept_sql = preparer.format_table(table_of(kept, pa.schema([])))
     listed = ", ".join(quoted)
     return [
         Statement(
-            f"CREATE TEMPORARY TABLE {kept} AS SELECT {listed} FROM (SELECT {listed}, "
+            f"CREATE TEMPORARY TABLE {kept_sql} AS SELECT {listed} FROM (SELECT {listed}, "
             f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) AS _dl_rank "
             f"FROM {stage_sql}) AS ranked WHERE _dl_rank = 1"
         ),
         Statement(f"DELETE FROM {stage_sql}"),
-        Statement(f"INSERT INTO {stage_sql} ({listed}) SELECT {listed} FROM {kept}"),
-        Statement(f"DROP TABLE {kept}"),
+        Statement(f"INSERT INTO {stage_sql} ({listed}) SELECT {listed} FROM {kept_sql}"),
+        Statement(f"DROP TABLE {kept_sql}"),
     ]
 
 
