@@ -2,8 +2,9 @@
 `sqlalchemy-redshift` dialect (`redshift+redshift_connector`, paramstyle `format`).
 
 Each builder returns a `Statement`: the SQL text with `%s` placeholders and its parameters,
-which the connection executes as they are. `Statement.shown()` is the text for logs, errors
-and golden files: parameters inlined, credentials masked.
+which the connection executes as they are. COPY, UNLOAD and reads carry no parameters (their
+values are literals), so their text is sent exactly as built. `Statement.shown()` is the text
+for logs, errors and golden files: parameters inlined, credentials masked.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, (int, float)):
-        return repr(value)
+        return read_literal(value)
     return "'" + str(value).replace("'", "''") + "'"
 
 
