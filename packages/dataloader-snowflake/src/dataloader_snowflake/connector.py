@@ -447,7 +447,7 @@ class SnowflakeConnector(BaseConnector):
         else:
             if self._stage_name is None:
                 self._stage_name = quote_identifier(staging_name("files", self._run_prefix()))
-                self._execute(f"CREATE TEMPORARY STAGE {self._stage_name}")
+                self._execute(f"CREATE OR REPLACE TEMPORARY STAGE {self._stage_name}")
             location = f"@{self._stage_name}/{self._run_prefix()}"
             self._execute(f"PUT 'file://{file.as_posix()}' {location} AUTO_COMPRESS=FALSE")
             self._files.append(f"{self._run_prefix()}/{file.name}")
