@@ -82,6 +82,9 @@ class SqlConnector(BaseConnector):
         self._known: dict[TableName, set[str]] = {}  # columns each table has, once looked up
         self._staged: set[str] = set()  # columns staged rows have: the others keep defaults
         self._dialect: Any = None  # kept after close: `is_transient` judges errors with it
+        self._base: str | None = None  # the state row this run started from (its text)
+        self._base_known = False
+        self._pending: str | None = None  # the state row this commit writes
         self._digits: dict[TableName, dict[str, int]] = {}  # fractional digits, where fewer than 6
 
     # -- lifecycle -------------------------------------------------------------------
@@ -347,7 +350,17 @@ class SqlConnector(BaseConnector):
             raise self._error("state read", exc, str(self._state_table())) from exc
         finally:
             self.conn.rollback()
+        self._base, self._base_known = (row[0] if row else None), True
         return State.from_dict(json.loads(row[0])) if row else None
+
+    def _state_text(self) -> str | None:
+        """The recipe's state row as committed now (None: none)."""
+        assert self.context is not None
+        row = self.conn.execute(
+            sa.text(f"SELECT state FROM {self._sql(self._state_table())} WHERE recipe = :r"),
+            {"r": self.context.recipe_name},
+        ).first()
+        return row[0] if row else None
 
     def reset_state(self) -> None:
         assert self.context is not None
@@ -357,16 +370,43 @@ class SqlConnector(BaseConnector):
                 {"r": self.context.recipe_name},
             )
         self.conn.commit()
+        self._base, self._base_known = None, True
 
     def _save_state(self, state: State) -> None:
         assert self.context is not None
         table = self._sql(self._state_table())
         recipe = self.context.recipe_name
-        self.conn.execute(sa.text(f"DELETE FROM {table} WHERE recipe = :r"), {"r": recipe})
-        self.conn.execute(
-            sa.text(f"INSERT INTO {table} (recipe, state, updated_at) VALUES (:r, :s, :t)"),
-            {"r": recipe, "s": json.dumps(state.progress()), "t": _now()},
-        )
+        text = json.dumps(state.progress())
+        # Compare-and-set: the row must still be the one this run started from. A concurrent
+        # run that committed first changed it (or inserted it): this run commits nothing.
+        if self._base is None:
+            try:
+                with self.conn.begin_nested():
+                    self.conn.execute(
+                        sa.text(
+                            f"INSERT INTO {table} (recipe, state, updated_at) VALUES (:r, :s, :t)"
+                        ),
+                        {"r": recipe, "s": text, "t": _now()},
+                    )
+                changed = 1
+            except sa.exc.IntegrityError:
+                changed = 0
+        else:
+            changed = self.conn.execute(
+                sa.text(
+                    f"UPDATE {table} SET state = :s, updated_at = :t "
+                    "WHERE recipe = :r AND state = :base"
+                ),
+                {"r": recipe, "s": text, "t": _now(), "base": self._base},
+            ).rowcount
+        if changed != 1:
+            raise ConnectorError(
+                f"another run of recipe {recipe!r} committed to {self._table()} since this run "
+                "began: this run commits nothing (its rows would land twice)",
+                key="destination.table",
+                expected="one run of a recipe at a time; run it again to load what is new",
+            )
+        self._pending = text
 
     # -- destination: tables -------------------------------------------------------------
     def begin(self, state: State) -> None:
@@ -384,9 +424,13 @@ class SqlConnector(BaseConnector):
             stage = table.sibling(staging_name(table.name, self.context.recipe_name))
             if self._exists(stage):
                 self._drop(self.conn, stage)
+                self.conn.commit()
             if not self._exists(self._state_table()):
                 self._create_state_table()
             self.conn.commit()
+            if not self._base_known:  # `load_state` not called: the row as it is now
+                self._base, self._base_known = self._state_text(), True
+                self.conn.rollback()
         except sa.exc.SQLAlchemyError as exc:
             self.conn.rollback()
             raise self._error("begin", exc) from exc
@@ -400,7 +444,13 @@ class SqlConnector(BaseConnector):
             sa.Column("updated_at", sa.DateTime()),
             schema=self._state_table().schema,
         )
-        state.create(self.conn)
+        try:
+            state.create(self.conn, checkfirst=True)
+        except sa.exc.SQLAlchemyError:
+            self.conn.rollback()
+            if not self._exists(self._state_table()):
+                raise
+            # a concurrent run created it between the check and the CREATE: it is there
 
     def _drop(self, connection: Any, table: TableName) -> None:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self._sql(table)}")
@@ -693,6 +743,10 @@ class SqlConnector(BaseConnector):
                 self.conn.exec_driver_sql(f"DELETE FROM {self._sql(self._stage)}")
             self._save_state(state)
             self.conn.commit()
+            self._base = self._pending
+        except ConnectorError:
+            self.abort()
+            raise
         except sa.exc.SQLAlchemyError as exc:
             self.abort()
             raise self._error("commit", exc) from exc

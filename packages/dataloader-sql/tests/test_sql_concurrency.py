@@ -1,0 +1,117 @@
+"""Two runs of one recipe at once, interleaved by hand: the state table is created race-free,
+and the run that commits second fails without committing (its state row is no longer the one
+it started from), so no rows land twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from conftest import Sqlite
+from dataloader import ArrowBatch, State
+from dataloader.context import RunContext
+from dataloader.errors import ConnectorError
+from dataloader_mysql.testing import MariaDBServer
+from dataloader_sql import SqlConfig, SqlConnector
+
+
+def opened(url: str, run_id: str, mode: str) -> SqlConnector:
+    keys = ("id",) if mode == "merge" else ()
+    connector = SqlConnector(SqlConfig(url=url, table="dst"))
+    context = RunContext(
+        recipe_name="twice",
+        run_id=run_id,
+        started_at=datetime.now(UTC),
+        role="destination",
+        write_mode=mode,
+        merge_keys=keys,
+    )
+    connector.open(context)
+    return connector
+
+
+def marked(run_id: str) -> State:
+    state = State()
+    state.last_commit = {"run_id": run_id, "sequence": 1, "counts": {}}
+    return state
+
+
+def rows() -> ArrowBatch:
+    return ArrowBatch(pa.record_batch({"id": pa.array([1, 2, 3], pa.int64())}), {})
+
+
+def race(url: str, mode: str) -> None:
+    first, second = opened(url, "a", mode), opened(url, "b", mode)
+    try:
+        for connector in (first, second):  # both start from the same (missing) state
+            assert connector.load_state() is None
+            connector.begin(State())
+        first.write_batch(rows(), marked("a"))
+        first.commit(marked("a"))
+        second.write_batch(rows(), marked("b"))
+        with pytest.raises(ConnectorError, match="another run of recipe 'twice'"):
+            second.commit(marked("b"))
+        if mode != "overwrite":  # the winner goes on committing from the state it wrote
+            more = ArrowBatch(pa.record_batch({"id": pa.array([4], pa.int64())}), {})
+            first.write_batch(more, marked("a"))
+            state = marked("a")
+            state.last_commit = {"run_id": "a", "sequence": 2, "counts": {}}
+            first.commit(state)
+    finally:
+        first.close()
+        second.close()
+
+
+def count(url: str) -> list[tuple[Any, ...]]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return [
+                tuple(row)
+                for row in connection.exec_driver_sql(
+                    "SELECT COUNT(*), COUNT(DISTINCT id) FROM dst"
+                )
+            ]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("mode", ["append", "merge", "overwrite"])
+def test_sqlite_the_second_of_two_concurrent_runs_commits_nothing(
+    sqlite_db: Sqlite, mode: str
+) -> None:
+    race(sqlite_db.url, mode)
+    assert count(sqlite_db.url) == ([(3, 3)] if mode == "overwrite" else [(4, 4)])
+
+
+@pytest.mark.parametrize("mode", ["append", "merge", "overwrite"])
+def test_mariadb_the_second_of_two_concurrent_runs_commits_nothing(
+    mariadb_server: MariaDBServer, mariadb_database: str, mode: str
+) -> None:
+    url = mariadb_server.url(mariadb_database)
+    race(url, mode)
+    assert count(url) == ([(3, 3)] if mode == "overwrite" else [(4, 4)])
+
+
+def test_a_state_table_another_run_just_created_is_no_error(
+    sqlite_db: Sqlite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = opened(sqlite_db.url, "a", "append"), opened(sqlite_db.url, "b", "append")
+    try:
+        first.begin(State())
+        # `second` checked before `first` created the table: it creates it too.
+        real = SqlConnector._exists
+        monkeypatch.setattr(
+            SqlConnector,
+            "_exists",
+            lambda self, table: False if table.name == "_dataloader_state" else real(self, table),
+        )
+        second.begin(State())
+    finally:
+        first.close()
+        second.close()
