@@ -289,3 +289,16 @@ def test_a_commit_whose_answer_is_lost_is_retried_without_duplicates(
     run(recipe)
     got = [row[0] for row in snowflake_db.query('SELECT "ID" FROM "DST" ORDER BY 1')]
     assert got == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_nested_values_into_an_existing_variant_column_are_parsed_json(
+    snowflake_db: FakeSnowflake, rows_source: str, run: Callable[..., Any]
+) -> None:
+    snowflake_db.execute("CREATE TABLE DOCS (ID INT, DOC VARIANT)")
+    rows = [{"ID": 1, "DOC": {"a": 1}}, {"ID": 2, "DOC": None}]
+    run(destination(snowflake_db, rows_source, rows, table="DOCS"))
+    got = snowflake_db.query("SELECT ID, DOC:a FROM DOCS ORDER BY ID")
+    assert [(i, None if a is None else json.loads(a)) for i, a in got] == [(1, 1), (2, None)]
+    with pytest.raises(Exception, match="DOC"):
+        run(destination(snowflake_db, rows_source, [{"ID": 3, "DOC": "not json"}], table="DOCS"))
+    assert snowflake_db.query("SELECT COUNT(*) FROM DOCS") == [(2,)]
