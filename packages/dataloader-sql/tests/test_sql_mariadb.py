@@ -300,3 +300,27 @@ def test_sub_second_digits_an_existing_column_cannot_keep_fail_naming_it(
     with pytest.raises(ConnectorError, match=r"column 'c'.*fractional"):
         run(recipe)
     assert maria.query("SELECT COUNT(*) FROM dst") == [(0,)]
+
+
+def test_uint64_round_trips_as_bigint_unsigned(maria: Maria) -> None:
+    from dataloader import ArrowBatch
+    from dataloader.context import RunContext
+    from dataloader_sql import SqlConfig
+
+    values = [2**64 - 1, 2**63, 0, None]
+    connector = SqlConnector(SqlConfig(url=maria.url, table="u"))
+    connector.open(
+        RunContext(recipe_name="u", run_id="1", started_at=datetime.now(UTC), role="destination")
+    )
+    try:
+        connector.begin(State())
+        batch = pa.record_batch(
+            {"id": pa.array(range(4), pa.int64()), "n": pa.array(values, pa.uint64())}
+        )
+        connector.write_batch(ArrowBatch(batch, {}), State())
+        connector.commit(State())
+    finally:
+        connector.close()
+    loaded = read_table(maria.url, "u").sort_by("id")
+    assert loaded.schema.field("n").type == pa.uint64()
+    assert loaded.column("n").to_pylist() == values

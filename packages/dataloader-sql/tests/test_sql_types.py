@@ -222,3 +222,28 @@ def test_nanoseconds_a_column_cannot_keep_fail_naming_it(sqlite_db: Sqlite) -> N
             connector.write_batch(ArrowBatch(cut, {}), State())
     finally:
         connector.close()
+
+
+def test_uint64_beyond_a_signed_bigint_fails_naming_the_column(sqlite_db: Sqlite) -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from dataloader import ArrowBatch, State
+    from dataloader.context import RunContext
+    from dataloader.errors import ConnectorError
+    from dataloader_sql import SqlConfig, SqlConnector
+
+    connector = SqlConnector(SqlConfig(url=sqlite_db.url, table="u"))
+    connector.open(
+        RunContext(recipe_name="u", run_id="1", started_at=datetime.now(UTC), role="destination")
+    )
+    try:
+        connector.begin(State())
+        fits = pa.record_batch({"n": pa.array([2**63 - 1, None], pa.uint64())})
+        connector.write_batch(ArrowBatch(fits, {}), State())
+        big = pa.record_batch({"n": pa.array([2**64 - 1], pa.uint64())})
+        with pytest.raises(ConnectorError, match=r"column 'n'.*uint64 value 18446744073709551615"):
+            connector.write_batch(ArrowBatch(big, {}), State())
+    finally:
+        connector.close()

@@ -672,6 +672,8 @@ class SqlConnector(BaseConnector):
         digits = self._digits.get(table, {})
         for field, column in zip(data.schema, data.columns, strict=True):
             kind = field.type
+            if pa.types.is_uint64(kind) and not is_mysql(self.dialect):
+                self._check_signed(table, field.name, column)
             if not (pa.types.is_timestamp(kind) or pa.types.is_time(kind)):
                 continue
             per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[kind.unit]
@@ -689,6 +691,20 @@ class SqlConnector(BaseConnector):
                 key="destination.table",
                 expected=f"values with at most {keeps} fractional digits, or a column that "
                 "keeps them (e.g. `DATETIME(6)`/`TIME(6)` on MySQL)",
+            )
+
+    def _check_signed(self, table: TableName, name: str, column: pa.Array) -> None:
+        """A uint64 column goes to a signed BIGINT (MySQL aside: BIGINT UNSIGNED)."""
+        import pyarrow.compute as pc
+
+        top = pc.max(column).as_py()
+        if top is not None and top > 2**63 - 1:
+            raise ConnectorError(
+                f"column {name!r} of {table} is a signed 64-bit integer on "
+                f"{self.dialect.name}: the uint64 value {top} does not fit",
+                key="destination.table",
+                expected="uint64 values up to 2**63 - 1, or a cast of the column to a decimal "
+                "or text",
             )
 
     def _insert(self, table: TableName, data: pa.RecordBatch, *, ordinal: bool = False) -> None:

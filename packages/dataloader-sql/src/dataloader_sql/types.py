@@ -84,7 +84,7 @@ def arrow_type(
     if isinstance(sa_type, sa.SmallInteger):
         return pa.int16()
     if isinstance(sa_type, sa.BigInteger):
-        return pa.int64()
+        return pa.uint64() if getattr(sa_type, "unsigned", False) else pa.int64()
     if isinstance(sa_type, sa.Integer):
         return pa.int64() if dialect.name == "sqlite" else pa.int32()
     if isinstance(sa_type, sa.Float):
@@ -147,8 +147,12 @@ def column_type(field: pa.Field, dialect: Dialect, *, key: bool = False) -> Any:
         return sa.SmallInteger()
     if pa.types.is_int32(kind) or pa.types.is_uint16(kind):
         return sa.Integer()
+    if pa.types.is_uint64(kind) and mysql:
+        from sqlalchemy.dialects.mysql import BIGINT
+
+        return BIGINT(unsigned=True)
     if pa.types.is_integer(kind) or pa.types.is_duration(kind):
-        return sa.BigInteger()  # uint64 above 2**63 fails at insert; durations in their unit
+        return sa.BigInteger()  # uint64 above 2**63 is refused before insert; durations in unit
     if pa.types.is_floating(kind):
         return sa.Float() if pa.types.is_float32(kind) or pa.types.is_float16(kind) else sa.Double()
     if pa.types.is_decimal(kind):
