@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dataloader_mysql.types import text_collation
@@ -128,3 +129,85 @@ def test_narrow_temporal_columns_are_widened_to_microseconds(my: Any, run: Any, 
         "SELECT COLUMN_NAME, IS_NULLABLE, COLUMN_COMMENT FROM information_schema.COLUMNS "
         "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'dst' AND COLUMN_NAME = 'a'"
     ) == [("a", "NO", "kept")]
+
+
+def test_merge_batches_write_only_their_own_columns(my: Any, run: Any, rows_source: str) -> None:
+    def recipe(batches: list[list[dict[str, Any]]]) -> dict[str, Any]:
+        return {
+            "name": "drift",
+            "source": {"type": rows_source, "batches": batches},
+            "destination": my.destination("dst", "merge", merge_keys=["id"]),
+        }
+
+    run(recipe([[{"id": i, "v": "v0", "w": "w0", "x": "x0"} for i in (1, 2, 3)]]))
+    run(
+        recipe(
+            [
+                [{"id": 1, "v": "v1", "w": "w1"}],
+                [{"id": 1, "w": "w2"}, {"id": 2, "w": "w2"}],
+                [{"id": 3, "x": "x3"}, {"id": 2, "x": "x3"}],
+            ]
+        )
+    )
+    assert my.query("SELECT id, v, w, x FROM dst ORDER BY id") == [
+        (1, "v1", "w2", "x0"),
+        (2, "v0", "w2", "x3"),
+        (3, "v0", "w0", "x3"),
+    ]
+    assert my.tables() == ["_dataloader_state", "dst"]
+
+
+def test_merge_into_a_case_insensitive_key_keeps_the_last_row(
+    my: Any, run: Any, rows_source: str
+) -> None:
+    my.execute("CREATE TABLE dst (k VARCHAR(20) COLLATE utf8mb4_unicode_ci PRIMARY KEY, v TEXT)")
+    my.execute("INSERT INTO dst VALUES ('old', 'stored')")
+    n = 50
+    rows = [{"k": f"k{i}", "v": "first"} for i in range(n)]
+    rows += [{"k": f"K{i}", "v": "last"} for i in range(n)] + [{"k": "OLD", "v": "new"}]
+    run(
+        {
+            "name": "ci",
+            "source": {"type": rows_source, "batches": [rows]},
+            "destination": my.destination("dst", "merge", merge_keys=["k"]),
+        }
+    )
+    got = my.query("SELECT k, v FROM dst")
+    assert sorted(got) == sorted([(f"K{i}", "last") for i in range(n)] + [("OLD", "new")])
+
+
+def test_merge_dedup_sort_under_a_case_insensitive_key(my: Any, run: Any, rows_source: str) -> None:
+    my.execute(
+        "CREATE TABLE dst (k VARCHAR(20) COLLATE utf8mb4_unicode_ci PRIMARY KEY, ver INT, v TEXT)"
+    )
+    rows = [
+        {"k": "a", "ver": 2, "v": "a-v2"},
+        {"k": "A", "ver": 1, "v": "A-v1"},
+        {"k": "e\u0301", "ver": 1, "v": "decomposed-v1"},
+        {"k": "\u00e9", "ver": 2, "v": "composed-v2"},
+    ]
+    run(
+        {
+            "name": "ci_sort",
+            "source": {"type": rows_source, "batches": [rows]},
+            "destination": my.destination(
+                "dst", "merge", merge_keys=["k"], dedup_sort={"column": "ver"}
+            ),
+        }
+    )
+    assert sorted(my.query("SELECT k, ver, v FROM dst")) == [
+        ("a", 2, "a-v2"),
+        ("\u00e9", 2, "composed-v2"),
+    ]
+
+
+def test_float32_extremes_load_into_float_columns(my: Any, run: Any) -> None:
+    my.execute("CREATE TABLE src (id INT PRIMARY KEY, f FLOAT)")
+    largest = float(np.finfo(np.float32).max)
+    values = [largest, -largest, 0.1, float(np.finfo(np.float32).tiny)]
+    my.executemany("INSERT INTO src VALUES (%s, %s)", list(enumerate(values)))
+    run({"name": "f32", "source": my.source(table="src"), "destination": my.destination("dst")})
+    assert my.column_types("dst")["f"] == "float"
+    stored = my.query("SELECT id, CAST(f AS DOUBLE) FROM src ORDER BY id")
+    assert my.query("SELECT id, CAST(f AS DOUBLE) FROM dst ORDER BY id") == stored
+    assert [np.float32(v) for _, v in stored] == [np.float32(v) for v in values]

@@ -117,6 +117,10 @@ def column_text(field: pa.Field, array: pa.Array) -> pa.Array:
                 value=field.name,
                 expected="finite numbers or NULL (replace NaN with a transform)",
             )
+        if t.bit_width < 64:
+            # float32's shortest text can exceed FLOAT's range once parsed (3.4028235e+38 >
+            # FLT_MAX); its exact value as a double cannot, and rounds back to the same float
+            array = array.cast(pa.float64())
         return array.cast(pa.string())
     if pa.types.is_timestamp(t):
         if t.tz is not None:

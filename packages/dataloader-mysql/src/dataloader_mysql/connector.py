@@ -91,6 +91,8 @@ class MySQLConnector(BaseConnector):
         # Tables this run created (stages), by SQL name: their columns and MySQL types.
         self._created: dict[str, dict[str, str]] = {}
         self._staged: dict[str, pa.Field] = {}  # the load stage's columns since the last commit
+        # merge: earlier stages of this commit, each of batches with one set of columns
+        self._sealed: list[tuple[TableName, dict[str, pa.Field]]] = []
         self._replacement: TableName | None = None  # overwrite: the table swapped in at commit
         self._unique_checked = False
         # append: the files loaded into the table in the open transaction, with their columns
@@ -402,6 +404,10 @@ class MySQLConnector(BaseConnector):
 
     def _state_table(self) -> TableName:
         return self._table().sibling(STATE_TABLE)
+
+    def _stage(self) -> TableName:
+        """The stage the next batch is loaded into (merge: one per set of columns)."""
+        return self._sibling(f":{len(self._sealed)}" if self._sealed else "")
 
     def _sibling(self, suffix: str) -> TableName:
         """This run's table `suffix` beside the destination table (a stage, …)."""
@@ -774,7 +780,11 @@ class MySQLConnector(BaseConnector):
                 if not self.context.merge_keys:
                     self._load(self._replacement, data)
                     return
-            stage = self._sibling("")
+            if mode == "merge" and self._staged and set(self._staged) != set(data.schema.names):
+                # rows write only their batch's columns: each set of columns gets its stage
+                self._sealed.append((self._stage(), self._staged))
+                self._staged = {}
+            stage = self._stage()
             self._fit_stage(stage, data.schema, ordinal=True)
             for f in data.schema:
                 self._staged[f.name] = f
@@ -901,13 +911,16 @@ class MySQLConnector(BaseConnector):
         self._direct = []
         self._in_transaction = False
 
-    def _merge(self, stage: TableName, target: TableName) -> None:
-        """Upsert the stage's latest row per merge key into `target` (in the open transaction):
-        latest by `dedup_sort`, then by the cursor, then the row loaded last. With
-        `dedup_sort`, a stored row that wins over the incoming one stays as it is."""
+    def _merge(
+        self, stage: TableName, target: TableName, staged: dict[str, pa.Field] | None = None
+    ) -> None:
+        """Upsert the latest row per merge key of `stage` (columns `staged`, by default this
+        stage's) into `target` (in the open transaction): latest by `dedup_sort`, then by the
+        cursor, then the row loaded last. With `dedup_sort`, a stored row that wins over the
+        incoming one stays as it is. Only the stage's columns are written."""
         assert self.context is not None
         keys = self.context.merge_keys
-        names = list(self._staged)
+        names = list(self._staged if staged is None else staged)
         missing = [key for key in keys if key not in names]
         if missing:
             raise ConnectorError(
@@ -927,13 +940,21 @@ class MySQLConnector(BaseConnector):
             order.append(f"{column} IS NULL, {column} DESC")
         order.append(f"{quote(ORDINAL)} DESC")
         listed = ", ".join(quote(name) for name in names)
-        partition = ", ".join(quote(k) for k in keys)
+        # keys the target compares under another collation: rows equal there are one key
+        foreign = self._key_collations(target)
+        partition = ", ".join(
+            f"CONVERT({quote(k)} USING {foreign[k][0]}) COLLATE {foreign[k][1]}"
+            if k in foreign
+            else quote(k)
+            for k in keys
+        )
         latest = (
             f"SELECT {listed} FROM (SELECT {listed}, ROW_NUMBER() OVER (PARTITION BY {partition} "
             f"ORDER BY {', '.join(order)}) AS {RANK} FROM {table_sql(stage)}) AS s WHERE {RANK} = 1"
         )
         stored = table_sql(target)
-        values = [name for name in names if name not in keys]
+        # a key equal under the target's collation takes the winning row's spelling
+        values = [k for k in keys if k in foreign] + [name for name in names if name not in keys]
         if winner is not None and winner.column in values:
             values.remove(winner.column)  # assigned last: later assignments see earlier ones
             values.append(winner.column)
@@ -954,10 +975,28 @@ class MySQLConnector(BaseConnector):
             f"INSERT INTO {stored} ({listed}) {latest} ON DUPLICATE KEY UPDATE {', '.join(assignments)}"
         )
 
+    def _key_collations(self, table: TableName) -> dict[str, tuple[str, str]]:
+        """The merge keys of `table` in a collation other than this run's text collation:
+        their character set and collation."""
+        assert self.context is not None
+        schema_sql = "%s" if table.schema else "DATABASE()"
+        rows = self._rows(
+            "SELECT COLUMN_NAME, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+            f"WHERE TABLE_SCHEMA = {schema_sql} AND TABLE_NAME = %s AND COLLATION_NAME IS NOT NULL",
+            (*([table.schema] if table.schema else []), table.name),
+        )
+        keys = set(self.context.merge_keys)
+        return {
+            _text(name): (_text(charset), _text(collation))
+            for name, charset, collation in rows
+            if _text(name) in keys and _text(collation) != self._collation
+        }
+
     def _drop_stage(self) -> None:
-        stage = self._sibling("")
-        self._execute(f"DROP TABLE IF EXISTS {table_sql(stage)}")
-        self._created.pop(table_sql(stage), None)
+        for stage in [table for table, _ in self._sealed] + [self._stage()]:
+            self._execute(f"DROP TABLE IF EXISTS {table_sql(stage)}")
+            self._created.pop(table_sql(stage), None)
+        self._sealed = []
         self._staged = {}
 
     def commit(self, state: State) -> None:
@@ -982,15 +1021,20 @@ class MySQLConnector(BaseConnector):
             self._execute("COMMIT")
             self._forget_direct()
             return
-        if self._staged:
-            self._fit_target(pa.schema(list(self._staged.values())))
+        stages = [*self._sealed, (self._stage(), self._staged)] if self._staged else []
+        if stages:
+            columns: dict[str, pa.Field] = {}
+            for _, staged in stages:
+                columns.update(staged)
+            self._fit_target(pa.schema(list(columns.values())))
         if self._staged and self.context.write_mode == "merge":
             self._check_unique_keys()
         self._execute("START TRANSACTION")
         if self._staged:
-            stage, target = self._sibling(""), self._table()
+            stage, target = self._stage(), self._table()
             if self.context.write_mode == "merge":
-                self._merge(stage, target)
+                for sealed, staged in stages:  # in the order they were loaded
+                    self._merge(sealed, target, staged)
             else:
                 listed = ", ".join(quote(name) for name in self._staged)
                 self._execute(
@@ -1060,12 +1104,14 @@ class MySQLConnector(BaseConnector):
             with contextlib.suppress(Exception):
                 self.conn.rollback()
             if self.context is not None and self.context.role == "destination":
-                for table in (self._sibling(""), self._replacement):
+                stages = [table for table, _ in self._sealed]
+                for table in [*stages, self._stage(), self._replacement]:
                     if table is not None:
                         with contextlib.suppress(Exception):
                             self._execute(f"DROP TABLE IF EXISTS {table_sql(table)}")
         self._created.clear()
         self._staged = {}
+        self._sealed = []
         self._replacement = None
         self._unique_checked = False
         self._target_columns = None

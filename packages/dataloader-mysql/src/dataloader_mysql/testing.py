@@ -74,14 +74,16 @@ class MariaDBServer:
 
     def start(self) -> MariaDBServer:
         self.base = Path(tempfile.mkdtemp(prefix="dl-maria-"))
-        data = self.base / "data"
+        data, scratch = self.base / "data", self.base / "tmp"
         data.mkdir()
+        scratch.mkdir()  # its own temporary files: servers set up at once share no /tmp names
         user_args: list[str] = []
         if self._as_root:
             user = pwd.getpwnam(OS_USER)
-            for path in (self.base, data):
+            for path in (self.base, data, scratch):
                 os.chown(path, user.pw_uid, user.pw_gid)
             user_args = [f"--user={OS_USER}"]
+        user_args.append(f"--tmpdir={scratch}")
         init = subprocess.run(
             [
                 self.install_db,

@@ -39,7 +39,8 @@ class ColumnPlan:
 
     `kind` says how the raw value arrives: `text` (the server's text of it, cast by Arrow),
     `bytes` (binary strings), `bool` (an integer, nonzero is true), `time` (microseconds
-    since midnight, selected by `select_sql`) or `bits` (an unsigned integer).
+    since midnight, selected by `select_sql`), `bits` (an unsigned integer) or `float` (a
+    FLOAT, selected as the double of the same value).
     """
 
     name: str
@@ -51,6 +52,8 @@ class ColumnPlan:
             return f"ROUND(TIME_TO_SEC({quoted}) * 1000000)"
         if self.kind == "bits":
             return f"CAST({quoted} AS UNSIGNED)"
+        if self.kind == "float":  # FLOAT's own text keeps 6 digits; as a double it is exact
+            return f"({quoted} + 0e0)"
         return quoted
 
 
@@ -87,7 +90,7 @@ def plan_column(
         bits = _INTS[type_code]
         return plain(_int_type(bits, unsigned))
     if type_code == FLOAT:
-        return plain(pa.float32())
+        return plain(pa.float32(), "float")
     if type_code == DOUBLE:
         return plain(pa.float64())
     if type_code in (DECIMAL, NEWDECIMAL):
