@@ -50,7 +50,6 @@ def emulated(stand_in: type[Any], sent: list[Any]) -> type[Any]:
             text = statement.sql.lstrip()
             cursor = self.conn.cursor()
             if text.startswith("COPY"):
-                assert statement.params == ()
                 cursor.execute(
                     "SELECT column_name FROM information_schema.columns "
                     "WHERE table_name = %s ORDER BY ordinal_position",
@@ -62,6 +61,7 @@ def emulated(stand_in: type[Any], sent: list[Any]) -> type[Any]:
                     marks = ", ".join(["%s"] * len(names))
                     for row in zip(*(c.to_pylist() for c in table.columns), strict=True):
                         cursor.execute(f'INSERT INTO "{self._stage.name}" VALUES ({marks})', row)
+                assert statement.params == ()
                 return cursor
             if text.startswith("UNLOAD"):
                 assert statement.params == ()
