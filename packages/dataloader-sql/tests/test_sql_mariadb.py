@@ -324,3 +324,39 @@ def test_uint64_round_trips_as_bigint_unsigned(maria: Maria) -> None:
     loaded = read_table(maria.url, "u").sort_by("id")
     assert loaded.schema.field("n").type == pa.uint64()
     assert loaded.column("n").to_pylist() == values
+
+
+def test_text_keys_and_cursors_differing_by_trailing_spaces_stay_apart(
+    run: Any, rows_source: str, maria: Maria, sqlite_db: Any
+) -> None:
+    destination = maria.destination("dst", "merge", merge_keys=["k"])
+    first = [{"k": k, "v": v} for k, v in (("x", "plain"), ("x ", "one"), ("x  ", "two"))]
+    for batch in (first, [{"k": "x ", "v": "updated"}]):
+        recipe = {
+            "name": "pad",
+            "source": {"type": rows_source, "batches": [batch]},
+            "destination": destination,
+        }
+        assert run(recipe).status == "success"
+    assert maria.query("SELECT CONCAT('[', k, ']'), v FROM dst ORDER BY v") == [
+        ("[x]", "plain"),
+        ("[x  ]", "two"),
+        ("[x ]", "updated"),
+    ]
+
+    maria.execute("CREATE TABLE padsrc (id INT, code VARCHAR(10)) COLLATE utf8mb4_bin")
+    maria.execute("INSERT INTO padsrc VALUES (1, 'x')")
+    recipe = {
+        "name": "pad_cursor",
+        "source": {
+            "type": "sql",
+            "url": maria.url,
+            "table": "padsrc",
+            "incremental": {"strategy": "cursor", "cursor_column": "code"},
+        },
+        "destination": sqlite_db.destination("padded"),
+    }
+    assert run(recipe).rows_written == 1
+    maria.execute("INSERT INTO padsrc VALUES (2, 'x ')")  # after 'x' in code-point order
+    assert run(recipe).rows_written == 1
+    assert sqlite_db.query("SELECT id FROM padded ORDER BY id") == [(1,), (2,)]

@@ -49,6 +49,7 @@ from dataloader_sql.types import (
     is_mysql,
     python_to_arrow,
     python_values,
+    text_collation,
     type_tag,
 )
 
@@ -256,7 +257,8 @@ class SqlConnector(BaseConnector):
         if declared is not None and SQLITE_DECIMAL.match(declared):
             cursor = f"CAST({cursor} AS NUMERIC)"  # text digits compare as numbers
         if pa.types.is_string(kind) and is_mysql(self.dialect):
-            cursor = f"{cursor} COLLATE utf8mb4_bin"  # code-point order, as the engine's
+            # code-point order with trailing spaces significant, as the engine's
+            cursor = f"{cursor} COLLATE {text_collation(self.dialect)}"
         lower, upper = window.bounds(kind)
         inclusive = window.lower_bound(kind)[1]
         parts: list[str] = []

@@ -53,6 +53,16 @@ def is_mysql(dialect: Dialect) -> bool:
     return dialect.name in ("mysql", "mariadb")
 
 
+def text_collation(dialect: Dialect) -> str | None:
+    """The collation text keys and cursors compare under: code points, trailing spaces
+    significant (MariaDB's `utf8mb4_bin` pads, so `'x' = 'x '`); None: the database's own."""
+    if is_mysql(dialect) and getattr(dialect, "is_mariadb", False):
+        return "utf8mb4_nopad_bin"
+    if is_mysql(dialect):
+        return "utf8mb4_bin"
+    return None
+
+
 def keeps_zones(dialect: Dialect) -> bool:
     """Whether the dialect's zoned timestamp stores the instant itself (else: UTC wall time)."""
     return dialect.name in _ZONES_KEPT
@@ -181,7 +191,7 @@ def column_type(field: pa.Field, dialect: Dialect, *, key: bool = False) -> Any:
         return sa.LargeBinary()
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         if key:
-            return sa.String(KEY_STRING_LENGTH)
+            return sa.String(KEY_STRING_LENGTH, collation=text_collation(dialect))
         if tag == JSON_TAG:
             return sa.JSON()
         if tag == UUID_TAG:
