@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dataloader import ConnectorError
 from dataloader_mysql.types import text_collation
 
 
@@ -211,3 +212,38 @@ def test_float32_extremes_load_into_float_columns(my: Any, run: Any) -> None:
     stored = my.query("SELECT id, CAST(f AS DOUBLE) FROM src ORDER BY id")
     assert my.query("SELECT id, CAST(f AS DOUBLE) FROM dst ORDER BY id") == stored
     assert [np.float32(v) for _, v in stored] == [np.float32(v) for v in values]
+
+
+@pytest.mark.parametrize("mode", ["append", "merge"])
+def test_a_not_null_column_with_a_default_is_filled_by_it(
+    my: Any, run: Any, rows_source: str, mode: str
+) -> None:
+    my.execute(
+        "CREATE TABLE dst (id BIGINT PRIMARY KEY, c INT, extra INT NOT NULL DEFAULT 7, "
+        "note VARCHAR(10) NOT NULL DEFAULT 'keep')"
+    )
+    keys = {"merge_keys": ["id"]} if mode == "merge" else {}
+    run(
+        {
+            "name": "defaults",
+            "source": {"type": rows_source, "batches": [[{"id": 1, "c": 2}]]},
+            "destination": my.destination("dst", mode, **keys),
+        }
+    )
+    assert my.query("SELECT id, c, extra, note FROM dst") == [(1, 2, 7, "keep")]
+
+
+def test_a_missing_ssl_ca_file_is_an_error_naming_the_key_and_path(
+    my: Any, run: Any, rows_source: str, tmp_path: Any
+) -> None:
+    missing = tmp_path / "no_such_ca.pem"
+    recipe = {
+        "name": "no_ca",
+        "source": {"type": rows_source, "batches": [[{"id": 1}]]},
+        "destination": my.destination("dst", ssl_ca=str(missing)),
+    }
+    with pytest.raises(ConnectorError) as raised:
+        run(recipe)
+    text = str(raised.value)
+    assert "destination.ssl_ca" in text and str(missing) in text
+    assert my.settings()["password"] not in text

@@ -110,6 +110,13 @@ class MySQLConnector(BaseConnector):
         import pymysql
 
         destination = context.role == "destination"
+        if self.config.ssl_ca and not os.path.isfile(self.config.ssl_ca):
+            raise ConnectorError(
+                f"the CA certificate file {self.config.ssl_ca!r} does not exist",
+                key=f"{context.role}.ssl_ca",
+                value=self.config.ssl_ca,
+                expected="the path of a readable PEM file of the CA that signed the server's certificate",
+            )
         try:
             self.conn = connect(self.config, raw=not destination)
             self._collation = text_collation(_text(self.conn.get_server_info()))
@@ -716,11 +723,13 @@ class MySQLConnector(BaseConnector):
         plans = self.plan_columns(table_sql(table), table)
         schema_sql = "%s" if table.schema else "DATABASE()"
         rows = self._rows(
-            "SELECT COLUMN_NAME, IS_NULLABLE, COLUMN_KEY FROM information_schema.COLUMNS "
+            "SELECT COLUMN_NAME, IS_NULLABLE = 'YES' OR COLUMN_DEFAULT IS NOT NULL "
+            "OR EXTRA LIKE '%%auto_increment%%', COLUMN_KEY FROM information_schema.COLUMNS "
             f"WHERE TABLE_SCHEMA = {schema_sql} AND TABLE_NAME = %s",
             (*([table.schema] if table.schema else []), table.name),
         )
-        shape = {_text(n): (_text(nullable) == "YES", _text(key)) for n, nullable, key in rows}
+        # a NOT NULL column with a default may be left out: the default fills it
+        shape = {_text(n): (bool(int(optional)), _text(key)) for n, optional, key in rows}
         fields = []
         for plan in plans:
             nullable, key = shape.get(plan.name, (True, ""))
