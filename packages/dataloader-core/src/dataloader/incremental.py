@@ -266,25 +266,49 @@ class CursorWindow:
             lower = _minus_lag(lower, self.lag)
         return lower, upper
 
-    def sql_cursor(self, quoted: str, arrow_type: pa.DataType, binary_collation: str) -> str:
-        """The cursor column as SQL compares and orders it: text under `binary_collation`."""
-        return f'{quoted} COLLATE "{binary_collation}"' if is_text(arrow_type) else quoted
+    def sql_cursor(
+        self, quoted: str, arrow_type: pa.DataType, binary_collation: str | None = None
+    ) -> str:
+        """The cursor column as SQL compares and orders it: text under `binary_collation`
+        (written `COLLATE "<name>"`; None: as the column is)."""
+        if binary_collation is None or not is_text(arrow_type):
+            return quoted
+        return f'{quoted} COLLATE "{binary_collation}"'
 
     def sql_condition(
         self,
         quoted: str,
         arrow_type: pa.DataType,
         bind: Callable[[pa.Scalar], str],
-        binary_collation: str,
+        binary_collation: str | None = None,
+        *,
+        compared: str | None = None,
+        nan: str | None = "'NaN'",
     ) -> str | None:
-        """The window as one SQL condition on the column `quoted`, or None to read everything.
+        """The window as one SQL condition on the column `quoted`, or None to read everything:
+        `((<compared> >[=] <lower> AND <compared> <= <upper>) OR <quoted> IS NULL OR <quoted>
+        = <nan>)`, the bounds present, the NaN test on floating-point cursors only.
 
-        `bind(scalar)` gives the SQL for a bound value (a placeholder, or a literal). Rows with a
-        NULL or NaN cursor are always part of the read, so that the engine sees them.
+        Rows with a NULL or NaN cursor are always part of the read, so that the engine sees
+        them.
+
+        :param bind: the SQL for a bound value (a placeholder, or a literal); called once per
+            bound present, the lower one first.
+        :param binary_collation: the collation text is compared under, as `sql_cursor` writes
+            it; unused when `compared` is given.
+        :param compared: the SQL of the expression the bounds are compared with, when the
+            dialect writes it otherwise (`CONVERT(x USING utf8mb4) COLLATE utf8mb4_bin`, a
+            cast); default: `sql_cursor(quoted, arrow_type, binary_collation)`.
+        :param nan: the dialect's NaN literal, or None for a dialect without NaN (MySQL and
+            MariaDB would read `= 'NaN'` as `= 0`): then no NaN test.
         """
         lower, upper = self.bounds(arrow_type)
         inclusive = self.lower_bound(arrow_type)[1]
-        cursor = self.sql_cursor(quoted, arrow_type, binary_collation)
+        cursor = (
+            compared
+            if compared is not None
+            else self.sql_cursor(quoted, arrow_type, binary_collation)
+        )
         parts = []
         if lower is not None:
             parts.append(f"{cursor} {'>=' if inclusive else '>'} {bind(lower)}")
@@ -293,8 +317,8 @@ class CursorWindow:
         if not parts:
             return None
         missing = [f"{quoted} IS NULL"]
-        if pa.types.is_floating(arrow_type):
-            missing.append(f"{quoted} = 'NaN'")
+        if nan is not None and pa.types.is_floating(arrow_type):
+            missing.append(f"{quoted} = {nan}")
         return f"(({' AND '.join(parts)}) OR {' OR '.join(missing)})"
 
 
