@@ -259,22 +259,22 @@ class SqlConnector(BaseConnector):
         if pa.types.is_string(kind) and is_mysql(self.dialect):
             # code-point order with trailing spaces significant, as the engine's
             cursor = f"{cursor} COLLATE {text_collation(self.dialect)}"
-        lower, upper = window.bounds(kind)
-        inclusive = window.lower_bound(kind)[1]
-        parts: list[str] = []
         params: list[Any] = []
         bind = bind_type(sa_type) if sa_type is not None else None
-        for name, bound, operator in (
-            ("dl_lower", lower, ">=" if inclusive else ">"),
-            ("dl_upper", upper, "<="),
-        ):
-            if bound is None:
-                continue
+        # `sql_condition` binds the lower bound first, then the upper one.
+        names = ["dl_lower", "dl_upper"] if window.bounds(kind)[0] is not None else ["dl_upper"]
+
+        def parameter(bound: pa.Scalar) -> str:
+            name = names[len(params)]
             [value] = python_values(pa.array([bound.as_py()], kind), self.dialect)
             params.append(sa.bindparam(name, value, type_=bind))
-            parts.append(f"{cursor} {operator} :{name}")
-        conditions = [f"(({' AND '.join(parts)}) OR {self._q(window.column)} IS NULL)"]
-        return (conditions if parts else []), params, cursor
+            return f":{name}"
+
+        # No NaN test: no one literal fits every dialect (MySQL reads `= 'NaN'` as `= 0`).
+        condition = window.sql_condition(
+            self._q(window.column), kind, parameter, compared=cursor, nan=None
+        )
+        return ([] if condition is None else [condition]), params, cursor
 
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
         assert self.context is not None
