@@ -248,15 +248,12 @@ class MySQLConnector(BaseConnector):
             if is_text(arrow_type)
             else column
         )
-        lower, upper = window.bounds(arrow_type)
-        inclusive = window.lower_bound(arrow_type)[1]
-        parts = []
-        if lower is not None:
-            parts.append(f"{compared} {'>=' if inclusive else '>'} {self._literal(lower)}")
-        if upper is not None:
-            parts.append(f"{compared} <= {self._literal(upper)}")
-        if parts:  # rows without a cursor value are always read: the engine decides on them
-            conditions.append(f"(({' AND '.join(parts)}) OR {column} IS NULL)")
+        # MySQL floats have no NaN (and `= 'NaN'` would test `= 0`): NULL is the only missing.
+        condition = window.sql_condition(
+            column, arrow_type, self._literal, compared=compared, nan=None
+        )
+        if condition is not None:
+            conditions.append(condition)
         return conditions, f"{column} IS NULL, {compared}"
 
     def _literal(self, scalar: pa.Scalar) -> str:
