@@ -213,20 +213,13 @@ class SnowflakeConnector(BaseConnector):
             window = window_for(incremental, state.cursor_values, state.cursor_boundaries)
             column = quote_identifier(window.column)
             arrow_type = self._arrow_type_of(window.column)
-            lower, inclusive = window.lower_bound(arrow_type)
-            upper = window.bounds(arrow_type)[1]
-            parts = []
-            if lower is not None:
-                parts.append(f"{column} {'>=' if inclusive else '>'} {literal(lower.as_py())}")
-            if upper is not None:
-                parts.append(f"{column} <= {literal(upper.as_py())}")
-            if parts:
-                missing = [f"{column} IS NULL"]
-                if pa.types.is_floating(arrow_type):
-                    missing.append(f"{column} = 'NaN'")
-                conditions.append(f"(({' AND '.join(parts)}) OR {' OR '.join(missing)})")
             # Snowflake compares text by its UTF-8 bytes unless a collation is set: code-point
             # order, the order the engine checks.
+            condition = window.sql_condition(
+                column, arrow_type, lambda bound: literal(bound.as_py())
+            )
+            if condition is not None:
+                conditions.append(condition)
             order_by = f" ORDER BY {column} NULLS LAST"
         sql = f"SELECT * FROM {self._relation()}"
         if conditions:
