@@ -184,24 +184,18 @@ class RedshiftConnector(BaseConnector):
             )
         column_type = schema.field(window.column).type
         column = quote_identifier(window.column)
-        lower, upper = window.bounds(column_type)
-        inclusive = window.lower_bound(column_type)[1]
-        parts: list[str] = []
-        try:
-            if lower is not None:
-                literal = sql.read_literal(lower.as_py())
-                parts.append(f"{column} {'>=' if inclusive else '>'} {literal}")
-            if upper is not None:
-                parts.append(f"{column} <= {sql.read_literal(upper.as_py())}")
-        except ValueError as exc:
-            raise ConnectorError(
-                str(exc), key="source.incremental.cursor_column", value=window.column
-            ) from exc
-        if parts:
-            missing = f"{column} IS NULL"
-            if pa.types.is_floating(column_type):
-                missing += f" OR {column} = 'NaN'"
-            text += f" WHERE (({' AND '.join(parts)}) OR {missing})"
+
+        def literal(bound: pa.Scalar) -> str:
+            try:
+                return sql.read_literal(bound.as_py())
+            except ValueError as exc:
+                raise ConnectorError(
+                    str(exc), key="source.incremental.cursor_column", value=window.column
+                ) from exc
+
+        condition = window.sql_condition(column, column_type, literal)
+        if condition is not None:
+            text += f" WHERE {condition}"
         text += f" ORDER BY {column} NULLS FIRST"
         return Statement(text)
 
