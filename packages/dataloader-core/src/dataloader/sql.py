@@ -1,11 +1,13 @@
-"""SQL helpers shared by database connectors: identifier quoting, table names, and the names
-and owner labels of staging tables."""
+"""SQL helpers shared by database connectors: identifier quoting, table names, the names and
+owner labels of staging tables, and driver errors as `ConnectorError`s."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+
+from dataloader.errors import ConnectorError
 
 STATE_TABLE = "_dataloader_state"
 STAGING_PREFIX = "_dl_stage_"
@@ -69,6 +71,39 @@ class TableName:
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+def database_error(
+    system: str,
+    action: str,
+    error: BaseException,
+    *,
+    role: str,
+    table: str | None,
+    server: str,
+    where: str | None = None,
+    message: str | None = None,
+    statement: str | None = None,
+) -> ConnectorError:
+    """A database driver's `error` as the `ConnectorError` a SQL connector raises:
+    `<system> <action> failed on <table> at <server>: <the first line of the message>`.
+
+    :param role: the connector's role (`source`, `destination`): the error names the key
+        `<role>.table`, or `<role>.query` when no `table` is configured.
+    :param table: the configured table, None for a query.
+    :param server: where the connection goes, as the connector's config describes it (without
+        secrets).
+    :param where: the table the failed statement was on, when not `table` (the state table).
+    :param message: the driver's message, when `str(error)` is not it; the error's type name
+        stands for an empty one.
+    :param statement: the failed statement as it may be shown, added on a line of its own.
+    """
+    text = (str(error) if message is None else message).strip()
+    detail = text.splitlines()[0] if text else type(error).__name__
+    shown = f"{system} {action} failed on {where or table or 'query'} at {server}: {detail}"
+    if statement is not None:
+        shown += f"\nwhile running: {statement}"
+    return ConnectorError(shown, key=f"{role}.table" if table else f"{role}.query")
 
 
 def staging_name(table: str, run_id: str) -> str:
