@@ -46,6 +46,7 @@ from dataloader.sql import (
     STAGING_PREFIX,
     STATE_TABLE,
     TableName,
+    database_error,
     stage_label,
     stage_owner,
     staging_name,
@@ -145,12 +146,14 @@ class MySQLConnector(BaseConnector):
         return is_transient(error)
 
     def _error(self, action: str, exc: Exception, table: str | None = None) -> ConnectorError:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        role = self.context.role if self.context else "source"
-        where = table or self.config.table or "query"
-        return ConnectorError(
-            f"MySQL {action} failed on {where} at {self.config.describe()}: {detail}",
-            key=f"{role}.table" if self.config.table else f"{role}.query",
+        return database_error(
+            "MySQL",
+            action,
+            exc,
+            role=self.context.role if self.context else "source",
+            table=self.config.table,
+            server=self.config.describe(),
+            where=table,
         )
 
     def _execute(self, sql: str, params: Any = None) -> Any:

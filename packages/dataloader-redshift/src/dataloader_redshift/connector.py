@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
 from dataloader.incremental import window_for
-from dataloader.sql import TableName, quote_identifier, staging_name
+from dataloader.sql import TableName, database_error, quote_identifier, staging_name
 from dataloader_redshift import statements as sql
 from dataloader_redshift.config import RedshiftConfig
 from dataloader_redshift.plugin import CAPABILITIES
@@ -120,14 +120,14 @@ class RedshiftConnector(BaseConnector):
     def _error(
         self, action: str, exc: BaseException, statement: Statement | None = None
     ) -> ConnectorError:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        role = self.context.role if self.context else "destination"
-        where = self.config.table or "query"
-        message = f"Redshift {action} failed on {where} at {self.config.describe()}: {detail}"
-        if statement is not None:
-            message += f"\nwhile running: {statement.shown()}"
-        return ConnectorError(
-            message, key=f"{role}.table" if self.config.table else f"{role}.query"
+        return database_error(
+            "Redshift",
+            action,
+            exc,
+            role=self.context.role if self.context else "destination",
+            table=self.config.table,
+            server=self.config.describe(),
+            statement=None if statement is None else statement.shown(),
         )
 
     def _run(self, statement: Statement) -> Any:

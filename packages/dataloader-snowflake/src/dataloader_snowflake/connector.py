@@ -32,6 +32,7 @@ from dataloader.schema.plan import KEY_TAG, SchemaPlan
 from dataloader.sql import (
     STAGING_PREFIX,
     TableName,
+    database_error,
     quote_identifier,
     stage_label,
     stage_owner,
@@ -129,13 +130,15 @@ class SnowflakeConnector(BaseConnector):
             self._workdir = None
 
     def _error(self, action: str, exc: Exception, table: str | None = None) -> ConnectorError:
-        text = getattr(exc, "msg", None) or str(exc)
-        detail = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        role = self.context.role if self.context else "source"
-        where = table or self.config.table or "query"
-        return ConnectorError(
-            f"Snowflake {action} failed on {where} at {self.config.describe()}: {detail}",
-            key=f"{role}.table" if self.config.table else f"{role}.query",
+        return database_error(
+            "Snowflake",
+            action,
+            exc,
+            role=self.context.role if self.context else "source",
+            table=self.config.table,
+            server=self.config.describe(),
+            where=table,
+            message=getattr(exc, "msg", None) or str(exc),
         )
 
     def is_transient(self, error: BaseException) -> bool:

@@ -37,7 +37,7 @@ from dataloader.incremental import CursorWindow, window_for
 from dataloader.schema.plan import KEY_TAG
 from dataloader.schema.types import TYPE_TAG
 from dataloader.secrets import register_url_password
-from dataloader.sql import STATE_TABLE, TableName, staging_name
+from dataloader.sql import STATE_TABLE, TableName, database_error, staging_name
 from dataloader_sql.config import SqlConfig
 from dataloader_sql.types import (
     SQLITE_DECIMAL,
@@ -165,14 +165,16 @@ class SqlConnector(BaseConnector):
         return self.engine.dialect
 
     def _error(self, action: str, exc: BaseException, table: str | None = None) -> ConnectorError:
-        # SQLAlchemy's message ends with the statement and its parameters: only its first line.
-        text = str(getattr(exc, "orig", None) or exc).strip()
-        detail = text.splitlines()[0] if text else type(exc).__name__
-        role = self.context.role if self.context else "source"
-        where = table or self.config.table or "query"
-        return ConnectorError(
-            f"SQL {action} failed on {where} at {self.config.describe()}: {detail}",
-            key=f"{role}.table" if self.config.table else f"{role}.query",
+        # The driver's message: SQLAlchemy's own ends with the statement and its parameters.
+        return database_error(
+            "SQL",
+            action,
+            exc,
+            role=self.context.role if self.context else "source",
+            table=self.config.table,
+            server=self.config.describe(),
+            where=table,
+            message=str(getattr(exc, "orig", None) or exc),
         )
 
     # -- SQL text ----------------------------------------------------------------------
