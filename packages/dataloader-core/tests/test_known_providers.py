@@ -15,6 +15,10 @@ FAMILY = {
     "dataloader-postgres",
     "dataloader-aws",
     "dataloader-rest",
+    "dataloader-mysql",
+    "dataloader-sql",
+    "dataloader-snowflake",
+    "dataloader-redshift",
 }
 
 

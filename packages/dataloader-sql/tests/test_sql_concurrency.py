@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from sql_support import Sqlite
 
-from conftest import Sqlite
 from dataloader import ArrowBatch, State
 from dataloader.context import RunContext
 from dataloader.errors import ConnectorError

@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sql_support import read_table
 
-from conftest import read_table
 from dataloader import LocalStateBackend, from_yaml, run_recipe
 
 ROOT = Path(__file__).resolve().parents[3]

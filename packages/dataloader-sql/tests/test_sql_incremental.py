@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from conftest import Sqlite
+from sql_support import Sqlite
 
 
 @pytest.fixture

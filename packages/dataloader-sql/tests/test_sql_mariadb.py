@@ -11,9 +11,9 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from sql_support import read_table
 from test_sql_types import CASTS, ROWS, checksums
 
-from conftest import read_table
 from dataloader import State
 from dataloader.errors import ConnectorError, EngineError
 from dataloader_mysql.testing import MariaDBServer

@@ -12,9 +12,8 @@ from urllib.parse import quote
 
 import pyarrow as pa
 import pytest
+from sql_support import read_table
 from test_sql_types import CASTS, ROWS, checksums
-
-from conftest import read_table
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-
-from conftest import Sqlite, read_table
+from sql_support import Sqlite, read_table
 
 ROWS: list[dict[str, Any]] = [
     {

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sql_support import Sqlite
 
-from conftest import Sqlite
 from dataloader import State
 from dataloader.errors import ConnectorError, EngineError
 from dataloader_sql import SqlConnector
