@@ -118,3 +118,35 @@ def test_a_lost_connection_is_transient() -> None:
     wrapped.__cause__ = lost
     assert connector.is_transient(lost) and connector.is_transient(wrapped)
     assert not connector.is_transient(failed)
+
+
+def test_a_nan_cursor_is_seen_by_the_engine_also_under_an_end_value(
+    run: Any, pg_url: str, sqlite_db: Any
+) -> None:
+    import sqlalchemy as sa
+
+    from dataloader import EngineError
+
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE src (id int PRIMARY KEY, score float8)"))
+        connection.execute(sa.text("INSERT INTO src VALUES (1, 1.0), (2, 2.0)"))
+    recipe = {
+        "name": "scores",
+        "source": {
+            "type": "sql",
+            "url": pg_url,
+            "table": "src",
+            "incremental": {"cursor_column": "score", "end_value": 10.0},
+        },
+        "destination": sqlite_db.destination("dst"),
+    }
+    assert run(recipe).rows_written == 2
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO src VALUES (3, 'NaN'), (4, 4.0)"))
+    engine.dispose()
+
+    with pytest.raises(EngineError) as raised:
+        run(recipe)
+    assert "'score'" in str(raised.value) and "on_missing_cursor" in str(raised.value)
+    assert sqlite_db.query("SELECT id FROM dst ORDER BY id") == [(1,), (2,)]

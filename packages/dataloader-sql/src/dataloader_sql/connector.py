@@ -272,9 +272,10 @@ class SqlConnector(BaseConnector):
             params.append(sa.bindparam(name, value, type_=bind))
             return f":{name}"
 
-        # No NaN test: no one literal fits every dialect (MySQL reads `= 'NaN'` as `= 0`).
+        # NaN is tested only where the database has it: MySQL reads `= 'NaN'` as `= 0`.
+        nan = "'NaN'" if self.dialect.name == "postgresql" else None
         condition = window.sql_condition(
-            self._q(window.column), kind, parameter, compared=cursor, nan=None
+            self._q(window.column), kind, parameter, compared=cursor, nan=nan
         )
         return ([] if condition is None else [condition]), params, cursor
 
