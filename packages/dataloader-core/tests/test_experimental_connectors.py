@@ -60,5 +60,5 @@ def test_a_run_with_an_experimental_destination_warns(
         run_recipe(recipe, LocalStateBackend(str(tmp_path)))
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("destination connector 'trial_sink' is experimental" in w for w in warnings)
+    assert "destination connector 'trial_sink' is experimental (see its documentation)" in warnings
     assert not any("source connector" in w for w in warnings)

@@ -32,6 +32,13 @@ def test_a_query_is_named_as_such_and_keyed_by_the_roles_query() -> None:
     assert error.context["key"] == "source.query"
 
 
+def test_a_failed_connect_is_keyed_by_the_section() -> None:
+    error = database_error(
+        "Redshift", "connect", DriverError("refused"), role="destination", table="dw.t", server="s"
+    )
+    assert error.context["key"] == "destination"
+
+
 def test_where_names_the_table_the_statement_was_on() -> None:
     error = database_error(
         "SQL",

@@ -89,7 +89,8 @@ def database_error(
     `<system> <action> failed on <table> at <server>: <the first line of the message>`.
 
     :param role: the connector's role (`source`, `destination`): the error names the key
-        `<role>.table`, or `<role>.query` when no `table` is configured.
+        `<role>.table`, or `<role>.query` when no `table` is configured; a failed `connect`
+        names the section itself (no table is involved yet).
     :param table: the configured table, None for a query.
     :param server: where the connection goes, as the connector's config describes it (without
         secrets).
@@ -103,6 +104,8 @@ def database_error(
     shown = f"{system} {action} failed on {where or table or 'query'} at {server}: {detail}"
     if statement is not None:
         shown += f"\nwhile running: {statement}"
+    if action == "connect":
+        return ConnectorError(shown, key=role)
     return ConnectorError(shown, key=f"{role}.table" if table else f"{role}.query")
 
 

@@ -162,8 +162,8 @@ class Runner:
         for role, bound in (("source", self.bound.source), ("destination", self.bound.destination)):
             if bound.registration.capabilities and bound.registration.capabilities.experimental:
                 log.warning(
-                    f"the {role} connector {bound.registration.name!r} is experimental: it has "
-                    "not been run against the real system; its documentation says what was tested"
+                    f"{role} connector {bound.registration.name!r} is experimental "
+                    "(see its documentation)"
                 )
         with self.backend.lock(self.recipe.name):
             attempt = 0
