@@ -246,3 +246,21 @@ def test_uint64_beyond_a_signed_bigint_fails_naming_the_column(sqlite_db: Sqlite
             connector.write_batch(ArrowBatch(big, {}), State())
     finally:
         connector.close()
+
+
+def test_decimals_the_column_type_would_round_fail_naming_column_and_value(
+    sqlite_db: Sqlite,
+) -> None:
+    import pytest
+
+    from dataloader.errors import ConnectorError
+
+    sqlite_db.execute("CREATE TABLE d (id INTEGER, n DECIMAL_TEXT(38, 9))")
+    sqlite_db.execute("INSERT INTO d VALUES (1, '0.123456789'), (2, '0.1234567891234')")
+    with pytest.raises(ConnectorError) as caught:
+        read_table(sqlite_db.url, "d")
+    message = str(caught.value)
+    assert "'n'" in message and "0.1234567891234" in message
+    assert "decimal(38, 9)" in message and "query" in message
+    sqlite_db.execute("DELETE FROM d WHERE id = 2")
+    assert read_table(sqlite_db.url, "d").column("n").to_pylist() == [Decimal("0.123456789")]

@@ -41,6 +41,7 @@ from dataloader.sql import STATE_TABLE, TableName, database_error, staging_name
 from dataloader_sql.config import SqlConfig
 from dataloader_sql.types import (
     SQLITE_DECIMAL,
+    InexactDecimal,
     SqliteDecimal,
     arrow_type,
     bind_type,
@@ -332,11 +333,26 @@ class SqlConnector(BaseConnector):
         for rows in result.partitions(size):
             arrays = []
             for index, values in enumerate(zip(*rows, strict=True)):
-                array = python_to_arrow(list(values), kinds[index])
+                try:
+                    array = python_to_arrow(list(values), kinds[index])
+                except InexactDecimal as exc:
+                    raise self._inexact(names[index], exc) from None
                 if kinds[index] is None and not pa.types.is_null(array.type):
                     kinds[index] = array.type  # a query's column: typed by its first values
                 arrays.append(array)
             yield ArrowBatch(pa.record_batch(arrays, names=names), {"source": "sql"})
+
+    def _inexact(self, column: str, exc: InexactDecimal) -> ConnectorError:
+        kind = exc.kind
+        where = "source.query" if self.config.query is not None else "source.table"
+        return ConnectorError(
+            f"column {column!r} read as decimal({kind.precision}, {kind.scale}) holds "
+            f"{exc.value}, which that type would round: no value is rounded silently",
+            key=where,
+            value=self.config.query or self.config.table,
+            expected="a column declared with the precision and scale of its values, or a "
+            f"`query` that casts {column!r} to one (or to text)",
+        )
 
     # -- destination: state ------------------------------------------------------------
     def _state_table(self) -> TableName:

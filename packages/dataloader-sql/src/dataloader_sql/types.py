@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Context, Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
@@ -244,6 +244,15 @@ def python_values(column: pa.Array, dialect: Dialect) -> list[Any]:
     return column.to_pylist()
 
 
+class InexactDecimal(ValueError):
+    """A value its decimal column type cannot hold exactly (more fractional or whole digits)."""
+
+    def __init__(self, value: Any, kind: pa.DataType) -> None:
+        super().__init__(f"{value} does not fit decimal({kind.precision}, {kind.scale})")
+        self.value = value
+        self.kind = kind
+
+
 def python_to_arrow(values: list[Any], kind: pa.DataType | None) -> pa.Array:
     """Values a driver returned, as an Arrow array of `kind` (None: inferred, else text)."""
     if kind is None:
@@ -268,8 +277,19 @@ def _text(value: Any) -> str:
 def _converter(kind: pa.DataType) -> Callable[[Any], Any] | None:
     if pa.types.is_decimal(kind):
         step = Decimal(1).scaleb(-kind.scale)
-        exact = Context(prec=kind.precision + 2)  # enough digits for any value of the type
-        return lambda value: Decimal(str(value)).quantize(step, context=exact)
+        # Enough digits for any value of the type; a value it would round raises.
+        exact = Context(prec=kind.precision + 2, traps=[Inexact, InvalidOperation])
+
+        def convert(value: Any) -> Decimal:
+            try:
+                fitted = Decimal(str(value)).quantize(step, context=exact)
+            except (Inexact, InvalidOperation):
+                raise InexactDecimal(value, kind) from None
+            if fitted.adjusted() >= kind.precision - kind.scale:
+                raise InexactDecimal(value, kind)
+            return fitted
+
+        return convert
     if pa.types.is_timestamp(kind) and kind.tz is not None:
         return _as_utc
     if pa.types.is_string(kind):
