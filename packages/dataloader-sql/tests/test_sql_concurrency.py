@@ -104,6 +104,8 @@ def test_a_state_table_another_run_just_created_is_no_error(
     first, second = opened(sqlite_db.url, "a", "append"), opened(sqlite_db.url, "b", "append")
     try:
         first.begin(State())
+        first.write_batch(rows(), marked("a"))
+        first.commit(marked("a"))
         # `second` checked before `first` created the table: it creates it too.
         real = SqlConnector._exists
         monkeypatch.setattr(
@@ -112,6 +114,14 @@ def test_a_state_table_another_run_just_created_is_no_error(
             lambda self, table: False if table.name == "_dataloader_state" else real(self, table),
         )
         second.begin(State())
+        monkeypatch.undo()
+        assert sqlite_db.query("SELECT recipe FROM _dataloader_state") == [("twice",)]
+        more = ArrowBatch(pa.record_batch({"id": pa.array([4], pa.int64())}), {})
+        second.write_batch(more, marked("b"))
+        second.commit(marked("b"))  # it began from the state `first` committed
     finally:
         first.close()
         second.close()
+    assert count(sqlite_db.url) == [(4, 4)]
+    [(state,)] = sqlite_db.query("SELECT state FROM _dataloader_state")
+    assert '"b"' in state
