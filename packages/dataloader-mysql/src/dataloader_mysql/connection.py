@@ -35,10 +35,12 @@ def connect(config: MySQLConfig, *, raw: bool = False) -> Any:
     """A PyMySQL connection in autocommit mode, with the session in UTC.
 
     `raw`: values arrive as the server's text (bytes for binary columns): readers let Arrow
-    convert whole columns. Writers also get strict SQL mode (bad values fail, never warn).
+    convert whole columns. Writers also get strict SQL mode (bad values fail, never warn), and
+    `LOAD DATA LOCAL` of the files they allow (`GuardedConnection.allow_local_file`) only.
     """
-    import pymysql
     from pymysql.converters import conversions
+
+    from dataloader_mysql.infile import GuardedConnection
 
     options: dict[str, Any] = {}
     if raw:  # no decoders (int keys); the encoders (type keys) still quote parameters
@@ -47,7 +49,7 @@ def connect(config: MySQLConfig, *, raw: bool = False) -> Any:
         options["ssl_ca"] = config.ssl_ca
         options["ssl_verify_cert"] = True
         options["ssl_verify_identity"] = config.ssl_verify_identity
-    connection = pymysql.connect(
+    connection = GuardedConnection(
         host=config.host,
         port=config.port,
         user=config.user,
@@ -55,7 +57,7 @@ def connect(config: MySQLConfig, *, raw: bool = False) -> Any:
         database=config.database,
         charset="utf8mb4",
         autocommit=True,
-        local_infile=not raw,
+        local_infile=not raw,  # reader connections never send a file
         connect_timeout=config.connect_timeout,
         **options,
     )

@@ -858,7 +858,8 @@ class MySQLConnector(BaseConnector):
         if assignments:
             sql += " SET " + ", ".join(assignments)
         cursor = self.conn.cursor()  # not `_execute`: this runs in the loader thread too
-        cursor.execute(sql)
+        with self.conn.allow_local_file(path):
+            cursor.execute(sql)
         if cursor.warning_count:
             cursor.execute("SHOW WARNINGS LIMIT 1")
             [(_, code, message)] = cursor.fetchall()
