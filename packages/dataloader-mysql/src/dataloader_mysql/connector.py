@@ -753,8 +753,11 @@ class MySQLConnector(BaseConnector):
             raise self._error("describe", exc) from exc
 
     def apply_schema(self, plan: SchemaPlan) -> None:
-        """Fit the table (under overwrite, this run's replacement) to `plan.target`. Applied
-        at once: no rows are in a transaction yet (they wait in the stage)."""
+        """Fit the table (under overwrite, this run's replacement) to `plan.target`, at once
+        (MySQL commits DDL implicitly). Under merge and overwrite no rows are in a transaction
+        (they wait in the stage or the replacement). Under append rows may wait in the open
+        transaction: `_fit_direct` rolls it back, changes the table and loads the kept batch
+        files again."""
         assert self.context is not None
         import pymysql
 
