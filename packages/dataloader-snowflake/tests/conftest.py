@@ -1,8 +1,10 @@
 """Fixtures of the Snowflake connector tests: a fakesnow database per test, recipes written as
-YAML and run in-process with a local state backend in tmp_path, and a rows source."""
+YAML and run in-process with a local state backend in tmp_path, a rows source, and the
+statements the connector logged."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,3 +59,21 @@ def rows_source() -> Iterator[str]:
         yield name
     finally:
         unregister("connector", name)
+
+
+@pytest.fixture
+def sf_statements(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """`sf_statements()`: the statements the connector sent so far in this test, as its DEBUG
+    log shows them (credentials masked)."""
+    prefix = "Snowflake statement: "
+    caplog.set_level(logging.DEBUG, logger="dataloader_snowflake.connector")
+
+    def _statements() -> list[str]:
+        return [
+            record.getMessage().removeprefix(prefix)
+            for record in caplog.records
+            if record.name == "dataloader_snowflake.connector"
+            and record.getMessage().startswith(prefix)
+        ]
+
+    return _statements

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import datetime
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from snowflake.connector.errors import ProgrammingError
 
-from dataloader import ArrowBatch, State
+from dataloader import ArrowBatch, ConnectorError, State
 from dataloader.context import RunContext
 from dataloader_snowflake.config import SnowflakeConfig
 from dataloader_snowflake.connector import SnowflakeConnector
@@ -43,13 +45,33 @@ def s3_connector(
     return connector
 
 
-def record_copies(connector: SnowflakeConnector, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The COPY statements the connector would run, masked, instead of running them."""
-    copies: list[str] = []
-    monkeypatch.setattr(
-        connector, "_execute_copy", lambda sql: copies.append(connector.masked(sql))
-    )
-    return copies
+def skip_s3_copies(
+    connector: SnowflakeConnector, monkeypatch: pytest.MonkeyPatch, *, fail: bool = False
+) -> None:
+    """Let the connector's cursors skip each `COPY INTO … FROM 's3://…'` (fakesnow cannot run
+    it), or fail it as Snowflake would (`fail`); the connector still sends it, and logs it."""
+    connection = connector.conn
+    cursor = connection.cursor
+
+    class SkippingCursor:
+        def __init__(self) -> None:
+            self._cursor = cursor()
+
+        def execute(self, sql: str, params: Any = None) -> Any:
+            if sql.startswith("COPY INTO") and " FROM 's3://" in sql:
+                if fail:
+                    raise ProgrammingError(msg="Failure using stage area.", errno=91016)
+                return self
+            return self._cursor.execute(sql, params)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._cursor, name)
+
+    monkeypatch.setattr(connection, "cursor", SkippingCursor)
+
+
+def copies(statements: list[str]) -> list[str]:
+    return [sql for sql in statements if sql.startswith("COPY INTO")]
 
 
 def objects(moto_server: Any, bucket: str) -> list[str]:
@@ -58,7 +80,12 @@ def objects(moto_server: Any, bucket: str) -> list[str]:
 
 
 def test_batches_go_to_s3_as_parquet_and_the_copy_matches_the_golden_file(
-    snowflake_db: FakeSnowflake, moto_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+    snowflake_db: FakeSnowflake,
+    moto_server: Any,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sf_statements: Callable[[], list[str]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     connector = s3_connector(
         snowflake_db,
@@ -68,7 +95,7 @@ def test_batches_go_to_s3_as_parquet_and_the_copy_matches_the_golden_file(
         aws_secret_access_key=moto_server.secret_key,
     )
     try:
-        copies = record_copies(connector, monkeypatch)
+        skip_s3_copies(connector, monkeypatch)
         connector.begin(State())
         batch = pa.record_batch({"id": [1, 2], "name": ["a", "😀"]})
         connector.write_batch(ArrowBatch(batch, {}), State())
@@ -89,8 +116,8 @@ def test_batches_go_to_s3_as_parquet_and_the_copy_matches_the_golden_file(
                 key_id=moto_server.access_key,
             )
         )
-        assert copies == [expected]
-        assert moto_server.secret_key not in "\n".join(connector.executed)
+        assert copies(sf_statements()) == [expected]
+        assert moto_server.secret_key not in caplog.text
         connector.abort()  # the staged objects and the staging table go
         assert objects(moto_server, s3_bucket) == []
         tables = snowflake_db.query(
@@ -102,14 +129,18 @@ def test_batches_go_to_s3_as_parquet_and_the_copy_matches_the_golden_file(
 
 
 def test_a_storage_integration_replaces_the_credentials(
-    snowflake_db: FakeSnowflake, moto_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+    snowflake_db: FakeSnowflake,
+    moto_server: Any,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sf_statements: Callable[[], list[str]],
 ) -> None:
     # The uploads still need keys here (moto); on AWS they come from boto3's usual chain.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_server.secret_key)
     connector = s3_connector(snowflake_db, moto_server, s3_bucket, storage_integration="LOADER_S3")
     try:
-        copies = record_copies(connector, monkeypatch)
+        skip_s3_copies(connector, monkeypatch)
         connector.begin(State())
         connector.write_batch(ArrowBatch(pa.record_batch({"id": [1]}), {}), State())
         assert connector._staging is not None
@@ -119,8 +150,32 @@ def test_a_storage_integration_replaces_the_credentials(
             .strip()
             .format(stage=connector._staging.name, bucket=s3_bucket, run_id="run-1")
         )
-        assert copies == [expected]
+        assert copies(sf_statements()) == [expected]
         connector.abort()
         assert objects(moto_server, s3_bucket) == []
+    finally:
+        connector.close()
+
+
+def test_a_failed_copy_names_its_statement_without_the_secret(
+    snowflake_db: FakeSnowflake, moto_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector = s3_connector(
+        snowflake_db,
+        moto_server,
+        s3_bucket,
+        aws_access_key_id=moto_server.access_key,
+        aws_secret_access_key=moto_server.secret_key,
+    )
+    try:
+        skip_s3_copies(connector, monkeypatch, fail=True)
+        connector.begin(State())
+        with pytest.raises(ConnectorError) as caught:
+            connector.write_batch(ArrowBatch(pa.record_batch({"id": [1]}), {}), State())
+        message = str(caught.value)
+        assert "\nwhile running: COPY INTO " in message
+        assert "AWS_SECRET_KEY = '***'" in message
+        assert moto_server.secret_key not in message
+        assert "Failure using stage area." in message
     finally:
         connector.close()

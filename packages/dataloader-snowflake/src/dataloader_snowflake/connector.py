@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import tempfile
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,8 +100,9 @@ class SnowflakeConnector(BaseConnector):
         self._version: int | None = None
         self._target_types: dict[str, str] = {}  # the target's columns as `describe` saw them
         self._alters: dict[str, str] = {}  # column -> wider type, applied at the next commit
-        # The latest statements sent (credentials masked, see `_copy_sql`): for errors and tests.
-        self.executed: deque[str] = deque(maxlen=1000)
+        # The statement running, as it may be shown (credentials masked): named by `_error`
+        # when it fails, forgotten when it succeeds.
+        self._running: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -130,6 +130,8 @@ class SnowflakeConnector(BaseConnector):
             self._workdir = None
 
     def _error(self, action: str, exc: Exception, table: str | None = None) -> ConnectorError:
+        """`exc` as a `ConnectorError`, naming the statement that failed (masked), if any."""
+        statement, self._running = self._running, None
         return database_error(
             "Snowflake",
             action,
@@ -139,6 +141,7 @@ class SnowflakeConnector(BaseConnector):
             server=self.config.describe(),
             where=table,
             message=getattr(exc, "msg", None) or str(exc),
+            statement=statement,
         )
 
     def is_transient(self, error: BaseException) -> bool:
@@ -160,9 +163,15 @@ class SnowflakeConnector(BaseConnector):
     def _execute(self, sql: str, params: tuple[Any, ...] | None = None) -> Any:
         """Run `sql`; `params` are bound by the server (`?` placeholders), never spliced into
         the SQL text."""
-        self.executed.append(sql)
+        return self._run(sql, sql, params)
+
+    def _run(self, sql: str, shown: str, params: tuple[Any, ...] | None = None) -> Any:
+        """Run `sql`, logged at DEBUG and named by errors as `shown`."""
+        log.debug("Snowflake statement: %s", shown)
+        self._running = shown
         cursor = self.conn.cursor()
         cursor.execute(sql, params)
+        self._running = None
         return cursor
 
     # -- names ------------------------------------------------------------------------
@@ -373,8 +382,11 @@ class SnowflakeConnector(BaseConnector):
             file = self._write_parquet(staged)
             self._copy(file)
         except snowflake.connector.Error as exc:
+            error = self._error(
+                f"{self.context.write_mode} write", exc
+            )  # before `abort` runs statements of its own
             self.abort()
-            raise self._error(f"{self.context.write_mode} write", exc) from None
+            raise error from None
 
     def _check_names(self, schema: pa.Schema) -> None:
         """MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE pairs Parquet and table columns: two
@@ -454,8 +466,7 @@ class SnowflakeConnector(BaseConnector):
         """The COPY INTO statement loading one staged file into the staging table.
 
         For S3 with keys, the credentials are in the statement (Snowflake's syntax); the
-        connector masks them in its logs, and `executed` keeps the statement with them
-        replaced by `***`."""
+        connector logs the statement, and names it in errors, with them replaced by `***`."""
         assert self._staging is not None
         stage = self.config.stage
         options = (
@@ -488,13 +499,10 @@ class SnowflakeConnector(BaseConnector):
         return f"COPY INTO {self._staging.sql()} FROM @{self._stage_name}/{staged} {options}"
 
     def _execute_copy(self, sql: str) -> Any:
-        """Run a COPY whose text may hold credentials: `executed` records it masked."""
-        self.executed.append(self.masked(sql))
-        cursor = self.conn.cursor()
-        cursor.execute(sql)
-        return cursor
+        """Run a COPY whose text may hold credentials: logged and named in errors masked."""
+        return self._run(sql, self._masked(sql))
 
-    def masked(self, sql: str) -> str:
+    def _masked(self, sql: str) -> str:
         """`sql` with this config's secrets replaced by `***`."""
         stage = self.config.stage
         if isinstance(stage, S3Stage):
@@ -662,8 +670,9 @@ class SnowflakeConnector(BaseConnector):
             self._save_state(state)
             self._execute("COMMIT")
         except snowflake.connector.Error as exc:
+            error = self._error("commit", exc)  # before `abort` runs statements of its own
             self.abort()
-            raise self._error("commit", exc) from None
+            raise error from None
         except StateConflict:
             self.abort()
             raise
