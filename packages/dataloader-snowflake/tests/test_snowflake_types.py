@@ -144,3 +144,22 @@ def test_a_decimal_wider_than_38_digits_is_refused() -> None:
 
     with pytest.raises(ConnectorError, match="38 digits"):
         snowflake_type(pa.field("wide", pa.decimal256(39, 0)))
+
+
+def test_nested_values_are_staged_as_strict_json_text() -> None:
+    from dataloader_snowflake.types import to_stageable
+
+    def strict(text: str) -> Any:
+        def refuse(name: str) -> Any:
+            raise ValueError(f"{name} is not JSON")
+
+        return json.loads(text, parse_constant=refuse)
+
+    kind = pa.struct([("n", pa.decimal128(20, 2)), ("x", pa.float64())])
+    column = pa.array([{"n": Decimal("12345678901234567.89"), "x": float("nan")}, None], type=kind)
+    [texts] = to_stageable(pa.record_batch({"doc": column})).columns
+    assert texts.type == pa.string()
+    first, second = texts.to_pylist()
+    assert second is None
+    assert strict(first) == {"n": 12345678901234567.89, "x": None}
+    assert '"n":12345678901234567.89' in first.replace(" ", "")  # the exact digits

@@ -7,11 +7,9 @@ binary as BINARY, and nested values (struct, list, map) as VARIANT from their JS
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime
 import decimal
-import json
 import math
 import re
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataloader import ConnectorError
+from dataloader.normalize.json_text import to_json_text
 from dataloader.schema.types import JSON_TAG, TYPE_TAG
 
 _PRECISION = {"s": 0, "ms": 3, "us": 6, "ns": 9}
@@ -75,27 +74,6 @@ def snowflake_type(field: pa.Field) -> str:
     )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _json_value(value: Any) -> Any:
-    """A map arrives as a list of (key, value) pairs: store it as a JSON object."""
-    if isinstance(value, list) and value and all(isinstance(v, tuple) for v in value):
-        return {str(k): _json_value(v) for k, v in value}
-    if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    return value
-
-
 def to_stageable(data: pa.RecordBatch) -> pa.RecordBatch:
     """The batch as it is written to Parquet: nested columns as JSON text (parsed into
     VARIANT when moved from the staging table), timestamps with a zone in UTC."""
@@ -103,11 +81,7 @@ def to_stageable(data: pa.RecordBatch) -> pa.RecordBatch:
     fields: list[pa.Field] = []
     for field, column in zip(data.schema, data.columns, strict=True):
         if is_nested(field.type):
-            texts = [
-                None if v is None else json.dumps(_json_value(v), default=_json_default)
-                for v in column.to_pylist()
-            ]
-            column = pa.array(texts, pa.string())
+            column = to_json_text(column)
             field = pa.field(field.name, pa.string())
         elif pa.types.is_timestamp(field.type) and field.type.tz:
             column = column.cast(pa.timestamp(field.type.unit, tz="UTC"))
