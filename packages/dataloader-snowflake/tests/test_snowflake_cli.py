@@ -39,3 +39,10 @@ def test_dataloader_run_in_a_subprocess_loads_csv_into_fakesnow(
     rows = snowflake_db.query('SELECT "id", "name" FROM "people" ORDER BY "id"')
     assert rows == [(1, "Ada"), (2, "Zoë 😀")]
     assert "fakesnow-accepts-any-password" not in result.stdout + result.stderr
+
+
+def test_the_connector_is_experimental_until_run_against_a_real_account() -> None:
+    from dataloader.registry import get_registry
+
+    capabilities = get_registry().connector("snowflake").capabilities
+    assert capabilities is not None and capabilities.experimental

@@ -20,7 +20,8 @@ class RedshiftStaging(BaseModel):
     :param access_key_id: with `secret_access_key`, keys instead of `iam_role` (used by
         Redshift in COPY/UNLOAD and by this process to upload).
     :param region: the bucket's region.
-    :param endpoint_url: another S3 endpoint for this process's uploads (tests: moto).
+    :param endpoint_url: the URL of an S3-compatible service this process uploads to and
+        cleans up in, instead of AWS's own S3 endpoint for the region.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -24,7 +24,8 @@ class S3Stage(BaseModel):
     with `storage_integration` or with key credentials.
 
     :param url: `s3://bucket/prefix`.
-    :param endpoint_url: an S3-compatible endpoint for the uploads (tests: moto).
+    :param endpoint_url: the URL of an S3-compatible service this process uploads to and
+        cleans up in, instead of AWS's own S3 endpoint for the region.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

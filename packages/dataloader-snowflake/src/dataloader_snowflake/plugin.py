@@ -25,6 +25,7 @@ def register_connectors() -> list[Any]:
                 "incremental": True,
                 "transactional_state": True,
                 "max_identifier_length": 255,
+                "experimental": True,  # never run against a real account (docs/snowflake.md)
             },
         )
     ]
