@@ -161,21 +161,46 @@ def test_a_failure_between_write_and_commit_leaves_neither_rows_nor_state(
     assert sqlite_db.query("SELECT id, name FROM t ORDER BY id") == expected
 
 
-def test_a_stage_left_by_a_killed_run_is_dropped_by_the_next(
-    run: Any, rows_source: str, sqlite_db: Sqlite
-) -> None:
-    from dataloader.sql import staging_name
+@pytest.mark.parametrize("mode", ["merge", "overwrite"])
+def test_a_stage_never_outlives_the_commit_nor_a_killed_run(sqlite_db: Sqlite, mode: str) -> None:
+    from datetime import UTC, datetime
 
-    leftover = staging_name("t", "m")
-    sqlite_db.execute(f'CREATE TABLE "{leftover}" (id INTEGER, name TEXT, __dl_ordinal BIGINT)')
-    sqlite_db.execute(f"INSERT INTO \"{leftover}\" VALUES (99, 'ghost', 0)")
-    run(
-        recipe(
-            "m", rows_source, [rows(2, "a")], sqlite_db.destination("t", "merge", merge_keys=["id"])
+    import pyarrow as pa
+
+    from dataloader import ArrowBatch
+    from dataloader.context import RunContext
+    from dataloader_sql import SqlConfig
+
+    def opened(run_id: str) -> SqlConnector:
+        connector = SqlConnector(SqlConfig(url=sqlite_db.url, table="t"))
+        keys = ("id",) if mode == "merge" else ()
+        context = RunContext(
+            recipe_name="m",
+            run_id=run_id,
+            started_at=datetime.now(UTC),
+            role="destination",
+            write_mode=mode,
+            merge_keys=keys,
         )
-    )
-    assert sqlite_db.query("SELECT id FROM t ORDER BY id") == [(1,), (2,)]
+        connector.open(context)
+        connector.begin(State())
+        return connector
+
+    batch = ArrowBatch(pa.record_batch({"id": pa.array([1, 2], pa.int64())}), {})
+    killed = opened("killed")
+    killed.write_batch(batch, State())
+    killed.conn.invalidate()  # the process is gone: its connection closes, nothing cleaned up
+    killed.conn = None
+    killed.close()
     assert stages(sqlite_db) == []
+    done = opened("done")
+    try:
+        done.write_batch(batch, State())
+        done.commit(State())
+        assert stages(sqlite_db) == []  # dropped in the commit's transaction, before `close`
+    finally:
+        done.close()
+    assert sqlite_db.query("SELECT id FROM t ORDER BY id") == [(1,), (2,)]
 
 
 def test_schema_qualified_tables_and_odd_names(

@@ -17,8 +17,14 @@ stage, the target and its new columns) is created or altered outside the data's
 transaction, before rows are written: an implicit commit then publishes only staged rows,
 never target rows without their state. `abort` empties the stage, so those rows are dropped.
 
-The stage is named by `dataloader.sql.staging_name` from the table and the recipe, so a
-recipe finds and drops the stage a killed run left behind; it is dropped at `close`.
+Each run has its own stage, named by `dataloader.sql.staging_name` from the table and the
+run id, so two runs never write into one stage. Where DDL is transactional the stage is
+created and dropped inside the data's transaction: it never outlives a commit or a kill.
+Elsewhere it is labelled with `stage_label` (a table comment) and dropped at `close`; a killed
+run's stage is dropped by the next run of the recipe only while that run holds the recipe's
+run lock (MySQL/MariaDB `GET_LOCK`), which a live run keeps: a second run while one is live is
+refused. A database with neither (no lock known) refuses a run while a stage of the recipe is
+left, naming it.
 """
 
 from __future__ import annotations
@@ -37,7 +43,15 @@ from dataloader.incremental import CursorWindow, window_for
 from dataloader.schema.plan import KEY_TAG
 from dataloader.schema.types import TYPE_TAG
 from dataloader.secrets import register_url_password
-from dataloader.sql import STATE_TABLE, TableName, database_error, staging_name
+from dataloader.sql import (
+    STAGING_PREFIX,
+    STATE_TABLE,
+    TableName,
+    database_error,
+    stage_label,
+    stage_owner,
+    staging_name,
+)
 from dataloader_sql.config import SqlConfig
 from dataloader_sql.types import (
     SQLITE_DECIMAL,
@@ -440,12 +454,9 @@ class SqlConnector(BaseConnector):
                 key="destination.dedup_sort",
                 expected="no `dedup_sort` with a `sql` destination",
             )
-        table = self._table()
         try:
-            stage = table.sibling(staging_name(table.name, self.context.recipe_name))
-            if self._exists(stage):
-                self._drop(self.conn, stage)
-                self.conn.commit()
+            if not self._transactional_ddl():
+                self._claim()
             if not self._exists(self._state_table()):
                 self._create_state_table()
             self.conn.commit()
@@ -455,6 +466,60 @@ class SqlConnector(BaseConnector):
         except sa.exc.SQLAlchemyError as exc:
             self.conn.rollback()
             raise self._error("begin", exc) from exc
+
+    def _claim(self) -> None:
+        """Take the recipe's run lock (MySQL/MariaDB) and drop the stages its killed runs left;
+        without a lock, refuse to run while such a stage is left (its run may be live)."""
+        assert self.context is not None
+        recipe = self.context.recipe_name
+        table = self._table()
+        if is_mysql(self.dialect):
+            scope = [table.schema or self.engine.url.database, table.name, recipe]
+            digest = hashlib.sha256(json.dumps(scope).encode()).hexdigest()[:40]
+            taken = self.conn.execute(
+                sa.text("SELECT GET_LOCK(:name, 0)"), {"name": f"dataloader:{digest}"}
+            ).scalar()
+            if taken != 1:
+                raise ConnectorError(
+                    f"another run of recipe {recipe!r} is loading {table} now: this run "
+                    "does not start",
+                    key="destination.table",
+                    expected="one run of a recipe at a time; run it again once that one ends",
+                )
+            for stage in self._leftovers():
+                self._drop(self.conn, stage)
+            self.conn.commit()
+            return
+        left = self._leftovers()
+        if left:
+            raise ConnectorError(
+                f"recipe {recipe!r} has a stage {left[0]} left by another run, which may still "
+                f"be loading {table}; {self.dialect.name} gives no run lock to tell",
+                key="destination.table",
+                expected="one run of a recipe at a time; drop the stage by hand once no run "
+                "of the recipe is going",
+            )
+
+    def _leftovers(self) -> list[TableName]:
+        """The stages of this recipe's runs into the target, other than this run's: the
+        tables named with the staging prefix whose label (comment) names recipe and table."""
+        assert self.context is not None
+        table = self._table()
+        inspector = sa.inspect(self.conn)
+        owner = (self.context.recipe_name, table.name)
+        found = []
+        for name in inspector.get_table_names(schema=table.schema):
+            if not name.startswith(STAGING_PREFIX) or name == self._stage_name().name:
+                continue
+            comment = inspector.get_table_comment(name, schema=table.schema).get("text")
+            if stage_owner(comment) == owner:
+                found.append(table.sibling(name))
+        return found
+
+    def _stage_name(self) -> TableName:
+        assert self.context is not None
+        table = self._table()
+        return table.sibling(staging_name(table.name, self.context.run_id))
 
     def _create_state_table(self) -> None:
         state = sa.Table(
@@ -587,9 +652,10 @@ class SqlConnector(BaseConnector):
         schema: pa.Schema,
         keys: tuple[str, ...],
         indexed: tuple[str, ...] = (),
+        comment: str | None = None,
     ) -> None:
-        """Create `table` with primary key `keys`; `indexed` columns get a key's (indexable)
-        type without being a key."""
+        """Create `table` with primary key `keys` and table comment `comment`; `indexed`
+        columns get a key's (indexable) type without being a key."""
         keys = tuple(key for key in keys if key in schema.names)
         columns = [
             sa.Column(
@@ -603,7 +669,9 @@ class SqlConnector(BaseConnector):
         ]
         if keys:
             columns.append(sa.PrimaryKeyConstraint(*keys))  # type: ignore[arg-type]
-        sa.Table(table.name, sa.MetaData(), *columns, schema=table.schema).create(self.conn)
+        sa.Table(table.name, sa.MetaData(), *columns, schema=table.schema, comment=comment).create(
+            self.conn
+        )
         self._known[table] = set(schema.names)
 
     def _fit_stage(self, schema: pa.Schema, widened: list[pa.Field] | None = None) -> None:
@@ -612,14 +680,18 @@ class SqlConnector(BaseConnector):
         assert self.context is not None
         table = self._table()
         if self._stage is None:
-            self._stage = table.sibling(staging_name(table.name, self.context.recipe_name))
+            self._stage = self._stage_name()
             self._drop(self.conn, self._stage)
             keys = [key for key in self.context.merge_keys if key in schema.names]
+            label = None
+            if not self._transactional_ddl():  # it may outlive the run: say whose it is
+                label = stage_label(self.context.recipe_name, table.name, self.context.run_id)
             self._create(
                 self._stage,
                 schema.append(pa.field(ORDINAL, pa.int64(), nullable=False)),
                 (),
                 indexed=tuple(keys),  # MySQL indexes no TEXT column without a prefix length
+                comment=label,
             )
             if keys:  # the commit looks staged rows up by key: index them
                 digest = hashlib.sha256(self._stage.name.encode()).hexdigest()[:16]
@@ -776,11 +848,17 @@ class SqlConnector(BaseConnector):
                 self._replace_target()
             elif self._stage is not None:
                 self._move_stage(mode == "merge")
-            if self._stage is not None:
-                self.conn.exec_driver_sql(f"DELETE FROM {self._sql(self._stage)}")
+            stage = self._stage
+            if stage is not None and self._transactional_ddl():
+                self._drop(self.conn, stage)  # gone with the commit, or back on a rollback
+            elif stage is not None:
+                self.conn.exec_driver_sql(f"DELETE FROM {self._sql(stage)}")
             self._save_state(state)
             self.conn.commit()
             self._base = self._pending
+            if stage is not None and self._transactional_ddl():
+                self._stage, self._stage_schema = None, None
+                self._known.pop(stage, None)
         except ConnectorError:
             self.abort()
             raise
@@ -858,6 +936,7 @@ class SqlConnector(BaseConnector):
                 self.conn.exec_driver_sql(f"DELETE FROM {self._sql(self._stage)}")
                 self.conn.commit()
             else:
+                self.conn.rollback()  # the look-up's read transaction: SQLite locks with it
                 self._stage, self._stage_schema = None, None  # rolled back with its creation
         except sa.exc.SQLAlchemyError:
             self._stage = None  # a lost connection: `begin` drops it next time
