@@ -83,6 +83,7 @@ class SnowflakeConnector(BaseConnector):
         incremental=True,
         transactional_state=True,
         max_identifier_length=255,
+        experimental=True,
     )
 
     def __init__(self, config: SnowflakeConfig) -> None:
