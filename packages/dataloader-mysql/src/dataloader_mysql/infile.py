@@ -65,7 +65,8 @@ class GuardedConnection(Connection):
             self.allowed_local_files = self.allowed_local_files - {name}
 
     def _read_query_result(self, unbuffered: bool = False) -> int:
-        # PyMySQL builds its result reader here; ours answers file requests (same steps).
+        # PyMySQL 1.1-1.2 builds its result reader here (the pin in pyproject.toml); ours answers
+        # file requests, the other steps are the same.
         self._result = None
         result = _GuardedResult(self)
         if unbuffered:
