@@ -1,0 +1,1 @@
+"""Rust accelerator for dataloader."""
