@@ -93,6 +93,27 @@ def register_paginators() -> list[Any]:
 
 
 @hookspec
+def register_accelerators() -> list[Any]:
+    """Return faster implementations of work the core or a connector otherwise does in Python.
+
+    Each item is a `PluginRef` whose `name` is an accelerator slot, whose `target` is the
+    implementation, and whose `accelerates` says in words what it speeds up. A consumer asks
+    `Registry.accelerator(name)` and falls back to its own code when the slot is empty (the
+    plugin is not installed, disabled, or fails to import), so an accelerator must give exactly
+    the results of the code it replaces. Slots in use:
+
+    - `row_hash`: a function `(columns, names) -> numpy.ndarray | None` computing
+      `dataloader.normalize.keys.hash_rows` (same values, bit for bit); None for columns it
+      does not handle.
+    - `postgres_copy_codec`: a class implementing `dataloader_postgres.codec.CopyCodec`,
+      created without arguments; the Postgres connector uses it unless a recipe sets
+      `codec: csv`.
+
+    :returns: a list of `PluginRef` objects.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add commands to the `dataloader` CLI.
 

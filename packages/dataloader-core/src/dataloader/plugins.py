@@ -23,8 +23,15 @@ from dataloader import hookspecs
 from dataloader.hookspecs import hookimpl
 
 ENTRY_POINT_GROUP = "dataloader"
-Kind = Literal["connector", "format", "transform", "state_backend", "paginator"]
-KINDS: tuple[Kind, ...] = ("connector", "format", "transform", "state_backend", "paginator")
+Kind = Literal["connector", "format", "transform", "state_backend", "paginator", "accelerator"]
+KINDS: tuple[Kind, ...] = (
+    "connector",
+    "format",
+    "transform",
+    "state_backend",
+    "paginator",
+    "accelerator",
+)
 CORE_DISTRIBUTION = "dataloader-core"
 IN_PROCESS = "(in-process)"
 
@@ -62,6 +69,8 @@ class PluginRef:
         `write`, `write_modes`, …); None to read them from the implementation.
     :param extensions: a format's file name endings (`(".csv",)`).
     :param accelerator: replaces the same-named item of another distribution.
+    :param accelerates: for an item of `register_accelerators`, what it speeds up, in words
+        `list-connectors` shows (`"dataloader-postgres COPY (binary)"`).
     """
 
     name: str
@@ -70,6 +79,7 @@ class PluginRef:
     capabilities: Any = None
     extensions: tuple[str, ...] = ()
     accelerator: bool = False
+    accelerates: str = ""
 
 
 def resolve_reference(reference: str) -> Any:

@@ -11,6 +11,7 @@ The seed's decorators (`@register_connector`, `@register_transform`, `@register_
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ _HOOKS: dict[Kind, str] = {
     "transform": "register_transforms",
     "state_backend": "register_state_backends",
     "paginator": "register_paginators",
+    "accelerator": "register_accelerators",
 }
 T = TypeVar("T")
 
@@ -106,7 +108,9 @@ class Registration:
     version: str
     extensions: tuple[str, ...] = ()
     accelerator: bool = False
-    replaces: str | None = None  # distribution whose same-named item this one accelerates
+    # What this item accelerates: the distribution whose same-named item it replaces, or for
+    # an accelerator slot its `PluginRef.accelerates`.
+    replaces: str | None = None
     declared_capabilities: Capabilities | None = None  # a PluginRef's, known without importing
 
     @property
@@ -144,7 +148,8 @@ class Registration:
         ref: PluginRef = self.item
         disagreements = []
         name = getattr(implementation, "name", None)
-        if isinstance(name, str) and name != ref.name:
+        # An accelerator's name is its slot's; what fills the slot may have its own.
+        if isinstance(name, str) and name != ref.name and self.kind != "accelerator":
             disagreements.append(f"name {name!r}, not {ref.name!r}")
         model_attr = "options_model" if self.kind == "format" else "config_model"
         model = getattr(implementation, model_attr, None)
@@ -268,6 +273,7 @@ def _registration(kind: Kind, item: Any, info: PluginInfo) -> Registration:
             version=info.version,
             extensions=tuple(item.extensions),
             accelerator=item.accelerator,
+            replaces=(item.accelerates or None) if kind == "accelerator" else None,
             declared_capabilities=declared,
         )
     name = getattr(item, "name", None)
@@ -438,6 +444,35 @@ class Registry:
     def paginator(self, name: str) -> Registration:
         return self.get("paginator", name)
 
+    def accelerator(self, name: str) -> Any | None:
+        """The implementation filling accelerator slot `name`, or None when no installed plugin
+        fills it. One that fails to import is dropped with a warning, its plugin marked
+        broken, and None returned: the caller's own code does the work.
+
+        :raises PluginError: when two distributions fill the slot.
+        """
+        conflict = self.conflicts.get(("accelerator", name))
+        if conflict is not None:
+            raise PluginError(conflict.message())
+        registration = self._items["accelerator"].get(name)
+        if registration is None:
+            return None
+        try:
+            return registration.implementation
+        except PluginError as exc:
+            self._drop_broken(registration, str(exc.problem.message))
+            logging.getLogger("dataloader.plugins").warning(
+                "accelerator %r is not used: %s", name, exc.problem.message
+            )
+            return None
+
+    def _drop_broken(self, registration: Registration, error: str) -> None:
+        del self._items[registration.kind][registration.name]
+        info = next(
+            (i for i in self._plugins if i.name == registration.plugin), None
+        ) or PluginInfo(registration.plugin, registration.distribution, "", "")
+        self._mark_broken(info, error)
+
     def import_all(self) -> None:
         """Import every item given as a `PluginRef` (what `list-connectors` does, to show
         each item's capabilities and any that fails): an item whose implementation or config
@@ -451,11 +486,7 @@ class Registry:
                     registration.implementation  # noqa: B018
                     registration.config_model  # noqa: B018
                 except PluginError as exc:
-                    del self._items[kind][registration.name]
-                    info = next(
-                        (i for i in self._plugins if i.name == registration.plugin), None
-                    ) or PluginInfo(registration.plugin, registration.distribution, "", "")
-                    self._mark_broken(info, str(exc.problem.message))
+                    self._drop_broken(registration, str(exc.problem.message))
 
     def broken_plugins(self) -> list[PluginInfo]:
         return [info for info in self.plugins if info.status == "broken"]

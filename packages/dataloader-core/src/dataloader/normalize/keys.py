@@ -330,24 +330,48 @@ def hash_rows(
 ) -> Lanes:
     """One 128-bit hash per row over `columns` (of one length, any Arrow type), each row read
     as a record: its null values count as absent, the columns' order does not count (as for
-    the fields of a struct).
+    the fields of a struct). The `row_hash` accelerator (`dataloader-rust`) computes it when
+    installed, with the same values; `python_hash_rows` is the reference.
 
     :param names: the columns' names, which enter the hash (default: their positions).
     :returns: an (n, 2) uint64 array; the same rows give the same hashes whatever the batching.
     """
+    from dataloader.registry import get_registry
+
+    _check_columns(columns, names)
+    accelerated = get_registry().accelerator("row_hash")
+    if accelerated is not None:
+        lanes = accelerated(columns, names)
+        if lanes is not None:
+            return lanes
+    return python_hash_rows(columns, names)
+
+
+def _check_columns(
+    columns: Sequence[pa.Array | pa.ChunkedArray], names: Sequence[str] | None
+) -> None:
     if names is not None and len(names) != len(columns):
         raise ValueError(f"hash_rows: {len(columns)} columns but {len(names)} names")
     if not columns:
         raise ValueError("hash_rows: no columns to hash")
-    n = len(columns[0])
+    for i, column in enumerate(columns):
+        if len(column) != len(columns[0]):
+            raise ValueError(
+                f"hash_rows: column {i} has {len(column)} rows, expected {len(columns[0])}"
+            )
+
+
+def python_hash_rows(
+    columns: Sequence[pa.Array | pa.ChunkedArray], names: Sequence[str] | None = None
+) -> Lanes:
+    """`hash_rows` computed with numpy: the reference an accelerator must match."""
+    _check_columns(columns, names)
     fields = []
     for i, column in enumerate(columns):
-        if len(column) != n:
-            raise ValueError(f"hash_rows: column {i} has {len(column)} rows, expected {n}")
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         fields.append((names[i] if names is not None else str(i), column))
-    return _stack(_record(fields, n, "row"))
+    return _stack(_record(fields, len(columns[0]), "row"))
 
 
 def child_lanes(parent: Lanes, parent_indices: np.ndarray, positions: np.ndarray) -> Lanes:
