@@ -144,6 +144,30 @@ class CsvCopyCodec:
         )
 
 
+def choose_codec(setting: str) -> CopyCodec:
+    """The codec a recipe's `codec:` asks for: `csv`; `binary`, which the `dataloader-rust`
+    accelerator provides; or `auto`, binary when that accelerator is installed and enabled.
+
+    :raises ConnectorError: for `binary` without the accelerator.
+    """
+    if setting == "csv":
+        return CsvCopyCodec()
+    from dataloader.registry import get_registry
+
+    accelerated = get_registry().accelerator("postgres_copy_codec")
+    if accelerated is not None:
+        return accelerated()
+    if setting == "binary":
+        raise ConnectorError(
+            "`codec: binary` needs the binary COPY codec of dataloader-rust, which is not "
+            "installed (or is disabled by DATALOADER_DISABLE_PLUGINS)",
+            key="codec",
+            value=setting,
+            expected="`pip install dataloader-rust`, or `codec: csv` / `auto`",
+        )
+    return CsvCopyCodec()
+
+
 def _connection_loss(connection: Any, exc: BaseException) -> BaseException:
     """psycopg2 reports a connection lost in the middle of `COPY … TO STDOUT` as a bare
     `DatabaseError` ("error with status PGRES_COPY_OUT and no message from the libpq"); once

@@ -75,6 +75,8 @@ class PostgresConfig(PostgresConnection, TableOrQueryConfig):
     :param partitions: how many ranges (default: `runtime.parallelism`).
     :param unconstrained_numeric: how `numeric` without precision is read: `decimal`
         (decimal128(38, 9); values needing more digits fail loudly), `string` or `float`.
+    :param codec: how rows cross COPY: `binary` (the `dataloader-rust` accelerator), `csv`
+        (pure Python), or `auto` (binary when the accelerator is installed).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -85,3 +87,4 @@ class PostgresConfig(PostgresConnection, TableOrQueryConfig):
     unconstrained_numeric: Literal["decimal", "string", "float"] = Field(
         default="decimal", json_schema_extra=SOURCE_ONLY
     )
+    codec: Literal["auto", "binary", "csv"] = "auto"

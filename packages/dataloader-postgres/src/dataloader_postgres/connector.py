@@ -27,7 +27,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -54,7 +54,12 @@ from dataloader_postgres.children import (
     root_id_index_sql,
     stage_parent,
 )
-from dataloader_postgres.codec import CopyCodec, CsvCopyCodec, untranslatable_value
+from dataloader_postgres.codec import (
+    CopyCodec,
+    CsvCopyCodec,
+    choose_codec,
+    untranslatable_value,
+)
 from dataloader_postgres.config import PostgresConfig
 from dataloader_postgres.connection import connect, is_transient, server_encoding
 from dataloader_postgres.quarantine import quarantine_table, stored_rows
@@ -90,7 +95,7 @@ class PostgresConnector(BaseConnector):
         child_tables=True,
         max_identifier_length=63,
     )
-    codec: ClassVar[CopyCodec] = CsvCopyCodec()
+    codec: CopyCodec = CsvCopyCodec()  # until `open` picks the recipe's (`choose_codec`)
 
     def __init__(self, config: PostgresConfig) -> None:
         super().__init__(config)
@@ -115,6 +120,7 @@ class PostgresConnector(BaseConnector):
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
         super().open(context)
+        self.codec = choose_codec(self.config.codec)
         self.conn = connect(self.config, role=context.role)
         if context.role == "destination" and self.config.table:
             import psycopg2
