@@ -1,0 +1,27 @@
+"""Entry-point module: fills the core's accelerator slots with the native implementations.
+
+Nothing native is imported here: the registry imports a target when its slot is first asked
+for (a Postgres read or write, a row hash), so `list-connectors` and `validate` stay cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataloader import PluginRef, hookimpl
+
+
+@hookimpl
+def register_accelerators() -> list[Any]:
+    return [
+        PluginRef(
+            "postgres_copy_codec",
+            "dataloader_rust.codec:BinaryCopyCodec",
+            accelerates="dataloader-postgres COPY (binary format, both directions)",
+        ),
+        PluginRef(
+            "row_hash",
+            "dataloader_rust.hashing:hash_rows",
+            accelerates="dataloader-core row hashing (normalization keys)",
+        ),
+    ]
