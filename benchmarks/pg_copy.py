@@ -16,9 +16,9 @@ Every run checks its row count, and each Postgres table a dataloader run wrote i
 the source (the sum of a hash of every row's text). Prints one table of seconds, peak MiB and
 the ratios to DuckDB, to the ceiling and to the CSV codec, then parallelism and memory lines.
 
-The codec is chosen by the postgres connector's recipe key `codec` when it has one; else by
-setting `PostgresConnector.codec` in the measured process (binary: `dataloader_rust.codec.
-BinaryCopyCodec`); without either, the binary runs are left out and the output says so.
+Each recipe names its codec (`codec: csv` or `codec: binary` on the postgres source and
+destination); where the binary codec cannot be used (dataloader-rust not installed, or disabled
+by DATALOADER_DISABLE_PLUGINS), the binary runs are left out and the output says so.
 """
 
 from __future__ import annotations
@@ -68,50 +68,31 @@ COLUMN_TYPES = (
 )
 
 
-def codec_mode() -> tuple[str, str | None]:
-    """How codecs are chosen — `key` (the recipe key `codec`) or `attribute` (setting
-    `PostgresConnector.codec`) — and why the binary codec cannot be used, if it cannot."""
+def codec_support() -> tuple[bool, str | None]:
+    """Whether the postgres connector has the recipe key `codec`, and why `codec: binary`
+    cannot be used here (None if it can)."""
     from dataloader_postgres.config import PostgresConfig
 
-    if "codec" in PostgresConfig.model_fields:
-        from dataloader_postgres.codec import choose_codec
+    if "codec" not in PostgresConfig.model_fields:
+        return False, "the postgres connector has no `codec` recipe key"
+    from dataloader_postgres.codec import choose_codec
 
-        try:
-            choose_codec("binary")
-        except Exception as exc:
-            return "key", str(exc)
-        return "key", None
     try:
-        from dataloader_rust.codec import BinaryCopyCodec  # noqa: F401
-    except ImportError as exc:
-        return "attribute", f"no `codec` recipe key, and {exc}"
-    return "attribute", None
+        choose_codec("binary")
+    except Exception as exc:
+        return True, str(exc)
+    return True, None
 
 
 @dataclass(frozen=True)
 class Codec:
-    """How a measured process selects one COPY codec."""
+    """A COPY codec, and whether recipes name it (`codec:`) or leave the connector's default."""
 
     name: str
-    mode: str
+    keyed: bool
 
     def recipe_key(self) -> str:
-        """The recipe lines choosing this codec (none when it is chosen by `setup`)."""
-        return f"\n  codec: {self.name}" if self.mode == "key" else ""
-
-    def setup(self) -> str:
-        """The untimed code run before the recipe in the measured process."""
-        if self.mode != "attribute":
-            return SETUP
-        module, cls = (
-            ("dataloader_rust.codec", "BinaryCopyCodec")
-            if self.name == "binary"
-            else ("dataloader_postgres.codec", "CsvCopyCodec")
-        )
-        return (
-            f"{SETUP}from dataloader_postgres.connector import PostgresConnector\n"
-            f"from {module} import {cls}\nPostgresConnector.codec = {cls}()\n"
-        )
+        return f"\n  codec: {self.name}" if self.keyed else ""
 
 
 @dataclass
@@ -189,10 +170,10 @@ class Bench:
         )
         return path
 
-    def run_dataloader(self, line: Line, codec: Codec, recipe: Path) -> None:
+    def run_dataloader(self, line: Line, recipe: Path) -> None:
         state = self.root / "state" / f"{recipe.stem}-{len(line.samples)}"
         code = run_recipe_code(recipe, state, line.rows)
-        line.samples.append(measure(line.label, code, line.rows, setup=codec.setup()))
+        line.samples.append(measure(line.label, code, line.rows, setup=SETUP))
 
     def run_duckdb(self, line: Line, statements: list[str], database: Path | None = None) -> None:
         command = [*self.uv, "run", "--no-project", "--quiet", *DUCKDB_PACKAGES, "python"]
@@ -307,8 +288,8 @@ def to_parquet(bench: Bench, codecs: list[Codec]) -> Path:
                 parallelism,
             )
 
-            def step(line: Line = line, codec: Codec = codec, recipe: Path = recipe) -> None:
-                bench.run_dataloader(line, codec, recipe)
+            def step(line: Line = line, recipe: Path = recipe) -> None:
+                bench.run_dataloader(line, recipe)
 
             steps.append(step)
     bench.repeat(section, steps)
@@ -341,9 +322,9 @@ def to_duckdb(bench: Bench, codecs: list[Codec]) -> None:
             f"  type: duckdb\n  database: {db}\n  table: orders\n  write_mode: overwrite",
         )
 
-        def step(line: Line = line, codec: Codec = codec, recipe: Path = recipe, db: Path = db):
+        def step(line: Line = line, recipe: Path = recipe, db: Path = db) -> None:
             db.unlink(missing_ok=True)
-            bench.run_dataloader(line, codec, recipe)
+            bench.run_dataloader(line, recipe)
 
         steps.append(step)
     bench.repeat(section, steps)
@@ -387,11 +368,9 @@ def to_postgres(bench: Bench, codecs: list[Codec]) -> None:
             )
             checks.setdefault((mode, count), []).append(f"{schema}.orders")
 
-            def step(
-                line: Line = line, codec: Codec = codec, recipe: Path = recipe, schema: str = schema
-            ) -> None:
+            def step(line: Line = line, recipe: Path = recipe, schema: str = schema) -> None:
                 bench.fresh_schema(schema)
-                bench.run_dataloader(line, codec, recipe)
+                bench.run_dataloader(line, recipe)
 
             steps.append(step)
     bench.repeat(section, steps)
@@ -436,11 +415,9 @@ def from_parquet(bench: Bench, codecs: list[Codec], parquet: Path) -> None:
         )
         checks.append(f"{schema}.orders")
 
-        def step(
-            line: Line = line, codec: Codec = codec, recipe: Path = recipe, schema: str = schema
-        ) -> None:
+        def step(line: Line = line, recipe: Path = recipe, schema: str = schema) -> None:
             bench.fresh_schema(schema)
-            bench.run_dataloader(line, codec, recipe)
+            bench.run_dataloader(line, recipe)
 
         steps.append(step)
     bench.repeat(section, steps)
@@ -500,14 +477,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each step (the median)")
     args = parser.parse_args()
-    mode, missing = codec_mode()
-    codecs = [Codec("csv", mode)]
+    keyed, missing = codec_support()
+    codecs = [Codec("csv", keyed)]
     if missing:
         print(f"binary runs left out: the binary codec cannot be used ({missing})")
     else:
-        codecs.append(Codec("binary", mode))
-    chosen = "the recipe key `codec`" if mode == "key" else "setting PostgresConnector.codec"
-    print(f"codec chosen by {chosen}")
+        codecs.append(Codec("binary", keyed=True))
     started = time.perf_counter()
     with PostgresServer() as server, tempfile.TemporaryDirectory(prefix="dl-pgcopy-") as tmp:
         root = Path(tmp)
