@@ -447,28 +447,65 @@ def report(bench: Bench, codecs: list[Codec]) -> None:
             f"  {line.label:<36}{line.seconds:>7.2f}{peak:>9}{ratio(line, line.duckdb):>9}"
             f"{ratio(line, line.ceiling):>9}{ratio(line, line.csv):>7}"
         )
-    by_label = {(line.section, line.label): line for line in bench.lines}
     print()
     for codec in codecs:
-        one = by_label.get(("Postgres → Parquet", f"dataloader {codec.name}"))
-        two = by_label.get(("Postgres → Parquet", f"dataloader {codec.name}, parallelism 2"))
-        if one and two:
+        summary(bench, codec)
+
+
+# Issue 16's targets for the binary codec: (name, section, line, reference line, ratio, and
+# whether the ratio must be below it — "faster than" — rather than at most it — "within").
+TARGETS = [
+    ("Postgres → Postgres / DuckDB", "Postgres → Postgres", "dataloader binary append",
+     "duckdb postgres extension", 1.0, True),
+    ("Parquet → Postgres / DuckDB", "Parquet → Postgres", "dataloader binary",
+     "duckdb postgres extension", 1.0, True),
+    ("Postgres → Parquet / psql COPY TO", "Postgres → Parquet", "dataloader binary",
+     "psql COPY TO STDOUT binary", 1.15, False),
+    ("Parquet → Postgres / server COPY FROM", "Parquet → Postgres", "dataloader binary",
+     "server COPY FROM binary file", 1.3, False),
+    ("overwrite binary / csv", "Postgres → Postgres", "dataloader binary overwrite",
+     "dataloader csv overwrite", 0.5, False),
+    ("merge binary / csv", "Postgres → Postgres", "dataloader binary merge",
+     "dataloader csv merge", 0.5, False),
+    ("read parallelism 2 / 1", "Postgres → Parquet", "dataloader binary, parallelism 2",
+     "dataloader binary", 1.0, True),
+]  # fmt: skip
+FLAT = 1.15  # peak RSS at N within this factor of the peak at N/4 counts as flat
+
+
+def summary(bench: Bench, codec: Codec) -> None:
+    """Parallelism and memory for one codec; for binary, each of issue 16's targets."""
+    lines = {(line.section, line.label): line for line in bench.lines}
+    one = lines.get(("Postgres → Parquet", f"dataloader {codec.name}"))
+    two = lines.get(("Postgres → Parquet", f"dataloader {codec.name}, parallelism 2"))
+    if one and two:
+        print(
+            f"{codec.name}: Postgres → Parquet, parallelism 2 / 1: {two.seconds:.2f} / "
+            f"{one.seconds:.2f} s = {two.seconds / one.seconds:.2f}x"
+        )
+    for section, label in (
+        ("Postgres → Parquet", f"dataloader {codec.name}"),
+        ("Postgres → Postgres", f"dataloader {codec.name} append"),
+    ):
+        full = lines.get((section, label))
+        small = lines.get((section, f"{label}, N/4 rows"))
+        if full and small:
+            growth = full.peak_mib / small.peak_mib
             print(
-                f"{codec.name}: Postgres → Parquet parallelism 2 / 1: {two.seconds:.2f} / "
-                f"{one.seconds:.2f} s = {two.seconds / one.seconds:.2f}x"
+                f"{codec.name}: {section} peak MiB {small.peak_mib:.0f} at N/4, "
+                f"{full.peak_mib:.0f} at N: {growth:.2f}x, "
+                f"{'flat' if growth <= FLAT else 'NOT flat'} (≤ {FLAT}x)"
             )
-    for codec in codecs:
-        for section, label in (
-            ("Postgres → Parquet", f"dataloader {codec.name}"),
-            ("Postgres → Postgres", f"dataloader {codec.name} append"),
-        ):
-            full = by_label.get((section, label))
-            small = by_label.get((section, f"{label}, N/4 rows"))
-            if full and small:
-                print(
-                    f"{codec.name}: {section} peak RSS {small.peak_mib:.0f} MiB at "
-                    f"{small.rows:,} rows, {full.peak_mib:.0f} MiB at {full.rows:,}"
-                )
+    if codec.name != "binary":
+        return
+    for name, section, label, against, limit, below in TARGETS:
+        line = lines.get((section, label))
+        reference = lines.get((section, against))
+        if line and reference:
+            value = line.seconds / reference.seconds
+            met = value < limit if below else value <= limit
+            sign = "<" if below else "≤"
+            print(f"target {name} {sign} {limit:.2f}x: {value:.2f}x, {'met' if met else 'NOT met'}")
 
 
 def main() -> None:
