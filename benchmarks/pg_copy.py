@@ -443,10 +443,11 @@ def report(bench: Bench, codecs: list[Codec]) -> None:
             section = line.section
             print(section)
         peak = f"{line.peak_mib:.0f}" if line.peak_mib else "-"
-        print(
+        row = (
             f"  {line.label:<36}{line.seconds:>7.2f}{peak:>9}{ratio(line, line.duckdb):>9}"
             f"{ratio(line, line.ceiling):>9}{ratio(line, line.csv):>7}"
         )
+        print(row.rstrip())
     print()
     for codec in codecs:
         summary(bench, codec)
