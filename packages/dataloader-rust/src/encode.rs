@@ -1,5 +1,165 @@
-use pyo3::prelude::*;
+//! Arrow record batches into Postgres' binary COPY format (`COPY … FROM STDIN (FORMAT binary)`).
+//!
+//! Each column is encoded for the type of the column it lands in (the caller looks the target
+//! types up in the catalog): an `int64` into `int4` is range checked and written in four bytes, a
+//! `float64` into `numeric` becomes the base-10000 digits of its shortest decimal form, and so on.
+//! A pair this module does not encode is reported before any work is done, so the caller can
+//! take the CSV path for the whole batch instead.
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+mod numeric;
+mod plan;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use arrow_array::RecordBatch;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use pyo3_arrow::PyRecordBatch;
+
+use plan::{plan_column, Encoder, Target};
+
+/// `PGCOPY\n\377\r\n\0`, then the flags field and the header extension length.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Why a batch could not be encoded.
+enum Failure {
+    /// A (column type, target type) pair this module does not encode: take the CSV path.
+    Unsupported(String),
+    /// A value the target type cannot hold, or malformed input.
+    Value(String),
+}
+
+/// Encode `batch` as a complete binary COPY stream (header, rows, trailer).
+///
+/// `targets` holds, per column of `batch` and in its order, the target column's type oid, its
+/// typmod, and its element type oid (0 unless an array). `session_utc` tells whether the
+/// session's TimeZone is UTC (a timestamp without zone into `timestamptz` is encoded only then,
+/// as the CSV path's text would be read in the session's zone).
+///
+/// Returns `None` when a column's (Arrow type, target type) pair is not encoded here.
+///
+/// :raises ValueError: for a value the target type cannot hold, or a `targets` list that does
+///     not match the batch, naming the column and the row.
+#[pyfunction]
+#[pyo3(signature = (batch, targets, session_utc))]
+fn encode_copy_binary<'py>(
+    py: Python<'py>,
+    batch: PyRecordBatch,
+    targets: Vec<(u32, i32, u32)>,
+    session_utc: bool,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let batch = batch.into_inner();
+    let outcome = py.detach(move || {
+        catch_unwind(AssertUnwindSafe(|| {
+            encode_batch(&batch, &targets, session_utc)
+        }))
+    });
+    match outcome {
+        Ok(Ok(bytes)) => Ok(Some(PyBytes::new(py, &bytes))),
+        Ok(Err(Failure::Unsupported(_))) => Ok(None),
+        Ok(Err(Failure::Value(message))) => Err(PyValueError::new_err(message)),
+        Err(_) => Err(PyRuntimeError::new_err(
+            "binary COPY encoding failed unexpectedly (a bug in dataloader_rust)",
+        )),
+    }
+}
+
+/// The reason a batch is not encoded natively, or None if it is: for diagnostics and tests.
+#[pyfunction]
+#[pyo3(signature = (batch, targets, session_utc))]
+fn unsupported_reason(
+    batch: PyRecordBatch,
+    targets: Vec<(u32, i32, u32)>,
+    session_utc: bool,
+) -> PyResult<Option<String>> {
+    let batch = batch.into_inner();
+    match plan_batch(&batch, &targets, session_utc) {
+        Ok(_) => Ok(None),
+        Err(Failure::Unsupported(reason)) => Ok(Some(reason)),
+        Err(Failure::Value(message)) => Err(PyValueError::new_err(message)),
+    }
+}
+
+fn plan_batch<'a>(
+    batch: &'a RecordBatch,
+    targets: &[(u32, i32, u32)],
+    session_utc: bool,
+) -> Result<Vec<Encoder<'a>>, Failure> {
+    let schema = batch.schema();
+    if targets.len() != batch.num_columns() {
+        return Err(Failure::Value(format!(
+            "binary COPY: the batch has {} columns but {} target column types were given",
+            batch.num_columns(),
+            targets.len()
+        )));
+    }
+    let mut encoders = Vec::with_capacity(targets.len());
+    for ((field, column), &(oid, typmod, element)) in
+        schema.fields().iter().zip(batch.columns()).zip(targets)
+    {
+        let target = Target {
+            oid,
+            typmod,
+            element,
+        };
+        match plan_column(column.as_ref(), target, session_utc) {
+            Some(encoder) => encoders.push(encoder),
+            None => {
+                return Err(Failure::Unsupported(format!(
+                    "column '{}': {} into type oid {} is not encoded natively",
+                    field.name(),
+                    column.data_type(),
+                    oid
+                )))
+            }
+        }
+    }
+    Ok(encoders)
+}
+
+fn encode_batch(
+    batch: &RecordBatch,
+    targets: &[(u32, i32, u32)],
+    session_utc: bool,
+) -> Result<Vec<u8>, Failure> {
+    let encoders = plan_batch(batch, targets, session_utc)?;
+    let rows = batch.num_rows();
+    let estimate = encoders
+        .iter()
+        .map(|encoder| encoder.size_hint(rows))
+        .fold(HEADER.len() + 2 + rows * 2, usize::saturating_add);
+    let mut out = Vec::with_capacity(estimate);
+    out.extend_from_slice(HEADER);
+    let field_count = i16::try_from(encoders.len()).map_err(|_| {
+        Failure::Value(format!(
+            "binary COPY: {} columns exceed Postgres' limit",
+            encoders.len()
+        ))
+    })?;
+    let names = batch.schema();
+    let mut scratch = String::with_capacity(64);
+    for row in 0..rows {
+        out.extend_from_slice(&field_count.to_be_bytes());
+        for (index, encoder) in encoders.iter().enumerate() {
+            if let Err(message) = encoder.write(row, &mut out, &mut scratch) {
+                let name = names
+                    .fields()
+                    .get(index)
+                    .map(|field| field.name().as_str())
+                    .unwrap_or("?");
+                return Err(Failure::Value(format!(
+                    "column '{name}', row {row}: {message}"
+                )));
+            }
+        }
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    Ok(out)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(encode_copy_binary, m)?)?;
+    m.add_function(wrap_pyfunction!(unsupported_reason, m)?)?;
     Ok(())
 }
