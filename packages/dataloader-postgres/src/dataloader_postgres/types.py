@@ -69,6 +69,7 @@ class ColumnPlan:
     field: pa.Field
     kind: str  # plain | bytea | interval | array | text
     element: ColumnPlan | None = None  # arrays: how each element is decoded
+    oid: int = 0  # the Postgres type OID of the column (of the element, for `element`)
 
     def select_sql(self, quoted: str) -> list[str]:
         if self.kind == "interval":
@@ -143,15 +144,16 @@ def plan_column(
             name,
             pa.field(name, arrow, metadata=tagged),
             "text" if pa.types.is_string(arrow) else "plain",
+            oid=oid,
         )
     if oid == 17:
-        return ColumnPlan(name, pa.field(name, pa.binary()), "bytea")
+        return ColumnPlan(name, pa.field(name, pa.binary()), "bytea", oid=oid)
     if oid == 1186:
-        return ColumnPlan(name, pa.field(name, pa.month_day_nano_interval()), "interval")
+        return ColumnPlan(name, pa.field(name, pa.month_day_nano_interval()), "interval", oid=oid)
     if oid in _SCALARS:
-        return ColumnPlan(name, pa.field(name, _SCALARS[oid]), "plain")
+        return ColumnPlan(name, pa.field(name, _SCALARS[oid]), "plain", oid=oid)
     if oid in _TAGGED_STRINGS:
-        return ColumnPlan(name, pa.field(name, pa.string(), metadata=metadata), "text")
+        return ColumnPlan(name, pa.field(name, pa.string(), metadata=metadata), "text", oid=oid)
     if oid in _ARRAYS:
         element_oid = _ARRAYS[oid]
         if element_oid == 1700 and type_modifier is not None and type_modifier > 0:
@@ -164,9 +166,13 @@ def plan_column(
         # Tagged when the element is (numeric without precision, uuid, json…): `numeric[]`.
         tagged = metadata if element.field.metadata else None
         return ColumnPlan(
-            name, pa.field(name, pa.list_(element.field.type), metadata=tagged), "array", element
+            name,
+            pa.field(name, pa.list_(element.field.type), metadata=tagged),
+            "array",
+            element,
+            oid,
         )
-    return ColumnPlan(name, pa.field(name, pa.string(), metadata=metadata), "text")
+    return ColumnPlan(name, pa.field(name, pa.string(), metadata=metadata), "text", oid=oid)
 
 
 def pg_type_for(field: pa.Field) -> str:
