@@ -163,3 +163,77 @@ fn write_scientific(out: &mut Vec<u8>, negative: bool, text: &str) -> Result<(),
         (-digit_exponent).max(0),
     )
 }
+
+/// `value × 10^-scale` (a decimal128's unscaled value, or an integer with scale 0), with display
+/// scale `max(scale, 0)`: base-10000 digits by integer division, no text in between.
+pub fn write_decimal128(
+    out: &mut Vec<u8>,
+    value: i128,
+    scale: i32,
+    scratch: &mut String,
+) -> Result<(), String> {
+    // Shift the value so that the point falls between base-10000 digits.
+    let (shift, fraction_groups) = if scale >= 0 {
+        let pad = (4 - scale % 4) % 4;
+        (pad, (scale + pad) / 4)
+    } else {
+        (-scale, 0)
+    };
+    let shifted = u32::try_from(shift)
+        .ok()
+        .and_then(|shift| 10u128.checked_pow(shift))
+        .and_then(|factor| value.unsigned_abs().checked_mul(factor));
+    let Some(mut magnitude) = shifted else {
+        scratch.clear();
+        write!(scratch, "{value}").map_err(|e| e.to_string())?;
+        return write_scaled_text(out, scratch, scale);
+    };
+    let mut groups = [0u16; 12];
+    let mut count = 0usize;
+    while magnitude > u128::from(u64::MAX) {
+        let slot = groups.get_mut(count).ok_or("numeric has too many digits")?;
+        *slot = (magnitude % 10_000) as u16;
+        magnitude /= 10_000;
+        count += 1;
+    }
+    let mut small = magnitude as u64;
+    while small > 0 {
+        let slot = groups.get_mut(count).ok_or("numeric has too many digits")?;
+        *slot = (small % 10_000) as u16;
+        small /= 10_000;
+        count += 1;
+    }
+    let dscale = u16::try_from(scale.max(0))
+        .ok()
+        .filter(|scale| *scale <= 0x3FFF)
+        .ok_or_else(|| format!("numeric display scale {scale} is out of range"))?;
+    let low = groups
+        .iter()
+        .take(count)
+        .position(|group| *group != 0)
+        .unwrap_or(count);
+    let digits = groups.get(low..count).unwrap_or(&[]);
+    let weight = if digits.is_empty() {
+        0
+    } else {
+        i16::try_from(count)
+            .ok()
+            .and_then(|count| i16::try_from(fraction_groups).ok().map(|f| count - 1 - f))
+            .ok_or("numeric value out of range")?
+    };
+    let ndigits = digits.len() as i16;
+    let sign = if value < 0 && !digits.is_empty() {
+        NEGATIVE
+    } else {
+        POSITIVE
+    };
+    out.extend_from_slice(&(8 + 2 * i32::from(ndigits)).to_be_bytes());
+    out.extend_from_slice(&ndigits.to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&dscale.to_be_bytes());
+    for group in digits.iter().rev() {
+        out.extend_from_slice(&group.to_be_bytes());
+    }
+    Ok(())
+}

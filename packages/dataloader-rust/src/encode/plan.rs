@@ -122,58 +122,125 @@ impl Ints<'_> {
 }
 
 /// Variable-width byte values: strings and binaries of every layout.
-pub struct Bytes<'a> {
-    array: &'a dyn Array,
+pub enum Bytes<'a> {
+    Small(Varlen<'a, i32>),
+    Large(Varlen<'a, i64>),
+    View(&'a dyn Array),
+    Fixed {
+        data: &'a [u8],
+        width: usize,
+        nulls: Option<&'a NullBuffer>,
+    },
+}
+
+/// Offsets into a data buffer, as strings and binaries keep them.
+pub struct Varlen<'a, O> {
+    offsets: &'a [O],
+    data: &'a [u8],
+    nulls: Option<&'a NullBuffer>,
+}
+
+impl<'a, O: Copy + TryInto<usize>> Varlen<'a, O> {
+    fn get(&self, row: usize) -> Result<Option<&'a [u8]>, String> {
+        if self.nulls.is_some_and(|nulls| nulls.is_null(row)) {
+            return Ok(None);
+        }
+        let bound = |index: usize| -> Option<usize> { (*self.offsets.get(index)?).try_into().ok() };
+        bound(row)
+            .zip(bound(row + 1))
+            .and_then(|(start, end)| self.data.get(start..end))
+            .map(Some)
+            .ok_or_else(|| format!("malformed offsets at row {row}"))
+    }
 }
 
 impl<'a> Bytes<'a> {
+    fn of(array: &'a dyn Array) -> Option<Bytes<'a>> {
+        Some(match array.data_type() {
+            DataType::Utf8 => {
+                let a = array.as_string_opt::<i32>()?;
+                Bytes::Small(Varlen {
+                    offsets: a.offsets().as_ref(),
+                    data: a.values().as_slice(),
+                    nulls: a.nulls(),
+                })
+            }
+            DataType::LargeUtf8 => {
+                let a = array.as_string_opt::<i64>()?;
+                Bytes::Large(Varlen {
+                    offsets: a.offsets().as_ref(),
+                    data: a.values().as_slice(),
+                    nulls: a.nulls(),
+                })
+            }
+            DataType::Binary => {
+                let a = array.as_binary_opt::<i32>()?;
+                Bytes::Small(Varlen {
+                    offsets: a.offsets().as_ref(),
+                    data: a.values().as_slice(),
+                    nulls: a.nulls(),
+                })
+            }
+            DataType::LargeBinary => {
+                let a = array.as_binary_opt::<i64>()?;
+                Bytes::Large(Varlen {
+                    offsets: a.offsets().as_ref(),
+                    data: a.values().as_slice(),
+                    nulls: a.nulls(),
+                })
+            }
+            DataType::Utf8View | DataType::BinaryView => Bytes::View(array),
+            DataType::FixedSizeBinary(width) => {
+                let a = array.as_fixed_size_binary_opt()?;
+                Bytes::Fixed {
+                    data: a.value_data(),
+                    width: usize::try_from(*width).ok()?,
+                    nulls: a.nulls(),
+                }
+            }
+            _ => return None,
+        })
+    }
+
     fn get(&self, row: usize) -> Result<Option<&'a [u8]>, String> {
-        let array = self.array;
-        if row >= array.len() {
-            return Err(format!(
-                "row {row} is beyond the column's {} values",
-                array.len()
-            ));
+        match self {
+            Bytes::Small(varlen) => varlen.get(row),
+            Bytes::Large(varlen) => varlen.get(row),
+            Bytes::Fixed { data, width, nulls } => {
+                if nulls.is_some_and(|nulls| nulls.is_null(row)) {
+                    return Ok(None);
+                }
+                let start = row.saturating_mul(*width);
+                data.get(start..start.saturating_add(*width))
+                    .map(Some)
+                    .ok_or_else(|| format!("row {row} is beyond the column's values"))
+            }
+            Bytes::View(array) => {
+                if row >= array.len() {
+                    return Err(format!("row {row} is beyond the column's values"));
+                }
+                if array.is_null(row) {
+                    return Ok(None);
+                }
+                let value = match array.data_type() {
+                    DataType::Utf8View => {
+                        array.as_string_view_opt().map(|a| a.value(row).as_bytes())
+                    }
+                    _ => array.as_binary_view_opt().map(|a| a.value(row)),
+                };
+                value.map(Some).ok_or_else(|| {
+                    format!("{} is not a string or binary column", array.data_type())
+                })
+            }
         }
-        if array.is_null(row) {
-            return Ok(None);
-        }
-        let value = match array.data_type() {
-            DataType::Utf8 => array
-                .as_string_opt::<i32>()
-                .map(|a| a.value(row).as_bytes()),
-            DataType::LargeUtf8 => array
-                .as_string_opt::<i64>()
-                .map(|a| a.value(row).as_bytes()),
-            DataType::Utf8View => array.as_string_view_opt().map(|a| a.value(row).as_bytes()),
-            DataType::Binary => array.as_binary_opt::<i32>().map(|a| a.value(row)),
-            DataType::LargeBinary => array.as_binary_opt::<i64>().map(|a| a.value(row)),
-            DataType::BinaryView => array.as_binary_view_opt().map(|a| a.value(row)),
-            DataType::FixedSizeBinary(_) => array.as_fixed_size_binary_opt().map(|a| a.value(row)),
-            _ => None,
-        };
-        value
-            .map(Some)
-            .ok_or_else(|| format!("{} is not a string or binary column", array.data_type()))
     }
 
     fn data_len(&self) -> usize {
-        let array = self.array;
-        match array.data_type() {
-            DataType::Utf8 => array
-                .as_string_opt::<i32>()
-                .map_or(0, |a| a.value_data().len()),
-            DataType::LargeUtf8 => array
-                .as_string_opt::<i64>()
-                .map_or(0, |a| a.value_data().len()),
-            DataType::Binary => array
-                .as_binary_opt::<i32>()
-                .map_or(0, |a| a.value_data().len()),
-            DataType::LargeBinary => array
-                .as_binary_opt::<i64>()
-                .map_or(0, |a| a.value_data().len()),
-            DataType::FixedSizeBinary(width) => array.len() * usize::try_from(*width).unwrap_or(0),
-            _ => array.len() * 16,
+        match self {
+            Bytes::Small(varlen) => varlen.data.len(),
+            Bytes::Large(varlen) => varlen.data.len(),
+            Bytes::Fixed { data, .. } => data.len(),
+            Bytes::View(array) => array.len().saturating_mul(16),
         }
     }
 }
@@ -347,9 +414,9 @@ pub fn plan_column(array: &dyn Array, target: Target, session_utc: bool) -> Opti
                 UUID => Texts::Uuid,
                 _ => return None,
             };
-            Encoder::Text(Bytes { array }, texts)
+            Encoder::Text(Bytes::of(array)?, texts)
         }
-        kind if is_binary(kind) && oid == BYTEA => Encoder::Bytea(Bytes { array }),
+        kind if is_binary(kind) && oid == BYTEA => Encoder::Bytea(Bytes::of(array)?),
         DataType::Date32 if oid == DATE => Encoder::Date32(col::<Date32Type>(array)?),
         DataType::Date64 if oid == DATE => Encoder::Date64(col::<Date64Type>(array)?),
         DataType::Time32(unit) if oid == TIME => match unit {
@@ -496,11 +563,7 @@ fn int_into(
         // Correctly rounded, as the server's strtof/strtod reads the integer's text.
         Numbers::Float4 => put_fixed(out, &(value as f32).to_be_bytes()),
         Numbers::Float8 => put_fixed(out, &(value as f64).to_be_bytes()),
-        Numbers::Numeric => {
-            scratch.clear();
-            write!(scratch, "{value}").map_err(|e| e.to_string())?;
-            numeric::write_scaled_text(out, scratch, 0)?;
-        }
+        Numbers::Numeric => numeric::write_decimal128(out, value, 0, scratch)?,
     }
     Ok(())
 }
@@ -543,6 +606,9 @@ fn canonical(value: f64) -> f64 {
 
 /// Postgres' `uuid_in`: optional braces, 32 hex digits, a hyphen allowed after any group of 4.
 fn parse_uuid(text: &[u8]) -> Option<[u8; 16]> {
+    if let Some(uuid) = parse_uuid_canonical(text) {
+        return Some(uuid);
+    }
     let mut rest = text;
     let braces = rest.first() == Some(&b'{');
     if braces {
@@ -566,6 +632,54 @@ fn parse_uuid(text: &[u8]) -> Option<[u8; 16]> {
     }
     rest.is_empty().then_some(uuid)
 }
+
+/// The common forms: 36 characters with hyphens at 8, 13, 18, 23, or 32 hex digits.
+fn parse_uuid_canonical(text: &[u8]) -> Option<[u8; 16]> {
+    let mut digits = [0u8; 32];
+    match text.len() {
+        32 => digits.copy_from_slice(text),
+        36 if text.get(8) == Some(&b'-')
+            && text.get(13) == Some(&b'-')
+            && text.get(18) == Some(&b'-')
+            && text.get(23) == Some(&b'-') =>
+        {
+            let mut at = 0;
+            for (i, byte) in text.iter().enumerate() {
+                if !matches!(i, 8 | 13 | 18 | 23) {
+                    *digits.get_mut(at)? = *byte;
+                    at += 1;
+                }
+            }
+        }
+        _ => return None,
+    }
+    let mut uuid = [0u8; 16];
+    let mut bad = 0u8;
+    for (byte, pair) in uuid.iter_mut().zip(digits.chunks_exact(2)) {
+        let high = HEX[usize::from(*pair.first()?)];
+        let low = HEX[usize::from(*pair.get(1)?)];
+        bad |= high | low;
+        *byte = (high << 4) | (low & 0x0F);
+    }
+    (bad & 0xF0 == 0).then_some(uuid)
+}
+
+/// Hex digit values; 0xFF for anything else.
+static HEX: [u8; 256] = {
+    let mut table = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 fn hex(digit: u8) -> Option<u8> {
     match digit {
@@ -656,9 +770,7 @@ impl Encoder<'_> {
             }
             Encoder::Decimal128(values, scale) => {
                 let value = value_or_null!(values);
-                scratch.clear();
-                write!(scratch, "{value}").map_err(|e| e.to_string())?;
-                numeric::write_scaled_text(out, scratch, *scale)?;
+                numeric::write_decimal128(out, value, *scale, scratch)?;
             }
             Encoder::Decimal256(values, scale) => {
                 let value = value_or_null!(values);
