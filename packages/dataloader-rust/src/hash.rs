@@ -719,6 +719,34 @@ fn stop_at(fail: Fail, column: &str, row_base: usize) -> Stop {
     }
 }
 
+/// Rows hashed a block at a time, so that every column's lanes of a block stay in cache.
+const BLOCK_ROWS: usize = 1 << 14;
+/// Fewer blocks than this a thread are hashed on the calling thread alone.
+const MIN_BLOCKS_PER_THREAD: usize = 4;
+
+/// Whether `t` holds a dictionary, whose values' lanes are better computed once than per block.
+fn has_dictionary(t: &DataType) -> bool {
+    match t {
+        DataType::Dictionary(..) => true,
+        DataType::Struct(fields) => fields.iter().any(|f| has_dictionary(f.data_type())),
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::Map(f, _) => has_dictionary(f.data_type()),
+        _ => false,
+    }
+}
+
+/// A chunk of a column, from row `start` of the whole column.
+struct Piece<'a> {
+    chunk: &'a ArrayRef,
+    start: usize,
+    /// The lanes of the whole chunk, when computed up front.
+    whole: Option<Lanes>,
+}
+
 /// The `(n, 2)` little-endian uint64 row hashes of `columns` written into `out`.
 fn hash_into(
     columns: &[Column],
@@ -726,23 +754,25 @@ fn hash_into(
     k: &Consts,
     out: &mut [u8],
 ) -> std::result::Result<(), Stop> {
-    let (mut ta, mut tb) = (vec![0u64; n], vec![0u64; n]);
+    let mut plan = Vec::with_capacity(columns.len());
     for column in columns {
         let c = k
             .get(&format!("field:{}", column.name))
             .map_err(|e| stop_at(e, &column.name, 0))?;
+        let mut pieces = Vec::with_capacity(column.chunks.len());
         let mut start = 0usize;
         for chunk in &column.chunks {
-            let end = start + chunk.len();
-            let (Some(ca), Some(cb)) = (ta.get_mut(start..end), tb.get_mut(start..end)) else {
-                return Err(Stop::Invalid(format!(
-                    "hash_rows: column '{}' has more than {n} rows",
-                    column.name
-                )));
+            let whole = if has_dictionary(chunk.data_type()) {
+                Some(lanes(chunk.as_ref(), k).map_err(|e| stop_at(e, &column.name, start))?)
+            } else {
+                None
             };
-            let lanes = lanes(chunk.as_ref(), k).map_err(|e| stop_at(e, &column.name, start))?;
-            add_field((ca, cb), &lanes, &presence(chunk.as_ref()), c);
-            start = end;
+            pieces.push(Piece {
+                chunk,
+                start,
+                whole,
+            });
+            start += chunk.len();
         }
         if start != n {
             return Err(Stop::Invalid(format!(
@@ -750,12 +780,88 @@ fn hash_into(
                 column.name
             )));
         }
+        plan.push((column.name.as_str(), c, pieces));
     }
     let row = k.mix("row").map_err(|e| stop_at(e, "", 0))?;
-    for ((word, &a), &b) in out.chunks_exact_mut(16).zip(&ta).zip(&tb) {
-        let (a, b) = row.two(a, b);
-        word[..8].copy_from_slice(&a.to_le_bytes());
-        word[8..].copy_from_slice(&b.to_le_bytes());
+    let blocks = n.div_ceil(BLOCK_ROWS);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(blocks / MIN_BLOCKS_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return hash_blocks(&plan, k, row, 0, out);
+    }
+    let per_thread = blocks.div_ceil(threads) * BLOCK_ROWS * 16;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = out
+            .chunks_mut(per_thread)
+            .enumerate()
+            .map(|(i, part)| {
+                let plan = &plan;
+                scope.spawn(move || hash_blocks(plan, k, row, i * per_thread / 16, part))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or(Err(Stop::Panic)))
+            .collect::<std::result::Result<Vec<()>, Stop>>()
+            .map(|_| ())
+    })
+}
+
+/// A column's name, its field constants and its chunks.
+type PlannedColumn<'a> = (&'a str, Pair, Vec<Piece<'a>>);
+
+/// Writes the hashes of rows `first..` (as many as `out` holds, 16 bytes each).
+fn hash_blocks(
+    plan: &[PlannedColumn<'_>],
+    k: &Consts,
+    row: Mix,
+    first: usize,
+    out: &mut [u8],
+) -> std::result::Result<(), Stop> {
+    let (mut ta, mut tb) = (vec![0u64; BLOCK_ROWS], vec![0u64; BLOCK_ROWS]);
+    for (block, words) in out.chunks_mut(BLOCK_ROWS * 16).enumerate() {
+        let first = first + block * BLOCK_ROWS;
+        let rows = words.len() / 16;
+        ta.fill(0);
+        tb.fill(0);
+        for (name, c, pieces) in plan {
+            for piece in pieces {
+                let end = piece.start + piece.chunk.len();
+                let (from, to) = (first.max(piece.start), (first + rows).min(end));
+                if from >= to {
+                    continue;
+                }
+                let (local, len) = (from - piece.start, to - from);
+                let part = piece.chunk.slice(local, len);
+                let computed;
+                let lanes = match &piece.whole {
+                    Some(whole) => {
+                        computed = Lanes {
+                            a: whole.a.get(local..local + len).unwrap_or_default().to_vec(),
+                            b: whole.b.get(local..local + len).unwrap_or_default().to_vec(),
+                        };
+                        &computed
+                    }
+                    None => {
+                        computed = lanes(part.as_ref(), k).map_err(|e| stop_at(e, name, from))?;
+                        &computed
+                    }
+                };
+                let at = from - first;
+                let (Some(ca), Some(cb)) = (ta.get_mut(at..at + len), tb.get_mut(at..at + len))
+                else {
+                    return Err(Stop::Panic);
+                };
+                add_field((ca, cb), lanes, &presence(part.as_ref()), *c);
+            }
+        }
+        for ((word, &a), &b) in words.chunks_exact_mut(16).zip(&ta).zip(&tb) {
+            let (a, b) = row.two(a, b);
+            word[..8].copy_from_slice(&a.to_le_bytes());
+            word[8..].copy_from_slice(&b.to_le_bytes());
+        }
     }
     Ok(())
 }
