@@ -131,34 +131,182 @@ fn encode_batch(
         .fold(HEADER.len() + 2 + rows * 2, usize::saturating_add);
     let mut out = Vec::with_capacity(estimate);
     out.extend_from_slice(HEADER);
+    let mut scratch = String::with_capacity(64);
+    encode_rows(
+        batch,
+        &encoders,
+        0..rows,
+        &mut out,
+        usize::MAX,
+        &mut scratch,
+    )?;
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    Ok(out)
+}
+
+/// Append the rows `rows` of `batch` to `out`, each as its field count and its values.
+fn encode_rows(
+    batch: &RecordBatch,
+    encoders: &[Encoder<'_>],
+    rows: std::ops::Range<usize>,
+    out: &mut Vec<u8>,
+    until: usize,
+    scratch: &mut String,
+) -> Result<usize, Failure> {
     let field_count = i16::try_from(encoders.len()).map_err(|_| {
         Failure::Value(format!(
             "binary COPY: {} columns exceed Postgres' limit",
             encoders.len()
         ))
     })?;
-    let names = batch.schema();
-    let mut scratch = String::with_capacity(64);
-    for row in 0..rows {
+    for row in rows.clone() {
         out.extend_from_slice(&field_count.to_be_bytes());
         for (index, encoder) in encoders.iter().enumerate() {
-            if let Err(message) = encoder.write(row, &mut out, &mut scratch) {
-                let name = names
-                    .fields()
-                    .get(index)
-                    .map(|field| field.name().as_str())
-                    .unwrap_or("?");
-                return Err(Failure::Value(format!(
-                    "column '{name}', row {row}: {message}"
-                )));
+            encoder
+                .write(row, out, scratch)
+                .map_err(|message| value_error(batch, index, row, &message))?;
+        }
+        if out.len() >= until {
+            return Ok(row + 1);
+        }
+    }
+    Ok(rows.end)
+}
+
+fn value_error(batch: &RecordBatch, index: usize, row: usize, message: &str) -> Failure {
+    let schema = batch.schema();
+    let name = schema
+        .fields()
+        .get(index)
+        .map(|field| field.name().as_str())
+        .unwrap_or("?");
+    Failure::Value(format!("column '{name}', row {row}: {message}"))
+}
+
+/// Check every value of the columns whose values may be refused (see `Encoder::fallible`).
+fn check_values(batch: &RecordBatch, encoders: &[Encoder<'_>]) -> Result<(), Failure> {
+    let mut sink = Vec::with_capacity(64);
+    let mut scratch = String::with_capacity(64);
+    for (index, encoder) in encoders.iter().enumerate() {
+        if !encoder.fallible() {
+            continue;
+        }
+        for row in 0..batch.num_rows() {
+            sink.clear();
+            encoder
+                .write(row, &mut sink, &mut scratch)
+                .map_err(|message| value_error(batch, index, row, &message))?;
+        }
+    }
+    Ok(())
+}
+
+/// A batch's binary COPY stream, produced a chunk at a time by `read` (a file for psycopg2's
+/// `copy_expert`), so the server works on one chunk while the next is encoded. Made by
+/// `copy_encoder`, which has checked every value that could be refused.
+#[pyclass(module = "dataloader_rust._native")]
+struct CopyEncoder {
+    batch: RecordBatch,
+    targets: Vec<(u32, i32, u32)>,
+    session_utc: bool,
+    next_row: usize,
+    started: bool,
+    finished: bool,
+    buffer: Vec<u8>,
+}
+
+#[pymethods]
+impl CopyEncoder {
+    /// The next chunk of the stream: about `size` bytes (whole rows; all of it if negative),
+    /// `b""` once the trailer has been handed out.
+    #[pyo3(signature = (size = -1))]
+    fn read<'py>(&mut self, py: Python<'py>, size: isize) -> PyResult<Bound<'py, PyBytes>> {
+        if self.finished {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let until = usize::try_from(size).unwrap_or(usize::MAX);
+        let outcome = py.detach(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                let encoders = plan_batch(&self.batch, &self.targets, self.session_utc)?;
+                self.buffer.clear();
+                if !self.started {
+                    self.buffer.extend_from_slice(HEADER);
+                    self.started = true;
+                }
+                let mut scratch = String::with_capacity(64);
+                let rows = self.next_row..self.batch.num_rows();
+                self.next_row = encode_rows(
+                    &self.batch,
+                    &encoders,
+                    rows,
+                    &mut self.buffer,
+                    until,
+                    &mut scratch,
+                )?;
+                if self.next_row >= self.batch.num_rows() {
+                    self.buffer.extend_from_slice(&(-1i16).to_be_bytes());
+                    self.finished = true;
+                }
+                Ok(())
+            }))
+        });
+        match outcome {
+            Ok(Ok(())) => Ok(PyBytes::new(py, &self.buffer)),
+            Ok(Err(Failure::Value(message) | Failure::Unsupported(message))) => {
+                self.finished = true;
+                Err(PyValueError::new_err(message))
+            }
+            Err(_) => {
+                self.finished = true;
+                Err(PyRuntimeError::new_err(
+                    "binary COPY encoding failed unexpectedly (a bug in dataloader_rust)",
+                ))
             }
         }
     }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    Ok(out)
+}
+
+/// A `CopyEncoder` for `batch` (arguments as `encode_copy_binary`), or None when a column's
+/// (Arrow type, target type) pair is not encoded here.
+///
+/// :raises ValueError: for a value the target type cannot hold, naming the column and the row
+///     (every such value is found here, before any byte is sent).
+#[pyfunction]
+#[pyo3(signature = (batch, targets, session_utc))]
+fn copy_encoder(
+    py: Python<'_>,
+    batch: PyRecordBatch,
+    targets: Vec<(u32, i32, u32)>,
+    session_utc: bool,
+) -> PyResult<Option<CopyEncoder>> {
+    let batch = batch.into_inner();
+    let checked = py.detach(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            let encoders = plan_batch(&batch, &targets, session_utc)?;
+            check_values(&batch, &encoders)
+        }))
+    });
+    match checked {
+        Ok(Ok(())) => Ok(Some(CopyEncoder {
+            batch,
+            targets,
+            session_utc,
+            next_row: 0,
+            started: false,
+            finished: false,
+            buffer: Vec::new(),
+        })),
+        Ok(Err(Failure::Unsupported(_))) => Ok(None),
+        Ok(Err(Failure::Value(message))) => Err(PyValueError::new_err(message)),
+        Err(_) => Err(PyRuntimeError::new_err(
+            "binary COPY encoding failed unexpectedly (a bug in dataloader_rust)",
+        )),
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<CopyEncoder>()?;
+    m.add_function(wrap_pyfunction!(copy_encoder, m)?)?;
     m.add_function(wrap_pyfunction!(encode_copy_binary, m)?)?;
     m.add_function(wrap_pyfunction!(unsupported_reason, m)?)?;
     Ok(())

@@ -14,8 +14,8 @@ import psycopg2
 import psycopg2.errors
 import pyarrow as pa
 import pytest
-from dataloader_rust import _native
-from dataloader_rust.copy_write import encoded, write_batch
+from dataloader_rust import _native, copy_write
+from dataloader_rust.copy_write import binary_encoder, write_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -66,8 +66,8 @@ def assert_same(conn: Any, columns: str, batch: pa.RecordBatch, native: bool = T
     with `columns`: the same rows, value for value and in their text form. `native`: whether
     the binary encoder (not the CSV fallback) must take the batch."""
     csv, binary = _tables_for(conn, columns)
-    data, reason = encoded(conn, binary, batch)
-    assert (data is not None) == native, reason
+    encoder, reason = binary_encoder(conn, binary, batch)
+    assert (encoder is not None) == native, reason
     CsvCopyCodec().write(conn, csv, batch)
     write_batch(conn, binary, batch)
     conn.commit()
@@ -314,6 +314,27 @@ def test_a_sliced_batch(conn: Any) -> None:
     assert_same(conn, "s text, l bigint[], i integer", batch)
 
 
+def test_the_stream_comes_in_chunks_of_whole_rows(
+    conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = 2000
+    batch = _batch(
+        i=pa.array(range(rows), pa.int64()),
+        s=pa.array([f"row {i}" * (i % 7) if i % 11 else None for i in range(rows)]),
+        l=pa.array([[i, None] if i % 3 else [] for i in range(rows)], pa.list_(pa.int32())),
+    )
+    targets = [(20, -1, 0), (25, -1, 0), (1007, -1, 23)]
+    whole = _native.encode_copy_binary(batch, targets, True)
+    encoder = _native.copy_encoder(batch, targets, True)
+    chunks = []
+    while chunk := encoder.read(500):
+        chunks.append(chunk)
+    assert len(chunks) > 10 and b"".join(chunks) == whole
+    assert encoder.read(500) == b""
+    monkeypatch.setattr(copy_write, "COPY_CHUNK", 300)
+    assert_same(conn, "i bigint, s text, l integer[]", batch)
+
+
 def test_pairs_not_encoded_natively_fall_back_to_csv(conn: Any) -> None:
     conn.cursor().execute("CREATE DOMAIN positive AS integer CHECK (VALUE > 0)")
     conn.commit()
@@ -325,7 +346,7 @@ def test_pairs_not_encoded_natively_fall_back_to_csv(conn: Any) -> None:
     assert_same(conn, "n bigint[], p positive, t integer", batch, native=False)
     for columns in ("n bigint[]", "p positive", "t integer"):
         name = columns.split()[0]
-        _, reason = encoded(conn, _tables_for(conn, columns)[1], batch.select([name]))
+        _, reason = binary_encoder(conn, _tables_for(conn, columns)[1], batch.select([name]))
         assert reason is not None and repr(name) in reason
 
 

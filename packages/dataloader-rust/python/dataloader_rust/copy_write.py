@@ -2,7 +2,9 @@
 
 Each value is encoded in Rust, with the GIL released, for the type of the column it lands in
 (looked up in the catalog on every write, so a column added or retyped by schema evolution in
-the same transaction is seen). The table ends up holding exactly what `CsvCopyCodec.write` gives:
+the same transaction is seen), a chunk of rows at a time as psycopg2 reads the stream: the
+server parses one chunk while the next is encoded, and memory holds one chunk, not the batch.
+The table ends up holding exactly what `CsvCopyCodec.write` gives:
 
 - a (column type, target type) pair the encoder does not handle (a domain, an enum, a nested
   list, text into an integer column, …) sends the whole batch through `CsvCopyCodec.write`;
@@ -25,7 +27,7 @@ from dataloader_rust import _native
 
 log = logging.getLogger(__name__)
 
-COPY_CHUNK = 4 << 20
+COPY_CHUNK = 1 << 20
 
 # Per column of the table: its name, type, typmod, element type (arrays) — and the session's
 # zone, which decides how the CSV path's text for a timestamp without zone would be read.
@@ -42,24 +44,6 @@ UTC_ZONES = frozenset(
 )
 
 
-class _Chunks:
-    """A read-only file over `data` for `copy_expert`: `read(n)` hands out up to n bytes."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._view = memoryview(data)
-        self._position = 0
-
-    def read(self, size: int = -1) -> bytes:
-        start = self._position
-        if start == 0 and (size < 0 or size >= len(self._data)):
-            self._position = len(self._data)
-            return self._data
-        end = len(self._data) if size < 0 else min(start + size, len(self._data))
-        self._position = end
-        return bytes(self._view[start:end])
-
-
 def _prepared(array: pa.Array) -> pa.Array:
     """`array` as the encoder takes it: dictionaries decoded, structs and maps as the JSON text
     the CSV path writes for them."""
@@ -71,11 +55,12 @@ def _prepared(array: pa.Array) -> pa.Array:
     return array
 
 
-def encoded(
+def binary_encoder(
     connection: Any, table_sql: str, batch: pa.RecordBatch
-) -> tuple[bytes | None, str | None]:
-    """The binary COPY stream of `batch` for table `table_sql`, or None and the reason it is
-    not encoded natively (the CSV path then writes it).
+) -> tuple[Any | None, str | None]:
+    """A `_native.CopyEncoder` streaming `batch` as binary COPY for table `table_sql` (every
+    value it could refuse already checked), or None and the reason it does not apply (the CSV
+    path then writes the batch).
 
     :raises ConnectorError: for nanoseconds Postgres cannot store (as the CSV path does).
     """
@@ -93,25 +78,23 @@ def encoded(
         [_prepared(array) for array in batch.columns], names=batch.schema.names
     )
     try:
-        data = _native.encode_copy_binary(prepared, targets, session_utc)
+        encoder = _native.copy_encoder(prepared, targets, session_utc)
     except ValueError as exc:
         return None, str(exc)
-    if data is None:
+    if encoder is None:
         return None, _native.unsupported_reason(prepared, targets, session_utc)
-    return data, None
+    return encoder, None
 
 
 def write_batch(connection: Any, table_sql: str, batch: pa.RecordBatch) -> None:
     """Append `batch` to `table_sql` (already quoted) inside the open transaction, over binary
     COPY; through `CsvCopyCodec.write` where the binary encoder does not apply (see module)."""
-    data, reason = encoded(connection, table_sql, batch)
-    if data is None:
+    encoder, reason = binary_encoder(connection, table_sql, batch)
+    if encoder is None:
         log.debug("binary COPY into %s: CSV path (%s)", table_sql, reason)
         CsvCopyCodec().write(connection, table_sql, batch)
         return
     columns = ", ".join(quote_identifier(name) for name in batch.schema.names)
     connection.cursor().copy_expert(
-        f"COPY {table_sql} ({columns}) FROM STDIN WITH (FORMAT binary)",
-        _Chunks(data),
-        size=COPY_CHUNK,
+        f"COPY {table_sql} ({columns}) FROM STDIN WITH (FORMAT binary)", encoder, size=COPY_CHUNK
     )

@@ -106,6 +106,19 @@ impl Ints<'_> {
         })
     }
 
+    /// Whether every value of this column fits `target` (no range check needed).
+    fn fits(&self, target: Numbers) -> bool {
+        match target {
+            Numbers::Int2 => matches!(self, Ints::I8(_) | Ints::I16(_) | Ints::U8(_)),
+            Numbers::Int4 => matches!(
+                self,
+                Ints::I8(_) | Ints::I16(_) | Ints::I32(_) | Ints::U8(_) | Ints::U16(_)
+            ),
+            Numbers::Int8 => !matches!(self, Ints::U64(_)),
+            Numbers::Float4 | Numbers::Float8 | Numbers::Numeric => true,
+        }
+    }
+
     fn of(array: &dyn Array) -> Option<Ints<'_>> {
         Some(match array.data_type() {
             DataType::Int8 => Ints::I8(col::<Int8Type>(array)?),
@@ -698,6 +711,22 @@ fn interval(out: &mut Vec<u8>, micros: i64, days: i32, months: i32) {
 }
 
 impl Encoder<'_> {
+    /// Whether a value may be refused (out of the target's range, not a uuid, …): such columns
+    /// are checked in full before a streamed COPY starts.
+    pub fn fallible(&self) -> bool {
+        match self {
+            Encoder::Int(ints, target) => !ints.fits(*target),
+            Encoder::Float64(_, Numbers::Float4) | Encoder::Text(_, Texts::Uuid) => true,
+            Encoder::Date32(_)
+            | Encoder::Date64(_)
+            | Encoder::Time64(_, _)
+            | Encoder::Timestamp(_, _)
+            | Encoder::Duration(_, _) => true,
+            Encoder::List { element, .. } => element.fallible(),
+            _ => false,
+        }
+    }
+
     /// Bytes the column will take for `rows` rows, roughly: the output buffer's initial size.
     pub fn size_hint(&self, rows: usize) -> usize {
         let fixed = |width: usize| rows.saturating_mul(4 + width);
