@@ -27,7 +27,7 @@ _MIX_TAGS = ("bool", "int", "float", "date", "time", "timestamp", "duration", "s
 
 def _field_names(t: pa.DataType) -> Iterator[str]:
     """The names of every struct field (map entries included) nested in `t`."""
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         yield from _field_names(t.storage_type)
     elif pa.types.is_dictionary(t):
         yield from _field_names(t.value_type)
@@ -47,6 +47,16 @@ def _field_names(t: pa.DataType) -> Iterator[str]:
         or pa.types.is_large_list_view(t)
     ):
         yield from _field_names(t.value_type)
+
+
+def _core_hashes(t: pa.DataType) -> bool:
+    """Whether the core's path hashes `t`'s extension types (if any) as their storage: it
+    does for Python-defined ones, not for pyarrow's built-in ones (UUID, JSON, ...)."""
+    if isinstance(t, pa.BaseExtensionType):
+        return isinstance(t, pa.ExtensionType) and _core_hashes(t.storage_type)
+    if pa.types.is_dictionary(t):
+        return _core_hashes(t.value_type)
+    return all(_core_hashes(t.field(i).type) for i in range(t.num_fields))
 
 
 def _constants(
@@ -78,6 +88,9 @@ def hash_rows(
     for i, column in enumerate(columns):
         if len(column) != n:
             raise ValueError(f"hash_rows: column {i} has {len(column)} rows, expected {n}")
+    if not all(_core_hashes(column.type) for column in columns):
+        log.debug("row hash left to the core: a built-in extension type")
+        return None
     labels = (
         [str(name) for name in names]
         if names is not None
