@@ -63,6 +63,7 @@ DROP TABLE orders;
 ALTER TABLE orders13 RENAME TO orders;
 ALTER TABLE orders ADD PRIMARY KEY (order_id);
 """
+SECTIONS = ("to-parquet", "to-duckdb", "to-postgres", "from-parquet")
 ROW_HASH = "SELECT count(*), sum(hashtext(t::text)::bigint) FROM {table} AS t"
 COLUMN_TYPES = (
     "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
@@ -380,6 +381,18 @@ def to_postgres(bench: Bench, codecs: list[Codec]) -> None:
         bench.check_same_rows(tables, count)
 
 
+def parquet_input(bench: Bench, codec: Codec) -> Path:
+    """Parquet files of the whole table, written (untimed) by dataloader with `codec`."""
+    out = bench.root / "parquet_input"
+    recipe = bench.recipe(
+        "parquet_input",
+        bench.postgres(codec, "orders"),
+        f"  type: filestore\n  path: {out}\n  format: parquet\n  write_mode: overwrite",
+    )
+    bench.run_dataloader(Line("", "parquet input", bench.args.rows), recipe)
+    return out
+
+
 def from_parquet(bench: Bench, codecs: list[Codec], parquet: Path) -> None:
     rows, root = bench.args.rows, bench.root
     section = "Parquet → Postgres"
@@ -516,7 +529,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each step (the median)")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, of {', '.join(SECTIONS)} (default: all)",
+    )
     args = parser.parse_args()
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(
+            f"--sections: unknown {', '.join(unknown)}; expected some of {', '.join(SECTIONS)}"
+        )
     keyed, missing = codec_support()
     codecs = [Codec("csv", keyed)]
     if missing:
@@ -532,10 +556,13 @@ def main() -> None:
         # Untimed: fetches DuckDB's packages into uv's cache if they are not there yet.
         warm = [*bench.uv, "run", "--no-project", "--quiet", *DUCKDB_PACKAGES, "python", "-c", ""]
         subprocess.run(warm, check=True, env=bench.pg_env)
-        parquet = to_parquet(bench, codecs)
-        to_duckdb(bench, codecs)
-        to_postgres(bench, codecs)
-        from_parquet(bench, codecs, parquet)
+        parquet = to_parquet(bench, codecs) if "to-parquet" in sections else None
+        if "to-duckdb" in sections:
+            to_duckdb(bench, codecs)
+        if "to-postgres" in sections:
+            to_postgres(bench, codecs)
+        if "from-parquet" in sections:
+            from_parquet(bench, codecs, parquet or parquet_input(bench, codecs[0]))
         report(bench, codecs)
     print(f"\nwhole benchmark: {time.perf_counter() - started:.0f} s")
 
