@@ -240,10 +240,12 @@ def build_table(bench: Bench, rows: int) -> None:
     bench.sql(TABLE_SQL.replace("%(rows)s", str(rows)))
     bench.sql(WIDEN_SQL)
     bench.sql("VACUUM ANALYZE orders")
-    (size, columns), *_ = bench.sql(
+    described = bench.sql(
         "SELECT pg_size_pretty(pg_total_relation_size('orders')), "
         "(SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders')"
-    ) or [("?", 0)]
+    )
+    assert described is not None
+    size, columns = described[0]
     print(f"{rows:,} rows, {columns} columns, in orders ({size})", flush=True)
 
 
@@ -291,7 +293,8 @@ def to_parquet(bench: Bench, codecs: list[Codec]) -> Path:
                 parallelism,
             )
 
-            def step(line: Line = line, recipe: Path = recipe) -> None:
+            def step(line: Line = line, recipe: Path = recipe, out: Path = out) -> None:
+                shutil.rmtree(out, ignore_errors=True)
                 bench.run_dataloader(line, recipe)
 
             steps.append(step)
