@@ -276,13 +276,21 @@ fn offset_bytes_lanes<T: arrow_array::types::ByteArrayType>(
     let data: &[u8] = array.value_data();
     let mut lanes = Lanes::with_capacity(array.len());
     for (i, pair) in offsets.windows(2).enumerate() {
-        let (start, end) = (pair[0].as_usize(), pair[1].as_usize());
-        let bytes = data.get(start..end).ok_or_else(|| {
-            invalid(
-                i,
-                format!("value bytes {start}..{end} are outside its data"),
-            )
-        })?;
+        let bytes = pair[0]
+            .to_usize()
+            .zip(pair[1].to_usize())
+            .and_then(|(start, end)| data.get(start..end))
+            .ok_or_else(|| {
+                invalid(
+                    i,
+                    format!(
+                        "value offsets {:?}..{:?} are outside its {} bytes of data",
+                        pair[0],
+                        pair[1],
+                        data.len()
+                    ),
+                )
+            })?;
         lanes.push(bytes_lanes(bytes, c));
     }
     Ok(lanes)

@@ -298,6 +298,15 @@ def test_malformed_dictionary_names_column_and_row() -> None:
         hashing.hash_rows([bad], ["colour"])
 
 
+@pytest.mark.parametrize("offsets", [[0, 50, 5], [0, 3, 2], [0, -3, 5]])
+def test_malformed_string_offsets_name_column_and_row(offsets: list[int]) -> None:
+    # offsets pyarrow's cheap validation lets through (it checks the last one only)
+    raw = pa.py_buffer(np.array(offsets, np.int32).tobytes())
+    bad = pa.Array.from_buffers(pa.string(), 2, [None, raw, pa.py_buffer(b"hello")])
+    with pytest.raises(ValueError, match=r"column 'name', row 0: value offsets"):
+        hashing.hash_rows([pa.array([1, 2]), bad], ["id", "name"])
+
+
 def test_many_blocks_and_threads_hash_as_the_core() -> None:
     # enough rows for several blocks per thread, chunks that end inside blocks, NULLs, a
     # dictionary (hashed once per chunk) and a struct
