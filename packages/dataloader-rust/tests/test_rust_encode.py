@@ -432,6 +432,17 @@ def test_sub_microsecond_nanoseconds_are_refused_as_on_csv(conn: Any) -> None:
         write_batch(conn, table, batch)
 
 
+def test_a_value_refused_while_streaming_aborts_the_copy(conn: Any) -> None:
+    """Microseconds are checked while streaming (only values ~292,000 years from 1970 fail): the
+    COPY is aborted with the encoder's message, and nothing is written."""
+    _, table = _tables_for(conn, "v timestamp")
+    batch = _batch(v=pa.array([0, -(2**63) + 1], pa.timestamp("us")))
+    with pytest.raises(psycopg2.Error, match=r"column 'v', row 1: timestamp .* is out of range"):
+        write_batch(conn, table, batch)
+    conn.rollback()
+    assert _query(conn, f"SELECT count(*) FROM {table}") == [(0,)]
+
+
 def test_wrong_value_count_is_a_clear_error() -> None:
     batch = _batch(a=pa.array([1], pa.int64()), b=pa.array([2], pa.int64()))
     with pytest.raises(ValueError, match="2 columns but 1 target column types"):

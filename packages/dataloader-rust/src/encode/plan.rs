@@ -717,11 +717,12 @@ impl Encoder<'_> {
         match self {
             Encoder::Int(ints, target) => !ints.fits(*target),
             Encoder::Float64(_, Numbers::Float4) | Encoder::Text(_, Texts::Uuid) => true,
-            Encoder::Date32(_)
-            | Encoder::Date64(_)
-            | Encoder::Time64(_, _)
-            | Encoder::Timestamp(_, _)
-            | Encoder::Duration(_, _) => true,
+            // Microseconds are refused only far outside any calendar (the epoch shift
+            // overflowing 64 bits): that is reported while streaming, which aborts the COPY.
+            Encoder::Time64(_, scale)
+            | Encoder::Timestamp(_, scale)
+            | Encoder::Duration(_, scale) => !matches!(scale, Scale::Multiply(1)),
+            Encoder::Date64(_) => true,
             Encoder::List { element, .. } => element.fallible(),
             _ => false,
         }
