@@ -70,7 +70,7 @@ class PluginRef:
     :param extensions: a format's file name endings (`(".csv",)`).
     :param accelerator: replaces the same-named item of another distribution.
     :param accelerates: for an item of `register_accelerators`, what it speeds up, in words
-        `list-connectors` shows (`"dataloader-postgres COPY (binary)"`).
+        `list-connectors` shows (`"the postgres connector's COPY"`).
     """
 
     name: str

@@ -17,11 +17,11 @@ def register_accelerators() -> list[Any]:
         PluginRef(
             "postgres_copy_codec",
             "dataloader_rust.codec:BinaryCopyCodec",
-            accelerates="dataloader-postgres COPY (binary format, both directions)",
+            accelerates="the postgres connector's COPY (binary format, both ways)",
         ),
         PluginRef(
             "row_hash",
             "dataloader_rust.hashing:hash_rows",
-            accelerates="dataloader-core row hashing (normalization keys)",
+            accelerates="the core's row hashing (normalization keys)",
         ),
     ]

@@ -108,7 +108,7 @@ def _plugins_table(console: Console) -> Table:
         return table
     table = Table(title="Installed plugins", box=box.SIMPLE_HEAD)
     for header in ("kind", "name", "distribution", "capabilities"):
-        table.add_column(header, overflow="fold")
+        table.add_column(header, overflow="fold", no_wrap=header == "name")
     for kind, name, distribution, version, capabilities in rows:
         table.add_row(kind, name, f"{distribution} {version}", capabilities)
     return table
