@@ -14,14 +14,14 @@ import psycopg2
 import psycopg2.errors
 import pyarrow as pa
 import pytest
-from dataloader_rust import _native, copy_write
-from dataloader_rust.copy_write import binary_encoder, write_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataloader import ConnectorError
 from dataloader_postgres.codec import CsvCopyCodec
 from dataloader_postgres.testing import PostgresServer
+from dataloader_rust import _native, copy_write
+from dataloader_rust.copy_write import binary_encoder, write_batch
 
 _tables = itertools.count(1)
 
@@ -167,6 +167,9 @@ D = decimal.Decimal
             "numeric(60,20)",
         ),
         (pa.decimal128(12, 6), [D("1.234567"), D("-0.000001"), None], "numeric(8,3)"),
+        (pa.decimal128(5, -2), [D("12345E2"), D("-1E2"), D("0"), None], "numeric"),
+        (pa.decimal128(38, 0), [D("9" * 38), D("-" + "9" * 38), D("1" + "0" * 37)], "numeric"),
+        (pa.decimal128(38, 38), [D("0." + "9" * 38), D("-1E-38")], "numeric"),
     ],
 )
 def test_decimals(conn: Any, arrow_type: pa.DataType, values: list[Any], pg_type: str) -> None:
@@ -355,6 +358,27 @@ def test_naive_timestamps_into_timestamptz_follow_a_non_utc_session(conn: Any) -
     batch = _batch(v=pa.array([dt.datetime(2020, 6, 1, 12)], pa.timestamp("us")))
     assert_same(conn, "v timestamptz", batch, native=False)
     assert _query(conn, "SELECT count(*) FROM bin_" + str(next(_tables) - 1))[0][0] == 1
+
+
+def test_a_quoted_schema_qualified_table(conn: Any) -> None:
+    conn.cursor().execute('CREATE SCHEMA "My Schema"')
+    conn.cursor().execute('CREATE TABLE "My Schema"."Odd ""Name""" ("Key Col" bigint, v text[])')
+    batch = _batch(**{"Key Col": pa.array([1, 2]), "v": pa.array([["x"], None])})
+    table = '"My Schema"."Odd ""Name"""'
+    assert binary_encoder(conn, table, batch)[0] is not None
+    write_batch(conn, table, batch)
+    conn.commit()
+    assert _query(conn, f'SELECT "Key Col", v FROM {table} ORDER BY 1') == [(1, ["x"]), (2, None)]
+
+
+def test_array_elements_keep_the_column_typmod(conn: Any) -> None:
+    assert_same(conn, "v varchar(3)[]", _batch(v=pa.array([["abc", None], []])))
+    _assert_same_failure(
+        conn,
+        "v varchar(3)[]",
+        _batch(v=pa.array([["abc", "abcd"]])),
+        psycopg2.errors.StringDataRightTruncation,
+    )
 
 
 def test_columns_added_by_schema_evolution_are_seen(conn: Any) -> None:

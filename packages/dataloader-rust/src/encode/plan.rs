@@ -541,7 +541,7 @@ fn open_length(out: &mut Vec<u8>) -> usize {
     out.len()
 }
 
-fn close_length(out: &mut Vec<u8>, start: usize) -> Result<(), String> {
+fn close_length(out: &mut [u8], start: usize) -> Result<(), String> {
     let length = i32::try_from(out.len().saturating_sub(start))
         .map_err(|_| "a value exceeds COPY's 1 GB limit".to_string())?;
     let slot = out
