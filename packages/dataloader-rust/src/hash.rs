@@ -902,15 +902,23 @@ fn hash_rows<'py>(
     let mut imported = Vec::with_capacity(columns.len());
     for (column, name) in columns.iter().zip(names) {
         // A type arrow-rs cannot import is one this module does not hash either.
-        let chunked = match column.extract::<AnyArray>() {
-            Ok(any) => any.into_chunked_array().map_err(PyErr::from),
-            Err(e) => Err(e),
-        };
-        let chunked = match chunked {
-            Ok(chunked) => chunked,
-            Err(e) => {
+        // arrow-rs's import asserts on layouts it misreads: a panic there is a column left
+        // to the core, like an import error
+        let imported_column = catch_unwind(AssertUnwindSafe(|| {
+            column
+                .extract::<AnyArray>()
+                .and_then(|any| any.into_chunked_array().map_err(PyErr::from))
+        }));
+        let chunked = match imported_column {
+            Ok(Ok(chunked)) => chunked,
+            Ok(Err(e)) => {
                 return Ok(HashOutcome::Unsupported(format!(
                     "column '{name}' does not import into arrow-rs: {e}"
+                )))
+            }
+            Err(_) => {
+                return Ok(HashOutcome::Unsupported(format!(
+                    "column '{name}' does not import into arrow-rs (it panicked)"
                 )))
             }
         };

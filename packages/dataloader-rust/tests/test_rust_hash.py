@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
-from dataloader_rust import hashing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataloader.normalize import keys
+from dataloader_rust import hashing
 
 python_hash_rows = getattr(keys, "python_hash_rows", keys.hash_rows)
 
@@ -127,6 +127,7 @@ def arrays(size: int, depth: int = 2) -> st.SearchStrategy[pa.Array]:
         leaves,
         leaves,
         sliced(lambda n: scalar_arrays(n), size),
+        sliced(lambda n: st.one_of(structs(n, depth), lists(n, depth), dictionaries(n)), size),
         structs(size, depth),
         lists(size, depth),
         dictionaries(size),
