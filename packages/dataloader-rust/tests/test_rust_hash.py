@@ -74,11 +74,11 @@ SCALARS: list[tuple[pa.DataType, st.SearchStrategy]] = [
     (pa.time64("us"), st.times()),
     (pa.time64("ns"), st.times()),
     *[
-        (pa.timestamp(unit, tz), st.integers(-(2**52), 2**52))
+        (pa.timestamp(unit, tz), st.integers(-(2**63), 2**63 - 1))
         for unit in ("s", "ms", "us", "ns")
         for tz in (None, "UTC", "Europe/Lisbon")
     ],
-    *[(pa.duration(unit), st.integers(-(2**60), 2**60)) for unit in ("s", "ms", "us", "ns")],
+    *[(pa.duration(unit), st.integers(-(2**63), 2**63 - 1)) for unit in ("s", "ms", "us", "ns")],
     (pa.decimal128(5, 2), _decimals(5, 2)),
     (pa.decimal128(38, 30), _decimals(38, 30)),
     (pa.decimal128(10, 0), _decimals(10, 0)),
