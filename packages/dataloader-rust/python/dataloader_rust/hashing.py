@@ -113,11 +113,7 @@ def hash_rows(
     if not all(_core_hashes(column.type) for column in columns):
         log.debug("row hash left to the core: a built-in extension type")
         return None
-    labels = (
-        [str(name) for name in names]
-        if names is not None
-        else [str(i) for i in range(len(columns))]
-    )
+    labels = list(names) if names is not None else [str(i) for i in range(len(columns))]
     out = _native.hash_rows([_importable(c) for c in columns], labels, _constants(columns, labels))
     if isinstance(out, str):
         log.debug("row hash left to the core: %s", out)
