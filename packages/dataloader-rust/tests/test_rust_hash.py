@@ -369,3 +369,8 @@ def test_extension_columns_hash_as_the_core() -> None:
     uuids = pa.ExtensionArray.from_storage(pa.uuid(), storage)
     assert hashing.hash_rows([uuids], ["u"]) is None
     assert hashing.hash_rows([pa.StructArray.from_arrays([uuids], names=["u"])], ["s"]) is None
+
+
+def test_repeated_names_hash_as_the_core() -> None:
+    columns = [pa.array([1, None, 3]), pa.array(["a", "b", None])]
+    _assert_same(columns, ["x", "x"])
