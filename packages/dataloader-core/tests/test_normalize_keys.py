@@ -20,6 +20,7 @@ from dataloader.normalize.keys import (
     KEY_COLUMNS,
     child_lanes,
     hash_rows,
+    python_hash_rows,
     short_hash,
     uuid_text,
     uuid_text_of,
@@ -336,3 +337,25 @@ def test_short_hash_is_eight_stable_hex_chars() -> None:
 
 
 PINNED_SHORT = "c11cb7be"
+
+
+def test_a_null_list_spanning_elements_hashes_as_a_null_list() -> None:
+    spanning = pa.ListArray.from_arrays(
+        pa.array([0, 2, 4]), pa.array([1, 2, 3, 4]), mask=pa.array([False, True])
+    )
+    assert np.array_equal(
+        python_hash_rows([spanning], ["x"]), python_hash_rows([pa.array([[1, 2], None])], ["x"])
+    )
+
+
+def test_a_null_dictionary_value_is_a_null_value() -> None:
+    encoded = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0]), pa.array(["a", None]))
+    assert np.array_equal(
+        python_hash_rows([encoded], ["x"]), python_hash_rows([pa.array(["a", None, "a"])], ["x"])
+    )
+
+
+def test_pyarrows_own_extension_types_hash_as_their_storage() -> None:
+    storage = pa.array([b"0123456789abcdef", None], pa.binary(16))
+    uuids = pa.ExtensionArray.from_storage(pa.uuid(), storage)
+    assert np.array_equal(python_hash_rows([uuids], ["u"]), python_hash_rows([storage], ["u"]))

@@ -230,7 +230,8 @@ def _record(fields: Sequence[tuple[str, pa.Array]], n: int, tag: str) -> _Pair:
         lane0, lane1 = _lanes(child)
         c0, c1 = _const("field:" + name)
         mixed0, mixed1 = _fmix(lane0 * c0 + c1), _fmix(lane1 * c1 + c0)
-        if child.null_count:
+        # A dictionary's null values are not in its null_count, but they are nulls.
+        if child.null_count or pa.types.is_dictionary(child.type):
             present = child.is_valid().to_numpy(zero_copy_only=False)
             mixed0 *= present
             mixed1 *= present
@@ -249,8 +250,10 @@ def _list_lanes(array: pa.Array) -> _Pair:
         item = pa.struct([array.type.key_field, array.type.item_field])
         array = array.cast(pa.list_(item))
     values = pc.list_flatten(array)
-    parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False).astype(np.int64)
     lengths = _filled(pc.list_value_length(array), 0).astype(np.int64)
+    # From the lengths, not `list_parent_indices`: a null list may span elements, which
+    # `list_flatten` leaves out.
+    parents = np.repeat(np.arange(len(array), dtype=np.int64), lengths)
     ends = np.cumsum(lengths)
     starts = ends - lengths
     positions = np.arange(len(values), dtype=np.int64) - starts[parents]
@@ -269,7 +272,7 @@ def _list_lanes(array: pa.Array) -> _Pair:
 def _lanes(array: pa.Array) -> _Pair:
     """The lanes of every value of `array`, nulls as the null marker."""
     t = array.type
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):  # pyarrow's own (uuid, json) as well
         return _lanes(array.storage)
     if pa.types.is_dictionary(t):
         dictionary = _lanes(array.dictionary)
