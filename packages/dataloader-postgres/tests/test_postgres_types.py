@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataloader_postgres import PostgresConfig, PostgresConnector
+from dataloader_postgres.codec import CsvCopyCodec
 from dataloader_postgres.connection import connect
 
 ODD = 'Odd "Name" Col'
@@ -471,3 +472,27 @@ def test_single_column_rows_holding_null_are_kept(pg: Any, run: Any, values: lis
     assert sorted(pg.query("SELECT v FROM one_copy"), key=repr) == sorted(
         [(v,) for v in values], key=repr
     )
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/St_Johns"])
+def test_csv_writes_zoned_instants_exactly_even_with_an_offset_in_seconds(
+    pg: Any, zone: str
+) -> None:
+    # Berlin kept +00:53:28 until 1893; pyarrow's CSV text rounds an offset to minutes.
+    micros = [-2524521600_000_000, 0, 1_700_000_000_123_456]
+    batch = pa.record_batch({"at": pa.array(micros, pa.timestamp("us", zone))})
+    pg.execute("CREATE TABLE zoned (at timestamptz, wall timestamp)")
+    connection = connect(PostgresConfig(**pg.settings(), table="zoned"), role="destination")
+    try:
+        CsvCopyCodec().write(connection, '"zoned"', batch)
+        both = pa.record_batch({"at": batch.column(0), "wall": batch.column(0)})
+        CsvCopyCodec().write(connection, '"zoned"', both)
+        connection.commit()
+    finally:
+        connection.close()
+    stored = pg.query(
+        "SELECT (extract(epoch FROM at) * 1000000)::bigint, "
+        "(extract(epoch FROM wall) * 1000000)::bigint FROM zoned"
+    )
+    assert [at for at, _ in stored] == micros * 2
+    assert [wall for _, wall in stored if wall is not None] == micros  # the UTC wall clock

@@ -469,6 +469,10 @@ def _copy_text(array: pa.Array) -> pa.Array:
         return to_json_text(array)
     if pa.types.is_dictionary(kind):
         return _copy_text(array.cast(kind.value_type))
+    if pa.types.is_timestamp(kind) and kind.tz is not None and kind.tz != "UTC":
+        # pyarrow prints a zone's offset in whole minutes (Berlin's 1890 +00:53:28 as +0053),
+        # which would move the instant: in UTC it is exact.
+        return array.cast(pa.timestamp(kind.unit, "UTC"))
     return array
 
 
