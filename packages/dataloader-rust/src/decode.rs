@@ -46,7 +46,7 @@ const CHUNK: usize = 4 << 20;
 /// output is at most twice its wire bytes: uuid 20 → 36, `"char"` 5 → 4).
 const BATCH_BYTES: usize = (i32::MAX as usize) / 2;
 
-enum ErrorKind2 {
+enum Failure {
     Format,
     Truncated,
     Unsupported,
@@ -55,7 +55,7 @@ enum ErrorKind2 {
 }
 
 struct DecodeError {
-    kind: ErrorKind2,
+    kind: Failure,
     column: Option<usize>,
     row: u64,
     message: String,
@@ -125,7 +125,7 @@ impl Decoder {
         })
     }
 
-    fn error(&self, kind: ErrorKind2, column: Option<usize>, message: String) -> DecodeError {
+    fn error(&self, kind: Failure, column: Option<usize>, message: String) -> DecodeError {
         DecodeError {
             kind,
             column,
@@ -162,7 +162,7 @@ impl Decoder {
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
                 Err(error) => {
                     let message = error.to_string();
-                    return Err(self.error(ErrorKind2::Io(error), None, message));
+                    return Err(self.error(Failure::Io(error), None, message));
                 }
             }
         }
@@ -179,18 +179,19 @@ impl Decoder {
                 let (signature, rest) = data.split_at(11);
                 if signature != SIGNATURE {
                     return Err(self.error(
-                        ErrorKind2::Format,
+                        Failure::Format,
                         None,
                         "not binary COPY data (no PGCOPY signature)".to_owned(),
                     ));
                 }
                 let flags = be_u32(rest, 0);
                 let extension = be_u32(rest, 4) as usize;
-                if flags & (1 << 16) != 0 {
+                // Bits 16-31 are critical: OIDs (bit 16) or a format newer than this reader.
+                if flags & 0xFFFF_0000 != 0 {
                     return Err(self.error(
-                        ErrorKind2::Format,
+                        Failure::Format,
                         None,
-                        "binary COPY data with OIDs is not supported".to_owned(),
+                        format!("binary COPY header flags {flags:#x} (OIDs or a newer format)"),
                     ));
                 }
                 if data.len() >= 19 + extension {
@@ -201,7 +202,7 @@ impl Decoder {
             }
             if !self.fill()? {
                 return Err(self.error(
-                    ErrorKind2::Truncated,
+                    Failure::Truncated,
                     None,
                     format!(
                         "the data ends inside the binary COPY header ({} bytes)",
@@ -225,7 +226,7 @@ impl Decoder {
         }
         if count as usize != self.columns.len() || count < 0 {
             return Err(self.error(
-                ErrorKind2::Format,
+                Failure::Format,
                 None,
                 format!(
                     "a row of {count} fields where the query has {} columns",
@@ -246,7 +247,7 @@ impl Decoder {
             }
             if length < 0 {
                 return Err(self.error(
-                    ErrorKind2::Format,
+                    Failure::Format,
                     Some(column),
                     format!("a field length of {length}"),
                 ));
@@ -265,7 +266,7 @@ impl Decoder {
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DecodeError> {
         if self.failed {
             return Err(self.error(
-                ErrorKind2::Format,
+                Failure::Format,
                 None,
                 "the decoder failed earlier".to_owned(),
             ));
@@ -301,7 +302,7 @@ impl Decoder {
                             (None, false) => "the data ends inside a row's field count",
                             (Some(_), _) => "the data ends inside this field",
                         };
-                        return Err(self.error(ErrorKind2::Truncated, column, message.to_owned()));
+                        return Err(self.error(Failure::Truncated, column, message.to_owned()));
                     }
                     continue;
                 }
@@ -344,15 +345,15 @@ impl Decoder {
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
             .map(Some)
-            .map_err(|e| self.error(ErrorKind2::Format, None, e.to_string()))
+            .map_err(|e| self.error(Failure::Format, None, e.to_string()))
     }
 
     fn field_error(&self, error: FieldError, column: usize) -> DecodeError {
         let (kind, message) = match error {
-            FieldError::Malformed(message) => (ErrorKind2::Format, message),
-            FieldError::Unsupported(message) => (ErrorKind2::Unsupported, message),
+            FieldError::Malformed(message) => (Failure::Format, message),
+            FieldError::Unsupported(message) => (Failure::Unsupported, message),
             FieldError::Unreadable { value, element } => (
-                ErrorKind2::Unreadable {
+                Failure::Unreadable {
                     value: value.clone(),
                     element,
                 },
@@ -367,7 +368,7 @@ impl Decoder {
         while self.buffered().is_empty() && self.fill()? {}
         if !self.buffered().is_empty() {
             return Err(self.error(
-                ErrorKind2::Format,
+                Failure::Format,
                 None,
                 format!(
                     "{} bytes after the end-of-data marker",
@@ -442,17 +443,17 @@ impl CopyDecoder {
         };
         let message = format!("binary COPY data, {place}: {}", error.message);
         let (exception, value, element, truncated) = match error.kind {
-            ErrorKind2::Unreadable { value, element } => (
+            Failure::Unreadable { value, element } => (
                 UnreadableValueError::new_err(message),
                 Some(value),
                 element,
                 false,
             ),
-            ErrorKind2::Io(io) => {
+            Failure::Io(io) => {
                 return PyErr::from(io);
             }
-            ErrorKind2::Truncated => (CopyDecodeError::new_err(message), None, false, true),
-            ErrorKind2::Format | ErrorKind2::Unsupported => {
+            Failure::Truncated => (CopyDecodeError::new_err(message), None, false, true),
+            Failure::Format | Failure::Unsupported => {
                 (CopyDecodeError::new_err(message), None, false, false)
             }
         };

@@ -346,8 +346,7 @@ impl<'a> NumericParts<'a> {
     }
 
     fn text(&self, out: &mut String) {
-        let digits: Vec<u16> = self.digits().collect();
-        numeric_text(out, self.weight, self.sign, self.dscale, &digits);
+        numeric_text(out, self.weight, self.sign, self.dscale, self.digits);
     }
 
     fn is_finite(&self) -> bool {

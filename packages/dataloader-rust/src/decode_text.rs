@@ -144,9 +144,10 @@ pub fn interval_text(months: i32, days: i32, usecs: i64) -> String {
     out
 }
 
-/// A `numeric` as Postgres prints it, from its binary parts (base-10000 `digits`, `weight` of
-/// the first, `sign`, `dscale` digits after the point), into `out` (cleared first).
-pub fn numeric_text(out: &mut String, weight: i16, sign: u16, dscale: u16, digits: &[u16]) {
+/// A `numeric` as Postgres prints it, from its binary parts (base-10000 `digits` as big-endian
+/// 16-bit words, `weight` of the first, `sign`, `dscale` digits after the point), into `out`
+/// (cleared first).
+pub fn numeric_text(out: &mut String, weight: i16, sign: u16, dscale: u16, digits: &[u8]) {
     out.clear();
     match sign {
         NUMERIC_NAN => return out.push_str("NaN"),
@@ -158,8 +159,8 @@ pub fn numeric_text(out: &mut String, weight: i16, sign: u16, dscale: u16, digit
     let digit_at = |index: i64| -> u16 {
         usize::try_from(index)
             .ok()
-            .and_then(|i| digits.get(i).copied())
-            .unwrap_or(0)
+            .and_then(|i| digits.get(2 * i..2 * i + 2))
+            .map_or(0, |word| u16::from_be_bytes([word[0], word[1]]))
     };
     let weight = i64::from(weight);
     let mut index: i64;
@@ -227,11 +228,11 @@ mod tests {
     #[test]
     fn numerics() {
         let mut out = String::new();
-        numeric_text(&mut out, 0, NUMERIC_NEG, 2, &[12, 3400]);
+        numeric_text(&mut out, 0, NUMERIC_NEG, 2, &[0, 12, 0x0d, 0x48]);
         assert_eq!(out, "-12.34");
-        numeric_text(&mut out, -10, NUMERIC_POS, 36, &[1]);
+        numeric_text(&mut out, -9, NUMERIC_POS, 36, &[0, 1]);
         assert_eq!(out, format!("0.{}1", "0".repeat(35)));
-        numeric_text(&mut out, 7, NUMERIC_POS, 0, &[1]);
+        numeric_text(&mut out, 7, NUMERIC_POS, 0, &[0, 1]);
         assert_eq!(out, format!("1{}", "0".repeat(28)));
         numeric_text(&mut out, 0, NUMERIC_POS, 0, &[]);
         assert_eq!(out, "0");

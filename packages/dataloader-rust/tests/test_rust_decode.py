@@ -476,18 +476,26 @@ def test_a_connection_lost_mid_read_is_an_operational_error(
 ) -> None:
     import psycopg2
 
-    execute(conn, "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 300000) g")
-    plans = plans_for(conn, "SELECT * FROM t")
-    pid = conn.get_backend_pid()
-    batches = iter(BINARY.read(conn, "SELECT * FROM t", plans, 1000))
-    next(batches)  # the COPY is running: the server side is killed while rows remain
-    killer = postgres_server.connect(postgres_database)
-    killer.autocommit = True
-    killer.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
-    killer.close()
-    with pytest.raises(psycopg2.OperationalError):
-        for _ in batches:
-            pass
+    # Row 200000 waits for an advisory lock another session holds: the COPY is mid-stream
+    # (the first rows delivered) when its backend is terminated.
+    query = (
+        "SELECT g FROM generate_series(1, 300000) AS g"
+        " WHERE g < 200000 OR length(pg_advisory_lock(42)::text) = 0"
+    )
+    plans = plans_for(conn, "SELECT 1 AS g")
+    holder = postgres_server.connect(postgres_database)
+    holder.autocommit = True
+    try:
+        holder.cursor().execute("SELECT pg_advisory_lock(42)")
+        pid = conn.get_backend_pid()
+        batches = iter(BINARY.read(conn, query, plans, 1000))
+        assert next(batches).num_rows == 1000
+        holder.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg2.OperationalError):
+            for _ in batches:
+                pass
+    finally:
+        holder.close()
 
 
 def test_copy_query_selects_native_columns_raw_and_others_as_text(conn: Any) -> None:
