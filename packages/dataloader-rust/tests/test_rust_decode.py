@@ -15,9 +15,6 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import yaml
-from dataloader_rust._native import CopyDecodeError, CopyDecoder, UnreadableValueError
-from dataloader_rust.codec import BinaryCopyCodec
-from dataloader_rust.copy_read import copy_query
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +25,9 @@ from dataloader_postgres.codec import CsvCopyCodec
 from dataloader_postgres.connection import connect
 from dataloader_postgres.testing import PostgresServer
 from dataloader_postgres.types import ColumnPlan, plan_column
+from dataloader_rust._native import CopyDecodeError, CopyDecoder, UnreadableValueError
+from dataloader_rust.codec import BinaryCopyCodec
+from dataloader_rust.copy_read import copy_query
 
 BINARY = BinaryCopyCodec()
 CSV = CsvCopyCodec()
@@ -413,6 +413,24 @@ def test_unreadable_value_error_carries_column_row_and_value() -> None:
         decode_all(header + row + b"\xff\xff", pa.schema([("tm", pa.time64("us"))]), [(1083, 0)])
     assert (caught.value.column, caught.value.row, caught.value.value) == ("tm", 1, "24:00:00")
     assert caught.value.element is False
+
+
+def test_a_decoder_waiting_on_its_pipe_does_not_hold_the_gil() -> None:
+    """`read_batch` blocks on the pipe with the GIL released: this thread can write the data
+    the decoder is waiting for (with the GIL held, both would wait forever)."""
+    import os
+
+    read_fd, write_fd = os.pipe()
+    decoder = CopyDecoder(read_fd, SCHEMA, TYPES)
+    results: list[Any] = []
+    reader = threading.Thread(target=lambda: results.append(decoder.read_batch(1)))
+    reader.start()
+    with os.fdopen(write_fd, "wb") as sink:
+        sink.write(_VALID_STREAM)
+    reader.join(timeout=60)
+    assert not reader.is_alive()
+    decoder.close()
+    assert results[0].to_pylist() == [{"id": 7, "name": "ab", "tags": [5, None]}]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
