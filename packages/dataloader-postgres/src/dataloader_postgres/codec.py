@@ -108,8 +108,10 @@ class CsvCopyCodec:
                 raise
             pending: list[pa.RecordBatch] = []
             count = 0
+            rows_read = 0
             for raw in reader:
-                decoded = decode(raw, plans)
+                decoded = decode(raw, plans, first_row=rows_read)
+                rows_read += raw.num_rows
                 while decoded.num_rows:
                     take = min(batch_size - count, decoded.num_rows)
                     pending.append(decoded.slice(0, take))
@@ -194,23 +196,27 @@ def _combine(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
 
 
 # -- decoding: CSV columns → Arrow columns ------------------------------------------------
-def decode(raw: pa.RecordBatch, plans: Sequence[ColumnPlan]) -> pa.RecordBatch:
+def decode(raw: pa.RecordBatch, plans: Sequence[ColumnPlan], first_row: int = 0) -> pa.RecordBatch:
     """The CSV columns of `raw` as the Arrow columns `plans` describe.
 
-    :raises ConnectorError: for a value Arrow cannot hold (`24:00:00`, a numeric with too many
-        digits, NaN in a decimal), naming the column, the value and what to do about it.
+    :param first_row: how many rows of the stream came before `raw` (for row numbers in errors).
+    :raises ConnectorError: for a value Arrow cannot hold (`24:00:00`, infinity, a numeric with
+        too many digits, NaN in a decimal) naming the column, the value and what to do about it,
+        or for a multi-dimensional array naming the column and the row. The first bad value in
+        row order is reported (the leftmost in its row), as the binary codec reports it.
     """
     arrays: list[pa.Array] = []
+    failures: list[tuple[int, int, UnreadableValue | UnsupportedArray]] = []
     position = 0
-    try:
-        for plan in plans:
-            width = len(plan.csv_types())
-            parts = [raw.column(position + i) for i in range(width)]
-            position += width
+    for number, plan in enumerate(plans):
+        width = len(plan.csv_types())
+        parts = [raw.column(position + i) for i in range(width)]
+        position += width
+        try:
             if plan.kind == "bytea":
                 arrays.append(hex_to_binary(parts[0]))
             elif plan.kind == "interval":
-                arrays.append(build_intervals(*parts))
+                arrays.append(build_intervals(*parts, element=plan))
             elif plan.kind == "array":
                 assert plan.element is not None
                 arrays.append(json_to_lists(parts[0], plan.element, plan.name))
@@ -218,19 +224,58 @@ def decode(raw: pa.RecordBatch, plans: Sequence[ColumnPlan]) -> pa.RecordBatch:
                 arrays.append(parts[0])
             else:
                 arrays.append(_from_text(parts[0], plan))
-    except UnreadableValue as bad:
-        raise ConnectorError(_unreadable_message(bad)) from None
+        except (UnreadableValue, UnsupportedArray) as bad:
+            failures.append((bad.index, number, bad))
+    if failures:
+        _, _, first = min(failures, key=lambda failure: failure[:2])
+        if isinstance(first, UnsupportedArray):
+            raise ConnectorError(_unsupported_message(first, first_row)) from None
+        raise ConnectorError(_unreadable_message(first)) from None
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema([plan.field for plan in plans]))
 
 
 class UnreadableValue(ValueError):
     """A value as Postgres printed it that has no Arrow value of its column's type."""
 
-    def __init__(self, value: str, plan: ColumnPlan, column: str) -> None:
+    def __init__(self, value: str, plan: ColumnPlan, column: str, index: int = 0) -> None:
         super().__init__(f"{column}: {value!r} does not fit {plan.field.type}")
         self.value = value
         self.plan = plan
         self.column = column
+        self.index = index  # the row (of the array decoded) holding it
+
+
+class UnsupportedArray(ValueError):
+    """A multi-dimensional array, which is not read as a list."""
+
+    def __init__(self, column: str, index: int, dimensions: int) -> None:
+        super().__init__(f"{column}: a {dimensions}-dimensional array")
+        self.column = column
+        self.index = index
+        self.dimensions = dimensions
+
+
+def _unsupported_message(bad: UnsupportedArray, first_row: int) -> str:
+    return (
+        f"Postgres read: column {_debug_quoted(bad.column)}, row {first_row + bad.index + 1}: "
+        f"a {bad.dimensions}-dimensional array (only one-dimensional arrays are read as "
+        "lists): cast the column in `query` (e.g. `col::text`)"
+    )
+
+
+def _debug_quoted(name: str) -> str:
+    """`name` in double quotes with `\\`, `"` and control characters escaped (as the binary
+    codec quotes column names)."""
+    escapes = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+    out = []
+    for char in name:
+        if char in escapes:
+            out.append(escapes[char])
+        elif ord(char) < 32 or ord(char) == 127:
+            out.append(f"\\u{{{ord(char):x}}}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def _unreadable_message(bad: UnreadableValue) -> str:
@@ -331,12 +376,41 @@ def binary_to_hex(array: pa.Array) -> pa.Array:
     )
 
 
-def build_intervals(months: pa.Array, days: pa.Array, micros: pa.Array) -> pa.Array:
-    """Three integer columns into a month_day_nano interval column."""
-    packed = np.zeros(len(months), dtype=[("months", "<i4"), ("days", "<i4"), ("nanos", "<i8")])
+_MICROS_PER_HOUR = 3_600_000_000
+# An interval's time part whose nanoseconds overflow int64 (as month_day_nano holds them).
+_MAX_INTERVAL_MICROS = np.iinfo(np.int64).max // 1000
+
+
+def build_intervals(
+    months: pa.Array,
+    days: pa.Array,
+    hours: pa.Array,
+    within_hour: pa.Array,
+    *,
+    element: ColumnPlan,
+    column: str | None = None,
+) -> pa.Array:
+    """Integer columns (months, days, whole hours, microseconds within the hour) into a
+    month_day_nano interval column.
+
+    :raises UnreadableValue: for the first interval whose time part has no int64 nanoseconds.
+    """
+    packed = np.zeros(len(months), dtype=_MONTH_DAY_NANO)
     packed["months"] = pc.fill_null(months, 0).to_numpy()
     packed["days"] = pc.fill_null(days, 0).to_numpy()
-    packed["nanos"] = pc.fill_null(micros, 0).to_numpy() * 1000
+    # Exact: whole hours times an hour never exceed the int64 time part they come from.
+    micros = (
+        pc.fill_null(hours, 0).to_numpy().astype(np.int64) * _MICROS_PER_HOUR
+        + pc.fill_null(within_hour, 0).to_numpy()
+    )
+    too_long = np.abs(micros) > _MAX_INTERVAL_MICROS
+    if too_long.any():
+        row = int(np.argmax(too_long))
+        text = _interval_text(
+            int(packed["months"][row]), int(packed["days"][row]), int(micros[row])
+        )
+        raise UnreadableValue(text, element, column or element.name, row)
+    packed["nanos"] = micros * 1000
     return pa.Array.from_buffers(
         pa.month_day_nano_interval(),
         len(months),
@@ -344,14 +418,50 @@ def build_intervals(months: pa.Array, days: pa.Array, micros: pa.Array) -> pa.Ar
     )
 
 
+def _interval_text(months: int, days: int, micros: int) -> str:
+    """An interval as Postgres prints it with IntervalStyle postgres (`1 year -2 days
+    +03:04:05.6`): the value of an error message."""
+    words: list[str] = []
+    negative_before = False
+    years, month = int(months / 12), months - int(months / 12) * 12
+    for value, unit in ((years, "year"), (month, "mon"), (days, "day")):
+        if value:
+            sign = "+" if negative_before and value > 0 else ""
+            words.append(f"{sign}{value} {unit}{'' if value == 1 else 's'}")
+            negative_before = value < 0
+    if not words or micros:
+        sign = "-" if micros < 0 else ("+" if negative_before else "")
+        size = abs(micros)
+        seconds, fraction = divmod(size, 1_000_000)
+        clock = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if fraction:
+            clock += "." + f"{fraction:06d}".rstrip("0")
+        words.append(sign + clock)
+    return " ".join(words)
+
+
 def json_to_lists(array: pa.Array, element: ColumnPlan, column: str | None = None) -> pa.Array:
     """The JSON arrays an array plan selects (`ColumnPlan.select_sql`) into an Arrow list column
     of the element's type: parsed by Arrow's JSON reader, the elements decoded column-wise.
-    `column` names the array column in an `UnreadableValue`."""
+    `column` names the array column in errors.
+
+    :raises UnreadableValue: for the first element (in row order) its type cannot hold.
+    :raises UnsupportedArray: for a multi-dimensional array (nested JSON, `[[…]]`), unless an
+        element of an earlier row is unreadable.
+    """
+    name = column or element.name
     arrow_type = pa.list_(element.field.type)
     if len(array) == 0:
         return pa.array([], type=arrow_type)
     interval = element.kind == "interval"
+    # An interval element is itself a JSON array of numbers: nested are `[["…`, `[[null`, `[[[`.
+    pattern = r'^\[\[(\[|"|n)' if interval else r"^\[\["
+    nested = pc.fill_null(pc.match_substring_regex(array, pattern), False)
+    if pc.any(nested).as_py():
+        row = pc.index(nested, True).as_py()
+        json_to_lists(array.slice(0, row), element, column)  # an earlier row's error first
+        text = array[row].as_py()
+        raise UnsupportedArray(name, row, len(text) - len(text.lstrip("[")))
     parsed_type = pa.list_(pa.list_(pa.int64()) if interval else pa.string())
     lines = pc.binary_join_element_wise('{"v":', pc.fill_null(array, "null"), "}\n", "")
     _, data = _string_parts(lines)
@@ -360,11 +470,17 @@ def json_to_lists(array: pa.Array, element: ColumnPlan, column: str | None = Non
         parse_options=pajson.ParseOptions(explicit_schema=pa.schema([("v", parsed_type)])),
     )
     lists = table.column("v").combine_chunks()
-    if interval:
-        months, days, micros = (pc.list_element(lists.values, i) for i in range(3))
-        values = build_intervals(months.cast(pa.int32()), days.cast(pa.int32()), micros)
-    else:
-        values = _from_text(lists.values, element, column)
+    try:
+        if interval:
+            months, days, hours, within = (pc.list_element(lists.values, i) for i in range(4))
+            values = build_intervals(
+                months.cast(pa.int32()), days.cast(pa.int32()), hours, within, element=element
+            )
+        else:
+            values = _from_text(lists.values, element)
+    except UnreadableValue as bad:
+        row = pc.list_parent_indices(lists)[bad.index].as_py()
+        raise UnreadableValue(bad.value, element, name, row) from None
     return pa.ListArray.from_arrays(lists.offsets, values, type=arrow_type, mask=lists.is_null())
 
 
@@ -382,8 +498,14 @@ def _from_text(text: pa.Array, element: ColumnPlan, column: str | None = None) -
     try:
         return _cast_text(text, arrow_type)
     except pa.ArrowInvalid:
-        value = _first_unreadable(text, arrow_type)
-        raise UnreadableValue(value, element, column or element.name) from None
+        pass
+    if pa.types.is_date(arrow_type) or pa.types.is_timestamp(arrow_type):
+        values, bad = _parse_instants(text, arrow_type)
+        if bad is None:
+            return values
+    else:
+        bad = _first_unreadable(text, arrow_type)
+    raise UnreadableValue(str(text[bad].as_py()), element, column or element.name, bad)
 
 
 def _cast_text(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:
@@ -393,8 +515,9 @@ def _cast_text(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:
     return text.cast(arrow_type)
 
 
-def _first_unreadable(text: pa.Array, arrow_type: pa.DataType) -> str:
-    """The first value of `text` that does not cast to `arrow_type` (one is known to fail)."""
+def _first_unreadable(text: pa.Array, arrow_type: pa.DataType) -> int:
+    """The index of the first value of `text` that does not cast to `arrow_type` (one is known
+    to fail)."""
     low, high = 0, len(text)
     while high - low > 1:  # [low, high) holds a failing value
         middle = (low + high) // 2
@@ -403,7 +526,62 @@ def _first_unreadable(text: pa.Array, arrow_type: pa.DataType) -> str:
             low = middle
         except pa.ArrowInvalid:
             high = middle
-    return str(text[low].as_py())
+    return low
+
+
+# Dates and timestamps as Postgres prints them (DateStyle ISO, TimeZone UTC), BC and years past
+# 9999 included; `infinity` and `-infinity` do not match.
+_INSTANT = (
+    r"^(?P<year>\d{4,})-(?P<month>\d\d)-(?P<day>\d\d)"
+    r"(?: (?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)(?:\.(?P<fraction>\d{1,6}))?"
+    r"(?:\+00)?)?(?P<bc> BC)?$"
+)
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _parse_instants(text: pa.Array, arrow_type: pa.DataType) -> tuple[pa.Array, int | None]:
+    """Dates or timestamps Arrow's parser refuses (BC, years past 9999), decoded column-wise in
+    the proleptic Gregorian calendar; with the index of the first value the type cannot hold
+    (infinity, or past timestamp[us]'s year 294247), or None."""
+    parts = pc.extract_regex(text, _INSTANT)
+    matched = parts.is_valid()
+
+    def number(field: str) -> np.ndarray:
+        digits = pc.fill_null(parts.field(field), "0")
+        digits = pc.if_else(pc.equal(digits, ""), "0", digits)
+        return np.asarray(digits.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    bc = np.asarray(
+        pc.fill_null(pc.equal(parts.field("bc"), " BC"), False).to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    year = number("year")
+    year = np.where(bc, 1 - year, year)
+    month, day = number("month"), number("day")
+    # Days since 1970-01-01 of a proleptic Gregorian date (eras of 400 years from 0000-03-01).
+    year = year - (month <= 2)
+    era = np.floor_divide(year, 400)
+    year_of_era = year - era * 400
+    day_of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    days = era * 146_097 + day_of_era - 719_468
+    valid = np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False), dtype=bool)
+    unreadable = valid & ~np.asarray(matched.to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_date(arrow_type):
+        unreadable |= valid & ((days < -(2**31)) | (days >= 2**31))
+        storage = np.where(unreadable, 0, days).astype(np.int32)
+    else:
+        seconds = days * 86_400 + number("hour") * 3600 + number("minute") * 60 + number("second")
+        fraction = pc.utf8_rpad(pc.fill_null(parts.field("fraction"), ""), 6, "0")
+        micros = np.asarray(fraction.cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+        limit = (_INT64_MAX - micros) // 1_000_000
+        unreadable |= valid & ((seconds > limit) | (seconds < -limit))
+        storage = np.where(unreadable, 0, seconds) * 1_000_000 + np.where(unreadable, 0, micros)
+    bad = int(np.argmax(unreadable)) if unreadable.any() else None
+    values = pa.Array.from_buffers(
+        arrow_type, len(text), [_validity(text), pa.py_buffer(storage.tobytes())]
+    )
+    return values, bad
 
 
 # -- encoding: Arrow columns → CSV the COPY parser accepts ---------------------------------

@@ -73,10 +73,13 @@ class ColumnPlan:
 
     def select_sql(self, quoted: str) -> list[str]:
         if self.kind == "interval":
+            # Months, days, whole hours and the microseconds within the hour: each exact in
+            # date_part's double (a time part in microseconds alone passes 2^53).
             return [
                 f"(date_part('year', {quoted}) * 12 + date_part('month', {quoted}))::int",
                 f"date_part('day', {quoted})::int",
-                f"(date_part('hour', {quoted}) * 3600000000 + date_part('minute', {quoted}) * 60000000 + date_part('microseconds', {quoted}))::bigint",
+                f"date_part('hour', {quoted})::bigint",
+                f"(date_part('minute', {quoted}) * 60000000 + date_part('microseconds', {quoted}))::bigint",
             ]
         if self.kind == "array":
             assert self.element is not None
@@ -87,9 +90,11 @@ class ColumnPlan:
                 # JSON array of strings; decoded into the element type column-wise.
                 return [f"to_json({quoted}::text[])::text"]
             # Intervals as [months, days, microseconds] per element, as the scalar plan reads them.
+            # A multi-dimensional array stays nested (`[[…]]`), for `decode` to refuse.
             parts = ", ".join(self.element.select_sql(f"{_ELEMENT}.v"))
             return [
-                f"CASE WHEN {quoted} IS NULL THEN NULL ELSE to_json(ARRAY("
+                f"CASE WHEN {quoted} IS NULL THEN NULL"
+                f" WHEN array_ndims({quoted}) > 1 THEN to_json({quoted})::text ELSE to_json(ARRAY("
                 f"SELECT CASE WHEN {_ELEMENT}.v IS NULL THEN NULL ELSE json_build_array({parts}) END "
                 f"FROM unnest({quoted}) WITH ORDINALITY AS {_ELEMENT}(v, n) ORDER BY {_ELEMENT}.n"
                 "))::text END"
@@ -101,12 +106,19 @@ class ColumnPlan:
     def csv_types(self) -> list[pa.DataType]:
         """The types of the CSV columns this column is read as."""
         if self.kind == "interval":
-            return [pa.int32(), pa.int32(), pa.int64()]
+            return [pa.int32(), pa.int32(), pa.int64(), pa.int64()]
         if self.kind in ("bytea", "array", "text"):
             return [pa.string()]
-        if pa.types.is_decimal(self.field.type) or pa.types.is_time(self.field.type):
-            # Cast from text in `decode`: the CSV reader has no decimal256, and a value Arrow
-            # cannot hold (24:00:00, NaN, too many digits) must be reported with its column.
+        kind = self.field.type
+        if (
+            pa.types.is_decimal(kind)
+            or pa.types.is_time(kind)
+            or pa.types.is_date(kind)
+            or pa.types.is_timestamp(kind)
+        ):
+            # Cast from text in `decode`: the CSV reader has no decimal256 and parses no BC
+            # dates or years past 9999, and a value Arrow cannot hold (24:00:00, NaN,
+            # infinity, too many digits) must be reported with its column.
             return [pa.string()]
         return [self.field.type]
 
