@@ -18,13 +18,16 @@ from e2e_support import CliResult, run_cli
 
 @pytest.fixture(scope="session")
 def cli_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The environment of CLI subprocesses: plain output, no plugin switches, cached bytecode."""
+    """The environment of CLI subprocesses: plain output, cached bytecode, and no dataloader
+    switch but `DATALOADER_DISABLE_PLUGINS` (the test run without the Rust accelerator sets
+    it, and its subprocesses run without it too)."""
     cache = getattr(request.config, "cache", None)
     pycache = cache.mkdir("e2e-pycache") if cache is not None else tmp_path_factory.mktemp("pyc")
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("DATALOADER_") and k != "PYTHONDONTWRITEBYTECODE"
+        if (not k.startswith("DATALOADER_") or k == "DATALOADER_DISABLE_PLUGINS")
+        and k != "PYTHONDONTWRITEBYTECODE"
     }
     env |= {
         "PYTHONPYCACHEPREFIX": str(pycache),

@@ -228,8 +228,13 @@ def mid_file_gate(call: float, file_format: str = "Parquet") -> Gate:
 
 
 def mid_copy_gate(call: float) -> Gate:
-    """Inside the `call`-th COPY into a Postgres table: its first chunk sent, COPY not ended."""
-    target = "dataloader_postgres.codec:CsvCopyCodec.write"
+    """Inside the `call`-th COPY into a Postgres table: its first chunk sent, COPY not ended.
+    The COPY is the codec's that runs use: binary while dataloader-rust is installed and
+    enabled, CSV otherwise."""
+    from dataloader_postgres.codec import choose_codec
+
+    codec = type(choose_codec("auto"))
+    target = f"{codec.__module__}:{codec.__qualname__}.write"
     return Gate("mid-copy", target, call, "mid-copy", arg="connection")
 
 
