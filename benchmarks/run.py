@@ -1,4 +1,4 @@
-"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts, startup, normalize, rest, mysql or sql_generic; default: all)."""
+"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts, startup, normalize, rest, mysql, sql_generic, pg_copy or row_hash; default: all)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ BENCHMARKS = [
     "rest",
     "mysql",
     "sql_generic",
+    "pg_copy",
+    "row_hash",
 ]
 
 if __name__ == "__main__":
