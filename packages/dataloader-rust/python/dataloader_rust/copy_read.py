@@ -83,12 +83,12 @@ def _unreadable(bad: UnreadableValueError, plans: Sequence[ColumnPlan]) -> Conne
 
 
 def _undecodable(bad: CopyDecodeError) -> ConnectorError:
-    hint = (
-        "cast the column in `query` (e.g. `col::text`)"
-        if bad.column is not None and not bad.truncated
-        else "the stream from the server is damaged"
-    )
-    return ConnectorError(f"Postgres read: {bad}: {hint}")
+    if bad.column is not None and not bad.truncated:  # a value, worded as the CSV codec does
+        what = str(bad).removeprefix("binary COPY data, ")
+        return ConnectorError(
+            f"Postgres read: {what}: cast the column in `query` (e.g. `col::text`)"
+        )
+    return ConnectorError(f"Postgres read: {bad}: the stream from the server is damaged")
 
 
 def read(
