@@ -530,7 +530,7 @@ def summary(bench: Bench, codec: Codec) -> None:
         full = lines.get((section, label))
         small = lines.get((section, f"{label}, N/4 rows"))
         if full and small:
-            growth = full.peak_mib / small.peak_mib
+            growth = round(full.peak_mib / small.peak_mib, 2)
             print(
                 f"{codec.name}: {section} peak MiB {small.peak_mib:.0f} at N/4, "
                 f"{full.peak_mib:.0f} at N: {growth:.2f}x, "
