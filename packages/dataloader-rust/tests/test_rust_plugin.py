@@ -76,3 +76,15 @@ def test_disabled_every_consumer_uses_its_python_code(
     assert rust.status == "disabled"
     column = pa.array([1, None, 3])
     assert (keys.hash_rows([column], ["a"]) == keys.python_hash_rows([column], ["a"])).all()
+
+
+def test_without_dataloader_postgres_only_the_row_hash_slot_is_offered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataloader_rust import plugin
+
+    real = plugin.find_spec
+    monkeypatch.setattr(
+        plugin, "find_spec", lambda name: None if name == "dataloader_postgres" else real(name)
+    )
+    assert [ref.name for ref in plugin.register_accelerators()] == ["row_hash"]

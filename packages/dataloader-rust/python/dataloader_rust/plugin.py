@@ -2,10 +2,12 @@
 
 Nothing native is imported here: the registry imports a target when its slot is first asked
 for (a Postgres read or write, a row hash), so `list-connectors` and `validate` stay cheap.
+The COPY codec is offered only where dataloader-postgres, which it plugs into, is installed.
 """
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Any
 
 from dataloader import PluginRef, hookimpl
@@ -13,15 +15,19 @@ from dataloader import PluginRef, hookimpl
 
 @hookimpl
 def register_accelerators() -> list[Any]:
-    return [
-        PluginRef(
-            "postgres_copy_codec",
-            "dataloader_rust.codec:BinaryCopyCodec",
-            accelerates="the postgres connector's COPY (binary format, both ways)",
-        ),
+    slots = [
         PluginRef(
             "row_hash",
             "dataloader_rust.hashing:hash_rows",
             accelerates="the core's row hashing (normalization keys)",
-        ),
+        )
     ]
+    if find_spec("dataloader_postgres") is not None:
+        slots.append(
+            PluginRef(
+                "postgres_copy_codec",
+                "dataloader_rust.codec:BinaryCopyCodec",
+                accelerates="the postgres connector's COPY (binary format, both ways)",
+            )
+        )
+    return slots
