@@ -5,11 +5,13 @@ errors for values Arrow cannot hold, clear errors for damaged streams, and paral
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
@@ -25,6 +27,7 @@ from dataloader_postgres.codec import CsvCopyCodec
 from dataloader_postgres.connection import connect
 from dataloader_postgres.testing import PostgresServer
 from dataloader_postgres.types import ColumnPlan, plan_column
+from dataloader_rust import copy_read
 from dataloader_rust._native import CopyDecodeError, CopyDecoder, UnreadableValueError
 from dataloader_rust.codec import BinaryCopyCodec
 from dataloader_rust.copy_read import copy_query
@@ -524,6 +527,56 @@ def test_a_connection_lost_mid_read_is_an_operational_error(
                 pass
     finally:
         holder.close()
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_pump_that_cannot_start_leaks_no_descriptor(
+    conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Unstartable(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(copy_read, "threading", SimpleNamespace(Thread=Unstartable))
+    plans = plans_for(conn, "SELECT 1 AS x")
+    before = _open_fds()
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        list(BINARY.read(conn, "SELECT 1 AS x", plans, 10))
+    assert _open_fds() == before
+
+
+def test_a_pipe_that_cannot_be_read_is_a_connector_error(
+    conn: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The decoder's descriptor is swapped for a directory (reading it fails with EISDIR) while
+    the pipe stays open, so the pump finishes its small COPY unhindered."""
+    kept: list[int] = []
+
+    def unreadable(fd: int, *args: Any) -> CopyDecoder:
+        decoder = CopyDecoder(fd, *args)
+        kept.append(os.dup(fd))
+        directory = os.open(tmp_path, os.O_RDONLY)
+        os.dup2(directory, fd)
+        os.close(directory)
+        return decoder
+
+    monkeypatch.setattr(copy_read, "CopyDecoder", unreadable)
+    plans = plans_for(conn, "SELECT 1 AS x")
+    try:
+        with pytest.raises(
+            ConnectorError, match="the stream from the server could not be read: Is a directory"
+        ):
+            list(BINARY.read(conn, "SELECT g AS x FROM generate_series(1, 5) g", plans, 2))
+    finally:
+        for fd in kept:
+            os.close(fd)
+    conn.rollback()
+    cursor = conn.cursor()
+    cursor.execute("SELECT 1")
+    assert cursor.fetchone() == (1,)
 
 
 def test_copy_query_selects_native_columns_raw_and_others_as_text(conn: Any) -> None:

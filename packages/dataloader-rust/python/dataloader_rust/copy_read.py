@@ -119,7 +119,12 @@ def read(
             failure.append(_connection_loss(connection, exc))
 
     thread = threading.Thread(target=pump, name="pg-copy-out-binary", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except BaseException:
+        decoder.close()
+        os.close(write_fd)
+        raise
     finished = False
     try:
         while True:
@@ -133,6 +138,15 @@ def read(
                     if failure:
                         raise failure[0] from None
                 raise _undecodable(bad) from None
+            except OSError as exc:
+                # The pipe could not be read. A pump that failed first closed it (a truncated
+                # stream, above), so its error is the cause only if it has already ended;
+                # otherwise the `finally` cancels the COPY and joins it.
+                if failure and not thread.is_alive():
+                    raise failure[0] from None
+                raise ConnectorError(
+                    f"Postgres read: the stream from the server could not be read: {exc}"
+                ) from exc
             if batch is None:
                 break
             yield batch
