@@ -311,12 +311,18 @@ class PostgresConnector(BaseConnector):
         assert self.context is not None
         import psycopg2
 
+        snapshot: str | None = None
         try:
             plans = self.plan_columns(self._relation_query())
             query, order_by = self._source_query(state, plans)
+            if self.context.parallelism > 1:
+                snapshot = self._export_snapshot()
             parts = self._partitions(query, order_by, plans)
             if len(parts) > 1:
-                readers = [partial(self._read_part, state, condition, plans) for condition in parts]
+                readers = [
+                    partial(self._read_part, state, condition, plans, snapshot)
+                    for condition in parts
+                ]
                 batches = ordered_merge(
                     readers, workers=self.context.parallelism, depth=2, name="pg"
                 )
@@ -328,6 +334,18 @@ class PostgresConnector(BaseConnector):
                 yield ArrowBatch(batch, {"source": "postgres"})
         except psycopg2.Error as exc:
             raise self._error("read", exc) from exc
+        finally:
+            if snapshot is not None and self.conn is not None:
+                self._rollback(self.conn)  # the exporting transaction, open for the whole read
+
+    def _export_snapshot(self) -> str:
+        """Start a REPEATABLE READ transaction on the main connection and export its snapshot
+        (as pg_dump does): the partition bounds and every range of a split read see the same
+        rows. The snapshot lives while this transaction is open (until the read ends)."""
+        self.conn.rollback()
+        self._execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        [(snapshot,)] = self._execute("SELECT pg_export_snapshot()").fetchall()
+        return str(snapshot)
 
     def _partitions(self, query: str, order_by: str | None, plans: list[ColumnPlan]) -> list[str]:
         """WHERE conditions splitting the read into ranges, in order; one empty one if not split."""
@@ -362,14 +380,15 @@ class PostgresConnector(BaseConnector):
                 conditions.append(" AND ".join(part for part in (low, high) if part))
             return conditions
         quoted = quote_identifier(column)
-        arrow_type = next((plan.field.type for plan in plans if plan.name == column), None)
-        if arrow_type is None:
+        plan = next((plan for plan in plans if plan.name == column), None)
+        if plan is None:
             raise ConnectorError(
                 f"partition column {column!r} is not a column of {self.config.table or 'the query'}",
                 key="source.partition_column",
                 value=column,
                 expected=f"one of {[plan.name for plan in plans]}",
             )
+        arrow_type = plan.field.type
         if not (
             pa.types.is_integer(arrow_type)
             or pa.types.is_floating(arrow_type)
@@ -378,10 +397,11 @@ class PostgresConnector(BaseConnector):
             or pa.types.is_date(arrow_type)
         ):
             return [""]  # no arithmetic to cut ranges with (text, …): one ordered read
-        # NaN sorts above every number: it would make every edge NaN.
-        numbers = f" WHERE {quoted} <> 'NaN'" if pa.types.is_floating(arrow_type) else ""
+        # Edges come from finite values only (NaN and ±Infinity would make them NaN or infinite);
+        # the first and last ranges are open-ended, so those values still land in exactly one.
+        finite = self._finite_condition(quoted, plan.oid)
         low, high = self._execute(
-            f"SELECT min({quoted}), max({quoted}) FROM ({query}) AS q{numbers}"
+            f"SELECT min({quoted}), max({quoted}) FROM ({query}) AS q WHERE {finite}"
         ).fetchall()[0]
         if low is None or low == high:
             return [""]
@@ -400,16 +420,31 @@ class PostgresConnector(BaseConnector):
             conditions.append(" AND ".join(parts))
         return conditions
 
+    def _finite_condition(self, quoted: str, oid: int) -> str:
+        """SQL true for the column's finite values (any value, for types without infinities)."""
+        float4, float8, numeric, date, timestamp, timestamptz = 700, 701, 1700, 1082, 1114, 1184
+        if oid in (float4, float8) or (oid == numeric and self.conn.server_version >= 140000):
+            return f"{quoted} > '-Infinity' AND {quoted} < 'Infinity'"  # NaN sorts above both
+        if oid == numeric:  # before Postgres 14 numeric has NaN but no infinities
+            return f"{quoted} <> 'NaN'"
+        if oid in (date, timestamp, timestamptz):
+            return f"isfinite({quoted})"
+        return "TRUE"
+
     def _read_part(
-        self, state: State, condition: str, plans: list[ColumnPlan]
+        self, state: State, condition: str, plans: list[ColumnPlan], snapshot: str | None
     ) -> Iterator[pa.RecordBatch]:
-        """One range of a split read, on its own connection."""
+        """One range of a split read, on its own connection, in the read's exported snapshot."""
         assert self.context is not None
         query, order_by = self._source_query(state, plans, extra=condition)
         if order_by:
             query += f" ORDER BY {order_by}"
         connection = connect(self.config, role="source")
         try:
+            if snapshot is not None:
+                cursor = connection.cursor()
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
             yield from self.codec.read(connection, query, plans, self.context.batch_size)
         finally:
             self._release(connection)
