@@ -116,6 +116,8 @@ class PostgresConnector(BaseConnector):
         # and whether this session holds it.
         self._run_lock: tuple[int, TableName] | None = None
         self._holds_run_lock = False
+        # During a split read: the snapshot the main connection exported for every range.
+        self._snapshot: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -311,18 +313,15 @@ class PostgresConnector(BaseConnector):
         assert self.context is not None
         import psycopg2
 
-        snapshot: str | None = None
+        self._snapshot = None
         try:
             plans = self.plan_columns(self._relation_query())
             query, order_by = self._source_query(state, plans)
             if self.context.parallelism > 1:
-                snapshot = self._export_snapshot()
+                self._snapshot = self._export_snapshot()
             parts = self._partitions(query, order_by, plans)
             if len(parts) > 1:
-                readers = [
-                    partial(self._read_part, state, condition, plans, snapshot)
-                    for condition in parts
-                ]
+                readers = [partial(self._read_part, state, condition, plans) for condition in parts]
                 batches = ordered_merge(
                     readers, workers=self.context.parallelism, depth=2, name="pg"
                 )
@@ -335,8 +334,9 @@ class PostgresConnector(BaseConnector):
         except psycopg2.Error as exc:
             raise self._error("read", exc) from exc
         finally:
-            if snapshot is not None and self.conn is not None:
+            if self._snapshot is not None and self.conn is not None:
                 self._rollback(self.conn)  # the exporting transaction, open for the whole read
+            self._snapshot = None
 
     def _export_snapshot(self) -> str:
         """Start a REPEATABLE READ transaction on the main connection and export its snapshot
@@ -432,13 +432,14 @@ class PostgresConnector(BaseConnector):
         return "TRUE"
 
     def _read_part(
-        self, state: State, condition: str, plans: list[ColumnPlan], snapshot: str | None
+        self, state: State, condition: str, plans: list[ColumnPlan]
     ) -> Iterator[pa.RecordBatch]:
         """One range of a split read, on its own connection, in the read's exported snapshot."""
         assert self.context is not None
         query, order_by = self._source_query(state, plans, extra=condition)
         if order_by:
             query += f" ORDER BY {order_by}"
+        snapshot = self._snapshot
         connection = connect(self.config, role="source")
         try:
             if snapshot is not None:
