@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from dataloader.normalize import keys
 from dataloader_rust import _native
+from dataloader_rust.arrow_import import importable
 
 __all__ = ["hash_rows"]
 
@@ -59,28 +60,6 @@ def _core_hashes(t: pa.DataType) -> bool:
     return all(_core_hashes(t.field(i).type) for i in range(t.num_fields))
 
 
-def _sliced_struct_in(t: pa.DataType, parent_slices: bool = False) -> bool:
-    """Whether `t` holds a struct inside a struct or a fixed-size list: arrow-rs (59) applies
-    such a struct's offset to its children twice when it imports a sliced parent."""
-    if isinstance(t, pa.BaseExtensionType):
-        return _sliced_struct_in(t.storage_type, parent_slices)
-    if pa.types.is_dictionary(t):
-        return _sliced_struct_in(t.value_type)
-    if pa.types.is_struct(t) and parent_slices:
-        return True
-    slices = pa.types.is_struct(t) or pa.types.is_fixed_size_list(t)
-    return any(_sliced_struct_in(t.field(i).type, slices) for i in range(t.num_fields))
-
-
-def _importable(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """`column`, with offsets rebuilt to 0 (a copy) when arrow-rs would misread them."""
-    if not _sliced_struct_in(column.type):
-        return column
-    if isinstance(column, pa.ChunkedArray):
-        return pa.chunked_array([pa.concat_arrays([c]) for c in column.chunks], column.type)
-    return pa.concat_arrays([column])
-
-
 def _constants(
     columns: Sequence[pa.Array | pa.ChunkedArray], names: Sequence[str]
 ) -> dict[str, tuple[int, int]]:
@@ -114,7 +93,7 @@ def hash_rows(
         log.debug("row hash left to the core: a built-in extension type")
         return None
     labels = list(names) if names is not None else [str(i) for i in range(len(columns))]
-    out = _native.hash_rows([_importable(c) for c in columns], labels, _constants(columns, labels))
+    out = _native.hash_rows([importable(c) for c in columns], labels, _constants(columns, labels))
     if isinstance(out, str):
         log.debug("row hash left to the core: %s", out)
         return None
