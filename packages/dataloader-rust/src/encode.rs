@@ -45,11 +45,13 @@ enum Failure {
 #[pyo3(signature = (batch, targets, session_utc))]
 fn encode_copy_binary<'py>(
     py: Python<'py>,
-    batch: PyRecordBatch,
+    batch: &Bound<'py, PyAny>,
     targets: Vec<(u32, i32, u32)>,
     session_utc: bool,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    let batch = batch.into_inner();
+    let Ok(batch) = import_batch(batch)? else {
+        return Ok(None);
+    };
     let outcome = py.detach(move || {
         catch_unwind(AssertUnwindSafe(|| {
             encode_batch(&batch, &targets, session_utc)
@@ -69,15 +71,33 @@ fn encode_copy_binary<'py>(
 #[pyfunction]
 #[pyo3(signature = (batch, targets, session_utc))]
 fn unsupported_reason(
-    batch: PyRecordBatch,
+    batch: &Bound<'_, PyAny>,
     targets: Vec<(u32, i32, u32)>,
     session_utc: bool,
 ) -> PyResult<Option<String>> {
-    let batch = batch.into_inner();
+    let batch = match import_batch(batch)? {
+        Ok(batch) => batch,
+        Err(reason) => return Ok(Some(reason)),
+    };
     match plan_batch(&batch, &targets, session_utc) {
         Ok(_) => Ok(None),
         Err(Failure::Unsupported(reason)) => Ok(Some(reason)),
         Err(Failure::Value(message)) => Err(PyValueError::new_err(message)),
+    }
+}
+
+/// `batch` (any object with `__arrow_c_array__`) imported into arrow-rs, or why it is not
+/// encoded here: arrow-rs asserts (panics) on some layouts it misreads on import (a sliced
+/// struct nested in a struct or a fixed-size list), and such a batch takes the CSV path.
+///
+/// :raises TypeError: (or the import's own error) when `batch` is not an Arrow record batch.
+fn import_batch(batch: &Bound<'_, PyAny>) -> PyResult<Result<RecordBatch, String>> {
+    match catch_unwind(AssertUnwindSafe(|| batch.extract::<PyRecordBatch>())) {
+        Ok(Ok(batch)) => Ok(Ok(batch.into_inner())),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Ok(Err(
+            "the batch does not import into arrow-rs (its import panicked)".to_owned(),
+        )),
     }
 }
 
@@ -275,11 +295,13 @@ impl CopyEncoder {
 #[pyo3(signature = (batch, targets, session_utc))]
 fn copy_encoder(
     py: Python<'_>,
-    batch: PyRecordBatch,
+    batch: &Bound<'_, PyAny>,
     targets: Vec<(u32, i32, u32)>,
     session_utc: bool,
 ) -> PyResult<Option<CopyEncoder>> {
-    let batch = batch.into_inner();
+    let Ok(batch) = import_batch(batch)? else {
+        return Ok(None);
+    };
     let checked = py.detach(|| {
         catch_unwind(AssertUnwindSafe(|| {
             let encoders = plan_batch(&batch, &targets, session_utc)?;

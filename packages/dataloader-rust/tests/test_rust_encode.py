@@ -295,6 +295,32 @@ def test_lists(conn: Any) -> None:
     )
 
 
+def _nested_structs() -> pa.Array:
+    """A fixed-size list of structs holding a struct, sliced: arrow-rs (59) asserts when it
+    imports this layout as it is."""
+    inner = pa.array([{"a": {"b": i}} for i in range(6)])
+    return pa.FixedSizeListArray.from_arrays(inner, 2).slice(1)
+
+
+def test_a_batch_arrow_rs_cannot_import_is_unsupported_not_a_panic() -> None:
+    nested = _nested_structs()
+    targets = [(20, -1, 0), (3807, -1, 3802)]
+    batch = _batch(k=pa.array([1, 2], pa.int64()), v=nested)
+    assert _native.copy_encoder(batch, targets, True) is None
+    assert _native.encode_copy_binary(batch, targets, True) is None
+    assert "panicked" in (_native.unsupported_reason(batch, targets, True) or "")
+    struct_in_struct = pa.array([{"s": {"b": i}} for i in range(3)]).slice(1)
+    batch = _batch(v=struct_in_struct)
+    assert _native.copy_encoder(batch, [(3802, -1, 0)], True) is None
+
+
+def test_sliced_structs_in_fixed_size_lists_take_the_csv_path(conn: Any) -> None:
+    """The CSV codec does not write fixed-size lists of structs: the binary path fails with its
+    error (arrow-rs' assertion on this layout must not escape as a PanicException)."""
+    batch = _batch(k=pa.array([1, 2], pa.int64()), v=_nested_structs())
+    _assert_same_failure(conn, "k bigint, v jsonb[]", batch, pa.ArrowInvalid)
+
+
 def test_nested_values_as_json_dictionaries_and_nulls(conn: Any) -> None:
     structs = pa.array(
         [{"a": 1, "b": "x"}, None, {"a": None, "b": "ü"}, {"a": 2, "b": None}],

@@ -24,6 +24,7 @@ from dataloader.normalize.json_text import to_json_text
 from dataloader.sql import quote_identifier
 from dataloader_postgres.codec import CsvCopyCodec, in_microseconds
 from dataloader_rust import _native
+from dataloader_rust.arrow_import import importable
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,13 @@ UTC_ZONES = frozenset(
 
 def _prepared(array: pa.Array) -> pa.Array:
     """`array` as the encoder takes it: dictionaries decoded, structs and maps as the JSON text
-    the CSV path writes for them."""
+    the CSV path writes for them, offsets arrow-rs would misread rebuilt."""
     kind = array.type
     if pa.types.is_dictionary(kind):
         return _prepared(array.cast(kind.value_type))
     if pa.types.is_struct(kind) or pa.types.is_map(kind):
         return to_json_text(array)
-    return array
+    return importable(array)
 
 
 def binary_encoder(
