@@ -482,15 +482,45 @@ def test_sub_microsecond_nanoseconds_are_refused_as_on_csv(conn: Any) -> None:
         write_batch(conn, table, batch)
 
 
-def test_a_value_refused_while_streaming_aborts_the_copy(conn: Any) -> None:
-    """Microseconds are checked while streaming (only values ~292,000 years from 1970 fail): the
-    COPY is aborted with the encoder's message, and nothing is written."""
-    _, table = _tables_for(conn, "v timestamp")
-    batch = _batch(v=pa.array([0, -(2**63) + 1], pa.timestamp("us")))
-    with pytest.raises(psycopg2.Error, match=r"column 'v', row 1: timestamp .* is out of range"):
-        write_batch(conn, table, batch)
-    conn.rollback()
-    assert _query(conn, f"SELECT count(*) FROM {table}") == [(0,)]
+# Days and microseconds since 2000-01-01 that Postgres reads as -infinity and infinity.
+NOBEGIN_DAYS, NOEND_DAYS = -(2**31), 2**31 - 1
+NOBEGIN_MICROS = -(2**63)
+EPOCH_DAYS, EPOCH_MICROS = 10_957, 946_684_800_000_000
+DAY_MS = 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("columns", "oid", "element", "array"),
+    [
+        ("v date", 1082, 0, pa.array([0, NOBEGIN_DAYS + EPOCH_DAYS], pa.date32())),
+        ("v date", 1082, 0, pa.array([0, (NOBEGIN_DAYS + EPOCH_DAYS) * DAY_MS], pa.date64())),
+        ("v date", 1082, 0, pa.array([0, (NOEND_DAYS + EPOCH_DAYS) * DAY_MS], pa.date64())),
+        ("v timestamp", 1114, 0, pa.array([0, NOBEGIN_MICROS + EPOCH_MICROS], pa.timestamp("us"))),
+        # Beyond the epoch shift: refused before streaming too, not by aborting the COPY.
+        ("v timestamp", 1114, 0, pa.array([0, -(2**63) + 1], pa.timestamp("us"))),
+        (
+            "v timestamptz",
+            1184,
+            0,
+            pa.array([0, NOBEGIN_MICROS + EPOCH_MICROS], pa.timestamp("us", "UTC")),
+        ),
+        (
+            "v date[]",
+            1182,
+            1082,
+            pa.array([[0], [0, NOBEGIN_DAYS + EPOCH_DAYS]], pa.list_(pa.date32())),
+        ),
+    ],
+)
+def test_values_postgres_reads_as_infinity_fail_like_csv(
+    conn: Any, columns: str, oid: int, element: int, array: pa.Array
+) -> None:
+    """In binary these values would be stored as -infinity/infinity, where the CSV path's text
+    is refused: the encoder refuses them, the batch takes the CSV path and fails as it does."""
+    batch = _batch(v=array)
+    _assert_same_failure(conn, columns, batch, psycopg2.Error)
+    with pytest.raises(ValueError, match=r"column 'v', row 1: .* is out of range"):
+        _native.encode_copy_binary(batch, [(oid, -1, element)], True)
 
 
 def test_wrong_value_count_is_a_clear_error() -> None:

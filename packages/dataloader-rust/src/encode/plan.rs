@@ -703,6 +703,18 @@ fn hex(digit: u8) -> Option<u8> {
     }
 }
 
+/// `days` since 2000-01-01, unless it is the value Postgres reads as `-infinity` or `infinity`
+/// (`DATEVAL_NOBEGIN`, `DATEVAL_NOEND`): the CSV path's text for that date is refused.
+fn finite_date(days: i32) -> Option<i32> {
+    (days != i32::MIN && days != i32::MAX).then_some(days)
+}
+
+/// `micros` since 2000-01-01, unless it is Postgres' `-infinity` or `infinity` (`DT_NOBEGIN`,
+/// `DT_NOEND`), as `finite_date`.
+fn finite_timestamp(micros: i64) -> Option<i64> {
+    (micros != i64::MIN && micros != i64::MAX).then_some(micros)
+}
+
 fn interval(out: &mut Vec<u8>, micros: i64, days: i32, months: i32) {
     out.extend_from_slice(&16i32.to_be_bytes());
     out.extend_from_slice(&micros.to_be_bytes());
@@ -717,12 +729,11 @@ impl Encoder<'_> {
         match self {
             Encoder::Int(ints, target) => !ints.fits(*target),
             Encoder::Float64(_, Numbers::Float4) | Encoder::Text(_, Texts::Uuid) => true,
-            // Microseconds are refused only far outside any calendar (the epoch shift
-            // overflowing 64 bits): that is reported while streaming, which aborts the COPY.
-            Encoder::Time64(_, scale)
-            | Encoder::Timestamp(_, scale)
-            | Encoder::Duration(_, scale) => !matches!(scale, Scale::Multiply(1)),
-            Encoder::Date64(_) => true,
+            Encoder::Time64(_, scale) | Encoder::Duration(_, scale) => {
+                !matches!(scale, Scale::Multiply(1))
+            }
+            // Postgres' infinities (see `finite_date`, `finite_timestamp`) are refused.
+            Encoder::Date32(_) | Encoder::Date64(_) | Encoder::Timestamp(_, _) => true,
             Encoder::List { element, .. } => element.fallible(),
             _ => false,
         }
@@ -836,14 +847,18 @@ impl Encoder<'_> {
             Encoder::Date32(values) => {
                 let days = value_or_null!(values);
                 let shifted = i32::try_from(i64::from(days) - EPOCH_DAYS)
-                    .map_err(|_| format!("date {days} days after 1970-01-01 is out of range"))?;
+                    .ok()
+                    .and_then(finite_date)
+                    .ok_or_else(|| format!("date {days} days after 1970-01-01 is out of range"))?;
                 put_fixed(out, &shifted.to_be_bytes());
             }
             Encoder::Date64(values) => {
                 let millis = value_or_null!(values);
                 let days = millis.div_euclid(DAY_MILLIS) - EPOCH_DAYS;
                 let days = i32::try_from(days)
-                    .map_err(|_| format!("date {millis} ms after 1970-01-01 is out of range"))?;
+                    .ok()
+                    .and_then(finite_date)
+                    .ok_or_else(|| format!("date {millis} ms after 1970-01-01 is out of range"))?;
                 put_fixed(out, &days.to_be_bytes());
             }
             Encoder::Time32(values, factor) => {
@@ -859,6 +874,7 @@ impl Encoder<'_> {
                 let micros = scale
                     .micros(value)?
                     .checked_sub(EPOCH_MICROS)
+                    .and_then(finite_timestamp)
                     .ok_or_else(|| format!("timestamp {value} is out of range"))?;
                 put_fixed(out, &micros.to_be_bytes());
             }
