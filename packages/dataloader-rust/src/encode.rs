@@ -200,6 +200,8 @@ fn value_error(batch: &RecordBatch, index: usize, row: usize, message: &str) -> 
         .get(index)
         .map(|field| field.name().as_str())
         .unwrap_or("?");
+    // Rows are counted from 1, as the decoder and the CSV codec count them.
+    let row = row.saturating_add(1);
     Failure::Value(format!("column '{name}', row {row}: {message}"))
 }
 

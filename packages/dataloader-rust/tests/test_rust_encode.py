@@ -440,14 +440,14 @@ def _assert_same_failure(
 def test_out_of_range_integer_fails_like_csv_and_writes_nothing(conn: Any) -> None:
     batch = _batch(k=pa.array([1, 2, 2**31], pa.int64()))
     _assert_same_failure(conn, "k integer", batch, psycopg2.errors.NumericValueOutOfRange)
-    with pytest.raises(ValueError, match=r"column 'k', row 2: 2147483648 is out of range"):
+    with pytest.raises(ValueError, match=r"column 'k', row 3: 2147483648 is out of range"):
         _native.encode_copy_binary(batch, [(23, -1, 0)], True)
 
 
 def test_bad_uuid_fails_like_csv(conn: Any) -> None:
     batch = _batch(u=pa.array(["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "not-a-uuid"]))
     _assert_same_failure(conn, "u uuid", batch, psycopg2.errors.InvalidTextRepresentation)
-    with pytest.raises(ValueError, match=r"column 'u', row 1: invalid input syntax for type uuid"):
+    with pytest.raises(ValueError, match=r"column 'u', row 2: invalid input syntax for type uuid"):
         _native.encode_copy_binary(batch, [(2950, -1, 0)], True)
 
 
@@ -519,7 +519,7 @@ def test_values_postgres_reads_as_infinity_fail_like_csv(
     is refused: the encoder refuses them, the batch takes the CSV path and fails as it does."""
     batch = _batch(v=array)
     _assert_same_failure(conn, columns, batch, psycopg2.Error)
-    with pytest.raises(ValueError, match=r"column 'v', row 1: .* is out of range"):
+    with pytest.raises(ValueError, match=r"column 'v', row 2: .* is out of range"):
         _native.encode_copy_binary(batch, [(oid, -1, element)], True)
 
 

@@ -63,12 +63,11 @@ impl<T: Copy> Col<'_, T> {
         if self.nulls.is_some_and(|nulls| nulls.is_null(row)) {
             return Ok(None);
         }
-        self.values.get(row).copied().map(Some).ok_or_else(|| {
-            format!(
-                "row {row} is beyond the column's {} values",
-                self.values.len()
-            )
-        })
+        self.values
+            .get(row)
+            .copied()
+            .map(Some)
+            .ok_or_else(|| format!("the column has only {} values", self.values.len()))
     }
 }
 
