@@ -17,6 +17,7 @@ EXPECTED_HOOKS = {
     "register_transforms",
     "register_state_backends",
     "register_paginators",
+    "register_accelerators",
     "register_commands",
 }
 
