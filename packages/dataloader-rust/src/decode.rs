@@ -45,6 +45,9 @@ const CHUNK: usize = 4 << 20;
 /// A batch ends before its variable-width data could pass Arrow's 32-bit offsets (each column's
 /// output is at most twice its wire bytes: uuid 20 → 36, `"char"` 5 → 4).
 const BATCH_BYTES: usize = (i32::MAX as usize) / 2;
+/// Rows reserved per column up front (and again after each batch); columns grow past it as
+/// rows arrive, so a huge `capacity` or `max_rows` never allocates before data justifies it.
+const RESERVE_ROWS: usize = 1 << 16;
 
 enum Failure {
     Format,
@@ -105,7 +108,7 @@ impl Decoder {
             .iter()
             .zip(types)
             .map(|(field, (pg, element))| {
-                column_for(*pg, *element, field.data_type(), capacity)
+                column_for(*pg, *element, field.data_type(), capacity.min(RESERVE_ROWS))
                     .map_err(|message| format!("column {:?}: {message}", field.name()))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -145,8 +148,15 @@ impl Decoder {
             self.start = 0;
         }
         if self.end == self.buffer.len() {
-            let grown = self.buffer.len().saturating_mul(2);
-            self.buffer.resize(grown, 0);
+            let more = self.buffer.len();
+            if self.buffer.try_reserve_exact(more).is_err() {
+                let message = format!(
+                    "cannot grow the read buffer past {} bytes for one row (out of memory)",
+                    self.buffer.len()
+                );
+                return Err(self.error(Failure::Format, None, message));
+            }
+            self.buffer.resize(self.buffer.len() + more, 0);
         }
         loop {
             let spare = self.buffer.get_mut(self.end..).unwrap_or_default();
@@ -334,7 +344,7 @@ impl Decoder {
         let mut arrays = Vec::with_capacity(self.columns.len());
         for index in 0..self.columns.len() {
             let finished = match self.columns.get_mut(index) {
-                Some(column) => column.finish(max_rows),
+                Some(column) => column.finish(max_rows.min(RESERVE_ROWS)),
                 None => continue,
             };
             match finished {

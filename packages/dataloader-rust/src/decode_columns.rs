@@ -555,12 +555,12 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl Bytes {
     fn new(form: Form, capacity: usize) -> Self {
-        let mut offsets = Vec::with_capacity(capacity + 1);
+        let mut offsets = Vec::with_capacity(capacity.saturating_add(1));
         offsets.push(0);
         Self {
             form,
             offsets,
-            data: Vec::with_capacity(capacity * 8),
+            data: Vec::with_capacity(capacity.saturating_mul(8)),
             nulls: NullBufferBuilder::new(capacity),
         }
     }
@@ -574,6 +574,19 @@ impl Bytes {
     }
 
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        // An allocation the field's length makes impossible is an error, not an abort.
+        let needed = match self.form {
+            Form::Char => 4,
+            Form::Uuid => 36,
+            Form::Binary | Form::Utf8 | Form::Jsonb => bytes.len(),
+        };
+        if self.data.try_reserve(needed).is_err() {
+            return malformed(format!(
+                "no memory for a {}-byte value after {} bytes in this batch",
+                bytes.len(),
+                self.data.len()
+            ));
+        }
         match self.form {
             Form::Binary => self.data.extend_from_slice(bytes),
             Form::Utf8 => self.text(bytes)?,
@@ -630,7 +643,7 @@ impl Column for Bytes {
     }
 
     fn finish(&mut self, capacity: usize) -> Result<ArrayRef> {
-        let mut offsets = Vec::with_capacity(capacity + 1);
+        let mut offsets = Vec::with_capacity(capacity.saturating_add(1));
         offsets.push(0);
         let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(
             &mut self.offsets,
@@ -638,7 +651,7 @@ impl Column for Bytes {
         )));
         let data = Buffer::from_vec(std::mem::replace(
             &mut self.data,
-            Vec::with_capacity(capacity * 8),
+            Vec::with_capacity(capacity.saturating_mul(8)),
         ));
         let nulls = self.nulls.finish();
         self.nulls = NullBufferBuilder::new(capacity);
@@ -667,7 +680,7 @@ struct List {
 
 impl List {
     fn new(item: FieldRef, element: u32, child: Box<dyn Column>, capacity: usize) -> Self {
-        let mut offsets = Vec::with_capacity(capacity + 1);
+        let mut offsets = Vec::with_capacity(capacity.saturating_add(1));
         offsets.push(0);
         Self {
             item,
@@ -778,7 +791,7 @@ impl Column for List {
     }
 
     fn finish(&mut self, capacity: usize) -> Result<ArrayRef> {
-        let mut offsets = Vec::with_capacity(capacity + 1);
+        let mut offsets = Vec::with_capacity(capacity.saturating_add(1));
         offsets.push(0);
         let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(
             &mut self.offsets,
