@@ -99,17 +99,21 @@ class CsvCopyCodec:
                     ),
                 )
             except pa.ArrowInvalid as exc:
-                thread.join()
-                if failure:
-                    raise failure[0] from None
-                if "Empty CSV file" in str(exc):
+                empty = "Empty CSV file" in str(exc)
+                # At the end of the stream the pump has ended (or is ending): its failure, if
+                # any, is the cause. Otherwise it may be blocked on the pipe: `finally` cancels.
+                if empty or not thread.is_alive():
+                    thread.join()
+                    if failure:
+                        raise failure[0] from None
+                if empty:
                     finished = True
                     return
-                raise
+                raise _oversized_row(exc) from None
             pending: list[pa.RecordBatch] = []
             count = 0
             rows_read = 0
-            for raw in reader:
+            for raw in _rows_in_blocks(reader):
                 decoded = decode(raw, plans, first_row=rows_read)
                 rows_read += raw.num_rows
                 while decoded.num_rows:
@@ -144,6 +148,28 @@ class CsvCopyCodec:
         connection.cursor().copy_expert(
             f"COPY {table_sql} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer, size=PIPE_CHUNK
         )
+
+
+def _oversized_row(exc: pa.ArrowInvalid) -> Exception:
+    """pyarrow's CSV reader parses blocks of `CSV_BLOCK` bytes and cannot read a row larger
+    than one: that limit, said in the connector's terms."""
+    if "straddl" not in str(exc):
+        return exc
+    return ConnectorError(
+        f"Postgres read: a row is larger than the CSV codec's {CSV_BLOCK >> 20} MiB block "
+        "(a very long text, bytea or array value)",
+        key="codec",
+        value="csv",
+        expected="`codec: binary` (dataloader-rust), which reads rows of any size, or the "
+        "large column trimmed or left out in `query`",
+    )
+
+
+def _rows_in_blocks(reader: Any) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        raise _oversized_row(exc) from None
 
 
 def choose_codec(setting: str) -> CopyCodec:

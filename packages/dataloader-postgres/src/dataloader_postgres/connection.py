@@ -18,6 +18,7 @@ SESSION_SETTINGS = (
     "SET DateStyle = 'ISO, YMD'",
     "SET IntervalStyle = 'postgres'",
     "SET extra_float_digits = 3",
+    "SET bytea_output = 'hex'",  # the CSV codec decodes bytea from hex, whatever the database says
 )
 
 

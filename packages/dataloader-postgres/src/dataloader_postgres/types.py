@@ -124,6 +124,10 @@ class ColumnPlan:
 
 
 def _numeric(precision: int | None, scale: int | None, unconstrained: str) -> pa.DataType:
+    if precision and scale is not None and scale > 1000:
+        scale -= 2048  # Postgres 15 keeps a negative scale (down to -1000) in 11 bits
+    if precision and scale is not None and scale < 0:
+        precision, scale = precision - scale, 0  # numeric(5,-2) holds integers of 7 digits
     if precision and 0 < precision <= 38:
         return pa.decimal128(precision, scale or 0)
     if precision and precision <= 76:
