@@ -205,3 +205,29 @@ def test_postgres_state_backend_lock_keeps_runs_apart(pg: Any, write_recipe: Any
             run_recipe(RecipeLoader().load(path))
     with second.lock("orders"):  # released with its holder
         pass
+
+
+@pytest.mark.parametrize("codec", ["csv", "auto"])
+def test_a_value_the_table_refuses_is_named_by_column_and_line(
+    pg: Any, run: Any, rows_source: str, codec: str
+) -> None:
+    pg.execute("CREATE TABLE typed (id int, code uuid)")
+    recipe = {
+        "name": "refused",
+        "source": {
+            "type": rows_source,
+            "batches": [
+                [
+                    {"id": 1, "code": "0b4c5c3e-4a38-4f4e-9d2e-0a0c0e5f2b11"},
+                    {"id": 2, "code": "nope"},
+                ]
+            ],
+        },
+        "destination": pg.destination("typed", codec=codec),
+    }
+    with pytest.raises(ConnectorError) as caught:
+        run(recipe)
+    message = str(caught.value)
+    assert 'invalid input syntax for type uuid: "nope"' in message
+    assert "column code" in message and "line 2" in message
+    assert pg.scalar("SELECT count(*) FROM typed") == 0

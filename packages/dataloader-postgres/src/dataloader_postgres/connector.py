@@ -218,6 +218,7 @@ class PostgresConnector(BaseConnector):
             table=self.config.table,
             server=self.config.describe(),
             where=table,
+            message=_with_copy_context(exc),
         )
 
     def _execute(self, sql: str, params: Any = None) -> Any:
@@ -1007,3 +1008,15 @@ class PostgresConnector(BaseConnector):
         self._fitted.clear()
         self._unique_keys = None
         self._quarantine_replaced = False
+
+
+def _with_copy_context(exc: Exception) -> str | None:
+    """The server's message with where in a COPY it failed (`COPY t, line 2, column x: …`):
+    the first line alone names no column. None when the error has no such context."""
+    context = getattr(getattr(exc, "diag", None), "context", None)
+    if not context or not context.startswith("COPY "):
+        return None
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    where = context.strip().splitlines()[0]
+    return f"{first} ({where[:200]}{'…' if len(where) > 200 else ''})"
