@@ -676,8 +676,86 @@ def _copy_text(array: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(kind) and kind.tz is not None and kind.tz != "UTC":
         # pyarrow prints a zone's offset in whole minutes (Berlin's 1890 +00:53:28 as +0053),
         # which would move the instant: in UTC it is exact.
-        return array.cast(pa.timestamp(kind.unit, "UTC"))
+        array = array.cast(pa.timestamp(kind.unit, "UTC"))
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        return _calendar_text(array)
     return array
+
+
+_UNITS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+# Days from 1970-01-01 to 0001-01-01 and to 9999-12-31: the years pyarrow writes as Postgres
+# reads them. Outside them it writes `-4712-11-24` (Postgres wants `4713-11-24 BC`) or wraps
+# the year past 32767, so those values are written here.
+_FIRST_DAY, _LAST_DAY = -719_162, 2_932_896
+
+
+def _calendar_text(array: pa.Array) -> pa.Array:
+    """A date or timestamp column as written to COPY: Arrow's own form when every value lies in
+    years 0001 to 9999, else text, Postgres' form (`4713-11-24 BC`, `200000-06-01 00:00:00+00`)
+    for the values outside them. date64 is floored to whole days, as the binary codec does."""
+    kind = array.type
+    if pa.types.is_date(kind):
+        per_day = 86_400_000 if pa.types.is_date64(kind) else 1
+        per_second = 0
+    else:
+        per_second = _UNITS_PER_SECOND[kind.unit]
+        per_day = 86_400 * per_second
+    raw = (array.cast(pa.int32()) if pa.types.is_date32(kind) else array).cast(pa.int64())
+    first, last = _FIRST_DAY * per_day, (_LAST_DAY + 1) * per_day - 1
+    outside = pc.fill_null(pc.or_(pc.less(raw, first), pc.greater(raw, last)), False)
+    if pa.types.is_date64(kind):
+        # Floored, not truncated toward zero: -1 ms is 1969-12-31.
+        days = pc.divide(raw, per_day)
+        days = pc.subtract(days, pc.greater(pc.multiply(days, per_day), raw).cast(pa.int64()))
+        days = pc.if_else(outside, 0, days)
+        array = pc.if_else(
+            outside, pa.scalar(None, pa.date32()), days.cast(pa.int32()).cast(pa.date32())
+        )
+    if not pc.any(outside).as_py():
+        return array
+    text = pc.if_else(outside, pa.scalar(None, array.type), array).cast(pa.string())
+    rows = np.flatnonzero(np.asarray(outside.to_numpy(zero_copy_only=False), dtype=bool))
+    values = raw.fill_null(0).to_numpy()
+    rendered = text.to_pylist()
+    for row in rows:
+        rendered[row] = _far_text(int(values[row]), per_day, per_second, kind)
+    return pa.array(rendered, pa.string())
+
+
+def _far_text(value: int, per_day: int, per_second: int, kind: pa.DataType) -> str:
+    """One date or timestamp outside years 0001 to 9999 in Postgres' input form."""
+    days, within = divmod(value, per_day)
+    year, month, day = _civil_date(days)
+    era = ""
+    if year <= 0:
+        year, era = 1 - year, " BC"
+    text = f"{year:04d}-{month:02d}-{day:02d}"
+    if per_second:
+        seconds, fraction = divmod(within, per_second)
+        minutes, second = divmod(seconds, 60)
+        text += f" {minutes // 60:02d}:{minutes % 60:02d}:{second:02d}"
+        if fraction:
+            digits = len(str(per_second)) - 1
+            text += f".{fraction:0{digits}d}".rstrip("0")
+        if kind.tz is not None:
+            text += "+00"
+    return text + era
+
+
+def _civil_date(days: int) -> tuple[int, int, int]:
+    """Proleptic Gregorian (year, month, day) of `days` after 1970-01-01, for any year
+    (astronomical numbering: year 0 is 1 BC), where `datetime` stops at 1 to 9999."""
+    shifted = days + 719_468
+    era, day_of_era = divmod(shifted, 146_097)
+    year_of_era = (
+        day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096
+    ) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_index = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * month_index + 2) // 5 + 1
+    month = month_index + 3 if month_index < 10 else month_index - 9
+    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
+    return year, month, day
 
 
 def untranslatable_value(batch: pa.RecordBatch, encoding: str) -> tuple[str, int, str] | None:
@@ -702,22 +780,24 @@ def untranslatable_value(batch: pa.RecordBatch, encoding: str) -> tuple[str, int
 
 
 def in_microseconds(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """`batch` with nanosecond timestamps and times in microseconds, Postgres' precision.
+    """`batch` with nanosecond timestamps and times in microseconds, Postgres' precision, at
+    the top level and inside lists.
 
     Postgres would round the digits it cannot keep (`.9999996` becomes the next second, two
     distinct keys one): a value with sub-microsecond digits is an error naming its column.
     """
     arrays = list(batch.columns)
     for index, array in enumerate(arrays):
-        kind = array.type
-        if not (pa.types.is_timestamp(kind) or pa.types.is_time64(kind)) or kind.unit != "ns":
+        target = _microsecond_type(array.type)
+        if target is None:
             continue
-        nanos = array.cast(pa.int64())
-        lost = pc.fill_null(pc.not_equal(pc.multiply(pc.divide(nanos, 1000), 1000), nanos), False)
+        nanos = _nanosecond_values(array)
+        as_int = nanos.cast(pa.int64())
+        lost = pc.fill_null(pc.not_equal(pc.multiply(pc.divide(as_int, 1000), 1000), as_int), False)
         if pc.any(lost).as_py():
             name = batch.schema.names[index]
             raise ConnectorError(
-                f"column {name!r} holds nanoseconds (e.g. {_nanos_text(array.filter(lost)[0])}) "
+                f"column {name!r} holds nanoseconds (e.g. {_nanos_text(nanos.filter(lost)[0])}) "
                 "that Postgres cannot store: its timestamps and times keep microseconds, and "
                 "it would round the rest silently",
                 key="destination",
@@ -725,9 +805,31 @@ def in_microseconds(batch: pa.RecordBatch) -> pa.RecordBatch:
                 expected="values in whole microseconds (round or truncate them at the source, "
                 "e.g. date_trunc('microseconds', …) in a `query:`)",
             )
-        unit = pa.timestamp("us", kind.tz) if pa.types.is_timestamp(kind) else pa.time64("us")
-        arrays[index] = array.cast(unit)
+        arrays[index] = array.cast(target)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _microsecond_type(kind: pa.DataType) -> pa.DataType | None:
+    """`kind` with its nanosecond timestamps and times (top level or list items) in
+    microseconds; None when it holds none."""
+    if (pa.types.is_timestamp(kind) or pa.types.is_time64(kind)) and kind.unit == "ns":
+        return pa.timestamp("us", kind.tz) if pa.types.is_timestamp(kind) else pa.time64("us")
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        item = _microsecond_type(kind.value_type)
+        if item is None:
+            return None
+        field = kind.value_field.with_type(item)
+        if pa.types.is_fixed_size_list(kind):
+            return pa.list_(field, kind.list_size)
+        return pa.large_list(field) if pa.types.is_large_list(kind) else pa.list_(field)
+    return None
+
+
+def _nanosecond_values(array: pa.Array) -> pa.Array:
+    """The nanosecond values of a column: itself, or its list items (of every depth) flattened."""
+    while not (pa.types.is_timestamp(array.type) or pa.types.is_time64(array.type)):
+        array = pc.list_flatten(array)
+    return array
 
 
 def _nanos_text(value: pa.Scalar) -> str:
