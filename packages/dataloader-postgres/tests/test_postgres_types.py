@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dataloader import ConnectorError
 from dataloader_postgres import PostgresConfig, PostgresConnector
-from dataloader_postgres.codec import CsvCopyCodec
+from dataloader_postgres.codec import CsvCopyCodec, in_microseconds
 from dataloader_postgres.connection import connect
 
 ODD = 'Odd "Name" Col'
@@ -496,3 +497,147 @@ def test_csv_writes_zoned_instants_exactly_even_with_an_offset_in_seconds(
     )
     assert [at for at, _ in stored] == micros * 2
     assert [wall for _, wall in stored if wall is not None] == micros  # the UTC wall clock
+
+
+# Instants and days outside years 0001-9999, as Postgres prints them: pyarrow's CSV text would
+# write `-4712-…` (refused) or wrap the year past 32767 (stored wrong, silently).
+FAR_INSTANTS = [
+    "4713-11-24 00:00:00+00 BC",
+    "0044-03-15 12:00:00.000123+00 BC",
+    "0001-12-31 23:59:59.999999+00 BC",
+    "0001-01-01 00:00:00+00",
+    "9999-12-31 23:59:59.999999+00",
+    "10000-01-01 00:00:00+00",
+    "32768-01-01 00:00:00+00",
+    "40000-02-29 06:30:00.5+00",
+    "200000-06-01 12:00:00+00",
+    "294247-01-10 04:00:54.775807+00",
+]
+FAR_DAYS = [
+    "4714-11-24 BC",
+    "0001-12-31 BC",
+    "0001-01-01",
+    "9999-12-31",
+    "10000-01-01",
+    "65536-03-01",
+    "5874897-12-31",
+]
+
+
+def _write_csv(pg: Any, table: str, batch: pa.RecordBatch) -> None:
+    connection = connect(PostgresConfig(**pg.settings(), table=table), role="destination")
+    try:
+        CsvCopyCodec().write(connection, f'"{table}"', batch)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def test_csv_writes_instants_and_days_outside_years_1_to_9999_exactly(pg: Any) -> None:
+    micros = [
+        pg.scalar(
+            # whole seconds and microseconds apart: the epoch as one numeric loses digits here
+            "SELECT extract(epoch FROM date_trunc('second', t))::bigint * 1000000"
+            " + extract(microseconds FROM t)::bigint %% 1000000 FROM (SELECT %s::timestamptz) s(t)",
+            (text,),
+        )
+        for text in FAR_INSTANTS
+    ]
+    days = [pg.scalar("SELECT %s::date - date '1970-01-01'", (text,)) for text in FAR_DAYS]
+    pg.execute("CREATE TABLE far (n int, at timestamptz, wall timestamp, ats timestamptz[])")
+    pg.execute("CREATE TABLE far_days (n int, d date, d64 date)")
+    stamps = [*micros, None]
+    _write_csv(
+        pg,
+        "far",
+        pa.record_batch(
+            {
+                "n": pa.array(range(len(stamps)), pa.int32()),
+                "at": pa.array(stamps, pa.timestamp("us", "UTC")),
+                "wall": pa.array(stamps, pa.timestamp("us")),
+                "ats": pa.array([[m, None] for m in stamps], pa.list_(pa.timestamp("us", "UTC"))),
+            }
+        ),
+    )
+    _write_csv(
+        pg,
+        "far_days",
+        pa.record_batch(
+            {
+                "n": pa.array(range(len(days) + 1), pa.int32()),
+                "d": pa.array([*days, None], pa.date32()),
+                "d64": pa.array([d * 86_400_000 for d in days] + [None], pa.date64()),
+            }
+        ),
+    )
+    stored = pg.query("SELECT at::text, wall::text, ats::text FROM far ORDER BY n")
+    walls = [text.replace("+00", "") for text in FAR_INSTANTS]
+    arrays = [f'{{"{text}",NULL}}' for text in FAR_INSTANTS]
+    assert stored == [*zip(FAR_INSTANTS, walls, arrays, strict=True), (None, None, "{NULL,NULL}")]
+    stored_days = pg.query("SELECT d::text, d64::text FROM far_days ORDER BY n")
+    assert stored_days == [*((text, text) for text in FAR_DAYS), (None, None)]
+
+
+def test_csv_floors_date64_to_whole_days_as_binary_copy_does(pg: Any) -> None:
+    pg.execute("CREATE TABLE floored (n int, d date)")
+    bc_noon = pg.scalar("SELECT date '0044-03-15 BC' - date '1970-01-01'") * 86_400_000 + 43_200_000
+    values = [-1, 86_400_005, -86_400_000, bc_noon, 253402300799999 + 1]
+    _write_csv(
+        pg,
+        "floored",
+        pa.record_batch(
+            {"n": pa.array(range(len(values)), pa.int32()), "d": pa.array(values, pa.date64())}
+        ),
+    )
+    assert pg.query("SELECT d::text FROM floored ORDER BY n") == [
+        ("1969-12-31",),
+        ("1970-01-02",),
+        ("1969-12-31",),
+        ("0044-03-15 BC",),
+        ("10000-01-01",),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("timestamptz", pa.array([10**13], pa.timestamp("s", "UTC"))),
+        ("timestamp", pa.array([-211_000_000_000_000_000], pa.timestamp("us"))),
+        ("date", pa.array([2_147_483_000], pa.date32())),
+        ("date", pa.array([-2_440_589], pa.date32())),
+    ],
+)
+def test_csv_still_refuses_values_outside_postgres_range(
+    pg: Any, column: str, value: pa.Array
+) -> None:
+    pg.execute(f"CREATE TABLE beyond (v {column})")
+    with pytest.raises(psycopg2.Error, match="out of range"):
+        _write_csv(pg, "beyond", pa.record_batch({"v": value}))
+    assert pg.query("SELECT count(*) FROM beyond") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        pa.array([[0], [1_600_000_000_999_999_999]], pa.list_(pa.timestamp("ns", "UTC"))),
+        pa.array([[0], None, [86_399_999_999_999]], pa.large_list(pa.time64("ns"))),
+        pa.array([[[None, 1]]], pa.list_(pa.list_(pa.time64("ns")))),
+    ],
+)
+def test_nanoseconds_inside_lists_are_refused_naming_the_column(array: pa.Array) -> None:
+    batch = pa.record_batch({"id": pa.array([1] * len(array)), "nested": array})
+    with pytest.raises(ConnectorError, match="column 'nested' holds nanoseconds"):
+        in_microseconds(batch)
+
+
+def test_whole_microseconds_inside_lists_are_written_exactly(pg: Any) -> None:
+    pg.execute("CREATE TABLE listed (n int, ats timestamptz[], ts time[])")
+    ats = pa.array([[1_600_000_000_123_456_000, None], None], pa.list_(pa.timestamp("ns", "UTC")))
+    ts = pa.array([[86_399_999_999_000], [1_000]], pa.list_(pa.time64("ns")))
+    batch = pa.record_batch({"n": pa.array([1, 2], pa.int32()), "ats": ats, "ts": ts})
+    assert in_microseconds(batch).schema.field("ats").type == pa.list_(pa.timestamp("us", "UTC"))
+    _write_csv(pg, "listed", batch)
+    assert pg.query("SELECT ats::text, ts::text FROM listed ORDER BY n") == [
+        ('{"2020-09-13 12:26:40.123456+00",NULL}', "{23:59:59.999999}"),
+        (None, "{00:00:00.000001}"),
+    ]
