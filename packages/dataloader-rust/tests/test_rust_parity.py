@@ -20,6 +20,7 @@ from dataloader_postgres.connection import connect
 from dataloader_postgres.testing import PostgresServer
 from dataloader_postgres.types import plan_column
 from dataloader_rust.codec import BinaryCopyCodec
+from dataloader_rust.copy_write import binary_encoder
 
 BINARY = BinaryCopyCodec()
 CSV = CsvCopyCodec()
@@ -196,7 +197,7 @@ def test_the_first_bad_value_in_row_order_is_reported(conn: Any) -> None:
 
 
 # Dates, timestamps (up to Arrow's last microsecond) and intervals Postgres holds, as SQL.
-DATES = st.integers(-2_440_588, 2_145_042_906).map(lambda days: f"date '1970-01-01' + {days}")
+DATES = st.integers(-2_440_588, 2_145_042_905).map(lambda days: f"date '1970-01-01' + {days}")
 STAMPS = st.integers(-210_866_803_200_000_000, 2**63 - 1).map(
     lambda micros: (
         "timestamp '1970-01-01' + make_interval(days => {}) + interval '1 microsecond' * {}".format(
@@ -251,3 +252,135 @@ def test_random_dates_stamps_and_intervals_read_the_same(conn: Any, rows: list[A
         return
     for name in csv.column_names:
         assert storage(csv.column(name)) == storage(binary.column(name)), name
+
+
+# Written by both codecs: BC, years past 9999 (and past pyarrow's 32767/65535 text limits),
+# date64 that is not whole days, lists of them. Days and microseconds since 1970.
+FAR_MICROS = [
+    -210_866_803_200_000_000,  # 4714-11-24 00:00 BC, Postgres' first instant
+    -735_160 * 86_400_000_000 + 43_200_000_123,  # 0044-03-15 12:00:00.000123 BC
+    -62_135_596_800_000_001,  # the last microsecond BC
+    253_402_300_800_000_000,  # 10000-01-01
+    971_890_963_200_000_000,  # 32768-01-01
+    72_329_124 * 86_400_000_000 + 123_456,  # 200000-06-01
+    2**63 - 1,
+    None,
+]
+FAR_DAYS = [-2_440_588, -719_163, 2_932_897, 11_248_738, 72_329_124, 2_145_042_905, 0, None]
+DATE64_MS = [-1, 86_400_005, -210_866_803_199_999, 2_932_897 * 86_400_000 + 1, None]
+
+
+@pytest.fixture
+def writer(postgres_server: PostgresServer) -> Iterator[Any]:
+    """A fresh database and a destination connection to it."""
+    database = postgres_server.create_database()
+    config = PostgresConfig(**postgres_server.connection_settings(database), table="t")
+    connection = connect(config, role="destination")
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _written_by(codec: Any, connection: Any, columns: str, batch: pa.RecordBatch) -> list[Any]:
+    """`batch` written by `codec` into a new table `w` of `columns`, read back as text."""
+    cursor = connection.cursor()
+    cursor.execute(f"DROP TABLE IF EXISTS w; CREATE TABLE w ({columns})")
+    codec.write(connection, "w", batch)
+    cursor.execute(
+        f"SELECT {', '.join(f'{n}::text' for n in batch.schema.names)} FROM w ORDER BY n"
+    )
+    rows = cursor.fetchall()
+    connection.commit()
+    return rows
+
+
+def _binary_writes(connection: Any, columns: str, batch: pa.RecordBatch) -> None:
+    """The binary encoder itself takes `batch`, not its CSV fallback."""
+    connection.cursor().execute(f"DROP TABLE IF EXISTS w; CREATE TABLE w ({columns})")
+    encoder, reason = binary_encoder(connection, "w", batch)
+    connection.rollback()
+    assert encoder is not None, reason
+
+
+def test_far_dates_and_instants_are_written_the_same(writer: Any) -> None:
+    stamps = pa.record_batch(
+        {
+            "n": pa.array(range(len(FAR_MICROS)), pa.int32()),
+            "tz": pa.array(FAR_MICROS, pa.timestamp("us", "UTC")),
+            "berlin": pa.array(FAR_MICROS, pa.timestamp("us", "Europe/Berlin")),
+            "ts": pa.array(FAR_MICROS, pa.timestamp("us")),
+            "tzs": pa.array([[m, None] for m in FAR_MICROS], pa.list_(pa.timestamp("us", "UTC"))),
+        }
+    )
+    days = pa.record_batch(
+        {
+            "n": pa.array(range(len(FAR_DAYS)), pa.int32()),
+            "d": pa.array(FAR_DAYS, pa.date32()),
+            "d64": pa.array([None if d is None else d * 86_400_000 for d in FAR_DAYS], pa.date64()),
+            "ds": pa.array([[d] for d in FAR_DAYS], pa.list_(pa.date32())),
+        }
+    )
+    odd = pa.record_batch(
+        {"n": pa.array(range(len(DATE64_MS)), pa.int32()), "d": pa.array(DATE64_MS, pa.date64())}
+    )
+    writer.cursor().execute("SET TimeZone = 'UTC'")
+    written = []
+    for columns, batch in [
+        ("n int, tz timestamptz, berlin timestamptz, ts timestamp, tzs timestamptz[]", stamps),
+        ("n int, d date, d64 date, ds date[]", days),
+        ("n int, d date", odd),
+    ]:
+        _binary_writes(writer, columns, batch)
+        csv = _written_by(CSV, writer, columns, batch)
+        assert csv == _written_by(BINARY, writer, columns, batch)
+        written.append(csv)
+    assert [row[1] for row in written[0]] == [
+        "4714-11-24 00:00:00+00 BC",
+        "0044-03-15 12:00:00.000123+00 BC",
+        "0001-12-31 23:59:59.999999+00 BC",
+        "10000-01-01 00:00:00+00",
+        "32768-01-01 00:00:00+00",
+        "200000-06-01 00:00:00.123456+00",
+        "294247-01-10 04:00:54.775807+00",
+        None,
+    ]
+    assert [row[1] for row in written[1]] == [
+        "4714-11-24 BC",
+        "0001-12-31 BC",
+        "10000-01-01",
+        "32768-01-01",
+        "200000-06-01",
+        "5874897-12-31",
+        "1970-01-01",
+        None,
+    ]
+    assert [row[1] for row in written[2]] == [
+        "1969-12-31",
+        "1970-01-02",
+        "4714-11-24 BC",
+        "10000-01-01",
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        pa.array([[0], [1_600_000_000_999_999_999]], pa.list_(pa.timestamp("ns", "UTC"))),
+        pa.array([[0], [86_399_999_999_999]], pa.list_(pa.time64("ns"))),
+    ],
+)
+def test_nanoseconds_inside_lists_are_refused_the_same(writer: Any, array: pa.Array) -> None:
+    batch = pa.record_batch({"n": pa.array([1, 2], pa.int32()), "x": array})
+    kind = "timestamptz[]" if pa.types.is_timestamp(array.type.value_type) else "time[]"
+    writer.cursor().execute(f"CREATE TABLE w (n int, x {kind})")
+    writer.commit()
+    errors = []
+    for codec in (CSV, BINARY):
+        with pytest.raises(ConnectorError) as caught:
+            codec.write(writer, "w", batch)
+        writer.rollback()
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "column 'x' holds nanoseconds" in errors[0]
