@@ -702,6 +702,12 @@ def _calendar_text(array: pa.Array) -> pa.Array:
         per_day = 86_400 * per_second
     raw = (array.cast(pa.int32()) if pa.types.is_date32(kind) else array).cast(pa.int64())
     first, last = _FIRST_DAY * per_day, (_LAST_DAY + 1) * per_day - 1
+    bounds = pc.min_max(raw)
+    lowest, highest = bounds["min"].as_py(), bounds["max"].as_py()
+    # date64 from 1970 on: pyarrow's truncation is the floor.
+    floor = max(first, 0) if pa.types.is_date64(kind) else first
+    if lowest is None or (lowest >= floor and highest <= last):
+        return array
     outside = pc.fill_null(pc.or_(pc.less(raw, first), pc.greater(raw, last)), False)
     if pa.types.is_date64(kind):
         # Floored, not truncated toward zero: -1 ms is 1969-12-31.
