@@ -641,3 +641,24 @@ def test_whole_microseconds_inside_lists_are_written_exactly(pg: Any) -> None:
         ('{"2020-09-13 12:26:40.123456+00",NULL}', "{23:59:59.999999}"),
         (None, "{00:00:00.000001}"),
     ]
+
+
+def test_csv_writes_the_end_of_the_day_as_postgres_time_holds_it(pg: Any) -> None:
+    pg.execute("CREATE TABLE clock (n int, t time, ts time[])")
+    micros = [0, 86_399_999_999, 86_400_000_000, None]
+    batch = pa.record_batch(
+        {
+            "n": pa.array(range(len(micros)), pa.int32()),
+            "t": pa.array(micros, pa.time64("us")),
+            "ts": pa.array([[m] for m in micros], pa.list_(pa.time64("us"))),
+        }
+    )
+    _write_csv(pg, "clock", batch)
+    assert pg.query("SELECT t::text, ts::text FROM clock ORDER BY n") == [
+        ("00:00:00", "{00:00:00}"),
+        ("23:59:59.999999", "{23:59:59.999999}"),
+        ("24:00:00", "{24:00:00}"),
+        (None, "{NULL}"),
+    ]
+    with pytest.raises(psycopg2.Error):
+        _write_csv(pg, "clock", pa.record_batch({"t": pa.array([86_400_000_001], pa.time64("us"))}))

@@ -322,14 +322,18 @@ def test_far_dates_and_instants_are_written_the_same(writer: Any) -> None:
         }
     )
     odd = pa.record_batch(
-        {"n": pa.array(range(len(DATE64_MS)), pa.int32()), "d": pa.array(DATE64_MS, pa.date64())}
+        {
+            "n": pa.array(range(len(DATE64_MS)), pa.int32()),
+            "d": pa.array(DATE64_MS, pa.date64()),
+            "t": pa.array([0, 86_400_000_000, 1, 86_399_999_999, None], pa.time64("us")),
+        }
     )
     writer.cursor().execute("SET TimeZone = 'UTC'")
     written = []
     for columns, batch in [
         ("n int, tz timestamptz, berlin timestamptz, ts timestamp, tzs timestamptz[]", stamps),
         ("n int, d date, d64 date, ds date[]", days),
-        ("n int, d date", odd),
+        ("n int, d date, t time", odd),
     ]:
         _binary_writes(writer, columns, batch)
         csv = _written_by(CSV, writer, columns, batch)
@@ -360,6 +364,13 @@ def test_far_dates_and_instants_are_written_the_same(writer: Any) -> None:
         "1970-01-02",
         "4714-11-24 BC",
         "10000-01-01",
+        None,
+    ]
+    assert [row[2] for row in written[2]] == [
+        "00:00:00",
+        "24:00:00",
+        "00:00:00.000001",
+        "23:59:59.999999",
         None,
     ]
 

@@ -679,7 +679,23 @@ def _copy_text(array: pa.Array) -> pa.Array:
         array = array.cast(pa.timestamp(kind.unit, "UTC"))
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         return _calendar_text(array)
+    if pa.types.is_time(kind):
+        return _clock_text(array)
     return array
+
+
+def _clock_text(array: pa.Array) -> pa.Array:
+    """A time column as written to COPY: Arrow's own form, but the end of the day (which
+    Postgres' time holds and pyarrow prints as out of range) as `24:00:00`."""
+    kind = array.type
+    per_day = 86_400 * _UNITS_PER_SECOND[kind.unit]
+    raw = array.cast(pa.int32() if pa.types.is_time32(kind) else pa.int64()).cast(pa.int64())
+    highest = pc.max(raw).as_py()
+    if highest is None or highest < per_day:
+        return array
+    midnight = pc.fill_null(pc.equal(raw, per_day), False)
+    text = pc.if_else(midnight, pa.scalar(None, kind), array).cast(pa.string())
+    return pc.if_else(midnight, "24:00:00", text)
 
 
 _UNITS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
