@@ -662,3 +662,21 @@ def test_csv_writes_the_end_of_the_day_as_postgres_time_holds_it(pg: Any) -> Non
     ]
     with pytest.raises(psycopg2.Error):
         _write_csv(pg, "clock", pa.record_batch({"t": pa.array([86_400_000_001], pa.time64("us"))}))
+
+
+def test_csv_writes_view_and_extension_arrays(pg: Any) -> None:
+    pg.execute("CREATE TABLE views (n int, s text, b bytea, j jsonb, ss text[])")
+    batch = pa.record_batch(
+        {
+            "n": pa.array([1, 2], pa.int32()),
+            "s": pa.array(["é" * 20, None], pa.string_view()),
+            "b": pa.array([b"\x00\xff", None], pa.binary_view()),
+            "j": pa.array(['{"a": 1}', None], pa.json_()),
+            "ss": pa.array([["x", None], None], pa.list_(pa.string_view())),
+        }
+    )
+    _write_csv(pg, "views", batch)
+    assert pg.query("SELECT s, encode(b, 'hex'), j::text, ss::text FROM views ORDER BY n") == [
+        ("é" * 20, "00ff", '{"a": 1}', "{x,NULL}"),
+        (None, None, None, None),
+    ]

@@ -395,3 +395,18 @@ def test_nanoseconds_inside_lists_are_refused_the_same(writer: Any, array: pa.Ar
         errors.append(str(caught.value))
     assert errors[0] == errors[1]
     assert "column 'x' holds nanoseconds" in errors[0]
+
+
+def test_view_and_extension_arrays_are_written_the_same(writer: Any) -> None:
+    columns = "n int, s text, b bytea, j jsonb"
+    batch = pa.record_batch(
+        {
+            "n": pa.array([1, 2], pa.int32()),
+            "s": pa.array(["é" * 20, None], pa.string_view()),
+            "b": pa.array([b"\x00\xff", None], pa.binary_view()),
+            "j": pa.array(['{"a": 1}', None], pa.json_()),
+        }
+    )
+    csv = _written_by(CSV, writer, columns, batch)
+    assert csv == _written_by(BINARY, writer, columns, batch)
+    assert csv == [("1", "é" * 20, "\\x00ff", '{"a": 1}'), ("2", None, None, None)]

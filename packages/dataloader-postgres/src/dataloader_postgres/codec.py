@@ -654,6 +654,12 @@ def array_literals(array: pa.Array) -> pa.Array:
 def _copy_text(array: pa.Array) -> pa.Array:
     """A column in a form Postgres' input accepts: text where Arrow's own form is not."""
     kind = array.type
+    if isinstance(kind, pa.BaseExtensionType):
+        return _copy_text(array.storage)
+    if pa.types.is_string_view(kind):
+        return array.cast(pa.large_string())
+    if pa.types.is_binary_view(kind):
+        return binary_to_hex(array.cast(pa.large_binary()))
     if (
         pa.types.is_binary(kind)
         or pa.types.is_large_binary(kind)
