@@ -9,6 +9,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.compute
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dataloader import ConnectorError
 from dataloader_rest.records import INSTANT_TYPE, records_to_table
@@ -85,3 +87,37 @@ def test_numbers_in_json_text_stay_numbers() -> None:
 def test_a_lone_surrogate_is_a_clear_error_naming_the_field() -> None:
     with pytest.raises(ConnectorError, match=r"record 2 .* field 'name'"):
         records_to_table([{"name": "ok"}, {"name": "half \ud83d"}])
+
+
+def test_a_field_the_first_record_lacks_is_kept() -> None:
+    # Table.from_pylist names its columns after the first record only: `b` would be dropped.
+    table = records_to_table([{"a": 1}, {"a": 2, "b": "x"}, {"c": Decimal("1.5"), "a": 3}])
+    assert table.column_names == ["a", "b", "c"]
+    assert table.to_pylist() == [
+        {"a": 1, "b": None, "c": None},
+        {"a": 2, "b": "x", "c": None},
+        {"a": 3, "b": None, "c": Decimal("1.5")},
+    ]
+
+
+_EDGE_DECIMALS = ["0", "0.0", "-0.00", "1E+5", "1E-7", "0.50", "100.0", "1E-40", "1E+38"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.none()
+        | st.decimals(allow_nan=False, allow_infinity=False)
+        | st.sampled_from([Decimal(text) for text in _EDGE_DECIMALS]),
+        min_size=1,
+        max_size=6,
+    ).filter(lambda values: any(value is not None for value in values))
+)
+def test_a_decimal_column_has_the_type_and_values_arrow_infers(values: list) -> None:
+    try:
+        expected = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        expected = pa.array([None if v is None else str(v) for v in values], pa.string())
+    column = records_to_table([{"v": value} for value in values]).column("v").combine_chunks()
+    assert column.type == expected.type
+    assert column.equals(expected)
