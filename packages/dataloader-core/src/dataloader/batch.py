@@ -7,6 +7,7 @@ sources produce Python rows may yield `DictBatch`; the engine converts it to Arr
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -54,7 +55,15 @@ class ArrowBatch:
     def from_pylist(
         cls, rows: Sequence[dict[str, Any]], schema: pa.Schema | None = None, **metadata: Any
     ) -> ArrowBatch:
-        return cls(pa.RecordBatch.from_pylist(list(rows), schema=schema), metadata)
+        """Rows as dicts, converted once. Without `schema`, a column for every key of any row
+        (in the order keys first appear), null where a row lacks it, typed as Arrow infers."""
+        rows = list(rows)
+        if schema is not None or not rows:
+            return cls(pa.RecordBatch.from_pylist(rows, schema=schema), metadata)
+        # RecordBatch.from_pylist would name the columns after the first row's keys only.
+        names = list(dict.fromkeys(chain.from_iterable(rows)))
+        arrays = [pa.array([row.get(name) for row in rows]) for name in names]
+        return cls(pa.RecordBatch.from_arrays(arrays, names=names), metadata)
 
     @property
     def columns(self) -> list[str]:
