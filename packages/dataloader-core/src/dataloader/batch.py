@@ -37,7 +37,7 @@ class Batch(Protocol):
 class ArrowBatch:
     """A pyarrow RecordBatch with metadata (source file, checkpoint, …)."""
 
-    __slots__ = ("_metadata", "_record_batch")
+    __slots__ = ("_metadata", "_nbytes", "_record_batch")
 
     def __init__(
         self, data: pa.RecordBatch | pa.Table, metadata: dict[str, Any] | None = None
@@ -50,6 +50,7 @@ class ArrowBatch:
             )
         self._record_batch: pa.RecordBatch = data
         self._metadata: dict[str, Any] = dict(metadata or {})
+        self._nbytes: int | None = None
 
     @classmethod
     def from_pylist(
@@ -89,7 +90,10 @@ class ArrowBatch:
 
     @property
     def nbytes(self) -> int:
-        return self._record_batch.nbytes
+        """The batch's Arrow buffer size (computed once: Arrow walks every nested child)."""
+        if self._nbytes is None:
+            self._nbytes = self._record_batch.nbytes
+        return self._nbytes
 
     def to_arrow(self) -> pa.RecordBatch:
         return self._record_batch
