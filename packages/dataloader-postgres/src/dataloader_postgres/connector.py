@@ -8,7 +8,9 @@ Writes happen in one transaction per commit that also upserts the recipe's row i
   `UPDATE … FROM` + `INSERT … WHERE NOT EXISTS`; either way only the batch's columns are
   written, and with `dedup_sort` only over a stored row the incoming one wins against;
 - overwrite: `COPY` into a new staging table labelled with the recipe that owns it (a run's
-  cleanup drops only its own recipe's), then drop and rename in the commit; the quarantine
+  cleanup drops only its own recipe's), then drop and rename in the commit, unless that would
+  lose what the table carries (views on it, triggers, identity or generated columns, grants,
+  row-level security, foreign keys): then its rows are replaced in place; the quarantine
   table keeps only this run's rows.
 
 Child tables of normalized nested data are siblings of the table, written in the same
@@ -78,6 +80,53 @@ if TYPE_CHECKING:
 ORDINAL = "__dl_ordinal"
 MERGE_STAGE = "_dl_merge_stage"
 UNTRANSLATABLE_CHARACTER = "22P05"
+# `CONSTRAINTS_SQL`, with identity and generated columns nullable: Postgres fills them, so
+# rows need not carry them.
+DESCRIBE_SQL = f"""
+SELECT c.name, c.not_null AND a.attidentity = '' AND a.attgenerated = '', c.key
+FROM ({CONSTRAINTS_SQL}) AS c (name, not_null, key)
+JOIN pg_attribute a ON a.attrelid = to_regclass(%s) AND a.attname = c.name
+"""
+# What dropping a table would lose that its stage (`LIKE` it) lacks: whether it has user
+# triggers, grants (on it or a column), row-level security or policies, or foreign keys; its
+# identity and its generated columns; its comment. No row when the table does not exist.
+DEFINITION_SQL = """
+SELECT c.relrowsecurity OR c.relacl IS NOT NULL
+    OR EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+    OR EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid)
+    OR EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'f')
+    OR EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+               AND NOT a.attisdropped AND (a.attacl IS NOT NULL OR a.attidentity <> ''
+                                           OR a.attgenerated <> '')),
+  ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+        AND NOT a.attisdropped AND a.attidentity <> '' ORDER BY a.attnum),
+  ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+        AND NOT a.attisdropped AND a.attgenerated <> '' ORDER BY a.attnum),
+  obj_description(c.oid, 'pg_class')
+FROM pg_class c WHERE c.oid = to_regclass(%s)
+"""
+# The columns of a table a stage (`LIKE` it, `INCLUDING IDENTITY`) must loosen to take rows
+# that lack them (see `_open_stage`): `GENERATED ALWAYS` identity columns, and generated
+# columns that are NOT NULL but outside the primary key.
+STAGE_LOOSENING_SQL = """
+SELECT a.attname::text, a.attidentity = 'a'
+FROM pg_attribute a
+WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+  AND (a.attidentity = 'a' OR (a.attgenerated <> '' AND a.attnotnull AND NOT EXISTS (
+      SELECT FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary
+      AND a.attnum = ANY(i.indkey))))
+ORDER BY a.attnum
+"""
+# Moves the sequence of an identity column past the column's largest value: forward only,
+# within the sequence's bounds. Formatted with the quoted column and table, and both as
+# literals for `pg_get_serial_sequence` (which takes the column name unquoted).
+SEQUENCE_PAST_SQL = """
+SELECT setval(s.seqrelid, m.top)
+FROM pg_sequence s, (SELECT max({column}) AS top FROM {table}) AS m
+WHERE s.seqrelid = pg_get_serial_sequence({table_literal}, {column_literal})::regclass
+  AND s.seqincrement > 0 AND m.top BETWEEN s.seqmin AND s.seqmax
+  AND (pg_sequence_last_value(s.seqrelid) IS NULL OR m.top > pg_sequence_last_value(s.seqrelid))
+"""
 
 
 class PostgresConnector(BaseConnector):
@@ -110,6 +159,8 @@ class PostgresConnector(BaseConnector):
         self._quarantine_replaced = False
         # Under overwrite: the stage of each child table this transaction writes.
         self._child_stages: dict[str, TableName] = {}
+        # Under overwrite: per stage (its SQL name), the columns of the rows written to it.
+        self._provided: dict[str, set[str]] = {}
         # Under merge: the root ids in `ROOT_IDS` (the batch's merged roots), once copied.
         self._root_ids: pa.Array | None = None
         # As a destination: the recipe's advisory lock (its key, the state table it guards),
@@ -622,7 +673,7 @@ class PostgresConnector(BaseConnector):
         try:
             if not self._exists(table):
                 return None
-            constraints = self._execute(CONSTRAINTS_SQL, (table.sql(),)).fetchall()
+            constraints = self._execute(DESCRIBE_SQL, (table.sql(), table.sql())).fetchall()
             return described(self._read_plans(table), constraints)
         except psycopg2.Error as exc:
             self.abort()
@@ -726,6 +777,7 @@ class PostgresConnector(BaseConnector):
         elif not self.context.merge_keys:
             self._ensure_table(self._staging, data.schema)
         assert self._staging is not None
+        self._provided.setdefault(self._staging.sql(), set()).update(data.schema.names)
         if self.context.merge_keys:
             # A merge recipe's full refresh: the stage holds one row per key, as a merge keeps.
             self._write_merge(data, self._staging)
@@ -734,16 +786,25 @@ class PostgresConnector(BaseConnector):
 
     def _open_stage(self, target: TableName, schema: pa.Schema) -> TableName:
         """Create this run's stage of `target` (the main table or a child table) for
-        `schema`: `LIKE` the target when it exists (defaults, constraints, indexes; a column
-        type that cannot hold the schema's is replaced), and labelled with its owner in the
-        transaction that creates it."""
+        `schema`: `LIKE` the target when it exists (defaults, constraints, indexes, identity;
+        a column type that cannot hold the schema's is replaced), and labelled with its owner
+        in the transaction that creates it."""
         assert self.context is not None
         main = self._table()
         stage = target.sibling(staging_name(target.name, self.context.run_id))
         if self._exists(target):
             self._execute(
-                f"CREATE TABLE {stage.sql()} (LIKE {target.sql()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+                f"CREATE TABLE {stage.sql()} (LIKE {target.sql()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES INCLUDING IDENTITY)"
             )
+            # Rows may lack an identity or generated column (the table fills it): the stage's
+            # own identity numbers them, BY DEFAULT so it takes loaded values from any INSERT
+            # too; a generated column, a plain one in the stage, loses NOT NULL (a primary key
+            # column keeps it). Which columns the rows carried decides what the swap inserts.
+            for column, identity in self._execute(STAGE_LOOSENING_SQL, (target.sql(),)).fetchall():
+                change = "SET GENERATED BY DEFAULT" if identity else "DROP NOT NULL"
+                self._execute(
+                    f"ALTER TABLE {stage.sql()} ALTER COLUMN {quote_identifier(column)} {change}"
+                )
         recipe, run_id = self.context.recipe_name, self.context.run_id
         if target == main:
             self._fit(stage, schema, empty=True)
@@ -881,6 +942,7 @@ class PostgresConnector(BaseConnector):
                 if table not in self._child_stages:
                     self._child_stages[table] = self._open_stage(child, data.schema)
                 target = self._child_stages[table]
+                self._provided.setdefault(target.sql(), set()).update(data.schema.names)
             else:
                 target = child
             self._ensure_table(target, data.schema)
@@ -958,13 +1020,15 @@ class PostgresConnector(BaseConnector):
         self._fitted.clear()  # the stage is now the table
         self._quarantine_replaced = False
         self._root_ids = None  # dropped with the commit
+        self._provided = {}
 
     def _swap_in_staging(self, target: TableName, staging: TableName | None) -> None:
         """Replace `target` with the staged table `staging` (None: nothing staged, `target`
         is emptied), inside the commit's transaction.
 
-        Drop and rename when nothing depends on the target; when views do, keep the table and
-        replace its rows instead (TRUNCATE + INSERT), so the views stay valid.
+        Drop and rename, unless that would lose part of the table's definition the stage lacks
+        (see `DEFINITION_SQL`) or views depend on it: then keep the table and replace its rows
+        (`_replace_rows`).
         """
         import psycopg2
 
@@ -972,31 +1036,57 @@ class PostgresConnector(BaseConnector):
             if self._exists(target):
                 self._execute(f"DELETE FROM {target.sql()}")
             return
-        comment = self._execute(
-            "SELECT obj_description(to_regclass(%s), 'pg_class')", (target.sql(),)
-        ).fetchall()[0][0]
+        found = self._execute(DEFINITION_SQL, (target.sql(),)).fetchall()
+        keep, identity, generated, comment = found[0] if found else (False, [], [], None)
+        if keep:
+            self._replace_rows(target, staging, identity, generated)
+            return
         self._execute("SAVEPOINT dl_swap")
         try:
             self._execute(f"DROP TABLE IF EXISTS {target.sql()}")
         except psycopg2.errors.DependentObjectsStillExist:
             self._execute("ROLLBACK TO SAVEPOINT dl_swap")
-            self._execute(f"TRUNCATE {target.sql()}")
-            # The stage's columns and types; Postgres refuses to retype a column a view
-            # selects, which fails the commit.
-            staged = pa.schema([plan.field for plan in self._read_plans(staging)])
-            existing = {plan.name: plan.field for plan in self._read_plans(target)}
-            clauses = fit_clauses(existing, staged, empty=True)
-            if clauses:
-                self._execute(f"ALTER TABLE {target.sql()} {', '.join(clauses)}")
-            columns = ", ".join(quote_identifier(name) for name in staged.names)
-            self._execute(
-                f"INSERT INTO {target.sql()} ({columns}) SELECT {columns} FROM {staging.sql()}"
-            )
-            self._execute(f"DROP TABLE {staging.sql()}")
+            self._replace_rows(target, staging, identity, generated)
         else:
             self._execute(f"ALTER TABLE {staging.sql()} RENAME TO {quote_identifier(target.name)}")
             # The stage's owner label goes; the replaced table's own comment, if any, stays.
             self._execute(f"COMMENT ON TABLE {target.sql()} IS {self._literal(comment)}")
+
+    def _replace_rows(
+        self, target: TableName, staging: TableName, identity: list[str], generated: list[str]
+    ) -> None:
+        """Keep `target` and replace its rows with the stage's (TRUNCATE + INSERT … SELECT),
+        then drop the stage. The INSERT fires the table's triggers; Postgres computes its
+        `generated` columns; its `identity` columns take the staged values when the rows
+        carried them (and the sequence moves past them), else the table numbers the rows."""
+        self._execute(f"TRUNCATE {target.sql()}")
+        # The stage's columns and types; Postgres refuses to retype a column a view selects,
+        # which fails the commit.
+        staged = pa.schema(
+            [plan.field for plan in self._read_plans(staging) if plan.name not in generated]
+        )
+        existing = {plan.name: plan.field for plan in self._read_plans(target)}
+        clauses = fit_clauses(existing, staged, empty=True)
+        if clauses:
+            self._execute(f"ALTER TABLE {target.sql()} {', '.join(clauses)}")
+        provided = self._provided.get(staging.sql(), set())
+        loaded = [name for name in identity if name in provided and name in staged.names]
+        names = [name for name in staged.names if name not in identity or name in loaded]
+        columns = ", ".join(quote_identifier(name) for name in names)
+        overriding = " OVERRIDING SYSTEM VALUE" if loaded else ""
+        self._execute(
+            f"INSERT INTO {target.sql()} ({columns}){overriding} SELECT {columns} FROM {staging.sql()}"
+        )
+        for name in loaded:
+            self._execute(
+                SEQUENCE_PAST_SQL.format(
+                    column=quote_identifier(name),
+                    table=target.sql(),
+                    table_literal=self._literal(target.sql()),
+                    column_literal=self._literal(name),
+                )
+            )
+        self._execute(f"DROP TABLE {staging.sql()}")
 
     def abort(self) -> None:
         if self.conn is not None:
@@ -1004,6 +1094,7 @@ class PostgresConnector(BaseConnector):
         self._merge_stage_columns = frozenset()
         self._staging = None
         self._child_stages = {}
+        self._provided = {}
         self._root_ids = None
         self._fitted.clear()
         self._unique_keys = None
