@@ -9,14 +9,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import duckdb
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from dataloader import LocalStateBackend, State
 from dataloader.testing import local_runner
-from dataloader_rest.testing import DemoApi, Killed, killed_at
+from dataloader_rest.testing import DemoApi, Killed, killed_at, serve_app
 
 Runner = Callable[..., Any]
 REPOS = "/github/orgs/acme/repos"
@@ -191,3 +196,73 @@ def test_issue_labels_normalize_into_a_child_table(
         logins = con.sql("SELECT count(user__login) FROM issues").fetchall()
     assert labels == expected
     assert logins == [(27,)]
+
+
+OWNERS = [{"id": 1, "name": "plain"}, {"id": 2, "name": "two words"}]
+OWNERS += [{"id": 3, "name": "acme/widgets"}, {"id": 4, "name": "ada@example.com?x=1&y"}]
+
+
+def owners_app(children: Callable[[str], list[dict[str, Any]]], seen: list[str]) -> Starlette:
+    """`GET /owners` lists `OWNERS`; `GET /children?owner=…` and `GET /owners/<name>/children`
+    answer `children(owner)`, noting in `seen` the owner as the app received it."""
+
+    async def owners(request: Request) -> Response:
+        return JSONResponse({"data": OWNERS})
+
+    async def by_param(request: Request) -> Response:
+        seen.append(request.query_params.get("owner", ""))
+        return JSONResponse({"data": children(seen[-1])})
+
+    async def by_path(request: Request) -> Response:
+        raw = request.scope["raw_path"].decode()  # the segment as sent, not yet decoded
+        seen.append(raw.removeprefix("/owners/").removesuffix("/children"))
+        return JSONResponse({"data": children(unquote(seen[-1]))})
+
+    return Starlette(
+        routes=[
+            Route("/owners", owners),
+            Route("/children", by_param),
+            Route("/owners/{name:path}/children", by_path),
+        ]
+    )
+
+
+def owners_recipe(base_url: str, tmp_path: Path, **resource: Any) -> dict[str, Any]:
+    parent = {"path": "/owners", "paginator": "single_page", "fields": {"owner": "name"}}
+    return {
+        "name": "children",
+        "source": {
+            "type": "rest",
+            "client": {"base_url": base_url},
+            "resource": {"paginator": "single_page", **resource, "parent": parent},
+        },
+        "destination": {
+            "type": "duckdb",
+            "database": str(tmp_path / "out.duckdb"),
+            "table": "children",
+        },
+        "runtime": {"retries": 0},
+    }
+
+
+def test_a_parent_value_is_sent_as_it_is_in_a_query_parameter_and_encoded_in_the_path(
+    tmp_path: Path, run: Runner
+) -> None:
+    """The client encodes a query parameter when it sends it: encoded by the source as
+    well, `two words` reached the API as `two%20words` and the children were not found."""
+    seen: list[str] = []
+    names = [owner["name"] for owner in OWNERS]
+
+    def children(owner: str) -> list[dict[str, Any]]:
+        return [{"n": n, "owner": owner} for n in range(2)] if owner in names else []
+
+    with serve_app(owners_app(children, seen)) as base_url:
+        run(owners_recipe(base_url, tmp_path, path="/children", params={"owner": "{owner}"}))
+        assert seen == names
+        with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+            rows = con.sql("SELECT owner, n FROM children ORDER BY ALL").fetchall()
+        assert rows == sorted((name, n) for name in names for n in range(2))
+
+        seen.clear()
+        run(owners_recipe(base_url, tmp_path / "path", path="/owners/{owner}/children"))
+        assert seen == [quote(name, safe="") for name in names]  # one path segment each

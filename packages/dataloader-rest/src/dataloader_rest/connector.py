@@ -203,8 +203,11 @@ class RestConnector(BaseConnector):
                     for column, path in parent.include.items()
                 }
                 first = PageRequest(
-                    _fill(resource.path, values, "source.resource.path"),
-                    {k: _fill(v, values, "source.resource.params") for k, v in params.items()},
+                    _fill(resource.path, values, "source.resource.path", quoted=True),
+                    {
+                        k: _fill(v, values, "source.resource.params", quoted=False)
+                        for k, v in params.items()
+                    },
                 )
                 here = {"request": self._saved(request), "index": index}
                 if index + 1 < len(records):
@@ -423,12 +426,17 @@ def _field(record: dict[str, Any], path: str, key: str) -> Any:
         ) from None
 
 
-def _fill(template: Any, values: dict[str, Any], key: str) -> Any:
+def _fill(template: Any, values: dict[str, Any], key: str, *, quoted: bool) -> Any:
+    """`template` with the parent's `values` in its placeholders: URL-encoded (`/`
+    included) when `quoted` (a path), as they are otherwise (a query parameter, which the
+    client encodes when it sends it: encoded here too, the API would get `a%20b`)."""
     if not isinstance(template, str) or "{" not in template:
         return template
-    quoted = {name: quote(str(value), safe="") for name, value in values.items()}
+    filled = {
+        name: quote(str(value), safe="") if quoted else str(value) for name, value in values.items()
+    }
     try:
-        return template.format_map(quoted)
+        return template.format_map(filled)
     except (KeyError, IndexError, ValueError) as exc:
         raise ConnectorError(
             f"{template!r} names a placeholder no parent field fills ({exc})",
