@@ -10,7 +10,9 @@ refinements a loader needs:
   `timestamp[us, UTC]` (`[ns, UTC]` when a value has nanoseconds), at any depth, so
   cursors compare as times, not as text;
 - a field whose values have no common type (a number in one record, text in another) is
-  kept as JSON text (numbers exact) rather than failing the page.
+  kept as text (text as it is, other values as JSON text, numbers exact) rather than
+  failing the page; in objects and lists only the members without one;
+- integers beside decimals, or past int64, are decimals.
 """
 
 from __future__ import annotations
@@ -51,36 +53,71 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
 
 
 def _column(values: list[Any]) -> pa.Array:
-    """`values` as an array of the type Arrow infers; JSON text when they have none."""
-    if Decimal in set(map(type, values)):
+    """`values` as an array of the type Arrow infers, except that integers beside decimals
+    (or past int64) are decimals too, and objects and lists whose members share no type are
+    built member by member; text when the values share no type."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if Decimal in kinds and kinds <= {Decimal, int}:
         decimals = _decimals(values)
         if decimals is not None:
             return decimals
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        return pa.array([None if v is None else json_text(v) for v in values], pa.string())
+        pass
+    if kinds == {dict}:
+        return _struct(values)
+    if kinds == {list}:
+        return _list(values)
+    if kinds == {int}:  # past int64
+        decimals = _decimals(values)
+        if decimals is not None:
+            return decimals
+    # Text as it is, anything else as JSON text: the same text whichever values share a page.
+    return pa.array(
+        [v if v is None or isinstance(v, str) else json_text(v) for v in values], pa.string()
+    )
+
+
+def _struct(values: list[dict[str, Any] | None]) -> pa.Array:
+    names = dict.fromkeys(chain.from_iterable(v for v in values if v is not None))
+    children = [_column([None if v is None else v.get(n) for v in values]) for n in names]
+    mask = pa.array([v is None for v in values]) if None in values else None
+    return pa.StructArray.from_arrays(children, names=list(names), mask=mask)
+
+
+def _list(values: list[list[Any] | None]) -> pa.Array:
+    offsets, end = [0], 0
+    for value in values:
+        end += len(value) if value is not None else 0
+        offsets.append(end)
+    items = _column([item for value in values if value is not None for item in value])
+    mask = pa.array([v is None for v in values]) if None in values else None
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items, mask=mask)
 
 
 def _decimals(values: list[Any]) -> pa.Array | None:
-    """Only decimals (and nulls) as the `decimal128` Arrow would infer, but without its
-    per-value inference (ten times slower); None when another type is among them or the
-    precision needs `decimal256`."""
+    """Decimals and integers (and nulls) as the decimal that holds them all, the type Arrow
+    infers from decimals alone but without its per-value inference (ten times slower);
+    None past 76 digits."""
     whole, scale = 0, 0  # digits before and after the point, as Arrow counts them
     for value in values:
         if value is None:
             continue
-        if type(value) is not Decimal:
-            return None
+        if type(value) is int:
+            whole = max(whole, len(str(abs(value))))
+            continue
         _, digits, exponent = value.as_tuple()
-        if not isinstance(exponent, int):  # NaN or infinity: Arrow decides
+        if not isinstance(exponent, int):  # NaN or infinity
             return None
         scale = max(scale, -exponent)
         whole = max(whole, len(digits) + exponent)
     precision = max(1, whole + scale)
-    if precision > 38:
+    if precision > 76:
         return None
-    return pa.array(values, pa.decimal128(precision, scale))
+    kind = pa.decimal128 if precision <= 38 else pa.decimal256
+    return pa.array([Decimal(v) if type(v) is int else v for v in values], kind(precision, scale))
 
 
 def json_text(value: Any) -> str:
