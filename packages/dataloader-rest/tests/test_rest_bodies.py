@@ -50,6 +50,32 @@ def test_json_encodings() -> None:
     assert parse_body(respond(bom, "application/json; charset=utf-8"), "json") == document
 
 
+@pytest.mark.parametrize(
+    ("format", "content_type", "text", "offset"),
+    [
+        ("csv", "text/csv", "id,name\n1,Café Müller\n", 13),
+        ("jsonl", "application/x-ndjson", '{"id": 1}\n{"name": "Café"}\n', 23),
+        ("json", "application/json; charset=utf-8", '{"name": "Café"}', 13),
+        ("json", "application/json", '{"name": "Café"}', 13),
+    ],
+)
+def test_bytes_the_encoding_does_not_have_are_an_error_not_replaced(
+    format: Any, content_type: str, text: str, offset: int
+) -> None:
+    """Latin-1 bytes read as UTF-8 became U+FFFD without a word (CSV, JSON Lines, JSON with
+    a charset), or an error that did not say it was the encoding (JSON without one)."""
+    response = respond(text.encode("cp1252"), content_type)
+    with pytest.raises(BodyError) as caught:
+        parse_body(response, format)
+    message = str(caught.value)
+    assert f"is not valid utf-8 ({content_type}): byte {offset} (e9)" in message
+    assert "GET https://api.example.com/v1/items" in message and "k3y" not in message
+    assert caught.value.context["encoding"] == "utf-8"
+    assert caught.value.context["offset"] == offset
+    declared = respond(text.encode("cp1252"), "text/plain; charset=cp1252")
+    assert "Café" in json.dumps(parse_body(declared, format), default=str, ensure_ascii=False)
+
+
 def test_empty_json_body_has_no_records() -> None:
     response = respond(b"", "application/json", status=204)
     assert parse_body(response, "json") is None

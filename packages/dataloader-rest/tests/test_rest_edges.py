@@ -42,7 +42,9 @@ def serve() -> Iterator[Callable[[Handler], str]]:
         context.__exit__(None, None, None)
 
 
-def load(base_url: str, tmp_path: Path, **resource: Any) -> Any:
+def load(
+    base_url: str, tmp_path: Path, *, runtime: dict[str, Any] | None = None, **resource: Any
+) -> Any:
     recipe = {
         "name": "edges",
         "source": {
@@ -55,7 +57,7 @@ def load(base_url: str, tmp_path: Path, **resource: Any) -> Any:
             "database": str(tmp_path / "out.duckdb"),
             "table": "items",
         },
-        "runtime": {"retries": 0},
+        "runtime": {"retries": 0, **(runtime or {})},
     }
     return local_runner(tmp_path / "state")(recipe)
 
@@ -285,3 +287,37 @@ def test_a_finished_newest_first_read_does_not_stop_a_later_full_read(
     recipe["destination"]["write_mode"] = "overwrite"
     assert run(recipe).rows_written == 250
     assert ids(tmp_path) == sorted(r["id"] for r in demo_api.records)
+
+
+def test_bytes_a_csv_page_cannot_be_decoded_in_fail_that_page_and_lose_nothing(
+    serve: Callable[[Handler], str], tmp_path: Path
+) -> None:
+    """A Windows-1252 export served as UTF-8 became `Caf\ufffd` without a word; now the page
+    fails naming the encoding and the byte, and a re-run once it is fixed loads every row."""
+    pages = ["id,name\n1,a\n2,b\n", "id,name\n3,c\n4,d\n", "id,name\n5,Café\n6,e\n"]
+    encoding = {"page 3": "cp1252"}
+
+    def export(request: Request) -> Response:
+        page = int(request.query_params.get("page", "1"))
+        text = pages[page - 1] if page <= len(pages) else "id,name\n"
+        charset = encoding.get(f"page {page}", "utf-8")
+        return Response(text.encode(charset), media_type="text/csv")
+
+    base_url = serve(export)
+    options = {"format": "csv", "paginator": {"type": "page_number"}}
+    runtime = {"batch_size": 2, "commit_interval_seconds": 1e-9}
+    with pytest.raises(DataLoaderError) as failed:
+        load(base_url, tmp_path, runtime=runtime, **options)
+    message = str(failed.value)
+    assert "page 3 of /items" in message and "/items" in message
+    assert "not valid utf-8" in message and "byte 13 (e9)" in message
+    assert failed.value.context["offset"] == 13
+    with duckdb.connect(str(tmp_path / "out.duckdb")) as con:
+        names = con.execute("select name from items order by id").fetchall()
+    assert names == [("a",), ("b",), ("c",), ("d",)][: len(names)]  # a prefix, no U+FFFD
+
+    encoding.clear()  # the API fixed: the re-run resumes and loads every row once
+    load(base_url, tmp_path, runtime=runtime, **options)
+    with duckdb.connect(str(tmp_path / "out.duckdb")) as con:
+        rows = con.execute("select id, name from items order by id").fetchall()
+    assert rows == [("1", "a"), ("2", "b"), ("3", "c"), ("4", "d"), ("5", "Café"), ("6", "e")]

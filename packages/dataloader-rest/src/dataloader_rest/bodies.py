@@ -22,8 +22,27 @@ class BodyError(ConnectorError):
 
 
 def _text(response: httpx.Response) -> str:
-    text = response.text
+    """The body decoded strictly: in its declared charset, UTF-8 when it declares none.
+    (`Response.text` would put U+FFFD in place of bytes the encoding does not have.)"""
+    text = _decode(response, response.content, response.encoding or "utf-8")
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def _decode(response: httpx.Response, content: bytes, encoding: str) -> str:
+    # surrogatepass as `json.loads` decodes bytes: a lone surrogate is the JSON's concern.
+    try:
+        return content.decode(encoding, "surrogatepass" if "utf" in encoding else "strict")
+    except UnicodeDecodeError as error:
+        bad = error.object[error.start : error.end]
+        content_type = response.headers.get("content-type", "no content type")
+        raise BodyError(
+            f"{_where(response)} is not valid {encoding} ({content_type}): byte "
+            f"{error.start} ({bad.hex(' ')}) {error.reason}; it begins "
+            f"{_excerpt(response.content.decode(encoding, 'replace'))!r}",
+            expected=f"a body in the charset its Content-Type declares ({encoding} when it "
+            "declares none); no row of this page was loaded",
+            context={"encoding": encoding, "offset": error.start, "content_type": content_type},
+        ) from None
 
 
 def _excerpt(text: str) -> str:
@@ -41,12 +60,17 @@ def _where(response: httpx.Response) -> str:
 def _parse_json(response: httpx.Response) -> Any:
     if not response.content.strip():
         return None
+    # UTF-8/16/32 detected as RFC 8259 says (as `json.loads` does with bytes); a declared
+    # charset wins.
+    if response.charset_encoding:
+        text = _text(response)
+    else:
+        content = response.content
+        text = _decode(response, content, json.detect_encoding(content))
+        text = text[1:] if text.startswith("\ufeff") else text
     try:
-        # Bytes let json detect UTF-8/16/32 as RFC 8259 says; a declared charset wins.
-        if response.charset_encoding:
-            return json.loads(_text(response), parse_float=Decimal)
-        return json.loads(response.content, parse_float=Decimal)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as error:
         content_type = response.headers.get("content-type", "no content type")
         raise BodyError(
             f"{_where(response)} is not JSON ({content_type}, status "

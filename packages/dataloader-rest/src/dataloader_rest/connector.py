@@ -38,7 +38,7 @@ from dataloader.incremental import PENDING_CURSOR, window_for
 from dataloader.registry import get_registry
 from dataloader.state.model import State
 from dataloader.state.nanotimestamp import NanoTimestamp
-from dataloader_rest.bodies import parse_body, records_from
+from dataloader_rest.bodies import BodyError, parse_body, records_from
 from dataloader_rest.client import RestClient, is_transient
 from dataloader_rest.config import (
     ApiKeyAuth,
@@ -247,7 +247,10 @@ class RestConnector(BaseConnector):
                     continue
                 raise
             resuming = False
-            body = parse_body(response, source.format)
+            try:
+                body = parse_body(response, source.format)
+            except BodyError as exc:
+                raise _on_page(exc, request, source) from None
             try:
                 records, selector = records_from(body, source.format, selector)
             except SelectorError as exc:
@@ -444,6 +447,17 @@ def _fill(template: Any, values: dict[str, Any], key: str, *, quoted: bool) -> A
             value=template,
             expected=f"placeholders among {sorted(values)}",
         ) from None
+
+
+def _on_page(error: BodyError, request: PageRequest, source: PageSource) -> BodyError:
+    """`error` naming the page (the URL it names leaves the query out, secrets and all)."""
+    problem = error.problem
+    return BodyError(
+        f"page {request.page + 1} of {source.path}: {problem.message}",
+        key=problem.key,
+        expected=problem.expected,
+        context={**error.context, "page": request.page + 1},
+    )
 
 
 def _shape_error(
