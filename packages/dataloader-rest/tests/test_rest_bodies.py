@@ -169,6 +169,18 @@ def test_csv_bom_short_and_long_rows() -> None:
         records(respond("id,name\n1,a\n2,b,c\n", "text/csv"), "csv")
 
 
+def test_a_csv_header_naming_a_column_twice_is_refused() -> None:
+    """csv.DictReader keeps the last of two columns of one name: the first was lost."""
+    text = "id,email,phone,email,phone\n1,home@a.example,1,work@a.example,2\n"
+    with pytest.raises(BodyError, match=r"names 'email', 'phone' more than once") as caught:
+        parse_body(respond(text, "text/csv"), "csv")
+    assert "naming each column once" in str(caught.value)
+    assert caught.value.context["columns"] == ["email", "phone"]
+    with pytest.raises(BodyError, match="names '' more than once"):
+        parse_body(respond("id,,\n1,a,b\n", "text/csv"), "csv")
+    assert parse_body(respond("id,\n1,a\n", "text/csv"), "csv") == [{"id": "1", "": "a"}]
+
+
 def test_csv_refuses_a_selector() -> None:
     with pytest.raises(BodyError, match="does not apply to CSV"):
         records(respond("id\n1\n", "text/csv"), "csv", "data")

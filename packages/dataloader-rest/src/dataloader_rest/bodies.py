@@ -98,6 +98,17 @@ def _parse_jsonl(response: httpx.Response) -> list[Any]:
 def _parse_csv(response: httpx.Response) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     reader = csv.DictReader(io.StringIO(_text(response), newline=""))
+    header = reader.fieldnames or []
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        # A row would keep only the last column of a name: the others would go unseen.
+        raise BodyError(
+            f"{_where(response)}: the CSV header names "
+            f"{', '.join(repr(name) for name in repeated)} more than once ({header})",
+            expected="a header naming each column once (a row would keep only the last "
+            "column of a repeated name)",
+            context={"columns": repeated},
+        )
     for row in reader:
         if None in row:
             raise BodyError(
