@@ -10,7 +10,10 @@ N records (default 100,000) at `/offset/items?offset=…&limit=100`, the demo AP
   make the same N/100 requests) into DuckDB (append), and into Parquet files (filestore).
 
 Prints the median of the three runs of each, and the ratio to the reference; row counts are
-checked. `--server demo` serves `dataloader_rest.testing.DemoApi` itself, whose handler sorts
+checked. Then the throughput once started: in one process with the imports done, the reference
+loop and the DuckDB load each run once untimed, then in turn three times; the ratio of their
+times (median over the rounds) leaves out what a run pays once (imports, plugin discovery,
+opening and checkpointing DuckDB). `--server demo` serves `dataloader_rest.testing.DemoApi` itself, whose handler sorts
 the whole listing at every request (~70 ms a page at 100k records, so the server, not the
 client, is what that measures); the default `static` server answers the same bodies, encoded
 once at start-up. `python benchmarks/rest.py --serve N [--server …]` runs the server alone and
@@ -25,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +81,31 @@ RUN = """
 from dataloader import run_recipe_from_yaml
 result = run_recipe_from_yaml({recipe!r}, state_dir={state!r})
 assert result.rows_written == {records}, result.rows_written
+"""
+
+# Throughput once started: one process, imports and plugins loaded, each side run once
+# untimed, then the reference loop and the run in turn; prints the seconds of each.
+WARM = """
+import json, shutil, time
+from pathlib import Path
+from dataloader import run_recipe_from_yaml
+
+def reference():
+{reference}
+
+def load(attempt):
+    out, state = Path({out!r} + str(attempt)), Path({state!r} + str(attempt))
+    recipe = Path({recipe!r})
+    recipe.write_text({recipe_text!r}.replace("__OUT__", str(out)))
+    result = run_recipe_from_yaml(str(recipe), state_dir=str(state))
+    assert result.rows_written == {records}, result.rows_written
+
+reference(); load("warm")
+times = {{"reference": [], "run": []}}
+for attempt in range({repeat}):
+    tick = time.perf_counter(); reference(); times["reference"].append(time.perf_counter() - tick)
+    tick = time.perf_counter(); load(attempt); times["run"].append(time.perf_counter() - tick)
+print("__WARM__" + json.dumps(times))
 """
 
 
@@ -237,6 +266,39 @@ def main() -> None:
     report(
         f"REST offset pages → DuckDB / Parquet, median of {args.repeat}", medians[0], medians[1:]
     )
+    with (
+        tempfile.TemporaryDirectory(prefix="dl-bench-") as tmp,
+        server_process(records, args.server) as url,
+    ):
+        warm(url, Path(tmp), records, args.repeat)
+
+
+def warm(url: str, root: Path, records: int, repeat: int) -> None:
+    """Throughput once started (see WARM): the DuckDB load against the reference loop."""
+    reference = REFERENCE.format(url=url, page=PAGE, records=records)
+    destination = DUCKDB.format(out="__OUT__")
+    code = WARM.format(
+        reference=textwrap.indent(reference.strip(), "    "),
+        out=str(root / "warm-"),
+        state=str(root / "warm-state-"),
+        recipe=str(root / "warm.yaml"),
+        recipe_text=RECIPE.format(url=url, page=PAGE, destination=destination),
+        records=records,
+        repeat=repeat,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SETUP + code], capture_output=True, text=True, check=False
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("__WARM__")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"the warm run failed:\n{done.stdout}\n{done.stderr}")
+    times = json.loads(line.removeprefix("__WARM__"))
+    ratios = sorted(run / ref for ref, run in zip(times["reference"], times["run"], strict=True))
+    print(f"\nOnce started (one process, imports done), {repeat} rounds, {records:,} records:")
+    for label, key in (("httpx loop, .json() (reference)", "reference"), ("rest → duckdb", "run")):
+        seconds = statistics.median(times[key])
+        print(f"  {label:<34} {seconds:>6.2f} s {records / seconds:>10,.0f} records/s")
+    print(f"  throughput ratio (median of the rounds' ratios): {statistics.median(ratios):.2f}x")
 
 
 if __name__ == "__main__":
