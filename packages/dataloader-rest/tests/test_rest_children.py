@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dataloader import LocalStateBackend, State
+from dataloader import ConnectorError, LocalStateBackend, State
 from dataloader.testing import local_runner
 from dataloader_rest.testing import DemoApi, Killed, killed_at, serve_app
 
@@ -266,3 +266,29 @@ def test_a_parent_value_is_sent_as_it_is_in_a_query_parameter_and_encoded_in_the
         seen.clear()
         run(owners_recipe(base_url, tmp_path / "path", path="/owners/{owner}/children"))
         assert seen == [quote(name, safe="") for name in names]  # one path segment each
+
+
+def test_an_include_naming_a_field_of_the_child_records_is_refused(
+    tmp_path: Path, run: Runner
+) -> None:
+    """`include: {owner_id: id}` wrote the parent's id over the children's own `owner_id`."""
+
+    def children(owner: str) -> list[dict[str, Any]]:
+        return [{"n": 1, "owner_id": 999}]
+
+    with serve_app(owners_app(children, [])) as base_url:
+        recipe = owners_recipe(base_url, tmp_path, path="/owners/{owner}/children")
+        parent = recipe["source"]["resource"]["parent"]
+        parent["include"] = {"owner_id": "id"}
+        with pytest.raises(ConnectorError) as failed:
+            run(recipe)
+        message = str(failed.value)
+        assert "source.resource.parent.include" in message and "'owner_id'" in message
+        assert "a column name the child records do not use" in message
+        assert failed.value.context["key"] == "source.resource.parent.include"
+
+        parent["include"] = {"parent_id": "id"}
+        run(recipe)
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        rows = con.sql("SELECT parent_id, owner_id FROM children ORDER BY ALL").fetchall()
+    assert rows == [(owner["id"], 999) for owner in OWNERS]

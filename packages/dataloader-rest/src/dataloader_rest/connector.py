@@ -167,6 +167,8 @@ class RestConnector(BaseConnector):
         for request, records, following in self._walk(resource, "resource", first, start):
             for name, value in (include or {}).items():
                 for record in records:
+                    if name in record:
+                        raise _included_twice(name, request, record)
                     record[name] = value
             if group_start is None:
                 group_start, started = request, time.monotonic()
@@ -447,6 +449,16 @@ def _fill(template: Any, values: dict[str, Any], key: str, *, quoted: bool) -> A
             value=template,
             expected=f"placeholders among {sorted(values)}",
         ) from None
+
+
+def _included_twice(name: str, request: PageRequest, record: dict[str, Any]) -> ConnectorError:
+    return ConnectorError(
+        f"`include` would write the parent's value over the child records' own {name!r} "
+        f"(the records of page {request.page + 1} of {httpx.URL(request.url).path} have one)",
+        key="source.resource.parent.include",
+        value=name,
+        expected=f"a column name the child records do not use (they have {sorted(record)})",
+    )
 
 
 def _on_page(error: BodyError, request: PageRequest, source: PageSource) -> BodyError:
