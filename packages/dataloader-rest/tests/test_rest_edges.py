@@ -82,6 +82,71 @@ def test_a_page_past_the_end_answered_with_the_last_page_is_not_loaded_again(
     assert "repeats the page before it" in caplog.text
 
 
+def test_the_last_page_again_with_the_page_asked_for_in_its_body_is_not_loaded_again(
+    serve: Callable[[Handler], str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The body differs from the page before (`"page": 4`), its records do not: the last page
+    was loaded again and again, without end."""
+    pages = [[1, 2], [3, 4], [5]]
+    asked: list[int] = []
+
+    def clamped(request: Request) -> Response:
+        asked.append(int(request.query_params.get("page", "1")))
+        if len(asked) > 10:
+            return JSONResponse({"error": "the test stops the listing here"}, status_code=400)
+        rows = [{"id": i} for i in pages[min(asked[-1], len(pages)) - 1]]
+        return JSONResponse({"page": asked[-1], "data": rows})
+
+    base_url = serve(clamped)
+    load(base_url, tmp_path, paginator={"type": "page_number"}, runtime={"batch_size": 2})
+    assert ids(tmp_path) == [1, 2, 3, 4, 5]
+    assert asked == [1, 2, 3, 4]
+    assert "page 4 of /items repeats the page before it" in caplog.text
+
+
+def test_a_child_page_repeating_the_one_before_is_not_loaded_again_despite_include(
+    tmp_path: Path,
+) -> None:
+    """The records compared are the page's as parsed, not with the parent's columns added."""
+    pages = [[1, 2], [3]]
+
+    async def parents(request: Request) -> Response:
+        return JSONResponse([{"id": 7}])
+
+    async def children(request: Request) -> Response:
+        page = int(request.query_params.get("page", "1"))
+        rows = [{"id": i} for i in pages[min(page, len(pages)) - 1]]
+        return JSONResponse({"page": page, "data": rows})
+
+    app = Starlette(routes=[Route("/parents", parents), Route("/children/{p}", children)])
+    with serve_app(app) as base_url:
+        recipe = {
+            "name": "edges",
+            "source": {
+                "type": "rest",
+                "client": {"base_url": base_url},
+                "resource": {
+                    "path": "/children/{p}",
+                    "paginator": {"type": "page_number", "max_pages": 6},
+                    "parent": {
+                        "path": "/parents",
+                        "paginator": "single_page",
+                        "fields": {"p": "id"},
+                        "include": {"parent_id": "id"},
+                    },
+                },
+            },
+            "destination": {
+                "type": "duckdb",
+                "database": str(tmp_path / "out.duckdb"),
+                "table": "items",
+            },
+            "runtime": {"retries": 0},
+        }
+        local_runner(tmp_path / "state")(recipe)
+    assert ids(tmp_path) == [1, 2, 3]
+
+
 def test_an_empty_page_with_a_next_cursor_does_not_end_the_listing(
     serve: Callable[[Handler], str], tmp_path: Path
 ) -> None:

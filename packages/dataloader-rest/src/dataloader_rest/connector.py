@@ -236,6 +236,8 @@ class RestConnector(BaseConnector):
         selector = source.data_selector
         resuming = start is not None
         previous: bytes | None = None  # the last page's body
+        # …and its records, as parsed (copies: `include` adds to the records yielded)
+        previous_records: list[dict[str, Any]] | None = None
         while request is not None:
             try:
                 response = self._client.send(
@@ -257,14 +259,21 @@ class RestConnector(BaseConnector):
                 records, selector = records_from(body, source.format, selector)
             except SelectorError as exc:
                 raise _shape_error(response, source, body, exc) from None
-            if records and paginator.counts_pages and response.content == previous:
+            if (
+                records
+                and paginator.counts_pages
+                and (response.content == previous or records == previous_records)
+            ):
+                # Records alike in a body not alike: the API echoes the page asked for.
                 log.warning(
                     f"page {request.page + 1} of {source.path} repeats the page before it (an "
                     "API that answers past its last page with the last one): its records are "
                     "not loaded again, and the listing ends there"
                 )
                 return
-            previous = response.content
+            if paginator.counts_pages:
+                previous = response.content
+                previous_records = [dict(record) for record in records]
             page = PageResponse(response, body, len(records))
             following = None
             if not should_stop(paginator.options, request, page, request.records + len(records)):
