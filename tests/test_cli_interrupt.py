@@ -9,6 +9,8 @@ main thread right after `os.kill` returns), so no test depends on timing.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,9 @@ from e2e_support import CLI_TIMEOUT, duckdb_rows, write_recipe
 FILES, ROWS_PER_FILE = 3, 100
 
 # The CLI, with SIGINT (or an error) sent from inside the N-th call of one step of the run:
-#   read          the N-th batch the source yields
+#   read          the N-th batch the source yields, once the batches before it are committed
+#                 (with read-ahead the source runs a batch ahead of the writes, in a thread of
+#                 its own: the signal then reaches the run while it waits for this batch)
 #   write         the N-th `write_batch`, before it runs
 #   commit        the N-th destination `commit`, before it runs
 #   committed     the N-th destination `commit`, after it has landed
@@ -44,6 +48,9 @@ point, after, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 calls = []
 lock = threading.Lock()
 stops = []
+reads = []
+landed = threading.Condition()  # notified after each destination commit
+commits = []
 
 
 def hit(landed=False):
@@ -75,6 +82,10 @@ read, write, commit = (
 def read_batches(self, state):
     for batch in read(self, state):
         if point == "read":
+            reads.append(1)
+            if len(reads) == after:
+                with landed:
+                    landed.wait_for(lambda: len(commits) >= after - 1)
             hit()
         yield batch
 
@@ -91,6 +102,9 @@ def commit_(self, state):
     if point == "commit":
         hit()
     commit(self, state)
+    with landed:
+        commits.append(1)
+        landed.notify_all()
     if point in ("committed", "fail-committed"):
         hit()
 
@@ -119,7 +133,7 @@ def write_files(directory: Path) -> None:
         (directory / f"part{number}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def files_recipe(cwd: Path, name: str = "orders", data: str = "data") -> Path:
+def files_recipe(cwd: Path, name: str = "orders", data: str = "data", read_ahead: int = 1) -> Path:
     write_files(cwd / data)
     return write_recipe(
         cwd / f"{name}.yaml",
@@ -131,7 +145,7 @@ def files_recipe(cwd: Path, name: str = "orders", data: str = "data") -> Path:
                 "incremental": {"strategy": "modified_time"},
             },
             "destination": {"type": "duckdb", "database": f"{name}.duckdb", "table": "t"},
-            "runtime": {"batch_size": ROWS_PER_FILE},
+            "runtime": {"batch_size": ROWS_PER_FILE, "read_ahead": read_ahead},
         },
     )
 
@@ -145,30 +159,68 @@ def messages(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip()]
 
 
+def committed_rows(stderr: str) -> int:
+    """The rows the one message after Ctrl-C says were committed."""
+    [line] = messages(stderr)
+    match = re.fullmatch(
+        r"interrupted; committed up to (\d+) rows of 'orders' \((\d+) files? read\), "
+        r"re-run to resume",
+        line,
+    )
+    assert match is not None, stderr
+    rows = int(match.group(1))
+    assert match.group(2) == str(rows // ROWS_PER_FILE), line
+    return rows
+
+
+def assert_state_agrees(cwd: Path, rows: int) -> dict:
+    """The destination holds exactly `rows` distinct rows, and the state mirrored beside it
+    records exactly their files as loaded; returns that state."""
+    database = cwd / "orders.duckdb"
+    assert duckdb_rows(database, "SELECT count(*), count(DISTINCT id) FROM t") == [(rows, rows)]
+    state = json.loads((cwd / ".state" / "orders.json").read_text(encoding="utf-8"))
+    files = state["watermarks"].get("files", {})
+    assert sum(entry["rows"] for entry in files.values() if entry["complete"]) == rows, files
+    return state
+
+
 @pytest.mark.parametrize(
-    ("point", "committed"),
-    [("read", 100), ("write", 100), ("commit", 100), ("committed", 200)],
+    ("point", "read_ahead", "committed"),
+    [
+        ("read", 1, None),
+        ("read", 0, None),
+        ("write", 1, 100),
+        ("commit", 1, 100),
+        ("committed", 1, 200),
+    ],
 )
 def test_sigint_at_read_write_or_commit_ends_with_one_message_and_exit_130(
-    tmp_path: Path, cli_env: dict, point: str, committed: int
+    tmp_path: Path, cli_env: dict, point: str, read_ahead: int, committed: int | None
 ) -> None:
-    files_recipe(tmp_path)
+    """Whatever the run was doing when Ctrl-C came, the message, the destination and the
+    state agree on what was committed, and a re-run loads exactly the rest. A read runs a
+    batch ahead of the writes in a thread of its own (or, with `read_ahead: 0`, in turn with
+    them): where its signal lands is not asserted, only that nothing committed is lost."""
+    files_recipe(tmp_path, read_ahead=read_ahead)
     args = ["run", "orders.yaml", "--state-dir", ".state"]
 
     code, out, err = signalling_cli(point, 2, args, tmp_path, cli_env)
 
     assert code == 130, f"exit {code}\n{out}\n{err}"
-    assert messages(err) == [
-        f"interrupted; committed up to {committed} rows of 'orders' "
-        f"({files_read(committed)}), re-run to resume"
-    ], err
     assert "Traceback" not in out + err
-    database = tmp_path / "orders.duckdb"
-    assert duckdb_rows(database, "SELECT count(*) FROM t") == [(committed,)]
+    rows = committed_rows(err)
+    if committed is not None:  # signalled in the writing thread: exactly there
+        assert rows == committed, err
+    else:  # the first batch's commit landed before the signal was sent: it is kept
+        assert ROWS_PER_FILE <= rows < FILES * ROWS_PER_FILE, err
+    state = assert_state_agrees(tmp_path, rows)
+    assert state["last_commit"]["counts"]["rows_written"] == rows, state["last_commit"]
 
     code, out, err = signalling_cli("none", 0, args, tmp_path, cli_env)  # the re-run
     assert code == 0, f"exit {code}\n{out}\n{err}"
-    assert duckdb_rows(database, "SELECT count(*), count(DISTINCT id) FROM t") == [(300, 300)]
+    last_run = assert_state_agrees(tmp_path, FILES * ROWS_PER_FILE)["checkpoints"][-1]
+    assert last_run["status"] == "success", last_run
+    assert last_run["rows_written"] == FILES * ROWS_PER_FILE - rows, last_run
 
 
 def test_sigint_stops_recipes_running_in_worker_threads_with_one_message(

@@ -14,7 +14,7 @@ import copy
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -482,7 +482,7 @@ class Runner:
         state: State,
         context: RunContext,
         result: RunResult,
-    ) -> Iterator[Produced]:
+    ) -> Generator[Produced, None, None]:
         """Read and transform, in source order. Only seconds are counted here: rows are
         counted when the writer takes a batch, so counts at a commit are exactly its own
         (a read-ahead thread may be batches ahead)."""
@@ -533,6 +533,43 @@ class Runner:
         result: RunResult,
         clock: float,
     ) -> None:
+        incremental = self.recipe.source.incremental
+        capabilities = self.bound.source.registration.capabilities
+        resumable = bool(capabilities and capabilities.resumable)
+        # Committing during the run is only safe when a killed run can resume where it stopped;
+        # otherwise the whole run is one commit, so a re-run starts from a clean slate.
+        commit_as_we_go = context.write_mode != "overwrite" and (
+            (incremental is not None and incremental.strategy == "cursor") or resumable
+        )
+        runtime = self.recipe.runtime
+        items = self._produce(source, pipeline, state, context, result)
+        if runtime.read_ahead:
+            # Read and transform in a background thread ahead of the writes, so source and
+            # destination I/O overlap: one batch ahead, `parallelism` more with parallel readers.
+            # Only this thread writes and commits, in source order, from the batches it took.
+            parallelism = runtime.parallelism
+            items = read_ahead(items, depth=parallelism if parallelism > 1 else 0, name="read")
+        # However the load ends, the reader is stopped and the source's read ended (in the
+        # reader's thread) here, before the source is closed.
+        try:
+            self._load(items, destination, state, context, result, clock, commit_as_we_go)
+        except BaseException:
+            with suppress(Exception):  # the load's own error is the one to report
+                items.close()
+            raise
+        items.close()
+
+    def _load(
+        self,
+        items: Iterable[Produced],
+        destination: Any,
+        state: State,
+        context: RunContext,
+        result: RunResult,
+        clock: float,
+        commit_as_we_go: bool,
+    ) -> None:
+        """Write each batch `items` hands on, in order; commit as due, then the final commit."""
         stages = result.stages
         incremental = self.recipe.source.incremental
         cursor_column = (
@@ -540,22 +577,10 @@ class Runner:
             if incremental is not None and incremental.strategy == "cursor"
             else None
         )
-        capabilities = self.bound.source.registration.capabilities
-        resumable = bool(capabilities and capabilities.resumable)
-        # Committing during the run is only safe when a killed run can resume where it stopped;
-        # otherwise the whole run is one commit, so a re-run starts from a clean slate.
-        commit_as_we_go = context.write_mode != "overwrite" and (
-            cursor_column is not None or resumable
-        )
         # Small batches (small files, batches cut at cursor ties) are grouped into a commit of at
         # least `batch_size` rows, or whatever is staged after `commit_interval_seconds`: each
         # commit writes the whole state, so committing every tiny batch costs O(batches²).
-        runtime = self.recipe.runtime
         staged_rows, last_commit = 0, time.monotonic()
-        items = self._produce(source, pipeline, state, context, result)
-        parallelism = runtime.parallelism
-        if parallelism > 1:  # read and transform run ahead of writes in a background thread
-            items = read_ahead(items, depth=parallelism, name="read")
         self._stage = "read"
         commits_before = result.commits
         merge_keys = context.merge_keys  # a merge recipe's, also when it is fully refreshed
@@ -719,9 +744,11 @@ class Runner:
             "counts": counts,
         }
         destination.commit(state)
+        self.backend.save(self.recipe.name, state.to_dict())
+        # Known as committed once mirrored too: when the save fails (or Ctrl-C lands in it),
+        # `_settle_commit` learns from the commit's marker that it landed, and mirrors it.
         self._sequence += 1
         self._committed = counts
-        self.backend.save(self.recipe.name, state.to_dict())
         result.stages["commit"].seconds += time.perf_counter() - tick
         log.debug("committed", extra={"stage": "commit", "counts": _counts(result)})
 

@@ -160,6 +160,8 @@ class RuntimeConfig(BaseModel):
     retries: RetryConfig = Field(default_factory=RetryConfig)
     parallelism: int = Field(default=1, ge=1, le=64)
     commit_interval_seconds: float = Field(default=30, gt=0)
+    # 1: reading and transforming run in a background thread ahead of the writes; 0: in turn.
+    read_ahead: int = Field(default=1, ge=0, le=1)
 
     @field_validator("retries", mode="before")
     @classmethod
