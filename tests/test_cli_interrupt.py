@@ -150,11 +150,6 @@ def files_recipe(cwd: Path, name: str = "orders", data: str = "data", read_ahead
     )
 
 
-def files_read(rows: int) -> str:
-    files = rows // ROWS_PER_FILE
-    return f"{files} file{'s' if files != 1 else ''} read"
-
-
 def messages(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip()]
 
@@ -169,7 +164,7 @@ def committed_rows(stderr: str) -> int:
     )
     assert match is not None, stderr
     rows = int(match.group(1))
-    assert match.group(2) == str(rows // ROWS_PER_FILE), line
+    assert int(match.group(2)) == rows // ROWS_PER_FILE, line  # the files those rows came from
     return rows
 
 
