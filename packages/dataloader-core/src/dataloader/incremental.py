@@ -729,7 +729,10 @@ class CursorTracker:
             if self._previous_max is not None and pc.less(low, self._previous_max).as_py():
                 raise EngineError(
                     f"source {self.source_name!r} returned rows out of cursor order "
-                    f"({cursor_value(low)!r} after {cursor_value(self._previous_max)!r})",
+                    f"({cursor_value(low)!r} after {cursor_value(self._previous_max)!r}); "
+                    "a commit before this one may have moved the cursor past rows not loaded "
+                    "yet: once the source reads in cursor order (or says it does not), re-run "
+                    "with --full-refresh",
                     key="source.incremental.cursor_column",
                     expected="a source that reads ordered by the cursor column",
                 )
