@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         TransformError,
     )
     from dataloader.formats import Format, FormatOptions, FormatWriter
+    from dataloader.partitions import Partition
     from dataloader.plugins import PluginRef
     from dataloader.recipe import Recipe, RecipeLoader, from_yaml
     from dataloader.registry import (
@@ -67,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "Format": "dataloader.formats",
     "FormatOptions": "dataloader.formats",
     "FormatWriter": "dataloader.formats",
+    "Partition": "dataloader.partitions",
     "Recipe": "dataloader.recipe",
     "RecipeLoader": "dataloader.recipe",
     "from_yaml": "dataloader.recipe",
@@ -121,6 +123,7 @@ __all__ = [
     "FormatOptions",
     "FormatWriter",
     "LocalStateBackend",
+    "Partition",
     "PluginError",
     "PluginRef",
     "Recipe",

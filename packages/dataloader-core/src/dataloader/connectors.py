@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from dataloader.batch import Batch  # pyarrow: not needed to validate a connector's keys
+    from dataloader.partitions import Partition
     from dataloader.schema.plan import SchemaPlan
     from dataloader.state.model import State
 
@@ -73,6 +74,8 @@ class Capabilities(BaseModel):
     :param child_tables: as a destination, it writes the child tables of normalized nested
         data (`describe_child`, `apply_child_schema`, `write_child_batch`, `delete_children`)
         in the transaction or commit record of the main table.
+    :param can_split: as a source, it can cut its read into partitions read apart
+        (`plan_partitions`, `read_partition`), e.g. by a distributed executor.
     :param max_identifier_length: the longest table or column name it takes, in UTF-8 bytes
         (Postgres: 63); the normalizer cuts longer names, with a stable hash suffix.
     :param experimental: not yet run against the real system it names (its docs say what
@@ -89,6 +92,7 @@ class Capabilities(BaseModel):
     resumable: bool = False
     quarantine: bool = False
     child_tables: bool = False
+    can_split: bool = False
     max_identifier_length: int | None = None
     experimental: bool = False
 
@@ -105,6 +109,8 @@ class Capabilities(BaseModel):
             parts.append("quarantine")
         if self.child_tables:
             parts.append("child-tables")
+        if self.can_split:
+            parts.append("can-split")
         return ", ".join(parts)
 
 
@@ -168,6 +174,37 @@ class BaseConnector:
     def estimate_rows(self) -> int | None:
         """A cheap estimate of the rows a read will yield, for progress display; None if unknown."""
         return None
+
+    # -- source side: partitions ----------------------------------------------------------
+    # A source that sets `capabilities.can_split` implements both. The plan is made once (by
+    # the driver of a distributed run, or `dataloader plan`), each partition may be read by
+    # another process of the same recipe, opened as a source as usual, with the same `state`.
+    def plan_partitions(self, state: State, count: int) -> list[Partition] | None:
+        """Cut the read `read_batches(state)` would do into at most `count` partitions.
+
+        Together the partitions hold exactly the rows that read would yield, each in one
+        partition only: the same selection (`where:`, the files listed) and the same
+        incremental window from `state`. Called on an opened source; cheap (metadata, an
+        EXPLAIN, a listing), never a read of the data.
+
+        :param state: the state the run starts from (its cursor window or files read).
+        :param count: the most partitions wanted, 1 or more; fewer come back when the source
+            has fewer natural parts (files, pages).
+        :returns: the partitions, `index` 0, 1, … in order (an empty list: nothing to read);
+            None when this source cannot split (this default), and the read stays whole.
+        """
+        return None
+
+    def read_partition(self, partition: Partition, state: State) -> Iterable[Batch]:
+        """Yield the rows of one partition of a plan made by `plan_partitions(state, …)`, in
+        batches of at most `context.batch_size` rows, as `read_batches` yields them
+        (ordered by the cursor within the partition for an incremental read; checkpoints in
+        `metadata["checkpoint"]` as `read_batches` sets them).
+
+        :param partition: one partition of the plan, as planned (possibly in another process).
+        :param state: the state the plan was made from.
+        """
+        raise NotImplementedError(f"connector {self.name!r} cannot read a partition")
 
     # -- destination side ---------------------------------------------------------------
     def load_state(self) -> State | None:
