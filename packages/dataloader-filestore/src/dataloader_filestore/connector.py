@@ -22,7 +22,7 @@ import os
 import posixpath
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from dataloader import (
     State,
 )
 from dataloader.parallel import ordered_merge
+from dataloader.partitions import Partition, balanced, total
 from dataloader.registry import Registration, get_registry
 from dataloader.retry import backoff_delay, call_with_retries
 from dataloader_filestore import listing
@@ -63,6 +64,8 @@ COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
 # What follows `<recipe>-` in a part file's name: `<run id>-<part>`, with the engine's run ids
 # (`YYYYmmddTHHMMSS-<8 hex>`) and part numbers of five digits or more (`00001`, `123456`).
 # Tells this recipe's files from those of `<recipe>-<more>`.
+# A plan reads Parquet footers for row estimates up to this many files (one request each).
+PARQUET_FOOTERS = 10_000
 _PART_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-\d+(\.|$)")
 
 
@@ -80,6 +83,7 @@ class FileStoreConnector(BaseConnector):
         resumable=True,
         quarantine=True,
         child_tables=True,
+        can_split=True,
         max_identifier_length=MAX_NAME_BYTES,
     )
 
@@ -291,34 +295,107 @@ class FileStoreConnector(BaseConnector):
         except Exception:
             return None
 
+    def _to_read(
+        self, state: State, listed: Iterator[ListedFile] | None = None
+    ) -> Iterator[tuple[ListedFile, int]]:
+        """The files a read from `state` reads, in path order, each with the rows of it already
+        committed: a file read to its end and unchanged since (same modification time and
+        size) is left out, a file read in part is read on after its committed rows, a changed
+        one from its start. `listed`: the listing to go on from (else a new one). The one
+        selection of `read_batches` and `plan_partitions`."""
+        seen: dict[str, Any] = state.watermarks.get("files", {})
+        for file in listed if listed is not None else self._list():
+            entry = seen.get(file.path)
+            same = (
+                entry is not None
+                and entry.get("mtime") == file.mtime
+                and entry.get("size") == file.size
+            )
+            if same and entry.get("complete"):
+                continue
+            yield file, int(entry.get("rows", 0)) if same else 0
+
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
         """Each new or changed file's batches, in path order; with `runtime.parallelism` > 1
         that many files are read at once (still yielded in order, a few batches ahead each)."""
-        assert self.context is not None
-        seen: dict[str, Any] = state.watermarks.get("files", {})
         listed, self._listing = self._listing, None
+        yield from self._read_files(
+            (file.path, {"mtime": file.mtime, "size": file.size}, skip)
+            for file, skip in self._to_read(state, listed)
+        )
 
-        def readers() -> Iterator[Callable[[], Iterator[ArrowBatch]]]:
-            for file in listed if listed is not None else self._list():
-                signature = {"mtime": file.mtime, "size": file.size}
-                entry = seen.get(file.path)
-                same = (
-                    entry is not None
-                    and entry.get("mtime") == file.mtime
-                    and entry.get("size") == file.size
-                )
-                if same and entry.get("complete"):
-                    continue
-                skip = int(entry.get("rows", 0)) if same else 0
-                yield partial(self._read_file, file.path, signature, skip)
-
+    def _read_files(self, files: Iterable[tuple[str, dict[str, Any], int]]) -> Iterator[ArrowBatch]:
+        """The batches of `(path, signature, rows to skip)` files in turn, or with
+        `runtime.parallelism` > 1 that many at once, still yielded in order."""
+        assert self.context is not None
+        readers = (partial(self._read_file, *file) for file in files)
         if self.context.parallelism > 1:
             yield from ordered_merge(
-                readers(), workers=self.context.parallelism, depth=2, name="file"
+                readers, workers=self.context.parallelism, depth=2, name="file"
             )
         else:
-            for reader in readers():
+            for reader in readers:
                 yield from reader()
+
+    # -- source: partitions ----------------------------------------------------------
+    def plan_partitions(self, state: State, count: int) -> list[Partition]:
+        """The files `read_batches(state)` would read, in at most `count` lists (never more
+        than files) of about equal size: the largest file first, each into the lightest list.
+        Estimated bytes: the files' sizes; rows: from the footers of Parquet files (at most
+        `PARQUET_FOOTERS` of them), else unknown."""
+        files = list(self._to_read(state))
+        groups = balanced([file.size for file, _ in files], count)
+        footers = len(files) <= PARQUET_FOOTERS
+        partitions = []
+        for index, group in enumerate(groups):
+            chosen = [files[i] for i in group]
+            rows = [self._parquet_rows(file, skip) if footers else None for file, skip in chosen]
+            partitions.append(
+                Partition(
+                    index=index,
+                    label=_files_label([file.path for file, _ in chosen]),
+                    estimated_rows=total(rows),
+                    estimated_bytes=sum(file.size for file, _ in chosen),
+                    spec={
+                        "files": [
+                            {
+                                "path": file.path,
+                                "mtime": file.mtime,
+                                "size": file.size,
+                                "skip": skip,
+                            }
+                            for file, skip in chosen
+                        ]
+                    },
+                )
+            )
+        return partitions
+
+    def _parquet_rows(self, file: ListedFile, skip: int) -> int | None:
+        """The rows of a Parquet file left to read, from its footer; None for other formats
+        or when the footer cannot be read."""
+        parquet = (
+            self.config.format == "parquet"
+            if self.config.format
+            else posixpath.splitext(file.path)[1] in (".parquet", ".pq")
+        )
+        if not parquet:
+            return None
+        import pyarrow.parquet as pq
+
+        try:
+            with self.fs.open(file.path, "rb") as stream:
+                return max(pq.ParquetFile(stream).metadata.num_rows - skip, 0)
+        except Exception:
+            return None
+
+    def read_partition(self, partition: Partition, state: State) -> Iterator[ArrowBatch]:
+        """The batches of the partition's files, as `read_batches` reads them (each file after
+        the rows the plan's state had committed), with the same checkpoints."""
+        yield from self._read_files(
+            (entry["path"], {"mtime": entry["mtime"], "size": entry["size"]}, int(entry["skip"]))
+            for entry in partition.spec["files"]
+        )
 
     def _read_file(self, path: str, signature: dict[str, Any], skip: int) -> Iterator[ArrowBatch]:
         """The file's batches; a transient failure re-opens it and skips the rows already yielded."""
@@ -697,6 +774,15 @@ class FileStoreConnector(BaseConnector):
             # a run that ended without commit or abort
             self.abort()
         super().close()
+
+
+def _files_label(paths: list[str]) -> str:
+    """`3 files, a.csv … c.csv`: how many, the first and the last file name."""
+    names = [posixpath.basename(path) for path in paths]
+    if len(names) == 1:
+        return f"1 file, {names[0]}"
+    joined = ", " if len(names) == 2 else " … "
+    return f"{len(names)} files, {names[0]}{joined}{names[-1]}"
 
 
 class _CountingWriter:

@@ -31,6 +31,7 @@ def register_connectors() -> list[Any]:
                 "resumable": True,
                 "quarantine": True,
                 "child_tables": True,
+                "can_split": True,
                 "max_identifier_length": 255,
             },
         )
