@@ -25,9 +25,11 @@ in the same transaction as the rows, and under overwrite it shapes the stage.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ import pyarrow as pa
 from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
 from dataloader.incremental import window_for
 from dataloader.parallel import ordered_merge
+from dataloader.partitions import Partition
 from dataloader.sql import (
     STAGING_PREFIX,
     STATE_TABLE,
@@ -129,6 +132,25 @@ WHERE s.seqrelid = pg_get_serial_sequence({table_literal}, {column_literal})::re
 """
 
 
+@dataclass(frozen=True)
+class _Range:
+    """One range of a split read: its WHERE condition (empty: every row), a label, and for a
+    page range its estimated rows and bytes and its pages."""
+
+    condition: str
+    label: str
+    rows: int | None = None
+    size: int | None = None
+    pages: tuple[int, int] | None = None
+
+
+def _shown(value: Any) -> str:
+    """A range edge as a label shows it: `2024-06-01 10:00:00`, `1000`, `12.5`."""
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else str(value)
+    return str(value)
+
+
 class PostgresConnector(BaseConnector):
     """PostgreSQL source and destination."""
 
@@ -142,6 +164,7 @@ class PostgresConnector(BaseConnector):
         transactional_state=True,
         quarantine=True,
         child_tables=True,
+        can_split=True,
         max_identifier_length=63,
     )
     codec: CopyCodec = CsvCopyCodec()  # until `open` picks the recipe's (`choose_codec`)
@@ -169,6 +192,8 @@ class PostgresConnector(BaseConnector):
         self._holds_run_lock = False
         # During a split read: the snapshot the main connection exported for every range.
         self._snapshot: str | None = None
+        # After `plan_partitions`: the snapshot the plan was made in, exported until `close`.
+        self._plan_snapshot: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -186,6 +211,7 @@ class PostgresConnector(BaseConnector):
 
     def close(self) -> None:
         holds_run_lock, self._holds_run_lock = self._holds_run_lock, False
+        self._plan_snapshot = None  # gone with the connection that exported it
         if self.conn is None:
             return
         connection, self.conn = self.conn, None
@@ -405,6 +431,17 @@ class PostgresConnector(BaseConnector):
         count = self.config.partitions or self.context.parallelism
         if self.context.parallelism <= 1 or count <= 1:
             return [""]
+        ranges = self._split(query, plans, count)
+        return [part.condition for part in ranges] if ranges else [""]
+
+    def _split(self, query: str, plans: list[ColumnPlan], count: int) -> list[_Range] | None:
+        """The read `query` (window and `where:` applied) cut into at most `count` ranges that
+        together hold each of its rows once: of `partition_column` (the cursor column when
+        incremental), else of a table's pages (`ctid`). The first and last ranges are open, so
+        a row added since lands in one of them. None when the read cannot split: a query
+        without a split column, a split column without arithmetic (text, …), a relation with
+        no pages of its own (a view, a partitioned or foreign table)."""
+        assert self.context is not None
         column = self.config.partition_column
         cursor_column = self.context.incremental.cursor_column if self.context.incremental else None
         if cursor_column is not None and column not in (None, cursor_column):
@@ -416,21 +453,51 @@ class PostgresConnector(BaseConnector):
             )
         column = column or cursor_column
         if column is None:
-            if self.config.table is None:
-                return [""]  # a query has no pages to split
-            pages = self._execute(
-                "SELECT relpages FROM pg_class WHERE oid = to_regclass(%s)", (self._table().sql(),)
-            ).fetchall()
-            relpages = int(pages[0][0]) if pages and pages[0][0] else 0
-            if relpages < count:
-                return [""]
-            bounds = [relpages * i // count for i in range(1, count)]
-            conditions = []
-            for index in range(count):
-                low = f"ctid >= '({bounds[index - 1]},0)'::tid" if index else ""
-                high = f"ctid < '({bounds[index]},0)'::tid" if index < count - 1 else ""
-                conditions.append(" AND ".join(part for part in (low, high) if part))
-            return conditions
+            return None if self.config.table is None else self._page_ranges(count)
+        return self._key_ranges(query, plans, column, count)
+
+    def _page_ranges(self, count: int) -> list[_Range] | None:
+        """Ranges of the table's pages: `ctid >= '(a,0)' AND ctid < '(b,0)'`, a TID range scan
+        on Postgres 14+. Pages are counted from the table's size on disk (`relpages` lags until
+        the next VACUUM or ANALYZE); rows are estimated from `reltuples` per page."""
+        found = self._execute(
+            "SELECT relkind, relpages, reltuples, pg_relation_size(oid), "
+            "current_setting('block_size')::int FROM pg_class WHERE oid = to_regclass(%s)",
+            (self._table().sql(),),
+        ).fetchall()
+        if not found or found[0][0] not in ("r", "m"):
+            return None  # a view, a partitioned or foreign table: no pages to split
+        _, relpages, reltuples, size, block = found[0]
+        pages = int(size) // int(block)
+        per_page = float(reltuples) / relpages if relpages and reltuples >= 0 else None
+        count = max(1, min(count, pages))
+        bounds = [pages * i // count for i in range(count + 1)]
+        ranges = []
+        for index in range(count):
+            low, high = bounds[index], bounds[index + 1]
+            parts = [f"ctid >= '({low},0)'::tid"] if index else []
+            if index < count - 1:
+                parts.append(f"ctid < '({high},0)'::tid")
+            label = (
+                "all pages"
+                if count == 1
+                else f"pages [{low}, {high})"
+                if index < count - 1
+                else f"pages [{low}, …)"
+            )
+            rows = round(per_page * (high - low)) if per_page is not None else None
+            if count == 1 and per_page is None and reltuples >= 0:
+                rows = int(reltuples)
+            ranges.append(
+                _Range(" AND ".join(parts), label, rows, (high - low) * int(block), (low, high))
+            )
+        return ranges
+
+    def _key_ranges(
+        self, query: str, plans: list[ColumnPlan], column: str, count: int
+    ) -> list[_Range] | None:
+        """Ranges of equal width of a numeric or time column, between its smallest and largest
+        finite values in the read; NULLs (and NaN, ±Infinity) land in the first or last one."""
         quoted = quote_identifier(column)
         plan = next((plan for plan in plans if plan.name == column), None)
         if plan is None:
@@ -448,7 +515,7 @@ class PostgresConnector(BaseConnector):
             or pa.types.is_timestamp(arrow_type)
             or pa.types.is_date(arrow_type)
         ):
-            return [""]  # no arithmetic to cut ranges with (text, …): one ordered read
+            return None  # no arithmetic to cut ranges with (text, …): one ordered read
         # Edges come from finite values only (NaN and ±Infinity would make them NaN or infinite);
         # the first and last ranges are open-ended, so those values still land in exactly one.
         finite = self._finite_condition(quoted, plan.oid)
@@ -456,21 +523,31 @@ class PostgresConnector(BaseConnector):
             f"SELECT min({quoted}), max({quoted}) FROM ({query}) AS q WHERE {finite}"
         ).fetchall()[0]
         if low is None or low == high:
-            return [""]
-        step = (high - low) / count
-        edges = [low + step * i for i in range(1, count)]
+            return [_Range("", "all rows")]
+        if pa.types.is_integer(arrow_type):  # exact edges, even past 2**53
+            edges = [low + (high - low) * i // count for i in range(1, count)]
+        else:
+            step = (high - low) / count
+            edges = [low + step * i for i in range(1, count)]
+        edges = sorted({edge for edge in edges if edge > low})  # no empty range
         literal = self.conn.cursor().mogrify
-        conditions = []
-        for index in range(count):
+        ranges = []
+        for index in range(len(edges) + 1):
             parts = []
             if index:
                 parts.append(f"{quoted} >= {literal('%s', (edges[index - 1],)).decode()}")
-            if index < count - 1:
+            if index < len(edges):
                 parts.append(f"{quoted} < {literal('%s', (edges[index],)).decode()}")
             if not index:  # NULLs fall in no range: the first one reads them
                 parts = [f"({parts[0]} OR {quoted} IS NULL)"]
-            conditions.append(" AND ".join(parts))
-        return conditions
+            if not index:
+                label = f"{column} < {_shown(edges[0])} or null"
+            elif index == len(edges):
+                label = f"{column} >= {_shown(edges[index - 1])}"
+            else:
+                label = f"{column} in [{_shown(edges[index - 1])}, {_shown(edges[index])})"
+            ranges.append(_Range(" AND ".join(parts), label))
+        return ranges
 
     def _finite_condition(self, quoted: str, oid: int) -> str:
         """SQL true for the column's finite values (any value, for types without infinities)."""
@@ -484,14 +561,19 @@ class PostgresConnector(BaseConnector):
         return "TRUE"
 
     def _read_part(
-        self, state: State, condition: str, plans: list[ColumnPlan]
+        self,
+        state: State,
+        condition: str,
+        plans: list[ColumnPlan],
+        snapshot: str | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """One range of a split read, on its own connection, in the read's exported snapshot."""
+        """One range of a split read, on its own connection, in `snapshot` (by default the
+        one the read's main connection exported)."""
         assert self.context is not None
         query, order_by = self._source_query(state, plans, extra=condition)
         if order_by:
             query += f" ORDER BY {order_by}"
-        snapshot = self._snapshot
+        snapshot = snapshot or self._snapshot
         connection = connect(self.config, role="source")
         try:
             if snapshot is not None:
@@ -502,6 +584,76 @@ class PostgresConnector(BaseConnector):
         finally:
             self._release(connection)
 
+    # -- source: partitions ----------------------------------------------------------
+    def plan_partitions(self, state: State, count: int) -> list[Partition] | None:
+        """The read `read_batches(state)` would do, cut as a split read cuts it (`_split`):
+        ranges of `partition_column` (the cursor column when incremental; the window applies
+        inside every range), else of a table's pages. None for a query without such a
+        column. Rows and bytes of a key range are the planner's estimate (EXPLAIN), of a page
+        range the table's rows per page times its pages.
+
+        The plan is made in a snapshot this connector exports and keeps until it is closed:
+        each partition's spec names it, so partitions read while the source stays open see
+        the rows as of the plan, and together hold each of them once, whatever is written
+        meanwhile (a row updated across a range edge too)."""
+        assert self.context is not None
+        import psycopg2
+
+        if count < 1:
+            raise ValueError(f"the number of partitions is 1 or more, not {count}")
+        try:
+            self._plan_snapshot = self._export_snapshot()
+            plans = self.plan_columns(self._relation_query())
+            query, _ = self._source_query(state, plans)
+            ranges = self._split(query, plans, count)
+            if ranges is None:
+                return None
+            partitions = []
+            for index, part in enumerate(ranges):
+                rows, size = part.rows, part.size
+                if part.pages is None:
+                    rows, size = self._explained(state, plans, part.condition)
+                partitions.append(
+                    Partition(
+                        index=index,
+                        label=part.label,
+                        estimated_rows=rows,
+                        estimated_bytes=size,
+                        spec={"where": part.condition, "snapshot": self._plan_snapshot},
+                    )
+                )
+            return partitions
+        except psycopg2.Error as exc:
+            raise self._error("plan a split read of", exc) from exc
+
+    def _explained(
+        self, state: State, plans: list[ColumnPlan], condition: str
+    ) -> tuple[int | None, int | None]:
+        """The planner's estimate of a range's rows, and of its bytes (rows times the row width)."""
+        query, _ = self._source_query(state, plans, extra=condition)
+        [(explained,)] = self._execute(f"EXPLAIN (FORMAT JSON) {query}").fetchall()
+        if isinstance(explained, str):
+            explained = json.loads(explained)
+        top = explained[0]["Plan"]
+        rows = int(top.get("Plan Rows", 0))
+        return rows, rows * int(top.get("Plan Width", 0))
+
+    def read_partition(self, partition: Partition, state: State) -> Iterator[ArrowBatch]:
+        """The rows of one range of the plan, on a connection of its own, in the plan's
+        snapshot (a `ConnectorError` once the planning source is closed), with the window
+        from `state`, ordered by the cursor when incremental."""
+        assert self.context is not None
+        import psycopg2
+
+        try:
+            plans = self.plan_columns(self._relation_query())
+            for batch in self._read_part(
+                state, partition.spec["where"], plans, partition.spec.get("snapshot")
+            ):
+                yield ArrowBatch(batch, {"source": "postgres", "partition": partition.index})
+        except psycopg2.Error as exc:
+            raise self._error("read", exc) from exc
+
     def estimate_rows(self) -> int | None:
         if self.config.table is None or self.conn is None:
             return None
@@ -510,7 +662,8 @@ class PostgresConnector(BaseConnector):
                 "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
                 (self._table().sql(),),
             ).fetchall()
-            self.conn.rollback()
+            if self._plan_snapshot is None:  # else the plan's snapshot stays exported
+                self.conn.rollback()
         except Exception:
             return None
         return int(rows[0][0]) if rows and rows[0][0] and rows[0][0] > 0 else None
