@@ -85,6 +85,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("init_cmd", "init"),
     "schema": ("schema_cmds", "schema"),
     "preview": ("preview_cmd", "preview"),
+    "plan": ("plan_cmd", "plan"),
 }
 
 
