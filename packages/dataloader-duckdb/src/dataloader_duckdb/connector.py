@@ -15,6 +15,7 @@ conflict between runs is transient: the engine retries from the last commit.
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from dataloader import (
     State,
 )
 from dataloader.incremental import CursorWindow, window_for
+from dataloader.partitions import Partition
 from dataloader.schema.types import JSON_TAG, TYPE_TAG
 from dataloader.sql import (
     STAGING_PREFIX,
@@ -67,6 +69,25 @@ QUARANTINE_SUFFIX = "__quarantine"
 ROOT_IDS_VIEW = "_dl_root_ids"
 # Runs in this process take turns at shared DDL, so they do not conflict with each other.
 _SHARED_DDL = threading.Lock()
+
+
+def _literal(value: Any, arrow_type: pa.DataType) -> str:
+    """A range edge as a DuckDB literal of the column's type."""
+    if pa.types.is_timestamp(arrow_type):
+        kind = "TIMESTAMPTZ" if arrow_type.tz is not None else "TIMESTAMP"
+        return f"{kind} {sql_string(value.isoformat(sep=' '))}"
+    if pa.types.is_date(arrow_type):
+        return f"DATE {sql_string(value.isoformat())}"
+    if pa.types.is_floating(arrow_type):
+        return f"{float(value)!r}::DOUBLE"
+    return str(value)
+
+
+def _shown(value: Any) -> str:
+    """A range edge as a label shows it."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
 
 
 def _windowed(sql: str, window: CursorWindow, arrow_type: pa.DataType) -> tuple[str, list[Any]]:
@@ -106,6 +127,7 @@ class DuckDBConnector(BaseConnector):
         transactional_state=True,
         quarantine=True,
         child_tables=True,
+        can_split=True,
         max_identifier_length=None,
     )
 
@@ -164,31 +186,52 @@ class DuckDBConnector(BaseConnector):
 
     # -- source ----------------------------------------------------------------------
     def read_batches(self, state: State) -> Iterator[ArrowBatch]:
+        yield from self._read(state, "")
+
+    def _relation(self) -> str:
+        return f"({self.config.query}) AS q" if self.config.query else self._table().sql()
+
+    def _selected(self, state: State, condition: str) -> tuple[str, list[Any]]:
+        """The read's SQL and parameters: the table or query, limited to `condition` (a range of
+        a plan; empty: every row), then to the cursor window and ordered by the cursor."""
+        assert self.context is not None
+        sql = f"SELECT * FROM {self._relation()}" + (f" WHERE {condition}" if condition else "")
+        params: list[Any] = []
+        incremental = self.context.incremental
+        if incremental is not None and incremental.strategy == "cursor":
+            if condition:
+                sql = f"SELECT * FROM ({sql}) AS p"
+            window = window_for(incremental, state.cursor_values, state.cursor_boundaries)
+            arrow_type = self._column_type(window.column)
+            sql, params = _windowed(sql, window, arrow_type)
+        elif incremental is not None:
+            raise ConnectorError(
+                "DuckDB sources support the `cursor` incremental strategy only",
+                key="source.incremental.strategy",
+                value=incremental.strategy,
+            )
+        return sql, params
+
+    def _column_type(self, column: str) -> pa.DataType:
+        """The Arrow type of the cursor column `column`."""
+        cursor = self.con.cursor()
+        schema = cursor.sql(f"SELECT * FROM {self._relation()} LIMIT 0").to_arrow_table().schema
+        if column not in schema.names:
+            raise ConnectorError(
+                f"cursor column {column!r} is not a column of {self.config.table or 'the query'}",
+                key="source.incremental.cursor_column",
+                value=column,
+                expected=f"one of {schema.names}",
+            )
+        return schema.field(column).type
+
+    def _read(self, state: State, condition: str) -> Iterator[ArrowBatch]:
         assert self.context is not None
         import duckdb
 
-        relation = f"({self.config.query}) AS q" if self.config.query else self._table().sql()
-        sql, params = f"SELECT * FROM {relation}", []
-        incremental = self.context.incremental
         try:
-            cursor = self.con.cursor()
-            if incremental is not None and incremental.strategy == "cursor":
-                window = window_for(incremental, state.cursor_values, state.cursor_boundaries)
-                schema = cursor.sql(f"{sql} LIMIT 0").to_arrow_table().schema
-                if window.column not in schema.names:
-                    raise ConnectorError(
-                        f"cursor column {window.column!r} is not a column of {self.config.table or 'the query'}",
-                        key="source.incremental.cursor_column",
-                        value=window.column,
-                        expected=f"one of {schema.names}",
-                    )
-                sql, params = _windowed(sql, window, schema.field(window.column).type)
-            elif incremental is not None:
-                raise ConnectorError(
-                    "DuckDB sources support the `cursor` incremental strategy only",
-                    key="source.incremental.strategy",
-                    value=incremental.strategy,
-                )
+            sql, params = self._selected(state, condition)
+            cursor = self.con.cursor()  # kept while the reader reads
             relation = cursor.sql(sql, params=params or None)
             types = [str(kind) for kind in relation.types]
             reader = relation.to_arrow_reader(batch_size=self.context.batch_size)
@@ -199,6 +242,108 @@ class DuckDBConnector(BaseConnector):
             if tagged is not None:
                 record_batch = pa.RecordBatch.from_arrays(record_batch.columns, schema=tagged)
             yield ArrowBatch(record_batch, {"source": "duckdb"})
+
+    # -- source: partitions ----------------------------------------------------------
+    def plan_partitions(self, state: State, count: int) -> list[Partition] | None:
+        """An incremental read: ranges of its cursor column (numeric or time; the window
+        applies inside every range, ranges in cursor order). Else a table: ranges of `rowid`,
+        rows estimated in proportion. None for a query that is not incremental, and a cursor
+        without arithmetic (text). DuckDB has no snapshot to share between connections:
+        partitions hold each row once when the table does not change between the plan and
+        the reads (rows appended meanwhile fall into the last, open, range)."""
+        assert self.context is not None
+        import duckdb
+
+        if count < 1:
+            raise ValueError(f"the number of partitions is 1 or more, not {count}")
+        incremental = self.context.incremental
+        try:
+            if incremental is not None and incremental.strategy == "cursor":
+                assert incremental.cursor_column is not None
+                ranges = self._key_ranges(state, incremental.cursor_column, count)
+            elif self.config.query is not None:
+                return None
+            else:
+                ranges = self._rowid_ranges(count)
+        except duckdb.Error as exc:
+            raise self._error("plan a split read", exc) from exc
+        if ranges is None:
+            return None
+        return [
+            Partition(index=i, label=label, estimated_rows=rows, spec={"where": condition})
+            for i, (condition, label, rows) in enumerate(ranges)
+        ]
+
+    def _rowid_ranges(self, count: int) -> list[tuple[str, str, int | None]]:
+        rows, low, high = self.con.execute(
+            f"SELECT count(*), min(rowid), max(rowid) FROM {self._table().sql()}"
+        ).fetchall()[0]
+        if not rows:
+            return [("", "all rows", 0)]
+        span = high - low + 1
+        count = max(1, min(count, span))
+        edges = [low + span * i // count for i in range(count + 1)]
+        ranges = []
+        for index in range(count):
+            parts = [f"rowid >= {edges[index]}"] if index else []
+            if index < count - 1:
+                parts.append(f"rowid < {edges[index + 1]}")
+            if count == 1:
+                label = "all rows"
+            elif index < count - 1:
+                label = f"rowid in [{edges[index]}, {edges[index + 1]})"
+            else:
+                label = f"rowid >= {edges[index]}"
+            estimate = round(rows * (edges[index + 1] - edges[index]) / span)
+            ranges.append((" AND ".join(parts), label, estimate))
+        return ranges
+
+    def _key_ranges(
+        self, state: State, column: str, count: int
+    ) -> list[tuple[str, str, int | None]] | None:
+        """Ranges of equal width between the column's smallest and largest finite values in
+        the windowed read; NULLs (and NaN, ±infinity) land in the first or last range."""
+        arrow_type = self._column_type(column)
+        quoted = quote_identifier(column)
+        timely = pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
+        if pa.types.is_floating(arrow_type) or timely:
+            finite = f"isfinite({quoted})"
+        elif pa.types.is_integer(arrow_type) or pa.types.is_decimal(arrow_type):
+            finite = "true"
+        else:
+            return None  # no arithmetic to cut ranges with (text, …)
+        sql, params = self._selected(state, "")
+        low, high = self.con.execute(
+            f"SELECT min({quoted}), max({quoted}) FROM ({sql}) AS w WHERE {finite}",
+            params or None,
+        ).fetchall()[0]
+        if low is None or low == high:
+            return [("", "all rows", None)]
+        if pa.types.is_integer(arrow_type):
+            edges = [low + (high - low) * i // count for i in range(1, count)]
+        else:
+            step = (high - low) / count
+            edges = [low + step * i for i in range(1, count)]
+        edges = sorted({edge for edge in edges if edge > low})
+        literals = [_literal(edge, arrow_type) for edge in edges]
+        ranges: list[tuple[str, str, int | None]] = []
+        for index in range(len(edges) + 1):
+            if not index:
+                condition = f"({quoted} < {literals[0]} OR {quoted} IS NULL)"
+                label = f"{column} < {_shown(edges[0])} or null"
+            elif index == len(edges):
+                condition = f"{quoted} >= {literals[-1]}"
+                label = f"{column} >= {_shown(edges[-1])}"
+            else:
+                condition = f"{quoted} >= {literals[index - 1]} AND {quoted} < {literals[index]}"
+                label = f"{column} in [{_shown(edges[index - 1])}, {_shown(edges[index])})"
+            ranges.append((condition, label, None))
+        return ranges
+
+    def read_partition(self, partition: Partition, state: State) -> Iterator[ArrowBatch]:
+        """The rows of one range of the plan, with the window from `state`, ordered by the
+        cursor when incremental."""
+        yield from self._read(state, partition.spec["where"])
 
     def estimate_rows(self) -> int | None:
         if self.config.query or self.con is None:

@@ -27,6 +27,7 @@ def register_connectors() -> list[Any]:
                 "transactional_state": True,
                 "quarantine": True,
                 "child_tables": True,
+                "can_split": True,
             },
         )
     ]
