@@ -120,6 +120,11 @@ WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
       AND a.attnum = ANY(i.indkey))))
 ORDER BY a.attnum
 """
+# The identity columns of a table.
+IDENTITY_SQL = """
+SELECT a.attname::text FROM pg_attribute a
+WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''
+"""
 # Moves the sequence of an identity column past the column's largest value: forward only,
 # within the sequence's bounds. Formatted with the quoted column and table, and both as
 # literals for `pg_get_serial_sequence` (which takes the column name unquoted).
@@ -184,6 +189,9 @@ class PostgresConnector(BaseConnector):
         self._child_stages: dict[str, TableName] = {}
         # Under overwrite: per stage (its SQL name), the columns of the rows written to it.
         self._provided: dict[str, set[str]] = {}
+        # Under overwrite: per stage, its table's identity columns and those the first batch
+        # written to it carried (every later batch must carry the same).
+        self._identity: dict[str, tuple[TableName, frozenset[str], frozenset[str] | None]] = {}
         # Under merge: the root ids in `ROOT_IDS` (the batch's merged roots), once copied.
         self._root_ids: pa.Array | None = None
         # As a destination: the recipe's advisory lock (its key, the state table it guards),
@@ -930,12 +938,35 @@ class PostgresConnector(BaseConnector):
         elif not self.context.merge_keys:
             self._ensure_table(self._staging, data.schema)
         assert self._staging is not None
-        self._provided.setdefault(self._staging.sql(), set()).update(data.schema.names)
+        self._note_columns(self._staging, data.schema.names)
         if self.context.merge_keys:
             # A merge recipe's full refresh: the stage holds one row per key, as a merge keeps.
             self._write_merge(data, self._staging)
         else:
             self.codec.write(self.conn, self._staging.sql(), data)
+
+    def _note_columns(self, stage: TableName, names: list[str]) -> None:
+        """Record the columns of rows written to `stage`. An identity column in some batches
+        and not in others is refused: the stage would number the rows without it from 1,
+        beside the loaded values."""
+        self._provided.setdefault(stage.sql(), set()).update(names)
+        found = self._identity.get(stage.sql())
+        if found is None:
+            return
+        target, identity, first = found
+        carried = identity.intersection(names)
+        if first is None:
+            self._identity[stage.sql()] = (target, identity, carried)
+        elif carried != first:
+            columns = sorted(carried ^ first)
+            raise ConnectorError(
+                f"identity column(s) {columns} of {target.sql()} are in some batches of this "
+                "overwrite and not in others; nothing was replaced",
+                key="destination.table",
+                value=target.sql(),
+                expected="every batch with the identity column, or none (the table then "
+                "numbers the rows)",
+            )
 
     def _open_stage(self, target: TableName, schema: pa.Schema) -> TableName:
         """Create this run's stage of `target` (the main table or a child table) for
@@ -958,6 +989,8 @@ class PostgresConnector(BaseConnector):
                 self._execute(
                     f"ALTER TABLE {stage.sql()} ALTER COLUMN {quote_identifier(column)} {change}"
                 )
+            identity = self._execute(IDENTITY_SQL, (target.sql(),)).fetchall()
+            self._identity[stage.sql()] = (target, frozenset(row[0] for row in identity), None)
         recipe, run_id = self.context.recipe_name, self.context.run_id
         if target == main:
             self._fit(stage, schema, empty=True)
@@ -1095,7 +1128,7 @@ class PostgresConnector(BaseConnector):
                 if table not in self._child_stages:
                     self._child_stages[table] = self._open_stage(child, data.schema)
                 target = self._child_stages[table]
-                self._provided.setdefault(target.sql(), set()).update(data.schema.names)
+                self._note_columns(target, data.schema.names)
             else:
                 target = child
             self._ensure_table(target, data.schema)
@@ -1174,6 +1207,7 @@ class PostgresConnector(BaseConnector):
         self._quarantine_replaced = False
         self._root_ids = None  # dropped with the commit
         self._provided = {}
+        self._identity = {}
 
     def _swap_in_staging(self, target: TableName, staging: TableName | None) -> None:
         """Replace `target` with the staged table `staging` (None: nothing staged, `target`
@@ -1248,6 +1282,7 @@ class PostgresConnector(BaseConnector):
         self._staging = None
         self._child_stages = {}
         self._provided = {}
+        self._identity = {}
         self._root_ids = None
         self._fitted.clear()
         self._unique_keys = None
