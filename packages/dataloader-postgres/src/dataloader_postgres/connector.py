@@ -420,8 +420,11 @@ class PostgresConnector(BaseConnector):
         except psycopg2.Error as exc:
             raise self._error("read", exc) from exc
         finally:
-            if self._snapshot is not None and self.conn is not None:
-                self._rollback(self.conn)  # the exporting transaction, open for the whole read
+            if self.conn is not None and self._plan_snapshot is None:
+                # End the read's transaction (the exporting one, or the one the COPY opened):
+                # its locks would keep an overwrite of a table it read (in the same database)
+                # waiting at the commit for ever.
+                self._rollback(self.conn)
             self._snapshot = None
 
     def _export_snapshot(self) -> str:
