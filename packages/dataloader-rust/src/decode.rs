@@ -1,6 +1,7 @@
 //! Postgres binary COPY (`COPY … TO STDOUT (FORMAT binary)`) decoded into Arrow record batches.
 //!
-//! `CopyDecoder` reads the stream from a file descriptor (the read end of the pipe psycopg2's
+//! `CopyDecoder` reads the stream straight from libpq on psycopg2's connection (`from_libpq`,
+//! see decode_libpq.rs), from a file descriptor (the read end of the pipe psycopg2's
 //! `copy_expert` writes into) or from bytes, in large chunks, and builds one record batch of at
 //! most `max_rows` rows per `read_batch` call with the GIL released. A malformed or truncated
 //! stream raises `CopyDecodeError` naming the column and the row; a value the Arrow type cannot
@@ -8,6 +9,8 @@
 
 #[path = "decode_columns.rs"]
 mod columns;
+#[path = "decode_libpq.rs"]
+mod libpq;
 #[path = "decode_text.rs"]
 mod text;
 
@@ -19,11 +22,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_schema::SchemaRef;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3_arrow::{PyRecordBatch, PySchema};
 
 use columns::{column_for, Column, FieldError};
+use libpq::{Libpq, LibpqSource, ServerFailure};
 
 create_exception!(
     _native,
@@ -39,6 +43,36 @@ create_exception!(
     "A Postgres value its Arrow type cannot hold. Attributes: column, row, value (as Postgres \
      prints it), element (True for an element of an array column)."
 );
+create_exception!(
+    _native,
+    CopyServerError,
+    PyException,
+    "A COPY read from libpq that the server or libpq ended with an error. Attributes: message \
+     (the error result's message, \"\" when libpq failed to read the stream), sqlstate (or \
+     None), connection_message (libpq's message for the connection), connection_bad (the \
+     connection is lost)."
+);
+create_exception!(
+    _native,
+    LibpqUnavailableError,
+    PyException,
+    "libpq's functions cannot be resolved from the library named: nothing was sent."
+);
+
+/// Where the decoder's bytes come from.
+trait Source: Read + Send + Sync {
+    /// Called when the reader stops, before the source is dropped (with the GIL released).
+    fn finish(&mut self) {}
+}
+
+impl Source for File {}
+impl Source for Cursor<Vec<u8>> {}
+impl Source for LibpqSource {
+    /// Reads the rest of the COPY and its results so the connection can run its next statement.
+    fn finish(&mut self) {
+        self.drain();
+    }
+}
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 const CHUNK: usize = 4 << 20;
@@ -66,7 +100,7 @@ struct DecodeError {
 
 /// The stream decoder, free of Python: a source, a buffer and one builder per column.
 struct Decoder {
-    source: Box<dyn Read + Send + Sync>,
+    source: Box<dyn Source>,
     buffer: Vec<u8>,
     start: usize,
     end: usize,
@@ -91,7 +125,7 @@ enum Framed {
 
 impl Decoder {
     fn new(
-        source: Box<dyn Read + Send + Sync>,
+        source: Box<dyn Source>,
         schema: SchemaRef,
         types: &[(u32, u32)],
         capacity: usize,
@@ -399,6 +433,16 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(word)
 }
 
+fn server_error(py: Python<'_>, failure: &ServerFailure) -> PyErr {
+    let error = CopyServerError::new_err(failure.to_string());
+    let instance = error.value(py);
+    let _ = instance.setattr("message", failure.message.as_str());
+    let _ = instance.setattr("sqlstate", failure.sqlstate.as_deref());
+    let _ = instance.setattr("connection_message", failure.connection_message.as_str());
+    let _ = instance.setattr("connection_bad", failure.connection_bad);
+    error
+}
+
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_owned()
@@ -423,7 +467,7 @@ pub struct CopyDecoder {
 
 impl CopyDecoder {
     fn build(
-        source: impl FnOnce() -> Box<dyn Read + Send + Sync>,
+        source: impl FnOnce() -> Box<dyn Source>,
         schema: PySchema,
         types: Vec<(u32, u32)>,
         capacity: usize,
@@ -460,7 +504,11 @@ impl CopyDecoder {
                 false,
             ),
             Failure::Io(io) => {
-                return PyErr::from(io);
+                let server = io.get_ref().and_then(|e| e.downcast_ref::<ServerFailure>());
+                return match server {
+                    Some(failure) => server_error(py, failure),
+                    None => PyErr::from(io),
+                };
             }
             Failure::Truncated => (CopyDecodeError::new_err(message), None, false, true),
             Failure::Format | Failure::Unsupported => {
@@ -488,8 +536,7 @@ impl CopyDecoder {
             )));
         }
         // SAFETY: the caller hands over an open descriptor it no longer uses (documented above).
-        let source =
-            move || -> Box<dyn Read + Send + Sync> { Box::new(unsafe { File::from_raw_fd(fd) }) };
+        let source = move || -> Box<dyn Source> { Box::new(unsafe { File::from_raw_fd(fd) }) };
         Self::build(source, schema, types, capacity)
     }
 
@@ -502,8 +549,65 @@ impl CopyDecoder {
         types: Vec<(u32, u32)>,
         capacity: usize,
     ) -> PyResult<Self> {
-        let source = move || -> Box<dyn Read + Send + Sync> { Box::new(Cursor::new(data)) };
+        let source = move || -> Box<dyn Source> { Box::new(Cursor::new(data)) };
         Self::build(source, schema, types, capacity)
+    }
+
+    /// A decoder over `COPY … TO STDOUT (FORMAT binary)` run by libpq on psycopg2's connection.
+    ///
+    /// `library` is a loaded shared object whose dependencies hold the libpq psycopg2 uses
+    /// (psycopg2's extension module): its functions are resolved there, never loaded anew;
+    /// `LibpqUnavailableError` says they cannot be, before anything is sent. `pgconn` is the
+    /// connection's `PGconn*` (`connection.pgconn_ptr`), idle; `sql` is sent on it and the
+    /// server's start of the COPY awaited with the GIL released (`CopyServerError` if the
+    /// server refuses it). From then until `close()` (or the end of the data) the decoder owns
+    /// the connection: nothing else may use it, from any thread, and it must stay open.
+    /// `close()` reads the rest of the COPY (cancel it first to cut it short) and its results,
+    /// so the connection can run its next statement; a decoder dropped without `close()` never
+    /// touches the connection again. Not thread-safe: one thread reads.
+    #[staticmethod]
+    #[pyo3(signature = (library, pgconn, sql, schema, types, capacity = 65536))]
+    fn from_libpq(
+        py: Python<'_>,
+        library: &str,
+        pgconn: usize,
+        sql: &str,
+        schema: PySchema,
+        types: Vec<(u32, u32)>,
+        capacity: usize,
+    ) -> PyResult<Self> {
+        if pgconn == 0 {
+            return Err(PyValueError::new_err("no connection (PGconn* is NULL)"));
+        }
+        let libpq = Libpq::load(library).map_err(LibpqUnavailableError::new_err)?;
+        let empty = || -> Box<dyn Source> { Box::new(Cursor::new(Vec::new())) };
+        let mut reader = Self::build(empty, schema, types, capacity)?;
+        let started = py.detach(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: the caller hands over psycopg2's live, idle connection (documented).
+                unsafe { LibpqSource::start(libpq, pgconn, sql) }
+            }))
+        });
+        let source = match started {
+            Ok(Ok(source)) => source,
+            Ok(Err(io)) => {
+                let server = io.get_ref().and_then(|e| e.downcast_ref::<ServerFailure>());
+                return Err(match server {
+                    Some(failure) => server_error(py, failure),
+                    None => PyValueError::new_err(io.to_string()),
+                });
+            }
+            Err(payload) => {
+                return Err(PyRuntimeError::new_err(format!(
+                    "binary COPY reader panicked: {}",
+                    panic_text(payload.as_ref())
+                )))
+            }
+        };
+        if let Some(decoder) = reader.decoder.as_mut() {
+            decoder.source = Box::new(source);
+        }
+        Ok(reader)
     }
 
     /// The next `pyarrow.RecordBatch` of at most `max_rows` rows, or None at the end of the data.
@@ -533,9 +637,28 @@ impl CopyDecoder {
         self.decoder.as_ref().map_or(0, |d| d.rows)
     }
 
-    /// Closes the source (the file descriptor); further reads raise.
-    fn close(&mut self) {
-        self.decoder = None;
+    /// Closes the source (the file descriptor); further reads raise. A libpq COPY is read to its
+    /// end with the GIL released, or with `drain=False` left alone (its connection is closed or
+    /// no longer this reader's: libpq's next query on it discards the rest).
+    #[pyo3(signature = (drain = true))]
+    fn close(&mut self, py: Python<'_>, drain: bool) -> PyResult<()> {
+        let Some(mut decoder) = self.decoder.take() else {
+            return Ok(());
+        };
+        py.detach(move || {
+            catch_unwind(AssertUnwindSafe(move || {
+                if drain {
+                    decoder.source.finish();
+                }
+                drop(decoder);
+            }))
+        })
+        .map_err(|payload| {
+            PyRuntimeError::new_err(format!(
+                "binary COPY reader panicked while closing: {}",
+                panic_text(payload.as_ref())
+            ))
+        })
     }
 }
 
@@ -545,6 +668,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add(
         "UnreadableValueError",
         m.py().get_type::<UnreadableValueError>(),
+    )?;
+    m.add("CopyServerError", m.py().get_type::<CopyServerError>())?;
+    m.add(
+        "LibpqUnavailableError",
+        m.py().get_type::<LibpqUnavailableError>(),
     )?;
     Ok(())
 }

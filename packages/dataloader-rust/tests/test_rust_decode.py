@@ -540,6 +540,7 @@ def test_a_pump_that_cannot_start_leaks_no_descriptor(
         def start(self) -> None:
             raise RuntimeError("can't start new thread")
 
+    monkeypatch.setattr(copy_read, "find_libpq", lambda: None)  # the pipe path
     monkeypatch.setattr(copy_read, "threading", SimpleNamespace(Thread=Unstartable))
     plans = plans_for(conn, "SELECT 1 AS x")
     before = _open_fds()
@@ -563,6 +564,7 @@ def test_a_pipe_that_cannot_be_read_is_a_connector_error(
         os.close(directory)
         return decoder
 
+    monkeypatch.setattr(copy_read, "find_libpq", lambda: None)  # the pipe path
     monkeypatch.setattr(copy_read, "CopyDecoder", unreadable)
     plans = plans_for(conn, "SELECT 1 AS x")
     try:

@@ -1,16 +1,20 @@
 """Reading a query over `COPY … TO STDOUT (FORMAT binary)` into Arrow record batches.
 
-psycopg2's `copy_expert` runs in a pump thread and writes the stream into a pipe; the native
-`CopyDecoder` reads the pipe's other end in large chunks and decodes it with the GIL released,
-so several partitions of one read decode in parallel. The batches have the types and field
-metadata of the CSV codec (`ColumnPlan.field`), and values Arrow cannot hold fail with the CSV
-codec's message.
+The native `CopyDecoder` runs the COPY itself through the libpq psycopg2 already loaded, on
+psycopg2's own connection (`connection.pgconn_ptr`), and reads and decodes the stream with the
+GIL released, so several partitions of one read decode in parallel and no Python runs per row.
+Where libpq's functions cannot be resolved, psycopg2's `copy_expert` runs in a pump thread and
+writes the stream into a pipe whose other end the decoder reads. Either way the batches have
+the types and field metadata of the CSV codec (`ColumnPlan.field`), values Arrow cannot hold
+fail with the CSV codec's message, and the server's errors are psycopg2's exceptions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,7 +30,19 @@ from dataloader_postgres.codec import (
     _unreadable_message,
 )
 from dataloader_postgres.types import ColumnPlan
+from dataloader_rust import _native
 from dataloader_rust._native import CopyDecodeError, CopyDecoder, UnreadableValueError
+
+_log = logging.getLogger(__name__)
+
+
+class _Absent(Exception):
+    """Stands for an exception a native module built before libpq reads does not define."""
+
+
+# A native module built before libpq reads has neither: reads then go through the pipe.
+CopyServerError: type[Exception] = getattr(_native, "CopyServerError", _Absent)
+LibpqUnavailableError: type[Exception] = getattr(_native, "LibpqUnavailableError", _Absent)
 
 TEXT_OID = 25
 TEXT_ARRAY_OID = 1009
@@ -91,16 +107,152 @@ def _undecodable(bad: CopyDecodeError) -> ConnectorError:
     return ConnectorError(f"Postgres read: {bad}: the stream from the server is damaged")
 
 
+def find_libpq() -> str | None:
+    """The loaded shared object through which psycopg2 reaches its libpq: psycopg2's extension
+    module (libpq's functions resolve among its dependencies, so they are the ones that made
+    its connections). None when psycopg2 is not loaded."""
+    module = sys.modules.get("psycopg2._psycopg")
+    path = getattr(module, "__file__", None)
+    return path if isinstance(path, str) and path else None
+
+
+_fallback_logged = False
+
+
+def _fall_back(reason: str) -> None:
+    global _fallback_logged
+    if not _fallback_logged:
+        _fallback_logged = True
+        _log.debug("binary COPY reads go through psycopg2's copy_expert and a pipe: %s", reason)
+
+
+def _strip_severity(message: str) -> str:
+    for severity in ("ERROR:  ", "FATAL:  ", "PANIC:  "):
+        if len(message) > len(severity) and message.startswith(severity):
+            return message[len(severity) :]
+    return message
+
+
+def _server_error(connection: Any, failure: Any) -> BaseException:
+    """The psycopg2 exception `copy_expert` raises for the same failure (class from the
+    SQLSTATE, message without its severity, `pgerror`/`pgcode` set), a lost connection worded
+    by `_connection_loss`; psycopg2 is made to see a lost connection (`closed`)."""
+    import psycopg2
+    import psycopg2.errors
+
+    if failure.connection_bad:
+        # psycopg2 marks the connection closed when one of its commands finds it broken (none
+        # can succeed on it): the caller then discards it, as after `copy_expert`.
+        with contextlib.suppress(psycopg2.Error):
+            connection.reset()
+    message: str = failure.message
+    if not message:  # libpq failed to read the stream: psycopg2 has no result to word it
+        exc: BaseException = psycopg2.DatabaseError(
+            "error with status PGRES_COPY_OUT and no message from the libpq"
+        )
+        return _connection_loss(connection, exc)
+    kind: type[psycopg2.Error] = (
+        psycopg2.OperationalError if failure.connection_bad else psycopg2.DatabaseError
+    )
+    if failure.sqlstate:
+        with contextlib.suppress(KeyError):
+            kind = psycopg2.errors.lookup(failure.sqlstate)
+    error = kind(_strip_severity(message))
+    error.__setstate__({"pgerror": message, "pgcode": failure.sqlstate})
+    return _connection_loss(connection, error)
+
+
+def _start_libpq(
+    connection: Any, copy_sql: str, schema: pa.Schema, types: list[tuple[int, int]], size: int
+) -> CopyDecoder | None:
+    """A decoder running `copy_sql` on `connection` through libpq, or None (the pipe then)."""
+    if not hasattr(CopyDecoder, "from_libpq"):
+        _fall_back("the native module predates libpq reads")
+        return None
+    library = find_libpq()
+    if library is None:
+        _fall_back("psycopg2's libpq is not found")
+        return None
+    cursor = connection.cursor()  # a closed connection raises here, as `copy_expert` would
+    pgconn = getattr(connection, "pgconn_ptr", None)
+    if not isinstance(pgconn, int) or pgconn == 0:
+        _fall_back("the connection has no PGconn pointer")
+        return None
+    import psycopg2.extensions
+
+    if not connection.autocommit and connection.status == psycopg2.extensions.STATUS_READY:
+        cursor.execute("SELECT 1")  # psycopg2 opens its transaction, as before `copy_expert`
+    try:
+        return CopyDecoder.from_libpq(library, pgconn, copy_sql, schema, types, size)
+    except LibpqUnavailableError as exc:
+        _fall_back(str(exc))
+        return None
+    except CopyServerError as failure:
+        raise _server_error(connection, failure) from None
+
+
 def read(
     connection: Any, query: str, plans: Sequence[ColumnPlan], batch_size: int
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of `query` as record batches of at most `batch_size` rows.
 
+    The connection is this read's alone until the generator ends or is closed: nothing else
+    may use it meanwhile, from any thread (as with psycopg2's `copy_expert`). Closed early, the
+    read cancels the COPY and reads what is left, so the connection runs its next statement.
+
     :raises ConnectorError: for a value its Arrow type cannot hold (as the CSV codec words it)
         or for binary data that cannot be decoded, naming the column and the row.
+    :raises psycopg2.Error: for the server's errors, as `copy_expert` raises them.
     """
     copy_sql, types = copy_query(query, plans)
     schema = pa.schema([plan.field for plan in plans])
+    decoder = _start_libpq(connection, copy_sql, schema, types, batch_size)
+    if decoder is None:
+        yield from _read_pipe(connection, copy_sql, schema, types, plans, batch_size)
+        return
+    # The psycopg2 connection itself (a pool's proxy lets go of it when returned).
+    raw = getattr(connection, "dbapi_connection", None) or connection
+    pgconn = raw.pgconn_ptr
+    copying = True
+    try:
+        while True:
+            try:
+                batch = decoder.read_batch(batch_size)
+            except UnreadableValueError as bad:
+                raise _unreadable(bad, plans) from None
+            except CopyServerError as failure:
+                copying = False
+                raise _server_error(connection, failure) from None
+            except CopyDecodeError as bad:
+                raise _undecodable(bad) from None
+            if batch is None:
+                copying = False
+                break
+            yield batch
+    finally:
+        # A generator finalized late may find its connection closed or handed on: then the
+        # decoder must not touch it again.
+        owned = (
+            not raw.closed
+            and raw.pgconn_ptr == pgconn
+            and (getattr(connection, "dbapi_connection", None) or connection) is raw
+        )
+        try:
+            if copying and owned:
+                raw.cancel()
+        finally:
+            decoder.close(drain=owned)
+
+
+def _read_pipe(
+    connection: Any,
+    copy_sql: str,
+    schema: pa.Schema,
+    types: list[tuple[int, int]],
+    plans: Sequence[ColumnPlan],
+    batch_size: int,
+) -> Iterator[pa.RecordBatch]:
+    """`read` through `copy_expert` in a pump thread writing into a pipe the decoder reads."""
     read_fd, write_fd = os.pipe()
     try:
         _widen_pipe(write_fd)
