@@ -400,6 +400,7 @@ class PostgresConnector(BaseConnector):
         import psycopg2
 
         self._snapshot = None
+        batches: Iterator[pa.RecordBatch] = iter(())
         try:
             plans = self.plan_columns(self._relation_query())
             query, order_by = self._source_query(state, plans)
@@ -420,12 +421,19 @@ class PostgresConnector(BaseConnector):
         except psycopg2.Error as exc:
             raise self._error("read", exc) from exc
         finally:
-            if self.conn is not None and self._plan_snapshot is None:
-                # End the read's transaction (the exporting one, or the one the COPY opened):
-                # its locks would keep an overwrite of a table it read (in the same database)
-                # waiting at the commit for ever.
-                self._rollback(self.conn)
-            self._snapshot = None
+            try:
+                # A read stopped early cancels its COPY first: a rollback sent while the COPY
+                # still runs would read the whole rest of its stream before it could run.
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                if self.conn is not None and self._plan_snapshot is None:
+                    # End the read's transaction (the exporting one, or the one the COPY
+                    # opened): its locks would keep an overwrite of a table it read (in the same
+                    # database) waiting at the commit for ever.
+                    self._rollback(self.conn)
+                self._snapshot = None
 
     def _export_snapshot(self) -> str:
         """Start a REPEATABLE READ transaction on the main connection and export its snapshot
