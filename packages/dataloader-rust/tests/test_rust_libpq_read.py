@@ -243,6 +243,55 @@ def test_a_reader_finalized_after_its_connection_went_leaves_it_alone(
         again.close()
 
 
+@pytest.mark.parametrize("how", ["psycopg2 connection closed", "proxy closed", "returned"])
+def test_a_connection_gone_between_batches_ends_the_read_without_touching_it(
+    config: PostgresConfig,
+    postgres_server: PostgresServer,
+    postgres_database: str,
+    paths: Paths,
+    how: str,
+) -> None:
+    import psycopg2
+
+    if how == "psycopg2 connection closed":
+        conn = postgres_server.connect(postgres_database)
+    else:
+        conn = connect(config, role="source")
+    plans = plans_for(conn, "SELECT 1 AS g")
+    paths.use("libpq")
+    batches = iter(BINARY.read(conn, "SELECT g FROM generate_series(1, 200000) AS g", plans, 1000))
+    assert next(batches).num_rows == 1000
+    if how == "proxy closed":
+        conn.dbapi_connection.close()
+    conn.close()  # its PGconn freed (or handed back to the pool, whose rollback reads past it)
+    with pytest.raises(psycopg2.InterfaceError, match="connection already closed"):
+        next(batches)
+    with pytest.raises(StopIteration):
+        next(batches)
+
+
+def test_a_reader_finalized_on_another_thread_leaves_the_copy_for_psycopg2(
+    conn: Any, paths: Paths
+) -> None:
+    import psycopg2.extensions
+
+    plans = plans_for(conn, "SELECT 1 AS g")
+    paths.use("libpq")
+    query = "SELECT g FROM generate_series(1, 200000) AS g"
+    batches = BINARY.read(conn, query, plans, 1000)
+    assert next(iter(batches)).num_rows == 1000
+    # Closed where the connection may be another's: neither cancelled nor drained.
+    closer = threading.Thread(target=batches.close)  # type: ignore[attr-defined]
+    closer.start()
+    closer.join()
+    active = psycopg2.extensions.TRANSACTION_STATUS_ACTIVE
+    assert conn.dbapi_connection.info.transaction_status == active  # still mid-COPY
+    conn.rollback()  # psycopg2's `PQexec` reads past the rest of the COPY first
+    cursor = conn.cursor()
+    cursor.execute("SELECT 2")
+    assert cursor.fetchone() == (2,)
+
+
 def test_a_complete_read_leaves_its_transaction_usable(conn: Any, paths: Paths) -> None:
     execute(conn, "CREATE TABLE t (id int)")
     cursor = conn.cursor()

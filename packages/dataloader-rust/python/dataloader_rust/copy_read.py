@@ -197,8 +197,10 @@ def read(
     """Yield the rows of `query` as record batches of at most `batch_size` rows.
 
     The connection is this read's alone until the generator ends or is closed: nothing else
-    may use it meanwhile, from any thread (as with psycopg2's `copy_expert`). Closed early, the
-    read cancels the COPY and reads what is left, so the connection runs its next statement.
+    may use it meanwhile, from any thread (as with psycopg2's `copy_expert`). Closed early on
+    the thread that started it, the read cancels the COPY and reads what is left, so the
+    connection runs its next statement; a connection closed or handed on between batches
+    ends the read with `psycopg2.InterfaceError`.
 
     :raises ConnectorError: for a value its Arrow type cannot hold (as the CSV codec words it)
         or for binary data that cannot be decoded, naming the column and the row.
@@ -213,9 +215,25 @@ def read(
     # The psycopg2 connection itself (a pool's proxy lets go of it when returned).
     raw = getattr(connection, "dbapi_connection", None) or connection
     pgconn = raw.pgconn_ptr
+    started_on = threading.get_ident()
+
+    def owned() -> bool:
+        """The connection is still open and still the one the decoder reads from."""
+        return (
+            not raw.closed
+            and raw.pgconn_ptr == pgconn
+            and (getattr(connection, "dbapi_connection", None) or connection) is raw
+        )
+
     copying = True
     try:
         while True:
+            if not owned():  # closed or handed on between batches: its PGconn may be freed
+                copying = False
+                decoder.close(drain=False)
+                import psycopg2
+
+                raise psycopg2.InterfaceError("connection already closed")
             try:
                 batch = decoder.read_batch(batch_size)
             except UnreadableValueError as bad:
@@ -230,18 +248,16 @@ def read(
                 break
             yield batch
     finally:
-        # A generator finalized late may find its connection closed or handed on: then the
-        # decoder must not touch it again.
-        owned = (
-            not raw.closed
-            and raw.pgconn_ptr == pgconn
-            and (getattr(connection, "dbapi_connection", None) or connection) is raw
-        )
+        # A generator finalized late may find its connection closed or handed on, or run on
+        # another thread (the garbage collector's), where the connection may be in use: then
+        # the decoder must not touch it again. One still open is left mid-COPY, which
+        # psycopg2's next command (`PQexec`) reads past.
+        mine = threading.get_ident() == started_on and owned()
         try:
-            if copying and owned:
+            if copying and mine:
                 raw.cancel()
         finally:
-            decoder.close(drain=owned)
+            decoder.close(drain=mine)
 
 
 def _read_pipe(
