@@ -232,7 +232,7 @@ def test_a_reader_finalized_after_its_connection_went_leaves_it_alone(
     assert next(iter(batches)).num_rows == 1000
     if how == "closed":
         conn.dbapi_connection.close()
-    conn.close()  # the COPY still runs: libpq's next query on it discards the rest
+    conn.close()  # the COPY still runs: the pool's rollback (psycopg2's PQexec) reads past it
     batches.close()  # type: ignore[attr-defined]
     again = connect(config, role="source")
     try:
@@ -286,7 +286,12 @@ def test_a_reader_finalized_on_another_thread_leaves_the_copy_for_psycopg2(
     closer.join()
     active = psycopg2.extensions.TRANSACTION_STATUS_ACTIVE
     assert conn.dbapi_connection.info.transaction_status == active  # still mid-COPY
-    conn.rollback()  # psycopg2's `PQexec` reads past the rest of the COPY first
+    # The next read cannot send on it through libpq: it takes the pipe, whose `PQexec` reads
+    # past the rest of the COPY first.
+    again = list(BINARY.read(conn, "SELECT g FROM generate_series(1, 10) AS g", plans, 4))
+    assert [batch.num_rows for batch in again] == [4, 4, 2]
+    assert paths.pipe_reads == 1
+    conn.rollback()
     cursor = conn.cursor()
     cursor.execute("SELECT 2")
     assert cursor.fetchone() == (2,)

@@ -180,6 +180,12 @@ def _start_libpq(
         return None
     import psycopg2.extensions
 
+    raw = getattr(connection, "dbapi_connection", None) or connection  # not a pool's proxy
+    if raw.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_ACTIVE:
+        # A command is still in progress (a read left mid-COPY): `PQsendQuery` would refuse
+        # to run, `copy_expert`'s `PQexec` reads past the rest of it first.
+        _log.debug("binary COPY read through the pipe: a command is still in progress")
+        return None
     if not connection.autocommit and connection.status == psycopg2.extensions.STATUS_READY:
         cursor.execute("SELECT 1")  # psycopg2 opens its transaction, as before `copy_expert`
     try:
