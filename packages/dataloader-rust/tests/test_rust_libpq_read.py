@@ -417,6 +417,42 @@ def test_no_libpq_found_reads_through_the_pipe(
     assert len(logged) == 1 and "pipe" in logged[0].getMessage()  # once per process
 
 
+def test_a_green_or_asynchronous_connection_reads_through_the_pipe(
+    conn: Any, paths: Paths, postgres_server: PostgresServer, postgres_database: str
+) -> None:
+    import psycopg2
+    import psycopg2.extensions
+    import psycopg2.extras
+
+    plans = plans_for(conn, "SELECT 1 AS g")
+    conn.rollback()
+    paths.use("libpq")
+    query = "SELECT g FROM generate_series(1, 10) AS g"
+    # Green: psycopg2 waits through the callback; `copy_expert` refuses to run under it.
+    psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+    try:
+        with pytest.raises(psycopg2.ProgrammingError, match="copy_expert"):
+            list(BINARY.read(conn, query, plans, 4))
+    finally:
+        psycopg2.extensions.set_wait_callback(None)
+    assert paths.pipe_reads == 1
+    conn.rollback()
+    # Asynchronous: the same.
+    settings = postgres_server.connection_settings(postgres_database)
+    settings["dbname"] = settings.pop("database")
+    asynchronous = psycopg2.connect(**settings, async_=True)
+    try:
+        psycopg2.extras.wait_select(asynchronous)
+        with pytest.raises(psycopg2.ProgrammingError, match="copy_expert"):
+            list(BINARY.read(asynchronous, query, plans, 4))
+        assert paths.pipe_reads == 2
+    finally:
+        asynchronous.close()
+    assert [batch.num_rows for batch in BINARY.read(conn, query, plans, 4)] == [4, 4, 2]
+    assert paths.pipe_reads == 2  # a blocking connection reads through libpq again
+    conn.rollback()
+
+
 def _native_module() -> str:
     """A loaded library without libpq's functions (the accelerator's own module)."""
     from dataloader_rust import _native

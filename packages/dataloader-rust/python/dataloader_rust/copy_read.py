@@ -181,6 +181,11 @@ def _start_libpq(
     import psycopg2.extensions
 
     raw = getattr(connection, "dbapi_connection", None) or connection  # not a pool's proxy
+    if raw.async_ or psycopg2.extensions.get_wait_callback() is not None:
+        # psycopg2 drives these connections without blocking: a blocking libpq call would
+        # stall an event loop (green) or race psycopg2's own polling (async).
+        _log.debug("binary COPY read through the pipe: the connection is asynchronous or green")
+        return None
     if raw.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_ACTIVE:
         # A command is still in progress (a read left mid-COPY): `PQsendQuery` would refuse
         # to run, `copy_expert`'s `PQexec` reads past the rest of it first.
