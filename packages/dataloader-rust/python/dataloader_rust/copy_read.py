@@ -247,13 +247,11 @@ def read(
                 raise psycopg2.InterfaceError("connection already closed")
             try:
                 batch = decoder.read_batch(batch_size)
-            except UnreadableValueError as bad:
-                raise _unreadable(bad, plans) from None
+            except (UnreadableValueError, CopyDecodeError) as bad:
+                raise _decode_failure(bad, plans) from None
             except CopyServerError as failure:
                 copying = False
                 raise _server_error(connection, failure) from None
-            except CopyDecodeError as bad:
-                raise _undecodable(bad) from None
             if batch is None:
                 copying = False
                 break
@@ -269,6 +267,15 @@ def read(
                 raw.cancel()
         finally:
             decoder.close(drain=mine)
+
+
+def _decode_failure(
+    bad: UnreadableValueError | CopyDecodeError, plans: Sequence[ColumnPlan]
+) -> ConnectorError:
+    """The `ConnectorError` for data the decoder could not turn into Arrow values."""
+    if isinstance(bad, UnreadableValueError):
+        return _unreadable(bad, plans)
+    return _undecodable(bad)
 
 
 def _read_pipe(
@@ -309,14 +316,12 @@ def _read_pipe(
         while True:
             try:
                 batch = decoder.read_batch(batch_size)
-            except UnreadableValueError as bad:
-                raise _unreadable(bad, plans) from None
             except CopyDecodeError as bad:
                 if bad.truncated:  # the pump closed the pipe: its error is the cause
                     thread.join()
                     if failure:
                         raise failure[0] from None
-                raise _undecodable(bad) from None
+                raise _decode_failure(bad, plans) from None
             except OSError as exc:
                 # The pipe could not be read. A pump that failed first closed it (a truncated
                 # stream, above), so its error is the cause only if it has already ended;
