@@ -638,8 +638,9 @@ impl CopyDecoder {
     }
 
     /// Closes the source (the file descriptor); further reads raise. A libpq COPY is read to its
-    /// end with the GIL released, or with `drain=False` left alone (its connection is closed or
-    /// no longer this reader's: libpq's next query on it discards the rest).
+    /// end with the GIL released, or with `drain=False` left alone, for a connection that is
+    /// closed or no longer this reader's: one still open is then left in the middle of the COPY
+    /// (`PQsendQuery` refuses to run on it; `PQexec` reads past the rest).
     #[pyo3(signature = (drain = true))]
     fn close(&mut self, py: Python<'_>, drain: bool) -> PyResult<()> {
         let Some(mut decoder) = self.decoder.take() else {

@@ -374,8 +374,9 @@ impl Read for LibpqSource {
 }
 
 impl Drop for LibpqSource {
-    /// Frees the buffered message only: the connection may be gone by now (a reader dropped
-    /// without `drain` leaves the COPY to libpq, whose next query discards the rest of it).
+    /// Frees the buffered message only: the connection may be gone by now. A reader dropped
+    /// without `drain` leaves the connection in the middle of the COPY: a query sent with
+    /// `PQsendQuery` then fails, and only `PQexec` (psycopg2's) reads past the rest of it.
     fn drop(&mut self) {
         self.release_chunk();
     }
