@@ -205,9 +205,9 @@ impl LibpqSource {
         let query = CString::new(sql).map_err(|_| Error::other("a NUL in the COPY statement"))?;
         // SAFETY: a live connection (caller's contract) and a NUL-terminated query.
         if unsafe { (source.libpq.send_query)(source.conn, query.as_ptr()) } == 0 {
+            // Nothing was sent: any result still pending on the connection is not this read's.
             let mut failure = source.failure(None);
             failure.message = failure.connection_message.clone();
-            source.drain_results();
             return Err(Error::other(failure));
         }
         // SAFETY: as above.

@@ -488,6 +488,28 @@ def test_the_server_refusing_the_copy_is_a_copy_server_error(conn: Any) -> None:
     conn.rollback()
 
 
+def test_a_copy_that_cannot_be_sent_leaves_the_connection_as_it_was(conn: Any) -> None:
+    import psycopg2.extensions
+
+    library = copy_read.find_libpq()
+    assert library is not None
+    schema = pa.schema([pa.field("g", pa.int32())])
+    sql = "COPY (SELECT g FROM generate_series(1, 3000000) AS g) TO STDOUT (FORMAT binary)"
+    first = CopyDecoder.from_libpq(library, conn.pgconn_ptr, sql, schema, [(23, 0)])
+    assert first.read_batch(1000).num_rows == 1000
+    first.close(drain=False)  # left mid-COPY
+    with pytest.raises(CopyServerError, match="another command is already in progress") as caught:
+        CopyDecoder.from_libpq(library, conn.pgconn_ptr, sql, schema, [(23, 0)])
+    assert caught.value.connection_bad is False  # type: ignore[attr-defined]
+    # Nothing was sent, so nothing was read: the first COPY is still where it was left.
+    active = psycopg2.extensions.TRANSACTION_STATUS_ACTIVE
+    assert conn.dbapi_connection.info.transaction_status == active
+    cursor = conn.cursor()
+    cursor.execute("SELECT 2")  # psycopg2's PQexec reads past it
+    assert cursor.fetchone() == (2,)
+    conn.rollback()
+
+
 # -- the GIL ---------------------------------------------------------------------------------
 def test_a_read_waiting_on_the_server_does_not_hold_the_gil(conn: Any, holder: Any) -> None:
     query = (
