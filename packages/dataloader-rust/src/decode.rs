@@ -48,9 +48,9 @@ create_exception!(
     CopyServerError,
     PyException,
     "A COPY read from libpq that the server or libpq ended with an error. Attributes: message \
-     (the error result's message, \"\" when libpq failed to read the stream), sqlstate (or \
-     None), connection_message (libpq's message for the connection), connection_bad (the \
-     connection is lost)."
+     (the error result's message; libpq's when it failed to read the stream, \"\" if the \
+     connection is lost), sqlstate (or None), connection_message (libpq's message for the \
+     connection), connection_bad (the connection is lost)."
 );
 create_exception!(
     _native,

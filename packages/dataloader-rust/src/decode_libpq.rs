@@ -354,8 +354,13 @@ impl Read for LibpqSource {
                     None
                 }
                 _ => {
-                    // libpq could not read the stream: psycopg2 has no result to word it.
-                    let failure = self.failure(None);
+                    // libpq could not read the stream. A lost connection is worded as psycopg2
+                    // words it (no result to read a message from); otherwise libpq's own
+                    // message for the connection says what failed.
+                    let mut failure = self.failure(None);
+                    if !failure.connection_bad {
+                        failure.message = failure.connection_message.clone();
+                    }
                     self.ended = true;
                     self.drain_results();
                     Some(Error::other(failure))

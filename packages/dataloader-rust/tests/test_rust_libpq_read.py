@@ -510,6 +510,30 @@ def test_a_copy_that_cannot_be_sent_leaves_the_connection_as_it_was(conn: Any) -
     conn.rollback()
 
 
+def test_libpq_failing_to_read_on_a_good_connection_carries_its_message(conn: Any) -> None:
+    library = copy_read.find_libpq()
+    assert library is not None
+    schema = pa.schema([pa.field("g", pa.int32())])
+    # 30 MB: far more than the decoder (4 MiB reads) and the sockets hold when the COPY is cut.
+    sql = "COPY (SELECT g FROM generate_series(1, 3000000) AS g) TO STDOUT (FORMAT binary)"
+    decoder = CopyDecoder.from_libpq(library, conn.pgconn_ptr, sql, schema, [(23, 0)])
+    assert decoder.read_batch(1000).num_rows == 1000
+    # psycopg2's next command (PQexec) reads past the rest: libpq has no COPY left to read.
+    conn.cursor().execute("SELECT 1")
+    with pytest.raises(CopyServerError) as caught:
+        while decoder.read_batch(1000) is not None:
+            pass
+    error = caught.value
+    assert error.connection_bad is False  # type: ignore[attr-defined]
+    assert "no COPY in progress" in error.message  # type: ignore[attr-defined]
+    assert "no COPY in progress" in str(error)
+    decoder.close()
+    cursor = conn.cursor()
+    cursor.execute("SELECT 2")
+    assert cursor.fetchone() == (2,)
+    conn.rollback()
+
+
 # -- the GIL ---------------------------------------------------------------------------------
 def test_a_read_waiting_on_the_server_does_not_hold_the_gil(conn: Any, holder: Any) -> None:
     query = (
