@@ -443,6 +443,18 @@ fn server_error(py: Python<'_>, failure: &ServerFailure) -> PyErr {
     error
 }
 
+/// `CopyServerError` for an I/O error that holds a libpq `ServerFailure`, else `other(io)`.
+fn io_error(
+    py: Python<'_>,
+    io: std::io::Error,
+    other: impl FnOnce(std::io::Error) -> PyErr,
+) -> PyErr {
+    match io.get_ref().and_then(|e| e.downcast_ref::<ServerFailure>()) {
+        Some(failure) => server_error(py, failure),
+        None => other(io),
+    }
+}
+
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_owned()
@@ -503,13 +515,7 @@ impl CopyDecoder {
                 element,
                 false,
             ),
-            Failure::Io(io) => {
-                let server = io.get_ref().and_then(|e| e.downcast_ref::<ServerFailure>());
-                return match server {
-                    Some(failure) => server_error(py, failure),
-                    None => PyErr::from(io),
-                };
-            }
+            Failure::Io(io) => return io_error(py, io, PyErr::from),
             Failure::Truncated => (CopyDecodeError::new_err(message), None, false, true),
             Failure::Format | Failure::Unsupported => {
                 (CopyDecodeError::new_err(message), None, false, false)
@@ -591,11 +597,7 @@ impl CopyDecoder {
         let source = match started {
             Ok(Ok(source)) => source,
             Ok(Err(io)) => {
-                let server = io.get_ref().and_then(|e| e.downcast_ref::<ServerFailure>());
-                return Err(match server {
-                    Some(failure) => server_error(py, failure),
-                    None => PyValueError::new_err(io.to_string()),
-                });
+                return Err(io_error(py, io, |io| PyValueError::new_err(io.to_string())));
             }
             Err(payload) => {
                 return Err(PyRuntimeError::new_err(format!(
