@@ -243,6 +243,27 @@ def test_a_reader_finalized_after_its_connection_went_leaves_it_alone(
         again.close()
 
 
+@pytest.mark.parametrize("second", PATHS)
+def test_a_read_left_open_and_finalized_later_leaves_the_next_read_alone(
+    conn: Any, paths: Paths, second: str
+) -> None:
+    """A first read abandoned after one batch, the connection rolled back (psycopg2 reads past
+    its COPY), a second read started: the first, finalized now, must not cancel the second."""
+    query = "SELECT g FROM generate_series(1, 200000) AS g"
+    plans = plans_for(conn, query)
+    paths.use("libpq")
+    first = BINARY.read(conn, query, plans, 1000)
+    assert next(iter(first)).num_rows == 1000
+    conn.rollback()
+    paths.use(second)
+    later = iter(BINARY.read(conn, query, plans, 1000))
+    rows = next(later).num_rows
+    first.close()  # type: ignore[attr-defined]
+    rows += sum(batch.num_rows for batch in later)
+    assert rows == 200000
+    conn.rollback()
+
+
 @pytest.mark.parametrize("how", ["psycopg2 connection closed", "proxy closed", "returned"])
 def test_a_connection_gone_between_batches_ends_the_read_without_touching_it(
     config: PostgresConfig,

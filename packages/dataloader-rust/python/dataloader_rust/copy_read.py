@@ -162,6 +162,11 @@ def _server_error(connection: Any, failure: Any) -> BaseException:
     return _connection_loss(connection, error)
 
 
+# The latest read of each psycopg2 connection (by `id`; the connections take no weak
+# references): only that read may cancel or drain the connection's COPY.
+_readers: dict[int, object] = {}
+
+
 def _start_libpq(
     connection: Any, copy_sql: str, schema: pa.Schema, types: list[tuple[int, int]], size: int
 ) -> CopyDecoder | None:
@@ -219,21 +224,25 @@ def read(
     """
     copy_sql, types = copy_query(query, plans)
     schema = pa.schema([plan.field for plan in plans])
+    # The psycopg2 connection itself (a pool's proxy lets go of it when returned).
+    raw = getattr(connection, "dbapi_connection", None) or connection
+    token = object()
+    _readers[id(raw)] = token  # an older read of this connection, finalized late, leaves it
     decoder = _start_libpq(connection, copy_sql, schema, types, batch_size)
     if decoder is None:
         yield from _read_pipe(connection, copy_sql, schema, types, plans, batch_size)
         return
-    # The psycopg2 connection itself (a pool's proxy lets go of it when returned).
-    raw = getattr(connection, "dbapi_connection", None) or connection
     pgconn = raw.pgconn_ptr
     started_on = threading.get_ident()
 
     def owned() -> bool:
-        """The connection is still open and still the one the decoder reads from."""
+        """The connection is still open, still the one the decoder reads from, and no later
+        read has started on it."""
         return (
             not raw.closed
             and raw.pgconn_ptr == pgconn
             and (getattr(connection, "dbapi_connection", None) or connection) is raw
+            and _readers.get(id(raw)) is token
         )
 
     copying = True
@@ -267,6 +276,8 @@ def read(
                 raw.cancel()
         finally:
             decoder.close(drain=mine)
+            if _readers.get(id(raw)) is token:
+                del _readers[id(raw)]
 
 
 def _decode_failure(
