@@ -91,7 +91,9 @@ def register_failing_sources() -> Iterator[list[Callable[[int], None]]]:
     unregister("connector", FAILING_RESUMABLE)
 
 
-FAILING_RUNTIME = {"batch_size": 2}  # = rows_per_batch: every batch is a full one
+# batch_size = rows_per_batch: every batch is a full one. The observers look at the
+# destination from inside the source ("before batch i, i commits"): reads and writes in turn.
+FAILING_RUNTIME = {"batch_size": 2, "read_ahead": 0}
 
 
 def failing_source(*, resumable: bool, fail_after: int | None, batches: int = 5) -> dict[str, Any]:
