@@ -21,9 +21,10 @@ def backend(pg: Any) -> PostgresStateBackend:
 
 
 def terminate_lock_holder(pg: Any, recipe: str) -> None:
-    """End the server session that holds the recipe's advisory lock, as a lost connection would."""
+    """End the server session that holds the recipe's advisory lock, as a lost connection would
+    (waiting until it has ended: only then is its lock free)."""
     rows = pg.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks, "
+        "SELECT pg_terminate_backend(pid, 60000) FROM pg_locks, "
         "(SELECT hashtextextended(%s, 0) AS k) AS lock_key "
         "WHERE locktype = 'advisory' AND granted "
         "AND classid::bigint = (k >> 32) & 4294967295 AND objid::bigint = k & 4294967295",
