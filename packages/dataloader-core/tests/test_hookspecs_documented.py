@@ -18,6 +18,7 @@ EXPECTED_HOOKS = {
     "register_state_backends",
     "register_paginators",
     "register_accelerators",
+    "register_executors",
     "register_commands",
 }
 

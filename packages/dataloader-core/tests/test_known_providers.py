@@ -19,6 +19,7 @@ FAMILY = {
     "dataloader-sql",
     "dataloader-snowflake",
     "dataloader-redshift",
+    "dataloader-dask",
 }
 
 
@@ -26,7 +27,7 @@ def test_known_providers_match_what_the_distributions_register() -> None:
     registry = get_registry()
     provided = {
         (registration.kind, registration.name): registration.distribution
-        for kind in ("connector", "format", "state_backend")
+        for kind in ("connector", "format", "state_backend", "executor")
         for registration in registry.all(kind)  # type: ignore[arg-type]
         if registration.distribution in FAMILY
     }

@@ -76,6 +76,9 @@ class Capabilities(BaseModel):
         in the transaction or commit record of the main table.
     :param can_split: as a source, it can cut its read into partitions read apart
         (`plan_partitions`, `read_partition`), e.g. by a distributed executor.
+    :param can_stage: as a destination, workers of a distributed run stage partitions into
+        it (`stage_partition`) and the driver commits them with the state in one transaction
+        (`commit_staged`), discarding what no worker reported (`discard_staged`).
     :param max_identifier_length: the longest table or column name it takes, in UTF-8 bytes
         (Postgres: 63); the normalizer cuts longer names, with a stable hash suffix.
     :param experimental: not yet run against the real system it names (its docs say what
@@ -93,6 +96,7 @@ class Capabilities(BaseModel):
     quarantine: bool = False
     child_tables: bool = False
     can_split: bool = False
+    can_stage: bool = False
     max_identifier_length: int | None = None
     experimental: bool = False
 
@@ -111,6 +115,8 @@ class Capabilities(BaseModel):
             parts.append("child-tables")
         if self.can_split:
             parts.append("can-split")
+        if self.can_stage:
+            parts.append("can-stage")
         return ", ".join(parts)
 
 
@@ -299,6 +305,51 @@ class BaseConnector:
 
     def abort(self) -> None:
         """Discard everything staged since the last commit."""
+
+    # -- destination: staging for a distributed run ----------------------------------------
+    # Called only when `capabilities.can_stage` is set, by `dataloader.engine.distributed`.
+    # A worker stages one partition's rows apart from every other attempt's (`attempt` is
+    # unique to this try of this partition); nothing staged is visible to readers. The driver
+    # then commits exactly the staging the finished tasks reported, with the state, in one
+    # transaction, and discards the rest (an attempt whose worker died is never reported).
+    def stage_partition(
+        self, context: RunContext, partition: Partition, attempt: str, batches: Iterable[Batch]
+    ) -> dict[str, Any]:
+        """Worker side: write `batches` (the partition's rows, transformed) to a staging area
+        only this attempt writes. Called on a destination created from the recipe but NOT
+        opened (the driver holds its connection, and `begin` is the driver's).
+
+        :param context: the run's destination context (what `open` would be given).
+        :param partition: the partition the rows are of.
+        :param attempt: unique to this try of this partition within the run (a name part).
+        :param batches: its rows, in order; an empty partition yields none.
+        :returns: what was staged, as plain JSON (e.g. the part files), handed back to
+            `commit_staged`.
+        """
+        raise NotImplementedError(f"connector {self.name!r} cannot stage partitions")
+
+    def staged_schema(self, staged: list[dict[str, Any]]) -> pa.Schema | None:
+        """Driver side: the Arrow schema of the rows `staged` holds together (their columns,
+        united by name), which the engine plans the table against before `commit_staged`;
+        None when they hold no rows."""
+        raise NotImplementedError(f"connector {self.name!r} cannot stage partitions")
+
+    def commit_staged(self, staged: list[dict[str, Any]], state: State) -> None:
+        """Driver side: make the rows of every `staged` report visible together with `state`,
+        in one transaction (after `begin`, and `apply_schema` if the engine planned a change);
+        under overwrite they replace the table's rows. Nothing is visible if it fails.
+
+        :param staged: what `stage_partition` returned, one per partition, each once.
+        :param state: the state to commit with them.
+        """
+        raise NotImplementedError(f"connector {self.name!r} cannot stage partitions")
+
+    def discard_staged(self) -> None:
+        """Driver side: remove all of this recipe's staging, reported or not, also a dead
+        run's. Called when a run starts, after its `commit_staged` (what was reported is in
+        the table now; what was not is a retried attempt's) and after a failed run. The
+        recipe's lock is held: no other run of it stages meanwhile."""
+        raise NotImplementedError(f"connector {self.name!r} cannot stage partitions")
 
     def reset_state(self) -> None:
         """Forget the state stored in the destination (transactional destinations)."""

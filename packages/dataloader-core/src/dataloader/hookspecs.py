@@ -114,6 +114,21 @@ def register_accelerators() -> list[Any]:
 
 
 @hookspec
+def register_executors() -> list[Any]:
+    """Return the executors this plugin provides: what runs the tasks of a distributed run.
+
+    Each item is a class, or a `PluginRef` naming one, with a `name` (the recipe's
+    `runtime.executor`), created without arguments and implementing
+    `dataloader.executors.Executor` (`open(runtime)`, `map(function, items)`, `close()`). The
+    executor only runs tasks the core gives it, retrying a task whose worker died; the core
+    plans the partitions, takes the state lock and commits (`dataloader.engine.distributed`).
+    `local`, the single-process engine, is built in and is not an executor plugin.
+
+    :returns: a list of executor classes or `PluginRef` objects.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add commands to the `dataloader` CLI.
 

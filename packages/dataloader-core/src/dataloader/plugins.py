@@ -23,7 +23,9 @@ from dataloader import hookspecs
 from dataloader.hookspecs import hookimpl
 
 ENTRY_POINT_GROUP = "dataloader"
-Kind = Literal["connector", "format", "transform", "state_backend", "paginator", "accelerator"]
+Kind = Literal[
+    "connector", "format", "transform", "state_backend", "paginator", "accelerator", "executor"
+]
 KINDS: tuple[Kind, ...] = (
     "connector",
     "format",
@@ -31,6 +33,7 @@ KINDS: tuple[Kind, ...] = (
     "state_backend",
     "paginator",
     "accelerator",
+    "executor",
 )
 CORE_DISTRIBUTION = "dataloader-core"
 IN_PROCESS = "(in-process)"
@@ -151,6 +154,10 @@ class _DecoratedPlugin:
     @hookimpl
     def register_paginators(self) -> list[Any]:
         return list(self.items["paginator"])
+
+    @hookimpl
+    def register_executors(self) -> list[Any]:
+        return list(self.items["executor"])
 
 
 decorated_plugin = _DecoratedPlugin()

@@ -43,6 +43,7 @@ _HOOKS: dict[Kind, str] = {
     "state_backend": "register_state_backends",
     "paginator": "register_paginators",
     "accelerator": "register_accelerators",
+    "executor": "register_executors",
 }
 T = TypeVar("T")
 
@@ -65,6 +66,7 @@ KNOWN_PROVIDERS: dict[tuple[Kind, str], str] = {
     ("connector", "sql"): "dataloader-sql",
     ("connector", "snowflake"): "dataloader-snowflake",
     ("connector", "redshift"): "dataloader-redshift",
+    ("executor", "dask"): "dataloader-dask",
 }
 
 
@@ -443,6 +445,10 @@ class Registry:
 
     def paginator(self, name: str) -> Registration:
         return self.get("paginator", name)
+
+    def executor(self, name: str) -> Registration:
+        """The executor `name` (`runtime.executor`); a `PluginError` naming the installed ones."""
+        return self.get("executor", name)
 
     def accelerator(self, name: str) -> Any | None:
         """The implementation filling accelerator slot `name`, or None when no installed plugin

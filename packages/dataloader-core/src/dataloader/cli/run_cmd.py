@@ -17,6 +17,7 @@ from rich.table import Table
 from dataloader.cli.app import Interrupted, make_console, parse_vars, report_error, var_option
 from dataloader.cli.display import describe_cursors, plural
 from dataloader.engine import Runner, RunOptions, RunResult, state_backend_for
+from dataloader.engine.distributed import DistributedRun, create_run
 from dataloader.engine.result import RunInterrupted
 from dataloader.errors import DataLoaderError, RecipeError
 from dataloader.recipe.binding import bind_recipe
@@ -246,6 +247,13 @@ def run_concurrently(
     help="How many recipes run at once.",
 )
 @click.option(
+    "--executor",
+    metavar="NAME",
+    help="What runs the load, instead of the recipe's `runtime.executor`: `local` (this "
+    "process) or an executor plugin (`dask`: the source's partitions on a cluster's workers, "
+    "at `runtime.address` or a local cluster).",
+)
+@click.option(
     "--metrics-file",
     type=click.Path(dir_okay=False),
     help="Write Prometheus text metrics of the runs here (node-exporter textfile collector).",
@@ -256,6 +264,7 @@ def run(
     state_dir: str | None,
     full_refresh: bool,
     concurrency: int,
+    executor: str | None,
     metrics_file: str | None,
 ) -> None:
     """Run recipes: files, directories of recipe files, or globs. A failed recipe does not stop
@@ -268,14 +277,16 @@ def run(
         console.print(f"skipped {skipped} (abstract: a parent of other recipes)", highlight=False)
 
     def run_one(path: Path, reporter: ProgressReporter) -> Outcome:
-        runner: Runner | None = None
+        runner: Runner | DistributedRun | None = None
         name, incremental = str(path), False
         try:
             recipe = loader.load(path)
             name, incremental = recipe.name, recipe.source.incremental is not None
             bound = bind_recipe(recipe, get_registry())
             backend = state_backend_for(recipe, state_dir)
-            runner = Runner(bound, backend, reporter.options(recipe.name, full_refresh))
+            runner = create_run(
+                bound, backend, reporter.options(recipe.name, full_refresh), executor
+            )
             result = runner.run()
         except RunInterrupted as exc:
             return Outcome(name, exc.result, "interrupted", 130, incremental)

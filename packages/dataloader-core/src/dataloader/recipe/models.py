@@ -162,6 +162,11 @@ class RuntimeConfig(BaseModel):
     commit_interval_seconds: float = Field(default=30, gt=0)
     # 1: reading and transforming run in a background thread ahead of the writes; 0: in turn.
     read_ahead: int = Field(default=1, ge=0, le=1)
+    # What runs the load: `local` (this process, the engine's own loop) or an executor plugin
+    # (`dask`) that runs the source's partitions on a cluster's workers; `address`: an
+    # existing cluster's scheduler (`tcp://host:8786`), else the executor starts a local one.
+    executor: str = Field(default="local", pattern=r"^[a-z][a-z0-9_-]*$")
+    address: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9+.-]*://[^\s/]+$")
 
     @field_validator("retries", mode="before")
     @classmethod

@@ -1,0 +1,434 @@
+"""A distributed run: the source's partitions read, transformed and staged by an executor's
+workers; the driver commits them all with the state, once.
+
+Exactly-once rests on the single-process engine's rule, kept by the driver alone: the rows
+staged by the partitions' tasks become visible *together with* the state that describes them,
+in one destination transaction (`commit_staged`). A worker only stages, apart from every
+other attempt; what a dead or retried attempt staged is never reported, so never committed,
+and is removed with the rest of the run's staging. A driver killed before the commit leaves
+the old table and state (its staging is removed by the recipe's next run); after it, the new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from dataloader.batch import ArrowBatch, as_arrow_batch
+from dataloader.context import RunContext
+from dataloader.engine.result import RunResult, StageMetrics
+from dataloader.engine.runner import Runner, RunOptions, deep_merge, new_run_id
+from dataloader.errors import DataLoaderError, EngineError
+from dataloader.executors import Executor
+from dataloader.incremental import CursorTracker, window_for
+from dataloader.logs import run_context
+from dataloader.partitions import Partition
+from dataloader.recipe.binding import BoundRecipe, bind_recipe
+from dataloader.recipe.models import Recipe
+from dataloader.registry import Registry, get_registry
+from dataloader.schema.config import SchemaConfig
+from dataloader.schema.history import record
+from dataloader.state.backend import StateBackend
+from dataloader.state.model import State
+from dataloader.transforms.pipeline import TransformPipeline
+
+log = logging.getLogger("dataloader.engine")
+
+StageHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """What one worker needs to load one partition: plain, picklable data.
+
+    :param recipe: the validated recipe as data (its keys as given, secrets included: it
+        travels to the workers, never into logs).
+    :param partition: `Partition.to_dict()`.
+    :param state: the state the plan was made from (`State.to_dict()`).
+    """
+
+    recipe: dict[str, Any]
+    partition: dict[str, Any]
+    state: dict[str, Any]
+    run_id: str
+    started_at: str
+    full_refresh: bool
+
+
+@dataclass
+class PartitionReport:
+    """What one finished task staged, as the driver commits it.
+
+    :param attempt: unique to the try that staged it (a retried partition's report names
+        the try that finished).
+    :param cursor: the partition's cursor boundary (`Boundary.to_state()`), None without
+        cursor values or without a cursor.
+    :param checkpoint: the partition's batch checkpoints, merged.
+    :param staged: what the destination's `stage_partition` returned.
+    """
+
+    index: int
+    attempt: str
+    rows_read: int
+    rows_written: int
+    bytes_written: int
+    batches: int
+    seconds: float
+    cursor: dict[str, Any] | None
+    checkpoint: dict[str, Any]
+    staged: dict[str, Any]
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def run_partition(task: PartitionTask) -> PartitionReport:
+    """In a worker: read one partition, transform it as the engine does, and stage it through
+    the destination (which is not opened here: the driver holds its connection)."""
+    clock = time.perf_counter()
+    recipe = Recipe.model_validate(task.recipe)
+    bound = bind_recipe(recipe, get_registry())
+    started_at = datetime.fromisoformat(task.started_at)
+    source_context, destination_context = Runner(
+        bound, _NO_BACKEND, RunOptions(full_refresh=task.full_refresh)
+    )._contexts(task.run_id, started_at)
+    partition = Partition.from_dict(task.partition)
+    state = State.from_dict(task.state)
+    attempt = f"{partition.index:05d}-{uuid.uuid4().hex[:12]}"
+    stages = {name: StageMetrics() for name in ("read", "transform", "write")}
+    counts = {"rows_read": 0, "rows_written": 0, "bytes_written": 0, "batches": 0}
+    checkpoint: dict[str, Any] = {}
+    last: list[Any] = [None]
+    with ExitStack() as stack:
+        source = bound.source.create()
+        source.open(source_context)
+        stack.callback(source.close)
+        destination = bound.destination.create()
+        pipeline = TransformPipeline([step.create() for step in bound.steps])
+
+        def batches() -> Iterator[ArrowBatch]:
+            for batch, cursor_max in _positions(recipe, source, partition, state):
+                tick = time.perf_counter()
+                transformed = pipeline.apply(batch, source_context) if batch.row_count else batch
+                stages["transform"].seconds += time.perf_counter() - tick
+                counts["rows_read"] += batch.row_count
+                counts["batches"] += 1
+                if batch.metadata.get("checkpoint"):
+                    deep_merge(checkpoint, batch.metadata["checkpoint"])
+                if cursor_max is not None:
+                    last[0] = cursor_max
+                if transformed.row_count:
+                    counts["rows_written"] += transformed.row_count
+                    counts["bytes_written"] += transformed.nbytes
+                    yield transformed
+
+        staged = destination.stage_partition(destination_context, partition, attempt, batches())
+    cursor = last[0].to_state() if last[0] is not None else None
+    return PartitionReport(
+        index=partition.index,
+        attempt=attempt,
+        cursor=cursor,
+        checkpoint=checkpoint,
+        staged=staged,
+        seconds=time.perf_counter() - clock,
+        stages={name: {"seconds": m.seconds} for name, m in stages.items()},
+        **counts,
+    )
+
+
+def _positions(
+    recipe: Recipe, source: Any, partition: Partition, state: State
+) -> Iterator[tuple[ArrowBatch, Any]]:
+    """The partition's batches, each with the cursor boundary it reaches (None without a
+    cursor), filtered to the window as the engine filters a whole read."""
+    raw = (as_arrow_batch(b) for b in source.read_partition(partition, state.copy_deep()))
+    incremental = recipe.source.incremental
+    if incremental is None or incremental.strategy != "cursor":
+        for batch in raw:
+            yield batch, None
+        return
+    tracker = CursorTracker(
+        window_for(incremental, state.cursor_values, state.cursor_boundaries),
+        source_name=recipe.source.type,
+        merge=recipe.destination.write_mode == "merge",
+        max_boundary_rows=incremental.max_boundary_rows,
+        ordered=True,
+    )
+    yield from tracker.positions(raw)
+
+
+class _NoBackend:
+    """A worker builds contexts only; it never touches the state backend."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"a worker has no state backend ({name})")
+
+
+_NO_BACKEND: Any = _NoBackend()
+
+
+class DistributedRun:
+    """Runs one bound recipe's partitions on an executor and commits them once.
+
+    :param on_stage: called with `"staged"` once every partition is staged (before the
+        commit) and `"committed"` after it (before the staging is removed): where a test
+        places a kill.
+    """
+
+    def __init__(
+        self,
+        bound: BoundRecipe,
+        backend: StateBackend,
+        executor: Executor,
+        options: RunOptions | None = None,
+        on_stage: StageHook | None = None,
+    ) -> None:
+        self.bound = bound
+        self.recipe = bound.recipe
+        self.backend = backend
+        self.executor = executor
+        self.options = options or RunOptions()
+        self.on_stage = on_stage
+        self.result: RunResult | None = None
+        self._engine = Runner(bound, backend, self.options)  # contexts and the initial state
+
+    def run(self) -> RunResult:
+        """Take the recipe's lock, open the executor, stage every partition, commit once."""
+        started_at = datetime.now(UTC)
+        run_id = new_run_id(started_at)
+        result = self.result = self._engine.result = RunResult(self.recipe.name, run_id, started_at)
+        self._check()
+        clock = time.perf_counter()
+        with ExitStack() as stack:
+            stack.enter_context(run_context(self.recipe.name, run_id))
+            stack.enter_context(self.backend.lock(self.recipe.name))
+            self.executor.open(self.recipe.runtime)
+            stack.callback(self.executor.close)
+            log.info(
+                "distributed run started",
+                extra={"stage": "plan", "counts": {"executor": self.executor.name}},
+            )
+            try:
+                self._run(result)
+            except BaseException as exc:
+                result.status = "failed"
+                result.error = str(exc) if isinstance(exc, DataLoaderError) else repr(exc)
+                self._finish(result, clock)
+                if isinstance(exc, Exception) and not isinstance(exc, DataLoaderError):
+                    raise EngineError(
+                        f"distributed run of recipe {self.recipe.name!r} failed: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                raise
+            self._finish(result, clock)
+        log.info("run finished", extra={"stage": "done", "counts": {"rows": result.rows_written}})
+        return result
+
+    def _check(self) -> None:
+        """What this slice cannot run distributed: a clear error naming the key, up front."""
+        recipe = self.recipe
+        source = self.bound.source.registration
+        destination = self.bound.destination.registration
+        if not (source.capabilities and source.capabilities.can_split):
+            raise EngineError(
+                f"source {recipe.source.type!r} cannot split its read into partitions, "
+                f"which executor {self.executor.name!r} runs on its workers",
+                file=recipe.origin_of("source.type"),
+                key="source.type",
+                value=recipe.source.type,
+                expected="a source that can split (can-split in `dataloader list-connectors`), "
+                "or `runtime.executor: local`",
+            )
+        if not (destination.capabilities and destination.capabilities.can_stage):
+            raise EngineError(
+                f"destination {recipe.destination.type!r} cannot stage partitions for its "
+                "driver to commit",
+                file=recipe.origin_of("destination.type"),
+                key="destination.type",
+                value=recipe.destination.type,
+                expected="a destination that can stage (can-stage in "
+                "`dataloader list-connectors`), or `runtime.executor: local`",
+            )
+        unsupported = [
+            ("destination.write_mode", recipe.destination.write_mode == "merge", "merge"),
+            ("normalization", bool(recipe.normalization and recipe.normalization.enabled), "on"),
+            ("schema", recipe.table_schema != SchemaConfig(), "a contract"),
+        ]
+        for key, refused, value in unsupported:
+            if refused and not (key == "destination.write_mode" and self.options.full_refresh):
+                raise EngineError(
+                    f"a distributed run does not support {key} {value!r} yet",
+                    file=recipe.origin_of(key),
+                    key=key,
+                    value=value,
+                    expected="append or overwrite, without normalization or a schema "
+                    "contract; or `runtime.executor: local`",
+                )
+
+    def _run(self, result: RunResult) -> None:
+        engine = self._engine
+        source_context, destination_context = engine._contexts(result.run_id, result.started_at)
+        with ExitStack() as stack:
+            destination = self.bound.destination.create()
+            destination.open(destination_context)
+            stack.callback(destination.close)
+            state = engine._initial_state(destination)
+            destination.begin(state)
+            destination.discard_staged()  # a dead run's
+            stack.callback(destination.discard_staged)
+            # The source stays open until every task has read: a snapshot the plan exported
+            # (Postgres) lives as long as the driver's connection.
+            source = self.bound.source.create()
+            source.open(source_context)
+            stack.callback(source.close)
+            count = max(2, self.recipe.runtime.parallelism) * 4
+            tick = time.perf_counter()
+            partitions = source.plan_partitions(state.copy_deep(), count)
+            if partitions is None:
+                raise EngineError(
+                    f"source {self.recipe.source.type!r} cannot split this read "
+                    "(e.g. a query, or a cursor without arithmetic)",
+                    file=self.recipe.origin_of("source"),
+                    key="source",
+                    expected="a table or an incremental read the source can cut into ranges; "
+                    "or `runtime.executor: local`",
+                )
+            result.stages["plan"] = StageMetrics(seconds=time.perf_counter() - tick)
+            log.info(
+                f"planned {len(partitions)} partition(s)",
+                extra={"stage": "plan", "counts": {"partitions": len(partitions)}},
+            )
+            reports = self._stage_all(partitions, state, result)
+            if self.on_stage is not None:
+                self.on_stage("staged")
+            self._commit(destination, destination_context, state, reports, result)
+            if self.on_stage is not None:
+                self.on_stage("committed")
+
+    def _stage_all(
+        self, partitions: list[Partition], state: State, result: RunResult
+    ) -> list[PartitionReport]:
+        recipe_data = self.recipe.model_dump(by_alias=True, exclude_unset=True)
+        tasks = [
+            PartitionTask(
+                recipe=recipe_data,
+                partition=partition.to_dict(),
+                state=state.to_dict(),
+                run_id=result.run_id,
+                started_at=result.started_at.isoformat(),
+                full_refresh=self.options.full_refresh,
+            )
+            for partition in partitions
+        ]
+        reports: dict[int, PartitionReport] = {}
+        for report in self.executor.map(run_partition, tasks):
+            if report.index in reports:
+                raise EngineError(f"partition {report.index} was reported twice")
+            reports[report.index] = report
+            for name, metrics in report.stages.items():
+                result.stages.setdefault(name, StageMetrics()).seconds += metrics["seconds"]
+            log.info(
+                f"partition {report.index} staged: {report.rows_written} rows in "
+                f"{report.seconds:.2f}s ({report.rows_written / max(report.seconds, 1e-9):,.0f} rows/s)",
+                extra={"stage": "write", "counts": {"partition": report.index}},
+            )
+        missing = sorted({p.index for p in partitions} - reports.keys())
+        if missing:
+            raise EngineError(f"partitions {missing} were never reported")
+        return [reports[index] for index in sorted(reports)]
+
+    def _commit(
+        self,
+        destination: Any,
+        context: RunContext,
+        state: State,
+        reports: list[PartitionReport],
+        result: RunResult,
+    ) -> None:
+        tick = time.perf_counter()
+        for report in reports:
+            result.rows_read += report.rows_read
+            result.rows_written += report.rows_written
+            result.bytes_written += report.bytes_written
+            result.batches += report.batches
+            deep_merge(state.watermarks, report.checkpoint)
+        for name, attribute in (("read", "rows_read"), ("write", "rows_written")):
+            result.stages.setdefault(name, StageMetrics()).rows = getattr(result, attribute)
+        incremental = self.recipe.source.incremental
+        if incremental is None:
+            state.watermarks = {}
+        elif incremental.strategy == "cursor" and incremental.cursor_column is not None:
+            reached = [r.cursor for r in reports if r.cursor is not None]
+            if reached:
+                newest = max(reached, key=lambda boundary: boundary["value"])
+                state.cursor_values[incremental.cursor_column] = newest["value"]
+                state.cursor_boundaries[incremental.cursor_column] = newest
+        staged = [report.staged for report in reports]
+        schema = destination.staged_schema(staged)
+        if schema is not None:
+            self._plan_table(destination, context, state, schema, result)
+        result.commits += 1
+        state.last_commit = {
+            "run_id": result.run_id,
+            "sequence": 1,
+            "final": True,
+            "counts": {"rows_written": result.rows_written, "partitions": len(reports)},
+        }
+        destination.commit_staged(staged, state)
+        self.backend.save(self.recipe.name, state.to_dict())
+        result.stages.setdefault("commit", StageMetrics()).seconds += time.perf_counter() - tick
+        result.stages["commit"].batches += 1
+
+    def _plan_table(
+        self,
+        destination: Any,
+        context: RunContext,
+        state: State,
+        schema: pa.Schema,
+        result: RunResult,
+    ) -> None:
+        """Create or evolve the table for the staged rows as the engine plans it for a batch
+        of them: against the table the destination describes, else the state's schema."""
+        engine = self._engine
+        engine._normalizer = None
+        manager = engine._schema_manager(destination, state, context)
+        prepared = manager.prepare(pa.RecordBatch.from_pylist([], schema=schema))
+        if prepared.plan is None:
+            return
+        destination.apply_schema(prepared.plan)
+        declared = {column.name for column in self.recipe.table_schema.columns}
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        version = record(state.schema_history, prepared.plan, result.run_id, at, declared)
+        result.schema_changes += len(version["changes"]) if version is not None else 0
+
+    def _finish(self, result: RunResult, clock: float) -> None:
+        result.duration_seconds = time.perf_counter() - clock
+        stored = State.from_dict(self.backend.load(self.recipe.name))
+        stored.record_run(result.summary())
+        self.backend.save(self.recipe.name, stored.to_dict())
+        result.state = stored.to_dict()
+
+
+def create_run(
+    bound: BoundRecipe,
+    backend: StateBackend,
+    options: RunOptions | None = None,
+    executor: str | None = None,
+    registry: Registry | None = None,
+) -> Runner | DistributedRun:
+    """The run of a bound recipe: the single-process `Runner` under `local` (the default),
+    else a `DistributedRun` on the executor plugin named by `executor` (the CLI's
+    `--executor`) or `runtime.executor`. Both have `run()` and `result`."""
+    from dataloader.executors import LOCAL, create_executor, executor_name
+
+    name = executor_name(bound.recipe, executor)
+    if name == LOCAL:
+        return Runner(bound, backend, options)
+    registry = registry or get_registry()
+    return DistributedRun(bound, backend, create_executor(name, registry, bound.recipe), options)

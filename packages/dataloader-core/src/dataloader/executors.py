@@ -1,0 +1,69 @@
+"""The executor API: what runs the tasks of a distributed run, and nothing else.
+
+The core owns the run (`dataloader.engine.distributed`): it takes the recipe's lock, plans
+the source's partitions, hands one task per partition to the executor, and commits what the
+tasks staged, with the state, once. An executor plugin (`register_executors`) only runs
+tasks: on the workers of a cluster it connects to or starts, retrying a task whose worker
+died. Tasks and their results are picklable plain data and module-level functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, runtime_checkable
+
+from dataloader.errors import PluginError
+
+if TYPE_CHECKING:
+    from dataloader.recipe.models import Recipe, RuntimeConfig
+    from dataloader.registry import Registry
+
+LOCAL = "local"
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs tasks on workers. Created without arguments; used as `open` → `map`… → `close`."""
+
+    name: ClassVar[str]
+
+    def open(self, runtime: RuntimeConfig) -> None:
+        """Connect to `runtime.address`, or start a cluster this run owns when it is None
+        (`runtime.parallelism` workers at least 2 when it is 1)."""
+        ...
+
+    def map(self, function: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
+        """Run `function(item)` for every item on the workers; yield the results as they
+        finish, in any order. A task whose worker died is run again (the executor's own retry
+        mechanism); a task that raises fails the map with that exception once its retries
+        are spent. Closing the iterator early cancels what has not finished."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection, and stop the cluster `open` started. Called once, also
+        after failures."""
+        ...
+
+
+def executor_name(recipe: Recipe, override: str | None = None) -> str:
+    """The executor a run uses: the CLI's `--executor`, else `runtime.executor`."""
+    return override or recipe.runtime.executor
+
+
+def create_executor(name: str, registry: Registry, recipe: Recipe) -> Executor:
+    """An instance of the executor plugin `name`, or a `PluginError` that names the key
+    (`runtime.executor`) and the installed executors."""
+    try:
+        registration = registry.executor(name)
+    except PluginError as exc:
+        installed = ", ".join([LOCAL, *registry.names("executor")])
+        raise PluginError(
+            f"{exc.problem.message}",
+            file=recipe.origin_of("runtime.executor"),
+            key="runtime.executor",
+            value=name,
+            expected=f"one of: {installed}",
+        ) from None
+    return registration.implementation()
