@@ -34,6 +34,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
 from dataloader.incremental import window_for
@@ -42,6 +43,7 @@ from dataloader.partitions import Partition
 from dataloader.sql import (
     STAGING_PREFIX,
     STATE_TABLE,
+    MergeOrder,
     TableName,
     database_error,
     quote_identifier,
@@ -82,6 +84,16 @@ if TYPE_CHECKING:
 
 ORDINAL = "__dl_ordinal"
 MERGE_STAGE = "_dl_merge_stage"
+# Per column of a merge stage: its type, typmod and whether its collation is deterministic
+# (true for a type without collation).
+STAGE_KEYS_SQL = """
+SELECT a.attname::text, a.atttypid::int, a.atttypmod, coalesce(c.collisdeterministic, true)
+FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation
+WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+"""
+INTEGER_OIDS = frozenset({20, 21, 23})  # bigint, smallint, integer
+TEXT_OID, VARCHAR_OID = 25, 1043
+VARHDRSZ = 4  # what a varchar(n) column's typmod adds to n
 UNTRANSLATABLE_CHARACTER = "22P05"
 # `CONSTRAINTS_SQL`, with identity and generated columns nullable: Postgres fills them, so
 # rows need not carry them.
@@ -180,6 +192,8 @@ class PostgresConnector(BaseConnector):
         self._prepared = False
         self._staging: TableName | None = None
         self._merge_stage_columns: frozenset[str] = frozenset()  # empty: no stage yet
+        # Per column of the merge stage: its type OID, typmod and deterministic collation.
+        self._merge_stage_types: dict[str, tuple[int, int, bool]] = {}
         self._unique_keys: bool | None = None
         # Per table (its SQL name): the columns it has in this transaction, once known.
         self._fitted: dict[str, tuple[str, ...]] = {}
@@ -1027,6 +1041,57 @@ class PostgresConnector(BaseConnector):
             self._unique_keys = any(sorted(row[0]) == sorted(keys) for row in rows)
         return self._unique_keys
 
+    def _keys_distinct(self, data: pa.RecordBatch, keys: tuple[str, ...]) -> bool:
+        """Whether no two rows of `data` have equal merge keys as the merge stage's columns
+        compare them. Decided in Arrow only where Arrow's equality of the values written is
+        the column's: integers into smallint/integer/bigint, strings into text or varchar with
+        a deterministic collation (equal there is byte-equal). False elsewhere: floats
+        (0.0 = -0.0), citext, nondeterministic collations, ... are left to the server's sort."""
+        for key in keys:
+            found = self._merge_stage_types.get(key)
+            if found is None:
+                return False
+            oid, typmod, deterministic = found
+            column = data.column(key)
+            kind = column.type
+            if pa.types.is_integer(kind):
+                if oid not in INTEGER_OIDS:
+                    return False
+            elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                if oid not in (TEXT_OID, VARCHAR_OID) or not deterministic:
+                    return False
+                if oid == VARCHAR_OID and typmod >= 0:
+                    # varchar(n) drops the spaces past n ('a ' and 'a  ' both become 'a').
+                    longest = pc.max(pc.utf8_length(column))
+                    if longest.is_valid and longest.as_py() > typmod - VARHDRSZ:
+                        return False
+            else:
+                return False
+        table = pa.Table.from_batches([data.select(list(keys))])
+        # Nulls group together, as DISTINCT ON groups them.
+        return table.group_by(list(keys)).aggregate([]).num_rows == data.num_rows
+
+    def _latest_sql(
+        self,
+        data: pa.RecordBatch,
+        keys: tuple[str, ...],
+        winner: MergeOrder | None,
+        stage: str,
+        column_list: str,
+    ) -> str:
+        """The SELECT of the stage's winning row per key: by `dedup_sort`, then by the cursor,
+        then the row read last (the highest ordinal)."""
+        assert self.context is not None
+        incremental = self.context.incremental
+        order = [quote_identifier(k) for k in keys]
+        if winner is not None:
+            order.append(winner.sort_key())
+        if incremental is not None and incremental.cursor_column in data.schema.names:
+            order.append(f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST")
+        order.append(f"{quote_identifier(ORDINAL)} DESC")
+        key_list = ", ".join(quote_identifier(k) for k in keys)
+        return f"SELECT DISTINCT ON ({key_list}) {column_list} FROM {stage} ORDER BY {', '.join(order)}"
+
     def _write_merge(self, data: pa.RecordBatch, target: TableName) -> None:
         assert self.context is not None
         keys = self.context.merge_keys
@@ -1051,20 +1116,20 @@ class PostgresConnector(BaseConnector):
             self._execute(
                 f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {every} FROM {target.sql()} WITH NO DATA"
             )
-            self._execute(f"ALTER TABLE {stage} ADD COLUMN {quote_identifier(ORDINAL)} bigserial")
+            # Filled only when the batch is sorted (see `_keys_distinct`): the batch's row number.
+            self._execute(f"ALTER TABLE {stage} ADD COLUMN {quote_identifier(ORDINAL)} bigint")
             self._merge_stage_columns = frozenset(target_columns)
-        self.codec.write(self.conn, stage, data)
-        incremental = self.context.incremental
-        # Per key, the first row in this order wins: by `dedup_sort`, then by the cursor,
-        # then the row read last.
-        order = [quote_identifier(k) for k in keys]
-        if winner is not None:
-            order.append(winner.sort_key())
-        if incremental is not None and incremental.cursor_column in data.schema.names:
-            order.append(f"{quote_identifier(incremental.cursor_column)} DESC NULLS LAST")
-        order.append(f"{quote_identifier(ORDINAL)} DESC")
+            found = self._execute(STAGE_KEYS_SQL, (stage,)).fetchall()
+            self._merge_stage_types = {row[0]: (row[1], row[2], row[3]) for row in found}
+        if self._keys_distinct(data, keys):
+            # One row per key: DISTINCT ON would keep every row, so the stage is read unsorted.
+            self.codec.write(self.conn, stage, data)
+            latest = f"SELECT {column_list} FROM {stage}"
+        else:
+            ordinal = pa.array(range(data.num_rows), pa.int64())
+            self.codec.write(self.conn, stage, data.append_column(ORDINAL, ordinal))
+            latest = self._latest_sql(data, keys, winner, stage, column_list)
         key_list = ", ".join(quote_identifier(k) for k in keys)
-        latest = f"SELECT DISTINCT ON ({key_list}) {column_list} FROM {stage} ORDER BY {', '.join(order)}"
         # Only the batch's columns are written: the target's other columns keep their values.
         values = [n for n, raw in zip(names, data.schema.names, strict=True) if raw not in keys]
         # With `dedup_sort`, a stored row that wins over the incoming one stays as it is.
