@@ -7,6 +7,7 @@
 //! left to Python. Every other mix, a number with an exponent, an integer past int64, a decimal
 //! past 38 digits and a struct without fields are left to Python (`None`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -14,58 +15,71 @@ use arrow_array::types::{Decimal128Type, Int64Type};
 use arrow_array::{
     ArrayRef, BooleanArray, ListArray, NullArray, PrimitiveArray, StringArray, StructArray,
 };
-use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{Field, FieldRef, Fields};
 
-use super::parse::{NumKind, Parser, Val, NULL};
+use super::parse::{NumKind, Parser, Val};
 
-/// The fields of `values` (objects or nulls): names in first-appearance order and one value
-/// per input per name (null where the object lacks the name or is null itself).
-fn fields<'v, 'a>(values: &[&'v Val<'a>]) -> Option<(Vec<&'v str>, Vec<Vec<&'v Val<'a>>>)> {
-    let mut names: Vec<&'v str> = Vec::new();
-    let mut index: HashMap<&'v str, usize> = HashMap::new();
-    let mut columns: Vec<Vec<&'v Val<'a>>> = Vec::new();
-    for (row, value) in values.iter().enumerate() {
+/// The fields of `values` (objects or nulls), moved out of them: names in first-appearance
+/// order and one value per input per name (null where the object lacks the name or is null
+/// itself), each field's values contiguous for the passes that type and build it.
+#[allow(clippy::type_complexity)]
+fn fields<'a>(values: Vec<Val<'a>>) -> Option<(Vec<Cow<'a, str>>, Vec<Vec<Val<'a>>>)> {
+    let rows = values.len();
+    let mut names: Vec<Cow<'a, str>> = Vec::new();
+    let mut index: HashMap<Cow<'a, str>, usize> = HashMap::new();
+    let mut columns: Vec<Vec<Val<'a>>> = Vec::new();
+    for (row, value) in values.into_iter().enumerate() {
         match value {
             Val::Null => {}
             Val::Obj(members) => {
+                // Records mostly repeat one order of fields: try the next name first.
+                let mut guess = 0;
                 for (key, member) in members {
-                    let at = match index.get(key.as_ref()) {
-                        Some(&at) => at,
-                        None => {
-                            index.insert(key.as_ref(), columns.len());
-                            names.push(key.as_ref());
-                            let mut column = Vec::with_capacity(values.len());
-                            column.resize(row, &NULL);
-                            columns.push(column);
-                            columns.len() - 1
-                        }
+                    let at = if names.get(guess).is_some_and(|name| *name == key) {
+                        guess
+                    } else if let Some(&at) = index.get(&key) {
+                        at
+                    } else {
+                        index.insert(key.clone(), columns.len());
+                        names.push(key);
+                        let mut column = Vec::with_capacity(rows);
+                        column.resize_with(row, || Val::Null);
+                        columns.push(column);
+                        columns.len() - 1
                     };
                     columns.get_mut(at)?.push(member);
+                    guess = at + 1;
                 }
             }
             _ => return None,
         }
         for column in columns.iter_mut() {
             if column.len() <= row {
-                column.push(&NULL);
+                column.push(Val::Null);
             }
         }
     }
     Some((names, columns))
 }
 
-/// The validity of `values` (None when none is null).
-fn validity(values: &[&Val<'_>]) -> Option<NullBuffer> {
-    if values.iter().any(|v| matches!(v, Val::Null)) {
-        Some(NullBuffer::from(
-            values
-                .iter()
-                .map(|v| !matches!(v, Val::Null))
-                .collect::<Vec<bool>>(),
-        ))
-    } else {
-        None
+/// The validity of a column being built, kept only when it has nulls.
+struct Validity(Option<BooleanBufferBuilder>);
+
+impl Validity {
+    fn new(len: usize, nulls: bool) -> Self {
+        Validity(nulls.then(|| BooleanBufferBuilder::new(len)))
+    }
+
+    #[inline]
+    fn push(&mut self, value: &Val<'_>) {
+        if let Some(bits) = self.0.as_mut() {
+            bits.append(!matches!(value, Val::Null));
+        }
+    }
+
+    fn finish(self) -> Option<NullBuffer> {
+        self.0.map(|mut bits| NullBuffer::new(bits.finish()))
     }
 }
 
@@ -78,14 +92,15 @@ struct Kinds {
     str: bool,
     obj: bool,
     arr: bool,
+    null: bool,
 }
 
 impl Kinds {
-    fn of(values: &[&Val<'_>]) -> Option<Kinds> {
+    fn of(values: &[Val<'_>]) -> Option<Kinds> {
         let mut kinds = Kinds::default();
         for value in values {
             match value {
-                Val::Null => {}
+                Val::Null => kinds.null = true,
                 Val::Bool(_) => kinds.bool = true,
                 Val::Num(_, NumKind::Int) => kinds.int = true,
                 Val::Num(_, NumKind::Frac) => kinds.frac = true,
@@ -107,41 +122,67 @@ impl Kinds {
 }
 
 /// One column of `values`; `top` for a field of the records themselves.
-fn column(values: &[&Val<'_>], top: bool) -> Option<ArrayRef> {
-    let kinds = Kinds::of(values)?;
+fn column(values: Vec<Val<'_>>, top: bool) -> Option<ArrayRef> {
+    let kinds = Kinds::of(&values)?;
     let decimal = kinds.frac && (kinds.count() == 1 || (top && kinds.int && kinds.count() == 2));
     if kinds.count() == 0 {
         Some(Arc::new(NullArray::new(values.len())))
     } else if decimal {
-        decimals(values)
+        decimals(&values, kinds.null)
     } else if kinds.count() != 1 {
         None
     } else if kinds.bool {
-        let bits: BooleanBuffer = values
-            .iter()
-            .map(|v| matches!(v, Val::Bool(true)))
-            .collect();
-        Some(Arc::new(BooleanArray::new(bits, validity(values))))
+        let mut valid = Validity::new(values.len(), kinds.null);
+        let mut bits = BooleanBufferBuilder::new(values.len());
+        for value in &values {
+            valid.push(value);
+            bits.append(matches!(value, Val::Bool(true)));
+        }
+        Some(Arc::new(BooleanArray::new(bits.finish(), valid.finish())))
     } else if kinds.int {
+        let mut valid = Validity::new(values.len(), kinds.null);
         let mut out = Vec::with_capacity(values.len());
-        for value in values {
+        for value in &values {
+            valid.push(value);
             out.push(match value {
-                Val::Num(text, _) => std::str::from_utf8(text).ok()?.parse::<i64>().ok()?,
+                Val::Num(text, _) => int64(text)?,
                 _ => 0,
             });
         }
-        let array = PrimitiveArray::<Int64Type>::new(ScalarBuffer::from(out), validity(values));
+        let array = PrimitiveArray::<Int64Type>::new(ScalarBuffer::from(out), valid.finish());
         Some(Arc::new(array))
     } else if kinds.str {
-        strings(values)
+        strings(&values, kinds.null)
     } else if kinds.obj {
-        structs(values)
+        structs(values, kinds.null)
     } else {
-        lists(values)
+        lists(values, kinds.null)
     }
 }
 
-fn strings(values: &[&Val<'_>]) -> Option<ArrayRef> {
+/// An integer's text as an i64 (None past its range).
+#[inline]
+fn int64(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    // Accumulated negative: i64::MIN has no positive counterpart.
+    let mut value: i64 = 0;
+    for &digit in digits {
+        value = value
+            .checked_mul(10)?
+            .checked_sub(i64::from(digit.wrapping_sub(b'0')))?;
+    }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
+    }
+}
+
+fn strings(values: &[Val<'_>], nulls: bool) -> Option<ArrayRef> {
+    let mut valid = Validity::new(values.len(), nulls);
     let mut offsets: Vec<i32> = Vec::with_capacity(values.len() + 1);
     let total: usize = values
         .iter()
@@ -153,6 +194,7 @@ fn strings(values: &[&Val<'_>]) -> Option<ArrayRef> {
     let mut data: Vec<u8> = Vec::with_capacity(total);
     offsets.push(0);
     for value in values {
+        valid.push(value);
         if let Val::Str(text) = value {
             data.extend_from_slice(text.as_bytes());
         }
@@ -161,45 +203,51 @@ fn strings(values: &[&Val<'_>]) -> Option<ArrayRef> {
     let array = StringArray::try_new(
         OffsetBuffer::new(ScalarBuffer::from(offsets)),
         Buffer::from_vec(data),
-        validity(values),
+        valid.finish(),
     )
     .ok()?;
     Some(Arc::new(array))
 }
 
-fn structs(values: &[&Val<'_>]) -> Option<ArrayRef> {
+fn structs(values: Vec<Val<'_>>, nulls: bool) -> Option<ArrayRef> {
+    let mut valid = Validity::new(values.len(), nulls);
+    for value in &values {
+        valid.push(value);
+    }
     let (names, columns) = fields(values)?;
     if names.is_empty() {
         return None;
     }
     let mut children = Vec::with_capacity(names.len());
     let mut schema = Vec::with_capacity(names.len());
-    for (name, members) in names.iter().zip(&columns) {
+    for (name, members) in names.into_iter().zip(columns) {
         let child = column(members, false)?;
-        schema.push(Field::new(*name, child.data_type().clone(), true));
+        schema.push(Field::new(name, child.data_type().clone(), true));
         children.push(child);
     }
-    let array = StructArray::try_new(Fields::from(schema), children, validity(values)).ok()?;
+    let array = StructArray::try_new(Fields::from(schema), children, valid.finish()).ok()?;
     Some(Arc::new(array))
 }
 
-fn lists(values: &[&Val<'_>]) -> Option<ArrayRef> {
+fn lists(values: Vec<Val<'_>>, nulls: bool) -> Option<ArrayRef> {
+    let mut valid = Validity::new(values.len(), nulls);
     let mut offsets: Vec<i32> = Vec::with_capacity(values.len() + 1);
-    let mut items: Vec<&Val<'_>> = Vec::new();
+    let mut items: Vec<Val<'_>> = Vec::new();
     offsets.push(0);
     for value in values {
+        valid.push(&value);
         if let Val::Arr(list) = value {
-            items.extend(list.iter());
+            items.extend(list);
         }
         offsets.push(i32::try_from(items.len()).ok()?);
     }
-    let child = column(&items, false)?;
+    let child = column(items, false)?;
     let field = Arc::new(Field::new("item", child.data_type().clone(), true));
     let array = ListArray::try_new(
         field,
         OffsetBuffer::new(ScalarBuffer::from(offsets)),
         child,
-        validity(values),
+        valid.finish(),
     )
     .ok()?;
     Some(Arc::new(array))
@@ -225,7 +273,7 @@ fn split(text: &[u8]) -> (bool, &[u8], &[u8]) {
 /// fraction digits, precision the most whole digits plus that (at least 1), whole digits
 /// counted as `Decimal.as_tuple` gives them (`len(digits) + exponent`; an integer's own
 /// digits). None past 38 digits.
-fn decimals(values: &[&Val<'_>]) -> Option<ArrayRef> {
+fn decimals(values: &[Val<'_>], nulls: bool) -> Option<ArrayRef> {
     let mut whole: i64 = 0;
     let mut scale: usize = 0;
     for value in values {
@@ -250,8 +298,10 @@ fn decimals(values: &[&Val<'_>]) -> Option<ArrayRef> {
     if precision > 38 {
         return None;
     }
+    let mut valid = Validity::new(values.len(), nulls);
     let mut out: Vec<i128> = Vec::with_capacity(values.len());
     for value in values {
+        valid.push(value);
         let Val::Num(text, _) = value else {
             out.push(0);
             continue;
@@ -268,7 +318,7 @@ fn decimals(values: &[&Val<'_>]) -> Option<ArrayRef> {
         }
         out.push(if negative { -unscaled } else { unscaled });
     }
-    let array = PrimitiveArray::<Decimal128Type>::new(ScalarBuffer::from(out), validity(values))
+    let array = PrimitiveArray::<Decimal128Type>::new(ScalarBuffer::from(out), valid.finish())
         .with_precision_and_scale(u8::try_from(precision).ok()?, i8::try_from(scale).ok()?)
         .ok()?;
     Some(Arc::new(array))
@@ -279,19 +329,18 @@ pub fn records_to_arrow(content: &[u8]) -> Option<Vec<(String, ArrayRef, FieldRe
     let mut parser = Parser::new(content).ok()?;
     let document = parser.value(0).ok()?;
     parser.finish().ok()?;
-    let Val::Arr(records) = &document else {
+    let Val::Arr(records) = document else {
         return None;
     };
-    let rows: Vec<&Val<'_>> = records.iter().collect();
-    if rows.iter().any(|r| !matches!(r, Val::Obj(_))) {
+    if records.iter().any(|r| !matches!(r, Val::Obj(_))) {
         return None;
     }
-    let (names, columns) = fields(&rows)?;
+    let (names, columns) = fields(records)?;
     let mut out = Vec::with_capacity(names.len());
-    for (name, values) in names.iter().zip(&columns) {
+    for (name, values) in names.into_iter().zip(columns) {
         let array = column(values, true)?;
-        let field: FieldRef = Arc::new(Field::new(*name, array.data_type().clone(), true));
-        out.push((name.to_string(), array, field));
+        let field: FieldRef = Arc::new(Field::new(name.as_ref(), array.data_type().clone(), true));
+        out.push((name.into_owned(), array, field));
     }
     Some(out)
 }

@@ -39,12 +39,15 @@ pub enum Val<'a> {
     Obj(Vec<(Cow<'a, str>, Val<'a>)>),
 }
 
-pub static NULL: Val<'static> = Val::Null;
-
 pub struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// The items of the arrays being read (innermost last): each array is then allocated once,
+    /// at its size.
+    items: Vec<Val<'a>>,
+    /// The members of the objects being read, likewise.
+    members: Vec<(Cow<'a, str>, Val<'a>)>,
 }
 
 impl<'a> Parser<'a> {
@@ -58,6 +61,8 @@ impl<'a> Parser<'a> {
             text,
             bytes: content,
             pos: 0,
+            items: Vec::new(),
+            members: Vec::new(),
         })
     }
 
@@ -232,20 +237,21 @@ impl<'a> Parser<'a> {
                     return Err(Outside);
                 }
                 self.pos += 1;
-                let mut items = Vec::new();
                 self.skip_ws();
                 if self.peek() == Some(b']') {
                     self.pos += 1;
-                    return Ok(Val::Arr(items));
+                    return Ok(Val::Arr(Vec::new()));
                 }
+                let base = self.items.len();
                 loop {
-                    items.push(self.value(depth + 1)?);
+                    let item = self.value(depth + 1)?;
+                    self.items.push(item);
                     self.skip_ws();
                     match self.peek() {
                         Some(b',') => self.pos += 1,
                         Some(b']') => {
                             self.pos += 1;
-                            return Ok(Val::Arr(items));
+                            return Ok(Val::Arr(self.items.split_off(base)));
                         }
                         _ => return Err(Outside),
                     }
@@ -269,12 +275,12 @@ impl<'a> Parser<'a> {
             return Err(Outside);
         }
         self.pos += 1;
-        let mut members: Vec<(Cow<'a, str>, Val<'a>)> = Vec::new();
+        let base = self.members.len();
         let mut index: Option<HashMap<Cow<'a, str>, usize>> = None;
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Val::Obj(members));
+            return Ok(Val::Obj(Vec::new()));
         }
         loop {
             self.skip_ws();
@@ -285,6 +291,7 @@ impl<'a> Parser<'a> {
             }
             self.pos += 1;
             let value = self.value(depth)?;
+            let members = self.members.get_mut(base..).ok_or(Outside)?;
             let found = match &index {
                 Some(map) => map.get(&key).copied(),
                 None => members.iter().position(|(k, _)| *k == key),
@@ -299,7 +306,8 @@ impl<'a> Parser<'a> {
                     if let Some(map) = index.as_mut() {
                         map.insert(key.clone(), members.len());
                     }
-                    members.push((key, value));
+                    self.members.push((key, value));
+                    let members = self.members.get(base..).ok_or(Outside)?;
                     if index.is_none() && members.len() > LINEAR_MEMBERS {
                         index = Some(
                             members
@@ -316,7 +324,7 @@ impl<'a> Parser<'a> {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    return Ok(Val::Obj(members));
+                    return Ok(Val::Obj(self.members.split_off(base)));
                 }
                 _ => return Err(Outside),
             }
