@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -32,6 +34,7 @@ from dataloader import (
     ConnectorError,
     State,
 )
+from dataloader.context import RunContext
 from dataloader.incremental import CursorWindow, window_for
 from dataloader.partitions import Partition
 from dataloader.schema.types import JSON_TAG, TYPE_TAG
@@ -57,9 +60,14 @@ from dataloader_duckdb.schema import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from dataloader.schema.plan import SchemaPlan
 
 BATCH_VIEW = "_dl_batch"
+# Beside the database file, the Parquet parts a distributed run's workers stage:
+# `<dir>/.<file>.staging/<recipe>/<run id>/part-<partition>-<attempt>.parquet`.
+STAGING_SUFFIX = ".staging"
 ORDINAL = "__dl_ordinal"
 # A merge's aliases of the incoming and the stored rows, unlike any column name: in the
 # correlated `NOT EXISTS`, a column `s` of the table would hide an outer alias `s`.
@@ -128,6 +136,7 @@ class DuckDBConnector(BaseConnector):
         quarantine=True,
         child_tables=True,
         can_split=True,
+        can_stage=True,
         max_identifier_length=None,
     )
 
@@ -840,3 +849,121 @@ class DuckDBConnector(BaseConnector):
         for stage in stages:
             with suppress(duckdb.Error):
                 self.con.execute(f"DROP TABLE IF EXISTS {stage.sql()}")
+
+    # -- destination: staging for a distributed run --------------------------------------
+    def _staging_root(self, context: RunContext) -> Path:
+        """This recipe's staging directory, beside the database file."""
+        database = self.config.database
+        if database == ":memory:":
+            raise ConnectorError(
+                "a distributed run stages Parquet parts beside the database file, and "
+                "`:memory:` has none",
+                key="destination.database",
+                value=database,
+                expected="a database file",
+            )
+        path = Path(database)
+        return path.parent / f".{path.name}{STAGING_SUFFIX}" / context.recipe_name
+
+    def stage_partition(
+        self,
+        context: RunContext,
+        partition: Partition,
+        attempt: str,
+        batches: Iterable[Any],
+    ) -> dict[str, Any]:
+        """Write the partition's rows to Parquet parts of this attempt's own, under the run's
+        staging directory: a new part whenever the batches' schema changes (files of one
+        partition may differ in their columns or types; the driver unites them). Each is
+        written under a temporary name, then renamed: a part that exists is whole. The
+        database is not opened."""
+        import pyarrow.parquet as pq
+
+        directory = self._staging_root(context) / context.run_id
+        directory.mkdir(parents=True, exist_ok=True)
+        names: list[str] = []
+        writer: Any = None
+        partial = directory
+        rows = 0
+
+        def finish() -> None:
+            writer.close()
+            name = partial.name.removeprefix(".").removesuffix(".partial")
+            os.replace(partial, directory / name)
+            names.append(name)
+
+        try:
+            for batch in batches:
+                data = batch.to_arrow()
+                if writer is not None and data.schema != writer.schema:
+                    finish()
+                    writer = None
+                if writer is None:
+                    part = f"part-{partition.index:05d}-{attempt}-{len(names):04d}.parquet"
+                    partial = directory / f".{part}.partial"
+                    writer = pq.ParquetWriter(partial, data.schema)
+                writer.write_batch(data)
+                rows += data.num_rows
+            if writer is not None:
+                finish()
+                writer = None
+        finally:
+            if writer is not None:
+                writer.close()
+        return {"files": names, "rows": rows, "run_id": context.run_id}
+
+    def _staged_files(self, staged: list[dict[str, Any]]) -> list[str]:
+        assert self.context is not None
+        directory = self._staging_root(self.context)
+        return [
+            str(directory / report["run_id"] / name)
+            for report in staged
+            for name in report.get("files", [])
+        ]
+
+    def staged_schema(self, staged: list[dict[str, Any]]) -> pa.Schema | None:
+        """The parts' Arrow schemas united by name, a column's types widened to one that holds
+        them all (their tags kept); None without parts."""
+        import pyarrow.parquet as pq
+
+        files = self._staged_files(staged)
+        if not files:
+            return None
+        schemas = [pq.read_schema(file) for file in files]
+        return pa.unify_schemas(schemas, promote_options="permissive")
+
+    def commit_staged(self, staged: list[dict[str, Any]], state: State) -> None:
+        """In one transaction: insert every reported part (by name, united by name) into the
+        table (under overwrite: into the run's stage, swapped in), save the state, commit."""
+        import duckdb
+
+        assert self.context is not None
+        files = self._staged_files(staged)
+        try:
+            if files:
+                schema = self.staged_schema(staged)
+                assert schema is not None
+                target = self._table()
+                if self.context.write_mode == "overwrite":
+                    table = self._stages.get(target) or target
+                else:
+                    table = target
+                self._begin_transaction()
+                listed = ", ".join(sql_string(file) for file in files)
+                rows = (
+                    f"(SELECT *{typed_star(schema)} FROM "
+                    f"read_parquet([{listed}], union_by_name = true))"
+                )
+                self._ensure_table(table, rows, schema.names)
+                self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM {rows}")
+        except duckdb.Error as exc:
+            self.abort()
+            raise self._error("insert of the staged parts", exc) from exc
+        self.commit(state)
+
+    def discard_staged(self) -> None:
+        """Remove this recipe's staging directory (every run's parts)."""
+        assert self.context is not None
+        if self.config.database == ":memory:":
+            return
+        shutil.rmtree(self._staging_root(self.context), ignore_errors=True)
