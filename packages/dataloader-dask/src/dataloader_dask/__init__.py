@@ -1,0 +1,1 @@
+"""dataloader's executor on Dask distributed (`runtime: {executor: dask}`)."""

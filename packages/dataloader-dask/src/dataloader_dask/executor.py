@@ -1,0 +1,84 @@
+"""`DaskExecutor`: runs a distributed run's tasks on a Dask distributed cluster.
+
+With `runtime.address` it connects to that cluster's scheduler; without, it starts a local
+cluster of worker processes that the run owns and stops. It only runs tasks: the core plans,
+locks and commits (`dataloader.engine.distributed`). A task whose worker process dies is
+rescheduled by Dask's scheduler (up to `distributed.scheduler.allowed-failures` times); a task
+that raises is resubmitted `runtime.retries.attempts` times, then fails the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from dataloader import ConnectorError
+
+if TYPE_CHECKING:
+    from dataloader.recipe.models import RuntimeConfig
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class DaskExecutor:
+    """The `dask` executor (`runtime: {executor: dask, address: tcp://…}`)."""
+
+    name: ClassVar[str] = "dask"
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._cluster: Any = None
+        self._retries = 0
+
+    def open(self, runtime: RuntimeConfig) -> None:
+        """Connect to `runtime.address`, or start a local cluster of `runtime.parallelism`
+        worker processes (2 when it is 1), one thread each, on 127.0.0.1, no dashboard."""
+        from distributed import Client, LocalCluster
+
+        self._retries = runtime.retries.attempts
+        if runtime.address is not None:
+            try:
+                self._client = Client(runtime.address, timeout="10s")
+            except OSError as exc:
+                raise ConnectorError(
+                    f"cannot reach the Dask scheduler: {exc}",
+                    key="runtime.address",
+                    value=runtime.address,
+                    expected="the address of a running Dask scheduler (tcp://host:8786)",
+                ) from exc
+            return
+        self._cluster = LocalCluster(
+            n_workers=max(2, runtime.parallelism),
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+        self._client = Client(self._cluster)
+
+    def map(self, function: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
+        """Submit every item (impure: each submission runs), yield results as they finish;
+        a failed task's exception is raised here, and the others are cancelled."""
+        from distributed import as_completed
+
+        assert self._client is not None, "open the executor first"
+        futures = [
+            self._client.submit(function, item, pure=False, retries=self._retries) for item in items
+        ]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            self._client.cancel([future for future in futures if not future.done()])
+
+    def close(self) -> None:
+        """Close the client, and the local cluster this executor started."""
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()

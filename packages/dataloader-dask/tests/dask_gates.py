@@ -1,0 +1,63 @@
+"""Test helpers of dataloader-dask: gates placed in a worker or the driver, deterministically,
+and the registry a test run uses (the installed `dask` executor, or this package's plugin
+registered in-process when the distribution is not installed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+from distributed import WorkerPlugin
+
+from dataloader.batch import ArrowBatch
+from dataloader.context import RunContext
+from dataloader.plugins import create_plugin_manager
+from dataloader.registry import Registry, get_registry, register_transform
+from dataloader.transforms.base import Transform, TransformStepConfig
+
+
+class KillOnceConfig(TransformStepConfig):
+    """`marker`: a file the first attempt to see `at_id` creates before it dies."""
+
+    marker: str
+    at_id: int
+
+
+class KillOnce(Transform):
+    """Kills its worker process (`os._exit`) the first time a batch holds `id == at_id`;
+    later attempts, which find the marker, pass the rows on."""
+
+    name = "dask_kill_once"
+    config_model = KillOnceConfig
+
+    def apply(self, batch: ArrowBatch, context: RunContext) -> ArrowBatch:
+        ids = batch.to_arrow().column("id")
+        marker = Path(self.config.marker)
+        if pc.any(pc.equal(ids, self.config.at_id)).as_py() and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(1)
+        return batch
+
+
+def register_gates() -> None:
+    """Register the gate transforms in this process."""
+    register_transform("dask_kill_once")(KillOnce)
+
+
+class GatesPlugin(WorkerPlugin):
+    """Registers the gates in every worker, also one started after a worker died."""
+
+    def setup(self, worker: Any) -> None:
+        register_gates()
+
+
+def dask_registry() -> Registry:
+    """The registry with the `dask` executor: installed, or this package's plugin."""
+    registry = get_registry()
+    if "dask" in registry.names("executor"):
+        return registry
+    import dataloader_dask.plugin
+
+    return Registry(*create_plugin_manager({"dask": dataloader_dask.plugin}))
