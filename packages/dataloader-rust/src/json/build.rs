@@ -18,49 +18,85 @@ use arrow_array::{
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{Field, FieldRef, Fields};
 
-use super::parse::{NumKind, Parser, Val};
+use super::parse::{NumKind, Outside, Parser, Res, Sink, Val};
 
-/// The fields of `values` (objects or nulls), moved out of them: names in first-appearance
-/// order and one value per input per name (null where the object lacks the name or is null
-/// itself), each field's values contiguous for the passes that type and build it.
-#[allow(clippy::type_complexity)]
-fn fields<'a>(values: Vec<Val<'a>>) -> Option<(Vec<Cow<'a, str>>, Vec<Vec<Val<'a>>>)> {
-    let rows = values.len();
-    let mut names: Vec<Cow<'a, str>> = Vec::new();
-    let mut index: HashMap<Cow<'a, str>, usize> = HashMap::new();
-    let mut columns: Vec<Vec<Val<'a>>> = Vec::new();
-    for (row, value) in values.into_iter().enumerate() {
-        match value {
-            Val::Null => {}
-            Val::Obj(members) => {
-                // Records mostly repeat one order of fields: try the next name first.
-                let mut guess = 0;
-                for (key, member) in members {
-                    let at = if names.get(guess).is_some_and(|name| *name == key) {
-                        guess
-                    } else if let Some(&at) = index.get(&key) {
-                        at
-                    } else {
-                        index.insert(key.clone(), columns.len());
-                        names.push(key);
-                        let mut column = Vec::with_capacity(rows);
-                        column.resize_with(row, || Val::Null);
-                        columns.push(column);
-                        columns.len() - 1
-                    };
-                    columns.get_mut(at)?.push(member);
-                    guess = at + 1;
-                }
-            }
-            _ => return None,
+/// Objects' members gathered into one column per name: names in first-appearance order, one
+/// value per object per name (null where the object lacks the name or is null itself; the last
+/// value of a name repeated in one object), each column's values contiguous for the passes
+/// that type and build it.
+struct Columns<'a> {
+    rows: usize,
+    names: Vec<Cow<'a, str>>,
+    index: HashMap<Cow<'a, str>, usize>,
+    columns: Vec<Vec<Val<'a>>>,
+    /// The column of the member after the last one placed: records mostly repeat one order.
+    guess: usize,
+}
+
+impl<'a> Columns<'a> {
+    fn new(rows: usize) -> Self {
+        Columns {
+            rows,
+            names: Vec::new(),
+            index: HashMap::new(),
+            columns: Vec::new(),
+            guess: 0,
         }
-        for column in columns.iter_mut() {
+    }
+}
+
+impl<'a> Sink<'a> for Columns<'a> {
+    fn member(&mut self, row: usize, key: Cow<'a, str>, value: Val<'a>) -> Res<()> {
+        let at = if self.names.get(self.guess).is_some_and(|name| *name == key) {
+            self.guess
+        } else if let Some(&at) = self.index.get(&key) {
+            at
+        } else {
+            self.index.insert(key.clone(), self.columns.len());
+            self.names.push(key);
+            let mut column = Vec::with_capacity(self.rows.max(row + 1));
+            column.resize_with(row, || Val::Null);
+            self.columns.push(column);
+            self.columns.len() - 1
+        };
+        let column = self.columns.get_mut(at).ok_or(Outside)?;
+        if column.len() > row {
+            // A key repeated in one object: its last value, at its first position.
+            *column.last_mut().ok_or(Outside)? = value;
+        } else {
+            column.push(value);
+        }
+        self.guess = at + 1;
+        Ok(())
+    }
+
+    fn end(&mut self, row: usize) {
+        for column in self.columns.iter_mut() {
             if column.len() <= row {
                 column.push(Val::Null);
             }
         }
+        self.guess = 0;
     }
-    Some((names, columns))
+}
+
+/// The fields of `values` (objects or nulls), moved out of them (see `Columns`).
+#[allow(clippy::type_complexity)]
+fn fields<'a>(values: Vec<Val<'a>>) -> Option<(Vec<Cow<'a, str>>, Vec<Vec<Val<'a>>>)> {
+    let mut columns = Columns::new(values.len());
+    for (row, value) in values.into_iter().enumerate() {
+        match value {
+            Val::Null => {}
+            Val::Obj(members) => {
+                for (key, member) in members {
+                    columns.member(row, key, member).ok()?;
+                }
+            }
+            _ => return None,
+        }
+        columns.end(row);
+    }
+    Some((columns.names, columns.columns))
 }
 
 /// The validity of a column being built, kept only when it has nulls.
@@ -327,17 +363,11 @@ fn decimals(values: &[Val<'_>], nulls: bool) -> Option<ArrayRef> {
 /// See `json_records_to_arrow`: `(name, array, field)` per column.
 pub fn records_to_arrow(content: &[u8]) -> Option<Vec<(String, ArrayRef, FieldRef)>> {
     let mut parser = Parser::new(content).ok()?;
-    let document = parser.value(0).ok()?;
+    let mut columns = Columns::new(0);
+    parser.records(&mut columns).ok()?;
     parser.finish().ok()?;
-    let Val::Arr(records) = document else {
-        return None;
-    };
-    if records.iter().any(|r| !matches!(r, Val::Obj(_))) {
-        return None;
-    }
-    let (names, columns) = fields(records)?;
-    let mut out = Vec::with_capacity(names.len());
-    for (name, values) in names.into_iter().zip(columns) {
+    let mut out = Vec::with_capacity(columns.names.len());
+    for (name, values) in columns.names.into_iter().zip(columns.columns) {
         let array = column(values, true)?;
         let field: FieldRef = Arc::new(Field::new(name.as_ref(), array.data_type().clone(), true));
         out.push((name.into_owned(), array, field));

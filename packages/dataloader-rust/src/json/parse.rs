@@ -39,6 +39,14 @@ pub enum Val<'a> {
     Obj(Vec<(Cow<'a, str>, Val<'a>)>),
 }
 
+/// Receives the members of the records `Parser::records` reads.
+pub trait Sink<'a> {
+    /// Member `key` of record `row` (rows counted from 0) is `value`.
+    fn member(&mut self, row: usize, key: Cow<'a, str>, value: Val<'a>) -> Res<()>;
+    /// Record `row` has no more members.
+    fn end(&mut self, row: usize);
+}
+
 pub struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -325,6 +333,66 @@ impl<'a> Parser<'a> {
                 Some(b'}') => {
                     self.pos += 1;
                     return Ok(Val::Obj(self.members.split_off(base)));
+                }
+                _ => return Err(Outside),
+            }
+        }
+    }
+
+    /// A document that is an array of objects, each object's members handed to `sink` as they
+    /// are read (a repeated key as often as it occurs) rather than built; the number of
+    /// objects. The document's end is not checked (`finish`).
+    pub fn records(&mut self, sink: &mut impl Sink<'a>) -> Res<usize> {
+        self.skip_ws();
+        if self.peek() != Some(b'[') {
+            return Err(Outside);
+        }
+        self.pos += 1;
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(0);
+        }
+        let mut row = 0;
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'{') {
+                return Err(Outside);
+            }
+            self.pos += 1;
+            self.skip_ws();
+            if self.peek() == Some(b'}') {
+                self.pos += 1;
+            } else {
+                loop {
+                    self.skip_ws();
+                    let key = self.string()?;
+                    self.skip_ws();
+                    if self.peek() != Some(b':') {
+                        return Err(Outside);
+                    }
+                    self.pos += 1;
+                    let value = self.value(2)?;
+                    sink.member(row, key, value)?;
+                    self.skip_ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b'}') => {
+                            self.pos += 1;
+                            break;
+                        }
+                        _ => return Err(Outside),
+                    }
+                }
+            }
+            sink.end(row);
+            row += 1;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(row);
                 }
                 _ => return Err(Outside),
             }
