@@ -157,7 +157,7 @@ def homogeneous(draw: st.DrawFn) -> str:
 # --- properties ------------------------------------------------------------------------------
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(members(nodes), max_size=6), space=st.sampled_from(["", " ", "\r\n\t"]))
 def test_any_records_match_the_python_path_when_read(rows: list[Node], space: str) -> None:
     text = document(rows, space)
@@ -169,7 +169,7 @@ def test_any_records_match_the_python_path_when_read(rows: list[Node], space: st
     assert got.equals(want)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=homogeneous())
 def test_homogeneous_columns_are_read_natively(text: str) -> None:
     want = expected_table(text)
@@ -271,6 +271,19 @@ def test_duplicate_key_keeps_first_position_and_last_value() -> None:
     table = assert_same('[{"a": 1, "b": 2, "a": 3}]')
     assert table.column_names == ["a", "b"]
     assert table.to_pylist() == [{"a": 3, "b": 2}]
+
+
+def test_escaped_key_is_the_same_key() -> None:
+    table = assert_same('[{"a": 1, "\\u0061": 2, "b\\u00e9": "x"}, {"b\u00e9": "y"}]')
+    assert table.column_names == ["a", "b\u00e9"]
+    assert table.column("a").to_pylist() == [2, None]
+
+
+def test_accepts_any_bytes_like() -> None:
+    content = b'[{"a": 1}]'
+    for form in (bytearray(content), memoryview(content)):
+        assert READER.to_arrays(form) == READER.to_arrays(content)
+    assert READER.locate(bytearray(b'{"x": []}'), ["x"]) == (6, 8, 0)
 
 
 def test_many_keys_in_one_object_with_a_repeat() -> None:
