@@ -279,6 +279,16 @@ def test_escaped_key_is_the_same_key() -> None:
     assert table.column("a").to_pylist() == [2, None]
 
 
+@pytest.mark.parametrize("at", range(20))
+def test_special_bytes_anywhere_in_long_strings(at: int) -> None:
+    plain = "abcdefgh\u00e9\U0001f600ijklmnopqrstuvwxyz"
+    for special in ('"', "\\", "\n", "\x1f", "\x7f", "/"):
+        text = plain[:at] + special + plain[at:]
+        assert_same(json.dumps([{"s": text}], ensure_ascii=False))
+    raw = plain[:at] + "\x01" + plain[at:]
+    assert READER.to_arrays(('[{"s": "' + raw + '"}]').encode()) is None
+
+
 def test_accepts_any_bytes_like() -> None:
     content = b'[{"a": 1}]'
     for form in (bytearray(content), memoryview(content)):
