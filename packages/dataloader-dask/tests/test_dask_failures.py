@@ -1,0 +1,254 @@
+"""Failures of a distributed run on one local cluster (2 worker processes) this module starts
+and the runs reach by `runtime.address`: a worker killed mid-partition, the driver killed
+before and after its commit, a second run refused by the lock, and the runs this slice
+refuses; and a partitioned Postgres read equal to the single-process run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from dask_gates import GatesPlugin, dask_registry, register_gates
+from distributed import Client, LocalCluster
+
+from dataloader.connectors import Capabilities
+from dataloader.engine.distributed import DistributedRun, create_run
+from dataloader.errors import EngineError, PluginError, StateError
+from dataloader.executors import create_executor
+from dataloader.recipe.binding import bind_recipe
+from dataloader.recipe.models import Recipe
+from dataloader.registry import Registry, register_connector, unregister
+from dataloader.state.local import LocalStateBackend
+from dataloader.testing import RowsSource
+
+HERE = Path(__file__).resolve().parent
+FILES = 40  # 8 partitions of 5 files (file i in partition i % 8)
+IDS = list(range(1000, 1000 + FILES * 10))
+
+
+@pytest.fixture(scope="module")
+def address() -> Iterator[str]:
+    register_gates()
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    client = Client(cluster)
+    client.register_plugin(GatesPlugin(), name="dataloader-test-gates")
+    try:
+        yield cluster.scheduler_address
+    finally:
+        client.close()
+        cluster.close()
+        unregister("transform", "dask_kill_once")
+
+
+@pytest.fixture
+def registry(address: str) -> Registry:
+    return dask_registry()
+
+
+def _files(directory: Path) -> Path:
+    directory.mkdir()
+    for index in range(FILES):
+        # One size for all: the plan deals them out in turn (file i into partition i % 8).
+        rows = "".join(f"{1000 + index * 10 + j},row {index:03d}-{j}\n" for j in range(10))
+        (directory / f"f{index:03d}.csv").write_text("id,name\n" + rows)
+    return directory
+
+
+def _recipe(data: Path, database: Path, address: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "dask_failures",
+        "source": {"type": "filestore", "path": str(data / "*.csv")},
+        "destination": {"type": "duckdb", "database": str(database), "table": "t"},
+        "runtime": {"executor": "dask", "address": address, "parallelism": 2},
+        **extra,
+    }
+
+
+def _run(
+    recipe: dict[str, Any], state: Path, registry: Registry, on_stage: Any = None
+) -> DistributedRun:
+    model = Recipe.model_validate(recipe)
+    return DistributedRun(
+        bind_recipe(model, registry),
+        LocalStateBackend(state),
+        create_executor("dask", registry, model),
+        on_stage=on_stage,
+    )
+
+
+def _ids(database: Path) -> list[int]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return [row[0] for row in con.execute("SELECT id FROM t ORDER BY id").fetchall()]
+
+
+def _committed(database: Path) -> dict[str, Any] | None:
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute("SELECT state FROM _dataloader_state").fetchall()
+    return json.loads(rows[0][0]) if rows else None
+
+
+def test_a_worker_killed_mid_partition_loses_and_duplicates_nothing(
+    tmp_path: Path, address: str, registry: Registry
+) -> None:
+    data = _files(tmp_path / "data")
+    database = tmp_path / "out.duckdb"
+    marker = tmp_path / "killed"
+    # File 16 is the third file of partition 0: its first attempt staged two batches and dies.
+    recipe = _recipe(
+        data,
+        database,
+        address,
+        transform={"steps": [{"type": "dask_kill_once", "marker": str(marker), "at_id": 1160}]},
+    )
+    seen: list[str] = []
+
+    def on_stage(stage: str) -> None:
+        if stage == "staged":
+            staging = tmp_path / ".out.duckdb.staging"
+            seen.extend(sorted(path.name for path in staging.rglob("*part-00000-*")))
+
+    result = _run(recipe, tmp_path / "state", registry, on_stage).run()
+
+    assert marker.exists()  # the worker died once
+    assert result.rows_written == FILES * 10
+    assert _ids(database) == IDS
+    dead = [name for name in seen if name.endswith(".partial")]
+    done = [name for name in seen if name.endswith(".parquet")]
+    assert len(dead) == 1 and len(done) == 1, seen  # the dead attempt's part, never committed
+    assert dead[0].split("-")[3] != done[0].split("-")[3]  # another attempt's
+    assert not (tmp_path / ".out.duckdb.staging" / "dask_failures").exists()
+
+
+@pytest.mark.parametrize("gate", ["staged", "committed"])
+def test_the_driver_killed_around_its_commit(
+    tmp_path: Path, address: str, registry: Registry, gate: str
+) -> None:
+    data = _files(tmp_path / "data")
+    database = tmp_path / "out.duckdb"
+    recipe = _recipe(data, database, address)
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(json.dumps(recipe))
+    state = tmp_path / "state"
+    driver = subprocess.run(
+        [sys.executable, str(HERE / "dask_driver.py"), str(recipe_file), str(state), gate],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert driver.returncode == -9, driver.stderr[-2000:]
+    staging = tmp_path / ".out.duckdb.staging" / "dask_failures"
+    assert any(staging.rglob("*.parquet"))  # the dead driver's staging is left behind
+    if gate == "staged":  # the old table and state: none
+        with duckdb.connect(str(database), read_only=True) as con:
+            tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+        assert "t" not in tables
+        committed = _committed(database)
+        assert committed is None or not committed.get("last_commit")
+        _run(recipe, state, registry).run()  # the rerun loads everything once
+        assert _ids(database) == IDS
+    else:  # the new ones
+        assert _ids(database) == IDS
+        committed = _committed(database)
+        assert committed is not None and committed["last_commit"]["final"] is True
+        assert committed["last_commit"]["counts"]["rows_written"] == FILES * 10
+    assert not any(staging.rglob("*.parquet")) or gate == "committed"
+
+
+def test_a_second_concurrent_run_is_refused_by_the_state_lock(
+    tmp_path: Path, address: str, registry: Registry
+) -> None:
+    data = _files(tmp_path / "data")
+    recipe = _recipe(data, tmp_path / "out.duckdb", address)
+    state = tmp_path / "state"
+    with (
+        LocalStateBackend(state).lock("dask_failures"),  # a first run holds it
+        pytest.raises(StateError, match="already running"),
+    ):
+        _run(recipe, state, registry).run()
+    assert not (tmp_path / "out.duckdb").exists()
+
+
+def test_a_partitioned_postgres_table_loads_as_the_single_process_run(
+    tmp_path: Path, address: str, registry: Registry, postgres_server: Any, postgres_database: str
+) -> None:
+    connection = postgres_server.connect(postgres_database)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE items (id integer PRIMARY KEY, name text, amount numeric(10, 2), "
+            "at timestamptz)"
+        )
+        cursor.execute(
+            "INSERT INTO items SELECT i, 'item ' || i, i * 1.25, "
+            "timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute' "
+            "FROM generate_series(1, 5000) AS i"
+        )
+    connection.close()
+    settings = postgres_server.connection_settings(postgres_database)
+    results = {}
+    for executor in ("local", "dask"):
+        database = tmp_path / f"{executor}.duckdb"
+        recipe = Recipe.model_validate(
+            {
+                "name": "dask_postgres",
+                "source": {
+                    "type": "postgres",
+                    **settings,
+                    "table": "items",
+                    "partition_column": "id",
+                },
+                "destination": {"type": "duckdb", "database": str(database), "table": "t"},
+                "runtime": {"executor": executor, "address": address, "batch_size": 700},
+            }
+        )
+        run = create_run(
+            bind_recipe(recipe, registry),
+            LocalStateBackend(tmp_path / f"state-{executor}"),
+            registry=registry,
+        )
+        assert run.run().rows_written == 5000
+        with duckdb.connect(str(database), read_only=True) as con:
+            results[executor] = (
+                con.execute("SELECT * FROM t ORDER BY id").fetchall(),
+                con.execute("DESCRIBE t").fetchall(),
+            )
+    assert results["dask"] == results["local"]
+
+
+def test_an_unknown_executor_names_the_key_and_the_installed_ones(
+    tmp_path: Path, registry: Registry
+) -> None:
+    recipe = Recipe.model_validate(_recipe(tmp_path, tmp_path / "out.duckdb", "tcp://x:1"))
+    with pytest.raises(PluginError) as raised:
+        create_run(
+            bind_recipe(recipe, registry), LocalStateBackend(tmp_path), None, "rey", registry
+        )
+    assert raised.value.problem.key == "runtime.executor"
+    assert "local, dask" in str(raised.value)
+
+
+def test_a_source_that_cannot_split_is_refused(tmp_path: Path, registry: Registry) -> None:
+    register_connector("dask_rows", RowsSource, capabilities=Capabilities(read=True))
+    try:
+        recipe = _recipe(tmp_path, tmp_path / "out.duckdb", "tcp://127.0.0.1:1")
+        recipe["source"] = {"type": "dask_rows", "batches": [[{"id": 1}]]}
+        with pytest.raises(EngineError, match="cannot split") as raised:
+            _run(recipe, tmp_path / "state", dask_registry()).run()
+        assert raised.value.problem.key == "source.type"
+    finally:
+        unregister("connector", "dask_rows")
+
+
+def test_a_destination_that_cannot_stage_is_refused(tmp_path: Path, registry: Registry) -> None:
+    recipe = _recipe(tmp_path, tmp_path / "out.duckdb", "tcp://127.0.0.1:1")
+    recipe["destination"] = {"type": "filestore", "path": str(tmp_path / "out"), "format": "csv"}
+    with pytest.raises(EngineError, match="'filestore' cannot stage") as raised:
+        _run(recipe, tmp_path / "state", registry).run()
+    assert raised.value.problem.key == "destination.type"
