@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from dataloader.batch import ArrowBatch, as_arrow_batch
 from dataloader.context import RunContext
-from dataloader.engine.result import RunResult, StageMetrics
+from dataloader.engine.result import RunInterrupted, RunResult, StageMetrics
 from dataloader.engine.runner import Runner, RunOptions, deep_merge, new_run_id
 from dataloader.errors import DataLoaderError, EngineError
 from dataloader.executors import Executor
@@ -50,14 +50,15 @@ class PartitionTask:
     """What one worker needs to load one partition: plain, picklable data.
 
     :param recipe: the validated recipe as data (its keys as given, secrets included: it
-        travels to the workers, never into logs).
+        travels to the workers, never into logs; the task's `repr`, which a worker logs
+        when the task fails, leaves it and the state out).
     :param partition: `Partition.to_dict()`.
     :param state: the state the plan was made from (`State.to_dict()`).
     """
 
-    recipe: dict[str, Any]
+    recipe: dict[str, Any] = field(repr=False)
     partition: dict[str, Any]
-    state: dict[str, Any]
+    state: dict[str, Any] = field(repr=False)
     run_id: str
     started_at: str
     full_refresh: bool
@@ -163,6 +164,10 @@ def _positions(
     yield from tracker.positions(raw)
 
 
+def _cause(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, DataLoaderError) else f"{type(exc).__name__}: {exc}"
+
+
 class _NoBackend:
     """A worker builds contexts only; it never touches the state backend."""
 
@@ -197,6 +202,7 @@ class DistributedRun:
         self.on_stage = on_stage
         self.result: RunResult | None = None
         self._engine = Runner(bound, backend, self.options)  # contexts and the initial state
+        self._committing = False
 
     def run(self) -> RunResult:
         """Take the recipe's lock, open the executor, stage every partition, commit once."""
@@ -217,15 +223,28 @@ class DistributedRun:
             try:
                 self._run(result)
             except BaseException as exc:
-                result.status = "failed"
-                result.error = str(exc) if isinstance(exc, DataLoaderError) else repr(exc)
-                self._finish(result, clock)
-                if isinstance(exc, Exception) and not isinstance(exc, DataLoaderError):
-                    raise EngineError(
-                        f"distributed run of recipe {self.recipe.name!r} failed: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                raise
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                result.status = "interrupted" if interrupted else "failed"
+                result.error = "interrupted" if interrupted else _cause(exc)
+                try:
+                    self._finish(result, clock)
+                except Exception as history_error:  # the run's own error matters more
+                    log.warning(f"could not record the {result.status} run: {history_error}")
+                if interrupted:
+                    raise RunInterrupted(result) from exc
+                if not isinstance(exc, Exception):
+                    raise
+                error = exc if isinstance(exc, DataLoaderError) else None
+                log.error(  # the one report of the failure: the CLI does not repeat it
+                    f"run failed: {result.error}",
+                    extra={"stage": "commit" if self._committing else "write"},
+                )
+                if error is not None:
+                    raise
+                raise EngineError(
+                    f"distributed run of recipe {self.recipe.name!r} failed: {result.error}",
+                    file=str(self.recipe.file) if self.recipe.file else None,
+                ) from exc
             self._finish(result, clock)
         log.info("run finished", extra={"stage": "done", "counts": {"rows": result.rows_written}})
         return result
@@ -351,6 +370,7 @@ class DistributedRun:
         reports: list[PartitionReport],
         result: RunResult,
     ) -> None:
+        self._committing = True
         tick = time.perf_counter()
         for report in reports:
             result.rows_read += report.rows_read
