@@ -252,3 +252,23 @@ def test_a_destination_that_cannot_stage_is_refused(tmp_path: Path, registry: Re
     with pytest.raises(EngineError, match="'filestore' cannot stage") as raised:
         _run(recipe, tmp_path / "state", registry).run()
     assert raised.value.problem.key == "destination.type"
+
+
+def test_overwrite_replaces_the_rows_and_append_adds_them(
+    tmp_path: Path, address: str, registry: Registry
+) -> None:
+    data = _files(tmp_path / "data")
+    database = tmp_path / "out.duckdb"
+    state = tmp_path / "state"
+    append = _recipe(data, database, address)
+    overwrite = {**append, "destination": {**append["destination"], "write_mode": "overwrite"}}
+    _run(append, state, registry).run()
+    _run(append, state, registry).run()
+    assert _ids(database) == sorted(IDS * 2)
+    _run(overwrite, state, registry).run()
+    assert _ids(database) == IDS
+    merge = {**append, "destination": {**append["destination"], "write_mode": "merge"}}
+    merge["destination"]["merge_keys"] = ["id"]
+    with pytest.raises(EngineError, match="merge") as raised:
+        _run(merge, state, registry).run()
+    assert raised.value.problem.key == "destination.write_mode"

@@ -114,7 +114,14 @@ def run_partition(task: PartitionTask) -> PartitionReport:
         pipeline = TransformPipeline([step.create() for step in bound.steps])
 
         def batches() -> Iterator[ArrowBatch]:
-            for batch, cursor_max in _positions(recipe, source, partition, state):
+            positions = _positions(recipe, source, partition, state)
+            while True:
+                tick = time.perf_counter()
+                try:
+                    batch, cursor_max = next(positions)
+                except StopIteration:
+                    return
+                stages["read"].seconds += time.perf_counter() - tick
                 tick = time.perf_counter()
                 transformed = pipeline.apply(batch, source_context) if batch.row_count else batch
                 stages["transform"].seconds += time.perf_counter() - tick
@@ -127,7 +134,9 @@ def run_partition(task: PartitionTask) -> PartitionReport:
                 if transformed.row_count:
                     counts["rows_written"] += transformed.row_count
                     counts["bytes_written"] += transformed.nbytes
-                    yield transformed
+                    tick = time.perf_counter()
+                    yield transformed  # the destination stages it meanwhile
+                    stages["write"].seconds += time.perf_counter() - tick
 
         staged = destination.stage_partition(destination_context, partition, attempt, batches())
     cursor = last[0].to_state() if last[0] is not None else None
