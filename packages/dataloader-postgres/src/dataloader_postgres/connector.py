@@ -4,7 +4,8 @@ Writes happen in one transaction per commit that also upserts the recipe's row i
 `_dataloader_state`, so data and state commit together:
 - append: `COPY` straight into the table inside the transaction (invisible until commit);
 - merge: `COPY` into a temporary staging table, de-duplicated on the merge keys (latest by
-  `dedup_sort`, else by cursor, wins), then `INSERT … ON CONFLICT` when the keys are unique, else
+  `dedup_sort`, else by cursor, wins; a batch whose keys Arrow shows distinct is not sorted,
+  see `_keys_distinct`), then `INSERT … ON CONFLICT` when the keys are unique, else
   `UPDATE … FROM` + `INSERT … WHERE NOT EXISTS`; either way only the batch's columns are
   written, and with `dedup_sort` only over a stored row the incoming one wins against;
 - overwrite: `COPY` into a new staging table labelled with the recipe that owns it (a run's
