@@ -966,4 +966,7 @@ class DuckDBConnector(BaseConnector):
         assert self.context is not None
         if self.config.database == ":memory:":
             return
-        shutil.rmtree(self._staging_root(self.context), ignore_errors=True)
+        root = self._staging_root(self.context)
+        shutil.rmtree(root, ignore_errors=True)
+        with suppress(OSError):  # another recipe's staging may be there
+            root.parent.rmdir()

@@ -355,10 +355,15 @@ class DistributedRun:
             for partition in partitions
         ]
         reports: dict[int, PartitionReport] = {}
+        clock = time.perf_counter()
         for report in self.executor.map(run_partition, tasks):
             if report.index in reports:
                 raise EngineError(f"partition {report.index} was reported twice")
             reports[report.index] = report
+            result.rows_read += report.rows_read
+            result.rows_written += report.rows_written
+            result.bytes_written += report.bytes_written
+            result.batches += report.batches
             for name, metrics in report.stages.items():
                 result.stages.setdefault(name, StageMetrics()).seconds += metrics["seconds"]
             log.info(
@@ -366,6 +371,9 @@ class DistributedRun:
                 f"{report.seconds:.2f}s ({report.rows_written / max(report.seconds, 1e-9):,.0f} rows/s)",
                 extra={"stage": "write", "counts": {"partition": report.index}},
             )
+            if self.options.progress is not None:  # rows staged so far, not yet committed
+                result.duration_seconds = time.perf_counter() - clock
+                self.options.progress(result)
         missing = sorted({p.index for p in partitions} - reports.keys())
         if missing:
             raise EngineError(f"partitions {missing} were never reported")
@@ -382,10 +390,6 @@ class DistributedRun:
         self._committing = True
         tick = time.perf_counter()
         for report in reports:
-            result.rows_read += report.rows_read
-            result.rows_written += report.rows_written
-            result.bytes_written += report.bytes_written
-            result.batches += report.batches
             deep_merge(state.watermarks, report.checkpoint)
         for name, attribute in (("read", "rows_read"), ("write", "rows_written")):
             result.stages.setdefault(name, StageMetrics()).rows = getattr(result, attribute)
