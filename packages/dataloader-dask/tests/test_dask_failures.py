@@ -272,3 +272,57 @@ def test_overwrite_replaces_the_rows_and_append_adds_them(
     with pytest.raises(EngineError, match="merge") as raised:
         _run(merge, state, registry).run()
     assert raised.value.problem.key == "destination.write_mode"
+
+
+def test_an_incremental_postgres_read_moves_the_cursor_as_the_single_process_run(
+    tmp_path: Path, address: str, registry: Registry, postgres_server: Any, postgres_database: str
+) -> None:
+    connection = postgres_server.connect(postgres_database)
+    connection.autocommit = True
+    cursor = connection.cursor()
+    cursor.execute("CREATE TABLE events (id integer PRIMARY KEY, at timestamptz, note text)")
+    second = "timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second'"
+    cursor.execute(
+        f"INSERT INTO events SELECT i, {second}, 'first' FROM generate_series(1, 3000) i"
+    )
+    settings = postgres_server.connection_settings(postgres_database)
+
+    def run(executor: str) -> int:
+        recipe = Recipe.model_validate(
+            {
+                "name": "dask_incremental",
+                "source": {
+                    "type": "postgres",
+                    **settings,
+                    "table": "events",
+                    "incremental": {"cursor_column": "at"},
+                },
+                "destination": {
+                    "type": "duckdb",
+                    "database": str(tmp_path / f"{executor}.duckdb"),
+                    "table": "t",
+                },
+                "runtime": {"executor": executor, "address": address, "parallelism": 2},
+            }
+        )
+        bound = bind_recipe(recipe, registry)
+        state = LocalStateBackend(tmp_path / f"state-{executor}")
+        return create_run(bound, state, registry=registry).run().rows_written
+
+    assert run("local") == run("dask") == 3000
+    cursor.execute(
+        f"INSERT INTO events SELECT i, {second}, 'new' FROM generate_series(3001, 3500) i"
+    )
+    # A row at the committed cursor value, not loaded yet: the boundary keeps it.
+    cursor.execute(f"INSERT INTO events SELECT 9999, {second.replace('i *', '3000 *')}, 'tie'")
+    connection.close()
+    assert run("local") == run("dask") == 501
+    loaded = {}
+    for executor in ("local", "dask"):
+        with duckdb.connect(str(tmp_path / f"{executor}.duckdb"), read_only=True) as con:
+            rows = con.execute("SELECT * FROM t ORDER BY id").fetchall()
+            (state,) = con.execute("SELECT state FROM _dataloader_state").fetchall()[0]
+        progress = json.loads(state)
+        loaded[executor] = (rows, progress["cursor_values"], progress["cursor_boundaries"])
+    assert loaded["dask"] == loaded["local"]
+    assert len(loaded["dask"][0]) == 3501
