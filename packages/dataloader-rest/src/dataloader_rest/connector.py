@@ -49,6 +49,17 @@ from dataloader_rest.config import (
 )
 from dataloader_rest.pages import PageRequest, PageResponse, Paginator
 from dataloader_rest.paginators import should_stop
+from dataloader_rest.raw import (
+    JsonRecords,
+    RawRecords,
+    Records,
+    accelerator,
+    leaves_records,
+    record_keys,
+    same_records,
+    split_page,
+    table_of,
+)
 from dataloader_rest.records import json_text, records_to_table
 from dataloader_rest.selectors import SelectorError, select
 
@@ -82,6 +93,7 @@ class RestConnector(BaseConnector):
                 self.config.resource.parent, "source.resource.parent.paginator"
             )
         self._client = RestClient(self.config.client, context.retries)
+        self._native: JsonRecords | None = accelerator()
 
     def close(self) -> None:
         if self._client is not None:
@@ -131,7 +143,8 @@ class RestConnector(BaseConnector):
         if resume is not None:
             start = PageRequest.from_checkpoint(resume)
             log.info(f"resuming {resource.path} at page {start.page + 1}")
-        group: list[dict[str, Any]] = []  # the records of pages not yet sent
+        group: list[Records] = []  # the records of pages not yet sent, page by page
+        grouped = 0  # …how many
         group_start: PageRequest | None = None
         started = 0.0
         target = min(self._batch_size, GROUP_RECORDS)
@@ -154,7 +167,7 @@ class RestConnector(BaseConnector):
                 }
             checkpoint.setdefault("complete", False)
             metadata = {"checkpoint": {CHECKPOINT_KEY: checkpoint}, "page": request.page + 1}
-            table = records_to_table(group)
+            table = table_of(group, self._native)
             if by_next_page:
                 # The checkpoint names the next page: pages cut into several batches, killed
                 # between two of them, would resume past the rows not yet committed.
@@ -164,21 +177,24 @@ class RestConnector(BaseConnector):
                 yield ArrowBatch(part, metadata)
 
         request: PageRequest | None = None
-        for request, records, following in self._walk(resource, "resource", first, start):
+        pages = self._walk(resource, "resource", first, start, raw=not include)
+        for request, records, following in pages:
             for name, value in (include or {}).items():
+                assert not isinstance(records, RawRecords)
                 for record in records:
                     if name in record:
                         raise _included_twice(name, request, record)
                     record[name] = value
             if group_start is None:
                 group_start, started = request, time.monotonic()
-            group.extend(records)
+            group.append(records)
+            grouped += _count(records)
             # Pages go out in groups of about `target` records: a batch per small page costs
             # the engine and the destination more than the page itself.
-            full = len(group) >= target or time.monotonic() - started >= GROUP_SECONDS
+            full = grouped >= target or time.monotonic() - started >= GROUP_SECONDS
             if following is None or full:
                 yield from send(request, following)
-                group, group_start = [], None
+                group, grouped, group_start = [], 0, None
         if group_start is not None and request is not None:  # the listing ended early
             yield from send(request, None)
 
@@ -193,6 +209,7 @@ class RestConnector(BaseConnector):
         resume = saved.get("request") if where else None
         first_parent = PageRequest(parent.path, dict(parent.params))
         for request, records, following in self._walk(parent, "parent", first_parent, start):
+            assert not isinstance(records, RawRecords)
             for index, record in enumerate(records):
                 if index < skip:
                     continue
@@ -228,16 +245,19 @@ class RestConnector(BaseConnector):
         role: str,
         first: PageRequest,
         start: PageRequest | None,
-    ) -> Iterator[tuple[PageRequest, list[dict[str, Any]], PageRequest | None]]:
-        """`(request, records, next request or None)` for each page of `source`."""
+        raw: bool = False,
+    ) -> Iterator[tuple[PageRequest, Records, PageRequest | None]]:
+        """`(request, records, next request or None)` for each page of `source`; with `raw`,
+        JSON records the accelerator can take stay text (`RawRecords`)."""
         assert self._client is not None
         paginator = self._paginators[role]
         request = start if start is not None else paginator.first(first)
         selector = source.data_selector
         resuming = start is not None
         previous: bytes | None = None  # the last page's body
-        # …and its records, as parsed (copies: `include` adds to the records yielded)
-        previous_records: list[dict[str, Any]] | None = None
+        # …and its records (parsed ones copied: `include` adds to the records yielded)
+        previous_records: Records | None = None
+        native = self._native if raw and source.format == "json" else None
         while request is not None:
             try:
                 response = self._client.send(
@@ -251,18 +271,29 @@ class RestConnector(BaseConnector):
                     continue
                 raise
             resuming = False
-            try:
-                body = parse_body(response, source.format)
-            except BodyError as exc:
-                raise _on_page(exc, request, source) from None
-            try:
-                records, selector = records_from(body, source.format, selector)
-            except SelectorError as exc:
-                raise _shape_error(response, source, body, exc) from None
+            keys = record_keys(selector) if native is not None else None
+            if keys is not None and not leaves_records(paginator, request, keys):
+                keys = None
+            split = split_page(native, response, keys) if native and keys is not None else None
+            records: Records
+            if split is not None:
+                body, records = split
+            else:
+                try:
+                    body = parse_body(response, source.format)
+                except BodyError as exc:
+                    raise _on_page(exc, request, source) from None
+                try:
+                    records, selector = records_from(body, source.format, selector)
+                except SelectorError as exc:
+                    raise _shape_error(response, source, body, exc) from None
+                records = self._as_text(native, response, records, selector, paginator, request)
+            count = _count(records)
             if (
-                records
+                count
                 and paginator.counts_pages
-                and (response.content == previous or records == previous_records)
+                and previous_records is not None
+                and (response.content == previous or same_records(records, previous_records))
             ):
                 # Records alike in a body not alike: the API echoes the page asked for.
                 log.warning(
@@ -273,12 +304,16 @@ class RestConnector(BaseConnector):
                 return
             if paginator.counts_pages:
                 previous = response.content
-                previous_records = [dict(record) for record in records]
-            page = PageResponse(response, body, len(records))
+                previous_records = (
+                    records
+                    if isinstance(records, RawRecords)
+                    else [dict(record) for record in records]
+                )
+            page = PageResponse(response, body, count)
             following = None
-            if not should_stop(paginator.options, request, page, request.records + len(records)):
+            if not should_stop(paginator.options, request, page, request.records + count):
                 following = paginator.next(request, page)
-                if following is not None and not records and _same_page(following, request):
+                if following is not None and not count and _same_page(following, request):
                     # An empty page pointing at itself: the API has nothing more for now.
                     log.info(
                         f"page {request.page + 1} of {source.path} is empty and names "
@@ -286,9 +321,28 @@ class RestConnector(BaseConnector):
                     )
                     following = None
                 if following is not None:
-                    following = _counted(following, request, len(records))
+                    following = _counted(following, request, count)
             yield request, records, following
             request = following
+
+    @staticmethod
+    def _as_text(
+        native: JsonRecords | None,
+        response: httpx.Response,
+        records: list[dict[str, Any]],
+        selector: str | None,
+        paginator: Paginator,
+        request: PageRequest,
+    ) -> Records:
+        """A first page's parsed records as text, once its selector is known (the rest of
+        its body stays parsed whole: the paginator may be choosing from it)."""
+        keys = record_keys(selector) if native is not None and records else None
+        if native is None or keys is None or not leaves_records(paginator, request, keys):
+            return records
+        split = split_page(native, response, keys)
+        if split is None or split[1].count != len(records):
+            return records
+        return split[1]
 
     def _check_strategy(self) -> None:
         incremental = self.context.incremental if self.context is not None else None
@@ -410,6 +464,10 @@ def _paginator(source: PageSource, key: str) -> Paginator:
             f"paginator {name!r}: {exc}", key=key, expected="the paginator's documented keys"
         ) from None
     return registration.create(validated)
+
+
+def _count(records: Records) -> int:
+    return records.count if isinstance(records, RawRecords) else len(records)
 
 
 def _counted(following: PageRequest, request: PageRequest, records: int) -> PageRequest:

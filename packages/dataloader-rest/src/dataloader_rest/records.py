@@ -49,7 +49,14 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
         columns = [_column([record.get(name) for record in records]) for name in names]
     except UnicodeEncodeError:
         raise _bad_text(records) from None
-    return pa.Table.from_arrays([_instants(column) for column in columns], names=list(names))
+    return table_from_columns(list(names), columns)
+
+
+def table_from_columns(names: list[str], columns: list[pa.Array]) -> pa.Table:
+    """The table of columns built from a page's values, RFC 3339 text turned into instants."""
+    if not names:
+        return pa.table({})
+    return pa.Table.from_arrays([_instants(column) for column in columns], names=names)
 
 
 def _column(values: list[Any]) -> pa.Array:

@@ -22,6 +22,14 @@ def register_accelerators() -> list[Any]:
             accelerates="the core's row hashing (normalization keys)",
         )
     ]
+    if find_spec("dataloader_rest") is not None:
+        slots.append(
+            PluginRef(
+                "rest_json_records",
+                "dataloader_rust.json_records:JsonRecords",
+                accelerates="the rest source's JSON pages (records to Arrow from the bytes)",
+            )
+        )
     if find_spec("dataloader_postgres") is not None:
         slots.append(
             PluginRef(
