@@ -6,6 +6,7 @@ refuses; and a partitioned Postgres read equal to the single-process run."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ from typing import Any
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 from dask_gates import GatesPlugin, dask_registry, register_gates
 from distributed import Client, LocalCluster
 
+from dataloader.cli.app import _register_commands, cli
 from dataloader.connectors import Capabilities
 from dataloader.engine.distributed import DistributedRun, create_run
 from dataloader.errors import EngineError, PluginError, StateError
@@ -177,8 +180,14 @@ def test_a_second_concurrent_run_is_refused_by_the_state_lock(
 
 
 def test_a_partitioned_postgres_table_loads_as_the_single_process_run(
-    tmp_path: Path, address: str, registry: Registry, postgres_server: Any, postgres_database: str
+    tmp_path: Path,
+    address: str,
+    registry: Registry,
+    postgres_server: Any,
+    postgres_database: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     connection = postgres_server.connect(postgres_database)
     with connection, connection.cursor() as cursor:
         cursor.execute(
@@ -220,6 +229,30 @@ def test_a_partitioned_postgres_table_loads_as_the_single_process_run(
                 con.execute("DESCRIBE t").fetchall(),
             )
     assert results["dask"] == results["local"]
+    assert settings["password"] not in caplog.text  # the recipe travels, never into logs
+
+
+def test_the_cli_runs_a_recipe_on_the_executor_it_is_given(
+    tmp_path: Path, address: str, registry: Registry
+) -> None:
+    data = _files(tmp_path / "data")
+    database = tmp_path / "out.duckdb"
+    recipe = _recipe(data, database, address)
+    recipe["runtime"]["executor"] = "local"  # the flag overrides it
+    recipe_file = tmp_path / "recipe.yaml"
+    recipe_file.write_text(json.dumps(recipe))  # JSON is YAML
+    _register_commands()
+    listed = CliRunner().invoke(cli, ["list-connectors"])
+    assert any(line.split()[:2] == ["executor", "dask"] for line in listed.output.splitlines()), (
+        listed.output
+    )
+    state = str(tmp_path / "state")
+    result = CliRunner().invoke(
+        cli, ["run", str(recipe_file), "--state-dir", state, "--executor", "dask"]
+    )
+    assert result.exit_code == 0, result.output
+    assert _ids(database) == IDS
+    assert _committed(database)["last_commit"]["counts"]["partitions"] == 8  # type: ignore[index]
 
 
 def test_an_unknown_executor_names_the_key_and_the_installed_ones(
