@@ -6,13 +6,14 @@ must hold exactly the same rows; the statements show which path each batch took.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from dataloader_postgres.connector import ORDINAL, PostgresConnector
+from dataloader_postgres.testing import PostgresServer
 
 PATHS = pytest.mark.parametrize("keyed", [True, False], ids=["on_conflict", "update_from"])
 Batches = list[list[dict[str, Any]]]
@@ -220,6 +221,44 @@ def test_text_keys_with_a_deterministic_collation_skip_the_sort(twin: Twin) -> N
     assert sorts and not any(sorts)
 
 
+@pytest.fixture
+def latin1(postgres_server: PostgresServer, pg: Any) -> Iterator[Any]:
+    """A new LATIN1 database on the test server, with the helpers `pg` has for its own."""
+    name = f"speedpath_latin1_{postgres_server.create_database()}"
+    admin = postgres_server.connect()
+    admin.autocommit = True
+    try:
+        admin.cursor().execute(
+            f"CREATE DATABASE \"{name}\" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0"
+        )
+    finally:
+        admin.close()
+    helper = type(pg)(postgres_server, name)
+    try:
+        yield helper
+    finally:
+        helper.close()
+
+
+def test_text_keys_in_a_database_that_converts_text_sort(
+    latin1: Any, run: Any, rows_source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a UTF8 or SQL_ASCII database stores the text as written; integer keys still skip
+    the sort in a LATIN1 one."""
+    twin = Twin(latin1, run, rows_source, monkeypatch)
+    batch = [{"k": "Zürich", "n": 1, "v": "z"}, {"k": "zurich", "n": 2, "v": "plain"}]
+    ddl = "CREATE TABLE {table} (k text, n int, v text)"
+    rows, sorts = twin.merge(ddl, [batch], keys=["k"])
+    assert rows == [("Zürich", 1, "z"), ("zurich", 2, "plain")]
+    assert sorts and all(sorts)
+
+    latin1.execute("DROP TABLE fast, sorted")
+    rows, sorts = twin.merge(ddl, [batch], keys=["n"])
+    assert rows == [("Zürich", 1, "z"), ("zurich", 2, "plain")]
+    assert sorts and not any(sorts)
+
+
 def test_varchar_n_keys_that_postgres_would_cut_sort(twin: Twin) -> None:
     """varchar(2) drops the spaces past its length: 'a ' and 'a   ' are one key there."""
     ddl = "CREATE TABLE {table} (k varchar(2), v text, w int)"
@@ -297,6 +336,7 @@ def test_the_unsorted_path_leaves_the_ordinal_empty_and_the_sorted_one_numbers_r
 
 def test_keys_distinct_decides_in_arrow_only_for_exact_types() -> None:
     connector = PostgresConnector.__new__(PostgresConnector)
+    connector._merge_text_verbatim = True
     connector._merge_stage_types = {
         "i": (20, -1, True),
         "t": (25, -1, True),
@@ -320,3 +360,6 @@ def test_keys_distinct_decides_in_arrow_only_for_exact_types() -> None:
     assert not distinct({"missing": pa.array([1, 2])})
     assert distinct({"vc": pa.array(["ab", "a "])})
     assert not distinct({"vc": pa.array(["ab", "abc"])})
+    connector._merge_text_verbatim = False  # a database encoding that converts text
+    assert not distinct({"t": pa.array(["a", "b"])})
+    assert distinct({"i": pa.array([1, 2])})

@@ -95,6 +95,9 @@ WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
 INTEGER_OIDS = frozenset({20, 21, 23})  # bigint, smallint, integer
 TEXT_OID, VARCHAR_OID = 25, 1043
 VARHDRSZ = 4  # what a varchar(n) column's typmod adds to n
+# Database encodings that store the client's UTF-8 text as it is (no conversion that might map
+# two strings to one).
+VERBATIM_ENCODINGS = frozenset({"UTF8", "SQL_ASCII"})
 UNTRANSLATABLE_CHARACTER = "22P05"
 # `CONSTRAINTS_SQL`, with identity and generated columns nullable: Postgres fills them, so
 # rows need not carry them.
@@ -195,6 +198,8 @@ class PostgresConnector(BaseConnector):
         self._merge_stage_columns: frozenset[str] = frozenset()  # empty: no stage yet
         # Per column of the merge stage: its type OID, typmod and deterministic collation.
         self._merge_stage_types: dict[str, tuple[int, int, bool]] = {}
+        # Whether the database stores the stage's text as written (see `VERBATIM_ENCODINGS`).
+        self._merge_text_verbatim = False
         self._unique_keys: bool | None = None
         # Per table (its SQL name): the columns it has in this transaction, once known.
         self._fitted: dict[str, tuple[str, ...]] = {}
@@ -1046,8 +1051,9 @@ class PostgresConnector(BaseConnector):
         """Whether no two rows of `data` have equal merge keys as the merge stage's columns
         compare them. Decided in Arrow only where Arrow's equality of the values written is
         the column's: integers into smallint/integer/bigint, strings into text or varchar with
-        a deterministic collation (equal there is byte-equal). False elsewhere: floats
-        (0.0 = -0.0), citext, nondeterministic collations, ... are left to the server's sort."""
+        a deterministic collation (equal there is byte-equal) in a UTF8 or SQL_ASCII database.
+        False elsewhere: floats (0.0 = -0.0), citext, nondeterministic collations, ... are left
+        to the server's sort."""
         for key in keys:
             found = self._merge_stage_types.get(key)
             if found is None:
@@ -1060,6 +1066,8 @@ class PostgresConnector(BaseConnector):
                     return False
             elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
                 if oid not in (TEXT_OID, VARCHAR_OID) or not deterministic:
+                    return False
+                if not self._merge_text_verbatim:
                     return False
                 if oid == VARCHAR_OID and typmod >= 0:
                     # varchar(n) drops the spaces past n ('a ' and 'a  ' both become 'a').
@@ -1122,6 +1130,7 @@ class PostgresConnector(BaseConnector):
             self._merge_stage_columns = frozenset(target_columns)
             found = self._execute(STAGE_KEYS_SQL, (stage,)).fetchall()
             self._merge_stage_types = {row[0]: (row[1], row[2], row[3]) for row in found}
+            self._merge_text_verbatim = server_encoding(self.conn) in VERBATIM_ENCODINGS
         if self._keys_distinct(data, keys):
             # One row per key: DISTINCT ON would keep every row, so the stage is read unsorted.
             self.codec.write(self.conn, stage, data)
