@@ -41,9 +41,40 @@ class KillOnce(Transform):
         return batch
 
 
+class FailConfig(TransformStepConfig):
+    """`tries`: a file each try that sees `at_id` adds a line to before it raises; `once`:
+    raise a `ConnectionError` (transient) on the first try only, else a `ValueError` always."""
+
+    tries: str
+    at_id: int
+    once: bool
+
+
+class Fail(Transform):
+    """Raises when a batch holds `id == at_id`: transiently once, or for good."""
+
+    name = "dask_fail"
+    config_model = FailConfig
+
+    def apply(self, batch: ArrowBatch, context: RunContext) -> ArrowBatch:
+        ids = batch.to_arrow().column("id")
+        if not pc.any(pc.equal(ids, self.config.at_id)).as_py():
+            return batch
+        tries = Path(self.config.tries)
+        before = tries.read_text().count("\n") if tries.exists() else 0
+        with tries.open("a") as file:
+            file.write(f"{os.getpid()}\n")
+        if not self.config.once:
+            raise ValueError(f"row {self.config.at_id} is refused")
+        if before == 0:
+            raise ConnectionError("connection reset while reading")
+        return batch
+
+
 def register_gates() -> None:
     """Register the gate transforms in this process."""
     register_transform("dask_kill_once")(KillOnce)
+    register_transform("dask_fail")(Fail)
 
 
 class GatesPlugin(WorkerPlugin):

@@ -22,7 +22,7 @@ from distributed import Client, LocalCluster
 from dataloader.cli.app import _register_commands, cli
 from dataloader.connectors import Capabilities
 from dataloader.engine.distributed import DistributedRun, create_run
-from dataloader.errors import EngineError, PluginError, StateError
+from dataloader.errors import DataLoaderError, EngineError, PluginError, StateError
 from dataloader.executors import create_executor
 from dataloader.recipe.binding import bind_recipe
 from dataloader.recipe.models import Recipe
@@ -49,6 +49,7 @@ def address() -> Iterator[str]:
         client.close()
         cluster.close()
         unregister("transform", "dask_kill_once")
+        unregister("transform", "dask_fail")
 
 
 @pytest.fixture
@@ -359,3 +360,25 @@ def test_an_incremental_postgres_read_moves_the_cursor_as_the_single_process_run
         loaded[executor] = (rows, progress["cursor_values"], progress["cursor_boundaries"])
     assert loaded["dask"] == loaded["local"]
     assert len(loaded["dask"][0]) == 3501
+
+
+@pytest.mark.parametrize("once", [True, False])
+def test_only_a_transient_task_error_is_tried_again(
+    tmp_path: Path, address: str, registry: Registry, once: bool
+) -> None:
+    data = _files(tmp_path / "data")
+    database = tmp_path / "out.duckdb"
+    tries = tmp_path / "tries"
+    step = {"type": "dask_fail", "tries": str(tries), "at_id": 1160, "once": once}
+    recipe = _recipe(data, database, address, transform={"steps": [step]})
+    run = _run(recipe, tmp_path / "state", registry)
+    if once:  # a connection reset (transient for the files source): tried again, loaded once
+        assert run.run().rows_written == FILES * 10
+        assert _ids(database) == IDS
+        assert tries.read_text().count("\n") == 2
+    else:  # a refused row: the run fails at its first try, nothing committed
+        with pytest.raises(DataLoaderError, match="row 1160 is refused") as raised:
+            run.run()
+        assert "got <object" not in str(raised.value)  # no sentinel shown as a value
+        assert tries.read_text().count("\n") == 1
+        assert _committed(database) is None

@@ -30,15 +30,22 @@ class Executor(Protocol):
     name: ClassVar[str]
 
     def open(self, runtime: RuntimeConfig) -> None:
-        """Connect to `runtime.address`, or start a cluster this run owns when it is None
-        (`runtime.parallelism` workers at least 2 when it is 1)."""
+        """Connect to `runtime.address`, or, when it is None, start a cluster this run owns
+        (of `runtime.parallelism` workers, at least 2)."""
         ...
 
-    def map(self, function: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
+    def map(
+        self,
+        function: Callable[[Item], Result],
+        items: Iterable[Item],
+        retry: Callable[[BaseException], bool] | None = None,
+    ) -> Iterator[Result]:
         """Run `function(item)` for every item on the workers; yield the results as they
-        finish, in any order. A task whose worker died is run again (the executor's own retry
-        mechanism); a task that raises fails the map with that exception once its retries
-        are spent. Closing the iterator early cancels what has not finished."""
+        finish, in any order. A task whose worker died is run again (the engine's own
+        mechanism, e.g. Dask's `allowed-failures`). A task that raises is run again, up to
+        `runtime.retries.attempts` times, only when `retry(exception)` says so; otherwise,
+        or once its tries are spent, the exception fails the map. Closing the iterator early
+        cancels what has not finished."""
         ...
 
     def close(self) -> None:

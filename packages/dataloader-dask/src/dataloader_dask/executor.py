@@ -4,7 +4,8 @@ With `runtime.address` it connects to that cluster's scheduler; without, it star
 cluster of worker processes that the run owns and stops. It only runs tasks: the core plans,
 locks and commits (`dataloader.engine.distributed`). A task whose worker process dies is
 rescheduled by Dask's scheduler (up to `distributed.scheduler.allowed-failures` times); a task
-that raises is resubmitted `runtime.retries.attempts` times, then fails the run.
+that raises an error the core judges transient is resubmitted, up to `runtime.retries.attempts`
+times; any other error fails the run at once.
 """
 
 from __future__ import annotations
@@ -57,20 +58,39 @@ class DaskExecutor:
         )
         self._client = Client(self._cluster)
 
-    def map(self, function: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
-        """Submit every item (impure: each submission runs), yield results as they finish;
-        a failed task's exception is raised here, and the others are cancelled."""
+    def map(
+        self,
+        function: Callable[[Item], Result],
+        items: Iterable[Item],
+        retry: Callable[[BaseException], bool] | None = None,
+    ) -> Iterator[Result]:
+        """Submit every item (impure: each submission runs) and yield results as they finish.
+        A task that raises is submitted again, up to `runtime.retries.attempts` times, when
+        `retry` says its exception is worth it; otherwise the exception is raised here and
+        the other tasks are cancelled. (A worker that dies is Dask's to handle: the scheduler
+        reschedules its task.)"""
         from distributed import as_completed
 
         assert self._client is not None, "open the executor first"
-        futures = [
-            self._client.submit(function, item, pure=False, retries=self._retries) for item in items
-        ]
+        tries: dict[Any, tuple[Item, int]] = {
+            self._client.submit(function, item, pure=False): (item, 0) for item in items
+        }
+        finished = as_completed(list(tries))
         try:
-            for future in as_completed(futures):
-                yield future.result()
+            for future in finished:
+                item, tried = tries.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    if retry is None or tried >= self._retries or not retry(exc):
+                        raise
+                    again = self._client.submit(function, item, pure=False)
+                    tries[again] = (item, tried + 1)
+                    finished.add(again)
+                    continue
+                yield result
         finally:
-            self._client.cancel([future for future in futures if not future.done()])
+            self._client.cancel([future for future in tries if not future.done()])
 
     def close(self) -> None:
         """Close the client, and the local cluster this executor started."""

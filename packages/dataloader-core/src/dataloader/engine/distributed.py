@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,7 +138,16 @@ def run_partition(task: PartitionTask) -> PartitionReport:
                     yield transformed  # the destination stages it meanwhile
                     stages["write"].seconds += time.perf_counter() - tick
 
-        staged = destination.stage_partition(destination_context, partition, attempt, batches())
+        try:
+            staged = destination.stage_partition(destination_context, partition, attempt, batches())
+        except Exception as exc:
+            # An exception's causes do not cross to the driver: judge here, by the
+            # connectors of this task, whether another try is worth it.
+            if _transient(exc, (source, destination)):
+                raise TransientPartitionError(
+                    f"partition {partition.index}: {_cause(exc)}"
+                ) from exc
+            raise
     cursor = last[0].to_state() if last[0] is not None else None
     return PartitionReport(
         index=partition.index,
@@ -171,6 +180,45 @@ def _positions(
         ordered=True,
     )
     yield from tracker.positions(raw)
+
+
+class TransientPartitionError(Exception):
+    """A task's failure its source or destination says is worth another try (a connection
+    reset, a timeout, a conflict): the executor runs the task again."""
+
+
+def _transient(exc: BaseException, connectors: tuple[Any, ...]) -> bool:
+    """Whether a connector says `exc`, or an error it wraps, is worth a retry."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    judges = [getattr(connector, "is_transient", None) for connector in connectors]
+    return any(judge(error) for judge in judges if judge is not None for error in chain)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TransientPartitionError)
+
+
+def _as_raised(reports: Iterator[PartitionReport]) -> Iterator[PartitionReport]:
+    """The reports; a task's error as the worker raised it. A `Problem` without a value
+    holds a sentinel that does not survive the trip between processes (it comes back as
+    another object, which would be shown as the value): it is made the sentinel again."""
+    try:
+        yield from reports
+    except DataLoaderError as exc:
+        from dataloader import errors
+
+        if type(exc.problem.value) is object and exc.problem.value is not errors._UNSET:
+            exc.problem = replace(exc.problem, value=errors._UNSET)
+        if hasattr(exc, "problems"):
+            exc.problems = [
+                replace(p, value=errors._UNSET) if type(p.value) is object else p
+                for p in exc.problems
+            ]
+        raise
 
 
 def _cause(exc: BaseException) -> str:
@@ -356,7 +404,7 @@ class DistributedRun:
         ]
         reports: dict[int, PartitionReport] = {}
         clock = time.perf_counter()
-        for report in self.executor.map(run_partition, tasks):
+        for report in _as_raised(self.executor.map(run_partition, tasks, _retryable)):
             if report.index in reports:
                 raise EngineError(f"partition {report.index} was reported twice")
             reports[report.index] = report
