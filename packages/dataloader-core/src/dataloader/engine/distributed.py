@@ -337,7 +337,7 @@ class DistributedRun:
             ("schema", recipe.table_schema != SchemaConfig(), "a contract"),
         ]
         for key, refused, value in unsupported:
-            if refused and not (key == "destination.write_mode" and self.options.full_refresh):
+            if refused:
                 raise EngineError(
                     f"a distributed run does not support {key} {value!r} yet",
                     file=recipe.origin_of(key),
