@@ -187,17 +187,22 @@ def test_a_page_equal_in_value_but_not_in_text_stops_both_paths_alike(
     assert native == python
 
 
-def test_an_unknown_charset_is_read_as_the_python_path_reads_it(
-    serve: Callable[[Endpoint], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("charset", ["unknown-8bit", "", '""'])
+def test_an_unknown_or_empty_charset_is_read_as_the_python_path_reads_it(
+    charset: str,
+    serve: Callable[[Endpoint], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # FINDING (the run fails on the native path only): `split_page` calls
     # `codecs.lookup(response.charset_encoding)`, which raises LookupError for a charset
-    # Python does not know (`unknown-8bit` is IANA-registered); the Python path reads the
-    # body as UTF-8, as httpx's `Response.encoding` falls back to, and loads the page.
+    # Python does not know (`unknown-8bit` is IANA-registered) or an empty one
+    # (`charset=`, which httpx gives as ""); the Python path reads the body as UTF-8 (httpx's
+    # `Response.encoding` falls back to it; "" is no declared charset there) and loads it.
     body = '{"items": [{"id": 1, "name": "Zoë"}]}'
 
     def endpoint(request: Request) -> Response:
-        return json_response(body, "application/json; charset=unknown-8bit")
+        return json_response(body, f"application/json; charset={charset}")
 
     base_url = serve(endpoint)
     resource = {"data_selector": "items", "paginator": {"type": "single_page"}}
