@@ -35,6 +35,7 @@ _PATH_PAGINATORS = frozenset(
     {"offset", "page_number", "cursor", "next_url", "link_header", "single_page"}
 )
 _BUILTIN = frozenset(BUILTIN_PAGINATORS)
+_DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
 class JsonRecords(Protocol):
@@ -57,6 +58,12 @@ class RawRecords(NamedTuple):
 
     def parse(self) -> list[dict[str, Any]]:
         return json.loads(self.text.decode("utf-8"), parse_float=Decimal)  # type: ignore[no-any-return]
+
+    def first(self) -> dict[str, Any]:
+        """The first record, parsed alone (the array holds at least one)."""
+        text = self.text.decode("utf-8")
+        start = text.index("{")
+        return _DECODER.raw_decode(text, start)[0]  # type: ignore[no-any-return]
 
 
 Records = list[dict[str, Any]] | RawRecords
@@ -91,7 +98,8 @@ def leaves_records(paginator: Paginator, request: PageRequest, keys: Sequence[st
         picked = request.state.get("auto")
         if picked is None:
             return False  # the first page decides, from the whole body
-        name, options = picked["type"], picked.get("options", {})
+        # `auto`'s own options (`total_path`, …) apply beside those of the one it picked.
+        name, options = picked["type"], {**options, **picked.get("options", {})}
     if name not in _PATH_PAGINATORS:
         return False
     for option, path in options.items():
@@ -116,11 +124,12 @@ def split_page(
 ) -> tuple[Any, RawRecords] | None:
     """The body with its records array emptied, and that array as text; None when the body
     is not UTF-8 JSON the native code takes as a whole (the page is then read as usual)."""
-    declared = response.charset_encoding
-    if declared is not None and codecs.lookup(declared).name != "utf-8":
-        return None
     content = response.content
-    if json.detect_encoding(content) != "utf-8":
+    if response.charset_encoding:
+        # As `bodies` reads it: the declared charset, or httpx's default for one unknown.
+        if codecs.lookup(response.encoding or "utf-8").name != "utf-8":
+            return None
+    elif json.detect_encoding(content) != "utf-8":
         return None  # UTF-16/32, or a byte order mark
     found = native.locate(content, keys)
     if found is None:
@@ -136,9 +145,16 @@ def split_page(
 
 
 def same_records(a: Records, b: Records) -> bool:
-    """Whether two pages hold the same records (text alike, or parsed alike)."""
+    """Whether two pages hold the same records, as parsed (the text may differ in key order
+    or spacing). Pages of text are told apart by their count and first record first, so a
+    listing's pages are not all parsed to compare them."""
     if isinstance(a, RawRecords) and isinstance(b, RawRecords):
-        return a.text == b.text
+        if a.count != b.count:
+            return False
+        if a.text == b.text:
+            return True
+        if a.count and a.first() != b.first():
+            return False
     return _parsed(a) == _parsed(b)
 
 

@@ -40,8 +40,14 @@ class JsonRecords:
     ) -> tuple[list[str], list[pa.Array]] | None:
         """The field names and one Arrow array per field of `content`, a JSON array of
         objects; None when it is outside the subset read natively."""
-        out = _native.json_records_to_arrow(_as_bytes(content))
+        data = _as_bytes(content)
+        if b"\\u0000" in data:
+            return None  # a NUL may be in a field name, which the C data interface refuses
+        out = _native.json_records_to_arrow(data)
         if out is None:
             return None
         names, arrays = out
-        return list(names), [pa.array(array) for array in arrays]
+        try:
+            return list(names), [pa.array(array) for array in arrays]
+        except pa.ArrowInvalid:  # nested deeper than pyarrow imports (64 levels)
+            return None
