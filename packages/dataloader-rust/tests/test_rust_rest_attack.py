@@ -281,18 +281,20 @@ def test_auto_pagination_with_a_total_inside_the_records_stops_as_python_stops(
     assert native == python
 
 
-def test_an_integer_python_refuses_in_a_repeated_key_is_refused_natively_too() -> None:
+def test_a_number_python_refuses_in_a_repeated_key_is_refused_natively_too() -> None:
     # FINDING (the paths differ; the Python path fails, the native one loads): Python's
-    # `json.loads` converts every integer as it reads it, also one a repeated key then
-    # replaces, and refuses integers past `sys.get_int_max_str_digits()` (4300 digits):
-    # ValueError, the run fails. The native parser keeps the number's text and drops it with
-    # the replaced member, so it builds the table. It should decline such a page (the
-    # Python path then raises as before) or the Python path should read it alike.
+    # `json.loads` converts every number as it reads it, also one a repeated key then
+    # replaces, and refuses integers past `sys.get_int_max_str_digits()` (4300 digits,
+    # ValueError) and exponents past `Decimal`'s limits (InvalidOperation): the run fails.
+    # The native parser keeps the number's text and drops it with the replaced member, so it
+    # builds the table. It should decline such a page (the Python path then raises as
+    # before) or the Python path should read it alike.
     huge = "9" * 4301
     for text in [
         f'[{{"id": 1, "a": {huge}, "a": 2}}]',
         f'[{{"s": {{"x": {huge}, "x": 1}}}}]',
+        '[{"id": 1, "a": 1e99999999999999999999, "a": 2}]',
     ]:
-        with pytest.raises(ValueError):
+        with pytest.raises((ValueError, ArithmeticError)):
             python_table(text)
         assert native_table(text) is None
