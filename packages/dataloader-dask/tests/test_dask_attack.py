@@ -250,3 +250,41 @@ def test_an_address_dask_cannot_use_names_runtime_address(
     assert raised.value.problem.key == "runtime.address"
     runs = LocalStateBackend(tmp_path / "state-dask").load("dask_attack").get("checkpoints", [])
     assert runs and runs[-1]["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        (pa.array([3] * FILES, pa.int64()), [i + 0.5 for i in range(FILES)]),
+        (pa.array([decimal.Decimal("1.25")] * FILES, pa.decimal128(10, 2)), [1.005] * FILES),
+    ],
+    ids=["bigint", "decimal"],
+)
+def test_values_that_do_not_fit_the_table_are_refused_not_rounded(
+    tmp_path: Path, address: str, registry: Registry, column: pa.Array, values: list[float]
+) -> None:
+    # Finding (silent corruption, the worst here): a table loaded before (v BIGINT, or v
+    # DECIMAL(10,2)), then a distributed append of doubles (1.5, 2.5, ... or 1.005). The
+    # single-process run refuses them (`schema.on_violation`: does not fit int / decimal(10,2));
+    # the distributed run plans the table from an empty batch, so no value is checked, and the
+    # driver's INSERT casts: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2 ... and 1.005 -> 1.00, committed.
+    database = tmp_path / "out.duckdb"
+    data = tmp_path / "before"
+    data.mkdir()
+    for index in range(FILES):
+        pq.write_table(pa.table({"id": [index], "v": column.slice(index, 1)}), data / f"{index}.pq")
+    before = {"type": "filestore", "path": str(data / "*.pq"), "format": "parquet"}
+    _run(tmp_path, registry, address, "local", before, database)
+    source = _parquet_files(
+        tmp_path, [pa.table({"id": [100 + i], "v": [value]}) for i, value in enumerate(values)]
+    )
+    with pytest.raises(DataLoaderError, match="does not fit"):
+        _run(tmp_path, registry, address, "local", source, database)
+    try:
+        _run(tmp_path, registry, address, "dask", source, database)
+    except DataLoaderError as exc:
+        assert "does not fit" in str(exc)
+    else:
+        with duckdb.connect(str(database), read_only=True) as con:
+            stored = con.execute("SELECT v FROM t WHERE id >= 100 ORDER BY id").fetchall()
+        pytest.fail(f"{values} stored as {[row[0] for row in stored]}")
