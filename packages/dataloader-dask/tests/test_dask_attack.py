@@ -15,14 +15,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dask_gates import dask_registry
+from dask_gates import GatesPlugin, dask_registry, register_gates
 from distributed import Client, LocalCluster
 
 from dataloader.engine.distributed import create_run
 from dataloader.errors import DataLoaderError
 from dataloader.recipe.binding import bind_recipe
 from dataloader.recipe.models import Recipe
-from dataloader.registry import Registry
+from dataloader.registry import Registry, unregister
 from dataloader.state.local import LocalStateBackend
 
 FILES = 8  # parallelism 2: 8 partitions, file i alone in one of them
@@ -34,11 +34,15 @@ def address() -> Iterator[str]:
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     )
     client = Client(cluster)
+    register_gates()
+    client.register_plugin(GatesPlugin(), name="dataloader-attack-gates")
     try:
         yield cluster.scheduler_address
     finally:
         client.close()
         cluster.close()
+        unregister("transform", "dask_kill_once")
+        unregister("transform", "dask_fail")
 
 
 @pytest.fixture
@@ -288,3 +292,34 @@ def test_values_that_do_not_fit_the_table_are_refused_not_rounded(
         with duckdb.connect(str(database), read_only=True) as con:
             stored = con.execute("SELECT v FROM t WHERE id >= 100 ORDER BY id").fetchall()
         pytest.fail(f"{values} stored as {[row[0] for row in stored]}")
+
+
+def test_a_retried_partition_is_counted_and_logged(
+    tmp_path: Path, address: str, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Finding (observability promise of issue 17: "per-partition rows/s, retries" in the
+    # driver's logs, metrics summed): a partition tried again after a transient error (a
+    # connection reset) leaves no trace: no log line, `retries` 0 in every stage. The
+    # single-process run logs "transient failure in ..., retry 1 of N" and counts it.
+    import logging
+
+    caplog.set_level(logging.INFO)
+    source = _csv_files(tmp_path, [f"id,name\n{i},n{i}\n" for i in range(FILES)])
+    step = {"type": "dask_fail", "tries": str(tmp_path / "tries"), "at_id": 3, "once": True}
+    recipe = Recipe.model_validate(
+        {
+            "name": "dask_attack",
+            "source": source,
+            "transform": {"steps": [step]},
+            "destination": {"type": "duckdb", "database": str(tmp_path / "d.duckdb"), "table": "t"},
+            "runtime": {"executor": "dask", "address": address},
+        }
+    )
+    run = create_run(
+        bind_recipe(recipe, registry), LocalStateBackend(tmp_path / "state"), registry=registry
+    )
+    result = run.run()
+    assert (tmp_path / "tries").read_text().count("\n") == 2  # tried twice, loaded once
+    assert result.rows_written == FILES
+    assert sum(stage.retries for stage in result.stages.values()) == 1
+    assert "retry" in caplog.text
