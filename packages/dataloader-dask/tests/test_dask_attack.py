@@ -323,3 +323,30 @@ def test_a_retried_partition_is_counted_and_logged(
     assert result.rows_written == FILES
     assert sum(stage.retries for stage in result.stages.values()) == 1
     assert "retry" in caplog.text
+
+
+def test_a_postgres_interval_column_loads_as_single_process(
+    tmp_path: Path, address: str, registry: Registry, postgres_server: Any, postgres_database: str
+) -> None:
+    # Finding (a load the single-process run does, refused with an unclear error): a Postgres
+    # `interval` column is read as Arrow month_day_nano_interval, which a Parquet part cannot
+    # hold: every task fails with "ArrowNotImplementedError: Unhandled type for Arrow to
+    # Parquet schema conversion: month_day_nano_interval". (uuid, jsonb, numeric, time,
+    # timetz, date, bytea, arrays, inet, real, smallint, timestamp(tz), boolean load as
+    # single-process.)
+    connection = postgres_server.connect(postgres_database)
+    with connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE spans (id integer PRIMARY KEY, span interval)")
+        cursor.execute(
+            "INSERT INTO spans SELECT i, i * interval '1 day 2 hours 3.5 seconds' "
+            "FROM generate_series(1, 100) i"
+        )
+    connection.close()
+    source = {
+        "type": "postgres",
+        **postgres_server.connection_settings(postgres_database),
+        "table": "spans",
+        "partition_column": "id",
+    }
+    local = _local(tmp_path, registry, address, source)
+    assert _dask(tmp_path, registry, address, source) == local
