@@ -328,19 +328,23 @@ class BaseConnector:
         """
         raise NotImplementedError(f"connector {self.name!r} cannot stage partitions")
 
-    def staged_schema(self, staged: list[dict[str, Any]]) -> pa.Schema | None:
-        """Driver side: the Arrow schema of the rows `staged` holds together (their columns,
-        united by name), which the engine plans the table against before `commit_staged`;
-        None when they hold no rows."""
+    def staged_schemas(self, staged: list[dict[str, Any]]) -> list[tuple[str, pa.Schema]]:
+        """Driver side: each staged part of `staged` (a name for messages) with the Arrow
+        schema of its rows; empty when they hold no rows. The engine unites them by its own
+        widening rules and plans the table against the result before `commit_staged`."""
         raise NotImplementedError(f"connector {self.name!r} cannot stage partitions")
 
-    def commit_staged(self, staged: list[dict[str, Any]], state: State) -> None:
+    def commit_staged(
+        self, staged: list[dict[str, Any]], state: State, schema: pa.Schema | None
+    ) -> None:
         """Driver side: make the rows of every `staged` report visible together with `state`,
         in one transaction (after `begin`, and `apply_schema` if the engine planned a change);
         under overwrite they replace the table's rows. Nothing is visible if it fails.
 
         :param staged: what `stage_partition` returned, one per partition, each once.
         :param state: the state to commit with them.
+        :param schema: the parts' schemas as the engine united them (every value of every
+            part fits it without loss, and so does the table); None without rows.
         """
         raise NotImplementedError(f"connector {self.name!r} cannot stage partitions")
 

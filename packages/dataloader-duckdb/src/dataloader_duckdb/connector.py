@@ -921,18 +921,15 @@ class DuckDBConnector(BaseConnector):
             for name in report.get("files", [])
         ]
 
-    def staged_schema(self, staged: list[dict[str, Any]]) -> pa.Schema | None:
-        """The parts' Arrow schemas united by name, a column's types widened to one that holds
-        them all (their tags kept); None without parts."""
+    def staged_schemas(self, staged: list[dict[str, Any]]) -> list[tuple[str, pa.Schema]]:
+        """Each reported part file's name and Arrow schema (from its Parquet footer)."""
         import pyarrow.parquet as pq
 
-        files = self._staged_files(staged)
-        if not files:
-            return None
-        schemas = [pq.read_schema(file) for file in files]
-        return pa.unify_schemas(schemas, promote_options="permissive")
+        return [(Path(file).name, pq.read_schema(file)) for file in self._staged_files(staged)]
 
-    def commit_staged(self, staged: list[dict[str, Any]], state: State) -> None:
+    def commit_staged(
+        self, staged: list[dict[str, Any]], state: State, schema: pa.Schema | None
+    ) -> None:
         """In one transaction: insert every reported part (by name, united by name) into the
         table (under overwrite: into the run's stage, swapped in), save the state, commit."""
         import duckdb
@@ -941,7 +938,6 @@ class DuckDBConnector(BaseConnector):
         files = self._staged_files(staged)
         try:
             if files:
-                schema = self.staged_schema(staged)
                 assert schema is not None
                 target = self._table()
                 if self.context.write_mode == "overwrite":

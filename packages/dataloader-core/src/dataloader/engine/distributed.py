@@ -36,6 +36,7 @@ from dataloader.recipe.models import Recipe
 from dataloader.registry import Registry, get_registry
 from dataloader.schema.config import SchemaConfig
 from dataloader.schema.history import record
+from dataloader.schema.lattice import Rules, supertype
 from dataloader.state.backend import StateBackend
 from dataloader.state.model import State
 from dataloader.transforms.pipeline import TransformPipeline
@@ -451,9 +452,7 @@ class DistributedRun:
                 state.cursor_values[incremental.cursor_column] = newest["value"]
                 state.cursor_boundaries[incremental.cursor_column] = newest
         staged = [report.staged for report in reports]
-        schema = destination.staged_schema(staged)
-        if schema is not None:
-            self._plan_table(destination, context, state, schema, result)
+        schema = self._plan_table(destination, context, state, staged, result)
         result.commits += 1
         state.last_commit = {
             "run_id": result.run_id,
@@ -461,7 +460,7 @@ class DistributedRun:
             "final": True,
             "counts": {"rows_written": result.rows_written, "partitions": len(reports)},
         }
-        destination.commit_staged(staged, state)
+        destination.commit_staged(staged, state, schema)
         self.backend.save(self.recipe.name, state.to_dict())
         result.stages.setdefault("commit", StageMetrics()).seconds += time.perf_counter() - tick
         result.stages["commit"].batches += 1
@@ -471,22 +470,49 @@ class DistributedRun:
         destination: Any,
         context: RunContext,
         state: State,
-        schema: pa.Schema,
+        staged: list[dict[str, Any]],
         result: RunResult,
-    ) -> None:
-        """Create or evolve the table for the staged rows as the engine plans it for a batch
-        of them: against the table the destination describes, else the state's schema."""
+    ) -> pa.Schema | None:
+        """The staged parts' schemas united by the engine's widening rules, and the table
+        created or evolved for them as the engine plans it for a batch: against the table
+        the destination describes, else the state's schema. None without staged rows.
+
+        The driver sees the parts' types, not their values, so it takes only what holds every
+        value exactly: parts whose types have no common type by those rules, or a table
+        column that cannot hold a part's type, fail the run before anything is committed
+        (where a single-process run would check each value, or keep the table's type)."""
+        parts = destination.staged_schemas(staged)
+        if not parts:
+            return None
         engine = self._engine
         engine._normalizer = None
         manager = engine._schema_manager(destination, state, context)
+        schema = unite_parts(parts, manager.rules)
         prepared = manager.prepare(pa.RecordBatch.from_pylist([], schema=schema))
-        if prepared.plan is None:
-            return
-        destination.apply_schema(prepared.plan)
-        declared = {column.name for column in self.recipe.table_schema.columns}
-        at = datetime.now(UTC).isoformat(timespec="seconds")
-        version = record(state.schema_history, prepared.plan, result.run_id, at, declared)
-        result.schema_changes += len(version["changes"]) if version is not None else 0
+        if prepared.plan is not None:
+            destination.apply_schema(prepared.plan)
+            declared = {column.name for column in self.recipe.table_schema.columns}
+            at = datetime.now(UTC).isoformat(timespec="seconds")
+            version = record(state.schema_history, prepared.plan, result.run_id, at, declared)
+            result.schema_changes += len(version["changes"]) if version is not None else 0
+        table = destination.describe()
+        for part_field in schema if table is not None else ():
+            index = table.get_field_index(part_field.name)
+            if index < 0:
+                continue
+            held = table.field(index).type
+            if supertype(held, part_field.type, manager.rules) != held:
+                raise EngineError(
+                    f"column {part_field.name!r}: the partitions staged {part_field.type}, "
+                    f"which the table's {held} cannot hold without loss; a distributed run "
+                    "sees the staged types, not each value, so it refuses what a "
+                    "single-process run would check value by value",
+                    key="runtime.executor",
+                    value=self.executor.name,
+                    expected=f"rows whose {part_field.name!r} is {held} (cast it in a "
+                    "transform step), or a single-process run (`executor: local`)",
+                )
+        return schema
 
     def _finish(self, result: RunResult, clock: float) -> None:
         result.duration_seconds = time.perf_counter() - clock
@@ -494,6 +520,35 @@ class DistributedRun:
         stored.record_run(result.summary())
         self.backend.save(self.recipe.name, stored.to_dict())
         result.state = stored.to_dict()
+
+
+def unite_parts(parts: list[tuple[str, pa.Schema]], rules: Rules) -> pa.Schema:
+    """The staged parts' schemas united by name (columns in the order they first appear),
+    each column of the narrowest type holding every part's type exactly (`supertype`), its
+    first part's field metadata kept.
+
+    :raises EngineError: two parts' types for a column have no such type, naming both parts.
+    """
+    fields: dict[str, tuple[pa.Field, str]] = {}
+    for part, schema in parts:
+        for part_field in schema:
+            seen = fields.get(part_field.name)
+            if seen is None:
+                fields[part_field.name] = (part_field, part)
+                continue
+            held, first = seen
+            united = supertype(held.type, part_field.type, rules)
+            if united is None:
+                raise EngineError(
+                    f"column {part_field.name!r} is {held.type} in staged part {first} and "
+                    f"{part_field.type} in {part}: no type holds both exactly under the "
+                    "recipe's schema.evolution rules",
+                    key="schema.evolution",
+                    expected="partitions whose values share a type (cast the column in a "
+                    "transform step, or allow_float/allow_text if that is what you want)",
+                )
+            fields[part_field.name] = (held.with_type(united), first)
+    return pa.schema([held for held, _ in fields.values()])
 
 
 def create_run(
