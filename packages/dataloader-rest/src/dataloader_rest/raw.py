@@ -153,9 +153,21 @@ def same_records(a: Records, b: Records) -> bool:
             return False
         if a.text == b.text:
             return True
-        if a.count and a.first() != b.first():
+        if a.count and not _alike(a.first(), b.first()):
             return False
-    return _parsed(a) == _parsed(b)
+    return _alike(_parsed(a), _parsed(b))
+
+
+def _alike(a: Any, b: Any) -> bool:
+    """Equal as JSON values: of one type too, so `1`, `1.0` and `true` differ (Python's `==`
+    takes them for one another)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_alike(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_alike(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def table_of(parts: Sequence[Records], native: JsonRecords | None) -> pa.Table:

@@ -16,6 +16,12 @@ pub struct Outside;
 
 pub type Res<T> = Result<T, Outside>;
 
+/// Digits of an exponent `Decimal` surely takes (it refuses some of 18 digits, as `123e` and
+/// eighteen nines: an adjusted exponent past 999999999999999999).
+const MAX_EXPONENT_DIGITS: usize = 17;
+/// Digits of an integer read here: int64's 19 (a longer one goes the Python way).
+const MAX_INT_DIGITS: usize = 19;
+
 /// How a number is written.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum NumKind {
@@ -148,13 +154,14 @@ impl<'a> Parser<'a> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
+        let whole = match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                1
             }
+            Some(b'1'..=b'9') => self.digits(),
             _ => return Err(Outside), // `-Infinity` among others
-        }
+        };
         let mut kind = NumKind::Int;
         if self.peek() == Some(b'.') && matches!(self.bytes.get(self.pos + 1), Some(b'0'..=b'9')) {
             self.pos += 1;
@@ -167,12 +174,18 @@ impl<'a> Parser<'a> {
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
-            if self.digits() == 0 {
+            match self.digits() {
                 // Python stops the number before the `e`; what follows is then invalid.
-                self.pos = mark;
-            } else {
-                kind = NumKind::Exp;
+                0 => self.pos = mark,
+                // Past `Decimal`'s exponent range Python refuses the document.
+                n if n > MAX_EXPONENT_DIGITS => return Err(Outside),
+                _ => kind = NumKind::Exp,
             }
+        }
+        if kind == NumKind::Int && whole > MAX_INT_DIGITS {
+            // Python may refuse it (`sys.get_int_max_str_digits`), even as a value a repeated
+            // key replaces; kept, it would be past int64 and declined anyway.
+            return Err(Outside);
         }
         let text = self.bytes.get(start..self.pos).ok_or(Outside)?;
         Ok((text, kind))
