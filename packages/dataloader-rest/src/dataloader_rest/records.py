@@ -70,9 +70,14 @@ def _column(values: list[Any]) -> pa.Array:
         if decimals is not None:
             return decimals
     try:
-        return pa.array(values)
+        array = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        pass
+        array = None
+    # Arrow's own inference sizes a nested decimal from the decimals alone, and may fit
+    # integers beside them into it (`[0, 0.0]` as decimal(1, 1)): nested numbers are sized
+    # member by member, as at the top.
+    if array is not None and not (kinds & {dict, list} and _has_decimal(array.type)):
+        return array
     if kinds == {dict}:
         return _struct(values)
     if kinds == {list}:
@@ -85,6 +90,16 @@ def _column(values: list[Any]) -> pa.Array:
     return pa.array(
         [v if v is None or isinstance(v, str) else json_text(v) for v in values], pa.string()
     )
+
+
+def _has_decimal(kind: pa.DataType) -> bool:
+    if pa.types.is_decimal(kind):
+        return True
+    if pa.types.is_struct(kind):
+        return any(_has_decimal(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_list(kind):
+        return _has_decimal(kind.value_type)
+    return False
 
 
 def _struct(values: list[dict[str, Any] | None]) -> pa.Array:
