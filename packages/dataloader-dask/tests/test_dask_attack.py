@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,39 +15,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dask_gates import GatesPlugin, dask_registry, register_gates
-from distributed import Client, LocalCluster
 
 from dataloader.engine.distributed import create_run
 from dataloader.errors import DataLoaderError
 from dataloader.recipe.binding import bind_recipe
 from dataloader.recipe.models import Recipe
-from dataloader.registry import Registry, unregister
+from dataloader.registry import Registry
 from dataloader.state.local import LocalStateBackend
 
 FILES = 8  # parallelism 2: 8 partitions, file i alone in one of them
-
-
-@pytest.fixture(scope="module")
-def address() -> Iterator[str]:
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    )
-    client = Client(cluster)
-    register_gates()
-    client.register_plugin(GatesPlugin(), name="dataloader-attack-gates")
-    try:
-        yield cluster.scheduler_address
-    finally:
-        client.close()
-        cluster.close()
-        unregister("transform", "dask_kill_once")
-        unregister("transform", "dask_fail")
-
-
-@pytest.fixture
-def registry(address: str) -> Registry:
-    return dask_registry()
 
 
 def _run(

@@ -9,15 +9,13 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 from click.testing import CliRunner
-from dask_gates import GatesPlugin, dask_registry, register_gates
-from distributed import Client, LocalCluster
+from dask_gates import dask_registry
 
 from dataloader.cli.app import _register_commands, cli
 from dataloader.connectors import Capabilities
@@ -33,28 +31,6 @@ from dataloader.testing import RowsSource
 HERE = Path(__file__).resolve().parent
 FILES = 40  # 8 partitions of 5 files (file i in partition i % 8)
 IDS = list(range(1000, 1000 + FILES * 10))
-
-
-@pytest.fixture(scope="module")
-def address() -> Iterator[str]:
-    register_gates()
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    )
-    client = Client(cluster)
-    client.register_plugin(GatesPlugin(), name="dataloader-test-gates")
-    try:
-        yield cluster.scheduler_address
-    finally:
-        client.close()
-        cluster.close()
-        unregister("transform", "dask_kill_once")
-        unregister("transform", "dask_fail")
-
-
-@pytest.fixture
-def registry(address: str) -> Registry:
-    return dask_registry()
 
 
 def _files(directory: Path) -> Path:
