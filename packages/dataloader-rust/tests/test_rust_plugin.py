@@ -19,6 +19,7 @@ from dataloader.registry import get_registry, reset_registry
 from dataloader_postgres.codec import CsvCopyCodec, choose_codec
 from dataloader_rust.codec import BinaryCopyCodec
 from dataloader_rust.hashing import hash_rows as native_hash_rows
+from dataloader_rust.json_records import JsonRecords
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def list_connectors(columns: int, *args: str) -> str:
     return result.stdout
 
 
-def test_list_connectors_shows_both_slots_with_version_and_purpose(fresh_registry: None) -> None:
+def test_list_connectors_shows_every_slot_with_version_and_purpose(fresh_registry: None) -> None:
     items = {
         item["name"]: item
         for item in json.loads(list_connectors(80, "--json"))["items"]
@@ -43,12 +44,13 @@ def test_list_connectors_shows_both_slots_with_version_and_purpose(fresh_registr
     }
     version = metadata.version("dataloader-rust")
     assert version == dataloader_rust.__version__
-    assert set(items) == {"postgres_copy_codec", "row_hash"}
+    assert set(items) == {"postgres_copy_codec", "row_hash", "rest_json_records"}
     for item in items.values():
         assert item["distribution"] == "dataloader-rust"
         assert item["version"] == version
     assert "postgres connector's COPY" in items["postgres_copy_codec"]["accelerates"]
     assert "row hashing" in items["row_hash"]["accelerates"]
+    assert "rest source's JSON pages" in items["rest_json_records"]["accelerates"]
 
 
 @pytest.mark.parametrize("columns", [80, 120])
@@ -59,10 +61,11 @@ def test_the_accelerator_rows_fit_the_terminal(columns: int, fresh_registry: Non
     assert "…" not in text
 
 
-def test_installed_it_fills_both_slots(fresh_registry: None) -> None:
+def test_installed_it_fills_every_slot(fresh_registry: None) -> None:
     assert isinstance(choose_codec("auto"), BinaryCopyCodec)
     assert isinstance(choose_codec("binary"), BinaryCopyCodec)
     assert get_registry().accelerator("row_hash") is native_hash_rows
+    assert get_registry().accelerator("rest_json_records") is JsonRecords
 
 
 def test_disabled_every_consumer_uses_its_python_code(
@@ -72,19 +75,21 @@ def test_disabled_every_consumer_uses_its_python_code(
     reset_registry()
     assert type(choose_codec("auto")) is CsvCopyCodec
     assert get_registry().accelerator("row_hash") is None
+    assert get_registry().accelerator("rest_json_records") is None
     [rust] = [info for info in get_registry().plugins if info.name == "rust"]
     assert rust.status == "disabled"
     column = pa.array([1, None, 3])
     assert (keys.hash_rows([column], ["a"]) == keys.python_hash_rows([column], ["a"])).all()
 
 
-def test_without_dataloader_postgres_only_the_row_hash_slot_is_offered(
+def test_without_dataloader_postgres_or_rest_only_the_row_hash_slot_is_offered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from dataloader_rust import plugin
 
     real = plugin.find_spec
-    monkeypatch.setattr(
-        plugin, "find_spec", lambda name: None if name == "dataloader_postgres" else real(name)
-    )
+    absent = {"dataloader_postgres", "dataloader_rest"}
+    monkeypatch.setattr(plugin, "find_spec", lambda name: None if name in absent else real(name))
     assert [ref.name for ref in plugin.register_accelerators()] == ["row_hash"]
+    absent.discard("dataloader_rest")
+    assert [ref.name for ref in plugin.register_accelerators()] == ["row_hash", "rest_json_records"]
