@@ -245,7 +245,10 @@ def test_an_unknown_executor_names_the_key_and_the_installed_ones(
 
 
 def test_a_source_that_cannot_split_is_refused(tmp_path: Path, registry: Registry) -> None:
-    register_connector("dask_rows", RowsSource, capabilities=Capabilities(read=True))
+    # A subclass: registering sets the class's name and capabilities, which other tests'
+    # sources built on RowsSource must not inherit.
+    unsplittable = type("UnsplittableRows", (RowsSource,), {})
+    register_connector("dask_rows", unsplittable, capabilities=Capabilities(read=True))
     try:
         recipe = _recipe(tmp_path, tmp_path / "out.duckdb", "tcp://127.0.0.1:1")
         recipe["source"] = {"type": "dask_rows", "batches": [[{"id": 1}]]}
