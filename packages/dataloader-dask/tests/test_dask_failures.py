@@ -343,7 +343,7 @@ def test_an_incremental_postgres_read_moves_the_cursor_as_the_single_process_run
 
 @pytest.mark.parametrize("once", [True, False])
 def test_only_a_transient_task_error_is_tried_again(
-    tmp_path: Path, address: str, registry: Registry, once: bool
+    tmp_path: Path, address: str, registry: Registry, once: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = _files(tmp_path / "data")
     database = tmp_path / "out.duckdb"
@@ -352,12 +352,39 @@ def test_only_a_transient_task_error_is_tried_again(
     recipe = _recipe(data, database, address, transform={"steps": [step]})
     run = _run(recipe, tmp_path / "state", registry)
     if once:  # a connection reset (transient for the files source): tried again, loaded once
-        assert run.run().rows_written == FILES * 10
+        with caplog.at_level(logging.WARNING, logger="dataloader.engine"):
+            result = run.run()
+        assert result.rows_written == FILES * 10
         assert _ids(database) == IDS
         assert tries.read_text().count("\n") == 2
+        assert result.stages["write"].retries == 1  # counted in the summary and metrics
+        (logged,) = [r.getMessage() for r in caplog.records if "transient" in r.getMessage()]
+        assert logged.startswith("partition ") and "try 2 of 4" in logged
+        assert "connection reset while reading" in logged
     else:  # a refused row: the run fails at its first try, nothing committed
         with pytest.raises(DataLoaderError, match="row 1160 is refused") as raised:
             run.run()
         assert "got <object" not in str(raised.value)  # no sentinel shown as a value
         assert tries.read_text().count("\n") == 1
         assert _committed(database) is None
+
+
+@pytest.mark.parametrize(
+    ("address", "cause"),
+    [
+        ("http://127.0.0.1:8786", "unknown address scheme 'http'"),
+        ("tls://127.0.0.1:8786", "TLS expects"),
+        ("tcp://scheduler-without-port", "missing port number"),
+    ],
+)
+def test_an_address_dask_cannot_use_names_the_key_and_the_run_is_recorded(
+    tmp_path: Path, registry: Registry, address: str, cause: str
+) -> None:
+    recipe = _recipe(_files(tmp_path / "data"), tmp_path / "out.duckdb", address)
+    with pytest.raises(DataLoaderError, match=cause) as raised:
+        _run(recipe, tmp_path / "state", registry).run()
+    assert raised.value.problem.key == "runtime.address"
+    assert raised.value.problem.value == address
+    stored = LocalStateBackend(tmp_path / "state").load("dask_failures")
+    (history,) = stored["checkpoints"]
+    assert history["status"] == "failed" and cause in history["error"]

@@ -41,12 +41,15 @@ class DaskExecutor:
         if runtime.address is not None:
             try:
                 self._client = Client(runtime.address, timeout="10s")
-            except OSError as exc:
+            except (OSError, ValueError, TypeError) as exc:
+                # OSError: nothing answers; ValueError: an unknown scheme or no port;
+                # TypeError: `tls://` without the TLS settings Dask's config must hold.
                 raise ConnectorError(
-                    f"cannot reach the Dask scheduler: {exc}",
+                    f"cannot use the Dask scheduler address: {exc}",
                     key="runtime.address",
                     value=runtime.address,
-                    expected="the address of a running Dask scheduler (tcp://host:8786)",
+                    expected="the address of a running Dask scheduler (tcp://host:8786; "
+                    "tls:// with Dask's TLS configuration)",
                 ) from exc
             return
         self._cluster = LocalCluster(

@@ -272,13 +272,13 @@ class DistributedRun:
         with ExitStack() as stack:
             stack.enter_context(run_context(self.recipe.name, run_id))
             stack.enter_context(self.backend.lock(self.recipe.name))
-            self.executor.open(self.recipe.runtime)
-            stack.callback(self.executor.close)
-            log.info(
-                "distributed run started",
-                extra={"stage": "plan", "counts": {"executor": self.executor.name}},
-            )
             try:
+                stack.callback(self.executor.close)
+                self.executor.open(self.recipe.runtime)
+                log.info(
+                    "distributed run started",
+                    extra={"stage": "plan", "counts": {"executor": self.executor.name}},
+                )
                 self._run(result)
             except BaseException as exc:
                 interrupted = isinstance(exc, KeyboardInterrupt)
@@ -405,7 +405,24 @@ class DistributedRun:
         ]
         reports: dict[int, PartitionReport] = {}
         clock = time.perf_counter()
-        for report in _as_raised(self.executor.map(run_partition, tasks, _retryable)):
+        attempts = self.recipe.runtime.retries.attempts
+        tried: dict[str, int] = {}
+
+        def retry(exc: BaseException) -> bool:
+            """Whether the executor should run a failed task again; logged and counted."""
+            if not _retryable(exc):
+                return False
+            where = str(exc).partition(":")[0]
+            tried[where] = tried.get(where, 0) + 1
+            result.stages.setdefault("write", StageMetrics()).retries += 1
+            log.warning(
+                f"{where}: transient failure, try {tried[where] + 1} of {attempts + 1}: "
+                f"{str(exc).partition(': ')[2]}",
+                extra={"stage": "write", "counts": {"retries": sum(tried.values())}},
+            )
+            return True
+
+        for report in _as_raised(self.executor.map(run_partition, tasks, retry)):
             if report.index in reports:
                 raise EngineError(f"partition {report.index} was reported twice")
             reports[report.index] = report
