@@ -222,3 +222,25 @@ def test_values_that_do_not_fit_the_table_are_refused_not_rounded(
     assert refused.value.problem.key == "runtime.executor"
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM t WHERE id >= 100").fetchone() == (0,)
+
+
+def test_a_column_of_nulls_only_is_left_out_as_single_process(
+    tmp_path: Path, registry: Registry, address: str
+) -> None:
+    # Found: the NULL-typed column was created with DuckDB's type NULL.
+    tables = [pa.table({"id": [index], "note": pa.nulls(1)}) for index in range(FILES)]
+    source = _parquet_files(tmp_path, tables)
+    local = _local(tmp_path, registry, address, source)
+    assert local[0] == [("id", "BIGINT")]
+    assert _dask(tmp_path, registry, address, source) == local
+
+
+def test_a_column_of_nulls_beside_values_in_other_parts_keeps_their_type(
+    tmp_path: Path, registry: Registry, address: str
+) -> None:
+    tables = [pa.table({"id": [index], "note": pa.nulls(1)}) for index in range(FILES - 1)]
+    tables.append(pa.table({"id": [FILES - 1], "note": ["seen"]}))
+    source = _parquet_files(tmp_path, tables)
+    local = _local(tmp_path, registry, address, source)
+    assert ("note", "VARCHAR") in local[0]
+    assert _dask(tmp_path, registry, address, source) == local

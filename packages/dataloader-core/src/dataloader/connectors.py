@@ -344,7 +344,8 @@ class BaseConnector:
         :param staged: what `stage_partition` returned, one per partition, each once.
         :param state: the state to commit with them.
         :param schema: the parts' schemas as the engine united them (every value of every
-            part fits it without loss, and so does the table); None without rows.
+            part fits it without loss, and so does the table): the columns to commit, which
+            leave out a part's column of NULLs the table lacks; None without rows.
         """
         raise NotImplementedError(f"connector {self.name!r} cannot stage partitions")
 

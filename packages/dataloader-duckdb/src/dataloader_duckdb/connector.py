@@ -946,9 +946,10 @@ class DuckDBConnector(BaseConnector):
                     table = target
                 self._begin_transaction()
                 listed = ", ".join(sql_string(file) for file in files)
+                columns = ", ".join(quote_identifier(name) for name in schema.names)
                 rows = (
-                    f"(SELECT *{typed_star(schema)} FROM "
-                    f"read_parquet([{listed}], union_by_name = true))"
+                    f"(SELECT *{typed_star(schema)} FROM (SELECT {columns} FROM "
+                    f"read_parquet([{listed}], union_by_name = true)))"
                 )
                 self._ensure_table(table, rows, schema.names)
                 self.con.execute(f"INSERT INTO {table.sql()} BY NAME SELECT * FROM {rows}")

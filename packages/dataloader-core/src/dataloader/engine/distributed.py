@@ -513,6 +513,15 @@ class DistributedRun:
             version = record(state.schema_history, prepared.plan, result.run_id, at, declared)
             result.schema_changes += len(version["changes"]) if version is not None else 0
         table = destination.describe()
+        # NULLs only and no column yet: left out, as the engine leaves such a column out.
+        schema = pa.schema(
+            [
+                part_field
+                for part_field in schema
+                if not pa.types.is_null(part_field.type)
+                or (table is not None and table.get_field_index(part_field.name) >= 0)
+            ]
+        )
         for part_field in schema if table is not None else ():
             index = table.get_field_index(part_field.name)
             if index < 0:
