@@ -15,6 +15,7 @@ part files written the same way and published by the same record: one commit, ev
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -67,6 +68,9 @@ COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
 # A plan reads Parquet footers for row estimates up to this many files (one request each).
 PARQUET_FOOTERS = 10_000
 _PART_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-\d+(\.|$)")
+# What follows `.<recipe>-` in a part a worker of a distributed run staged:
+# `<run id>-staged-<attempt>-<part>`, the attempt being `<partition>-<hex>`.
+_STAGED_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-staged-\d+-[0-9a-f]+-\d+\.")
 
 
 class FileStoreConnector(BaseConnector):
@@ -84,6 +88,7 @@ class FileStoreConnector(BaseConnector):
         quarantine=True,
         child_tables=True,
         can_split=True,
+        can_stage=True,
         max_identifier_length=MAX_NAME_BYTES,
     )
 
@@ -100,6 +105,9 @@ class FileStoreConnector(BaseConnector):
         self._replaced: set[str] = set()
         self._part = 0
         self._listing: Iterator[ListedFile] | None = None
+        # While a worker stages a partition: the attempt, and the parts it finished.
+        self._staging: str | None = None
+        self._staged: list[dict[str, Any]] = []
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, context: Any) -> None:
@@ -590,9 +598,19 @@ class FileStoreConnector(BaseConnector):
         assert self.context is not None
         self._part += 1
         directory = directory or self.root
-        final_name = f"{self._prefix()}{self.context.run_id}-{self._part:05d}{self._extension()}"
-        final = posixpath.join(directory, final_name)
-        tmp = posixpath.join(directory, f".{final_name}.tmp")
+        if self._staging is None:
+            final_name = (
+                f"{self._prefix()}{self.context.run_id}-{self._part:05d}{self._extension()}"
+            )
+            final = posixpath.join(directory, final_name)
+            tmp = posixpath.join(directory, f".{final_name}.tmp")
+        else:  # hidden, named by run and attempt; whole once it has its staged name
+            final = posixpath.join(
+                directory,
+                f".{self._prefix()}{self.context.run_id}-staged-{self._staging}-"
+                f"{self._part:04d}{self._extension()}",
+            )
+            tmp = f"{final}.tmp"
         registration = self._format_registration(self.config.format or "")
         file_format = registration.create(
             registration.config_model.model_validate(self.config.format_options)
@@ -719,7 +737,15 @@ class FileStoreConnector(BaseConnector):
         except Exception as exc:
             part.discard(self.fs)
             raise self._fail("cannot write", part.tmp, exc) from exc
-        self._pending.append((part.tmp, part.final))
+        if self._staging is None:
+            self._pending.append((part.tmp, part.final))
+            return
+        try:
+            self._retrying(self.fs.mv, part.tmp, part.final)
+        except Exception as exc:
+            raise self._fail("cannot stage", part.final, exc) from exc
+        schema = base64.b64encode(part.schema.serialize().to_pybytes()).decode("ascii")
+        self._staged.append({"path": part.final, "rows": part.rows, "schema": schema})
 
     def commit(self, state: State) -> None:
         assert self.context is not None
@@ -756,6 +782,84 @@ class FileStoreConnector(BaseConnector):
             raise
         except Exception as exc:
             raise self._fail("cannot commit files in", self.root, exc) from exc
+
+    # -- destination: staging for a distributed run ----------------------------------
+    def _owns_staged(self, name: str) -> bool:
+        """Whether `name` is a part a worker staged (or is staging) for this recipe."""
+        prefix = "." + self._prefix()
+        return name.startswith(prefix) and _STAGED_AFTER_PREFIX.match(name, len(prefix)) is not None
+
+    def stage_partition(
+        self,
+        context: Any,
+        partition: Partition,
+        attempt: str,
+        batches: Iterable[Any],
+    ) -> dict[str, Any]:
+        """Write the partition's rows as hidden parts of this attempt's own in the destination
+        directory, with the part writer of a single-process run (parts cut by rows and size,
+        compression, format options). Each is written under a temporary name, then renamed to
+        its staged name: a staged part is whole. Reports each part's path, rows and Arrow
+        schema (IPC, base64), so the driver reads no file before its commit."""
+        if self.fs is None:
+            self.open(context)
+        self._staging, self._staged, self._part = attempt, [], 0
+        try:
+            for batch in batches:
+                self._fill(self.root, batch.to_arrow())
+            self._close_part(self.root)
+            return {"parts": self._staged}
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._staging = None
+
+    def staged_schemas(self, staged: list[dict[str, Any]]) -> list[tuple[str, pa.Schema]]:
+        """Each reported part's name and schema, from the reports (no file is read)."""
+        return [
+            (
+                posixpath.basename(part["path"]),
+                pa.ipc.read_schema(pa.py_buffer(base64.b64decode(part["schema"]))),
+            )
+            for report in staged
+            for part in report.get("parts", [])
+            if part.get("rows")
+        ]
+
+    def commit_staged(
+        self, staged: list[dict[str, Any]], state: State, schema: pa.Schema | None
+    ) -> None:
+        """The commit of a single-process run: one record with the state and the renames of
+        every reported part to a visible name, numbered as this run's parts (and, under
+        overwrite, the removal of the recipe's earlier parts), then the renames. A part keeps
+        the types it was staged with: files are not rewritten at the commit."""
+        assert self.context is not None
+        for report in staged:
+            for part in report.get("parts", []):
+                self._part += 1
+                final = posixpath.join(
+                    posixpath.dirname(part["path"]),
+                    f"{self._prefix()}{self.context.run_id}-{self._part:05d}{self._extension()}",
+                )
+                self._pending.append((part["path"], final))
+        self.commit(state)
+
+    def discard_staged(self) -> None:
+        """Remove the parts staged for this recipe by any run, whole or not; a commit record's
+        renames are applied first, so a reported part is never removed."""
+        assert self.context is not None
+        record = self._read_record()
+        if record.get("pending"):
+            self._retrying(self._apply_pending, record)
+        for path in self._ls(self.root):
+            if self._owns_staged(posixpath.basename(path)):
+                try:
+                    self._retrying(self.fs.rm, path)
+                except FileNotFoundError:
+                    pass
+                except Exception as exc:
+                    raise self._fail("cannot remove", path, exc) from exc
 
     def abort(self) -> None:
         parts = (*self._open_parts.values(), self._open_quarantine)
