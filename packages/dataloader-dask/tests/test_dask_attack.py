@@ -244,3 +244,21 @@ def test_a_column_of_nulls_beside_values_in_other_parts_keeps_their_type(
     local = _local(tmp_path, registry, address, source)
     assert ("note", "VARCHAR") in local[0]
     assert _dask(tmp_path, registry, address, source) == local
+
+
+def test_a_duckdb_source_is_read_by_the_workers_when_opened_read_only(
+    tmp_path: Path, registry: Registry, address: str
+) -> None:
+    # Found: the driver held the source file open read-write and every worker failed on the
+    # file's lock with DuckDB's error only; the error now names `source.read_only`.
+    data = tmp_path / "source.duckdb"
+    with duckdb.connect(str(data)) as con:
+        con.execute("CREATE TABLE s AS SELECT range AS id, range % 7 AS k FROM range(1000)")
+    source: dict[str, Any] = {"type": "duckdb", "database": str(data), "table": "s"}
+    with pytest.raises(DataLoaderError, match="only read-only connections share it") as raised:
+        _dask(tmp_path, registry, address, source)
+    assert raised.value.problem.key == "source.read_only"
+    source["read_only"] = True
+    local = _local(tmp_path, registry, address, source)
+    assert len(local[1]) == 1000
+    assert _dask(tmp_path, registry, address, source) == local

@@ -168,6 +168,15 @@ class DuckDBConnector(BaseConnector):
                 database, read_only=self.config.read_only and context.role == "source"
             )
         except duckdb.Error as exc:
+            if context.role == "source" and not self.config.read_only and "lock" in str(exc):
+                raise ConnectorError(
+                    f"cannot open DuckDB database: {exc}",
+                    key="source.read_only",
+                    value=False,
+                    expected="true: another process holds the file, and only read-only "
+                    "connections share it (a distributed run's driver and workers open the "
+                    "source at once)",
+                ) from exc
             raise ConnectorError(
                 f"cannot open DuckDB database: {exc}",
                 key=f"{context.role}.database",
