@@ -25,11 +25,13 @@ in the same transaction as the rows, and under overwrite it shapes the stage.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import hashlib
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -37,11 +39,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, State
+from dataloader import ArrowBatch, BaseConnector, Capabilities, ConnectorError, RunContext, State
 from dataloader.incremental import window_for
 from dataloader.parallel import ordered_merge
 from dataloader.partitions import Partition
 from dataloader.sql import (
+    NAME_BYTES,
     STAGING_PREFIX,
     STATE_TABLE,
     MergeOrder,
@@ -83,7 +86,14 @@ from dataloader_postgres.types import ColumnPlan, plan_column
 if TYPE_CHECKING:
     from dataloader.schema.plan import SchemaPlan
 
+log = logging.getLogger(__name__)
+
 ORDINAL = "__dl_ordinal"
+# A distributed run's staging tables: one per part of a partition's attempt, beside the table,
+# labelled (a JSON comment under `PART_LABEL`) with the recipe, table, run, partition, attempt.
+PART_PREFIX = "_dl_part_"
+PART_LABEL = "dataloader_partition"
+DISCARD_LOCK_TIMEOUT = 5.0  # seconds a drop of a staging table waits for another session
 MERGE_STAGE = "_dl_merge_stage"
 # Per column of a merge stage: its type, typmod and whether its collation is deterministic
 # (true for a type without collation).
@@ -186,6 +196,7 @@ class PostgresConnector(BaseConnector):
         quarantine=True,
         child_tables=True,
         can_split=True,
+        can_stage=True,
         max_identifier_length=63,
     )
     codec: CopyCodec = CsvCopyCodec()  # until `open` picks the recipe's (`choose_codec`)
@@ -1373,6 +1384,192 @@ class PostgresConnector(BaseConnector):
         self._fitted.clear()
         self._unique_keys = None
         self._quarantine_replaced = False
+
+    # -- destination: staging for a distributed run --------------------------------------
+    def _part_table(
+        self, context: RunContext, partition: Partition, attempt: str, number: int
+    ) -> TableName:
+        """The staging table of part `number` of this attempt at `partition`: beside the
+        table, named by a digest of recipe, table, run, partition, attempt and part (at most
+        `NAME_BYTES` bytes, however long the table's name)."""
+        table = self._table()
+        key = [context.recipe_name, table.sql(), context.run_id, partition.index, attempt, number]
+        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]
+        room = NAME_BYTES - len(PART_PREFIX) - len(digest) - 1
+        readable = table.name.encode()[:room].decode(errors="ignore")
+        return table.sibling(f"{PART_PREFIX}{readable}_{digest}")
+
+    def stage_partition(
+        self, context: RunContext, partition: Partition, attempt: str, batches: Iterable[Any]
+    ) -> dict[str, Any]:
+        """Worker side: COPY the partition's rows (the connector's codec) into UNLOGGED
+        staging tables of this attempt's own, over a connection of the worker's own, in one
+        transaction the worker commits: a new table whenever the batches' Arrow schema
+        changes, each created from that schema as the single-process write creates a table
+        and labelled with its recipe, table, run, partition and attempt. Readers of the
+        table never see them; the driver inserts the reported ones at `commit_staged`.
+
+        :returns: the tables' names and Arrow schemas (IPC, base64), and the rows staged.
+        """
+        import psycopg2
+
+        self.context = context
+        self.codec = choose_codec(self.config.codec)
+        self.conn = connect(self.config, role="destination")
+        table = self._table()
+        label = {"recipe": context.recipe_name, "table": table.name, "run_id": context.run_id}
+        label |= {"partition": partition.index, "attempt": attempt}
+        parts: list[dict[str, str]] = []
+        current: TableName | None = None
+        schema: pa.Schema | None = None
+        rows = 0
+        data: pa.RecordBatch | None = None
+        try:
+            for batch in batches:
+                data = batch.to_arrow()
+                if current is None or data.schema != schema:
+                    self._check_columns(table, data.schema.names)
+                    schema = data.schema
+                    current = self._part_table(context, partition, attempt, len(parts))
+                    columns = ", ".join(column_sql(field.with_nullable(True)) for field in schema)
+                    self._execute(f"CREATE UNLOGGED TABLE {current.sql()} ({columns})")
+                    comment = json.dumps({PART_LABEL: label | {"part": len(parts)}})
+                    self._execute(f"COMMENT ON TABLE {current.sql()} IS {self._literal(comment)}")
+                    encoded = base64.b64encode(schema.serialize().to_pybytes()).decode()
+                    parts.append({"table": current.name, "schema": encoded})
+                if data.num_rows:
+                    self.codec.write(self.conn, current.sql(), data)
+                    rows += data.num_rows
+            self.conn.commit()
+        except psycopg2.Error as exc:
+            self._rollback(self.conn)
+            if getattr(exc, "pgcode", None) == UNTRANSLATABLE_CHARACTER and data is not None:
+                raise self._encoding_error("staging", data, exc) from exc
+            raise self._error("staging write", exc) from exc
+        finally:
+            connection, self.conn = self.conn, None
+            self._release(connection)
+        return {"schema": table.schema, "tables": parts, "rows": rows, "run_id": context.run_id}
+
+    def _staged_tables(self, staged: list[dict[str, Any]]) -> list[tuple[TableName, pa.Schema]]:
+        """Every reported staging table, with the Arrow schema of its rows."""
+        found = []
+        for report in staged:
+            for part in report.get("tables", []):
+                schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(part["schema"])))
+                found.append((TableName(report.get("schema"), part["table"]), schema))
+        return found
+
+    def staged_schemas(self, staged: list[dict[str, Any]]) -> list[tuple[str, pa.Schema]]:
+        """Each reported staging table's name and Arrow schema, from the reports alone."""
+        return [(table.name, schema) for table, schema in self._staged_tables(staged)]
+
+    def commit_staged(
+        self, staged: list[dict[str, Any]], state: State, schema: pa.Schema | None
+    ) -> None:
+        """In one transaction: `INSERT … SELECT` every reported staging table into the table
+        (under overwrite, into this run's stage, swapped in as a single-process overwrite
+        swaps, or its rows replaced in place), casting where the table's type differs,
+        then save the state and commit (`commit`). Nothing is visible if any step fails."""
+        import psycopg2
+
+        assert self.context is not None
+        parts = self._staged_tables(staged)
+        try:
+            if parts:
+                assert schema is not None
+                self._check_columns(self._table(), schema.names)
+                if self.context.write_mode == "overwrite":
+                    if self._staging is None:
+                        self._staging = self._open_stage(self._table(), schema)
+                    target = self._staging
+                else:
+                    target = self._table()
+                    self._ensure_table(target, schema)
+                held = self._columns(target)
+                for part, _ in parts:
+                    self._insert_part(target, part, held)
+        except psycopg2.Error as exc:
+            self.abort()
+            raise self._error("insert of the staged partitions", exc) from exc
+        except BaseException:
+            self.abort()
+            raise
+        self.commit(state)
+
+    def _insert_part(self, target: TableName, part: TableName, held: dict[str, str]) -> None:
+        """`INSERT INTO target … SELECT … FROM part`, each column cast to the table's type
+        where it differs (a fixed-length character type is left to the assignment cast, which
+        refuses a value too long where an explicit cast would cut it)."""
+        staged = self._columns(part)
+        if not staged:
+            raise ConnectorError(
+                f"the staging table {part.sql()} a worker reported is gone; nothing was committed",
+                key="destination.table",
+                value=self.config.table,
+                expected="the staging tables of this run left in place until its commit",
+            )
+        selected = []
+        for name, kind in staged.items():
+            wanted = held[name]
+            quoted = quote_identifier(name)
+            if kind == wanted or wanted.startswith(("character", "bit")):
+                selected.append(quoted)
+            else:
+                selected.append(f"CAST({quoted} AS {wanted})")
+        if target == self._staging:
+            self._note_columns(target, list(staged))
+        columns = ", ".join(quote_identifier(name) for name in staged)
+        self._execute(
+            f"INSERT INTO {target.sql()} ({columns}) SELECT {', '.join(selected)} FROM {part.sql()}"
+        )
+
+    def discard_staged(self) -> None:
+        """Drop every staging table of this recipe (any run's, reported or not), none of
+        another recipe's. A table another session still locks (a dead run's worker or driver
+        the server has not yet ended) is skipped after `lock_timeout` and left to the next
+        run, with a warning. With the connection lost, nothing can be dropped: the next run
+        does it."""
+        import psycopg2
+
+        assert self.context is not None
+        if self.conn is None or self.conn.closed:
+            return
+        table = self._table()
+        try:
+            self._rollback(self.conn)
+            found = self._execute(
+                "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = coalesce(%s, current_schema()) AND c.relkind = 'r' "
+                "AND starts_with(c.relname, %s)",
+                (table.schema, PART_PREFIX),
+            ).fetchall()
+            self._execute(f"SET LOCAL lock_timeout = {int(DISCARD_LOCK_TIMEOUT * 1000)}")
+            for name, comment in found:
+                if part_owner(comment) != self.context.recipe_name:
+                    continue
+                self._execute("SAVEPOINT dl_discard")
+                try:
+                    self._execute(f"DROP TABLE IF EXISTS {table.sibling(name).sql()}")
+                except psycopg2.errors.LockNotAvailable:
+                    self._execute("ROLLBACK TO SAVEPOINT dl_discard")
+                    log.warning(
+                        f"staging table {table.sibling(name).sql()} is locked by another "
+                        "session (a dead run's); left for the next run to drop"
+                    )
+            self.conn.commit()
+        except psycopg2.Error as exc:
+            self._rollback(self.conn)
+            raise self._error("discard of staged partitions", exc) from exc
+
+
+def part_owner(comment: str | None) -> str | None:
+    """The recipe a partition's staging table is labelled with; None for any other table."""
+    try:
+        return json.loads(comment or "")[PART_LABEL]["recipe"]
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def _with_copy_context(exc: Exception) -> str | None:

@@ -28,6 +28,7 @@ def register_connectors() -> list[Any]:
                 "quarantine": True,
                 "child_tables": True,
                 "can_split": True,
+                "can_stage": True,
                 "max_identifier_length": 63,
             },
         )
