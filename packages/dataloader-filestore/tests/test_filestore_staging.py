@@ -1,7 +1,7 @@
 """The filestore destination's staging for a distributed run, driven through the connector's
 methods (no cluster): workers' hidden parts, the driver's commit of exactly the reported
 parts with the state, discard of the rest, overwrite, a crash between the commit record and
-the renames, and two recipes staging in one directory."""
+the renames, and two recipes staging in one directory; on S3 (moto's server) and SFTP too."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import csv
 import gzip
 import io
 import json
+import os
+import posixpath
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -340,3 +343,70 @@ def test_an_empty_partition_stages_nothing(tmp_path: Path) -> None:
     destination.commit_staged([report], State(), None)
     destination.close()
     assert visible(out) == []
+
+
+@pytest.fixture(params=["s3", "sftp"])
+def remote(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The config keys of an empty destination directory on S3 (moto) or SFTP (sshd)."""
+    if request.param == "s3":
+        server = request.getfixturevalue("moto_server")
+        return {"path": f"s3://{server.create_bucket()}/out", **server.settings()}
+    server = request.getfixturevalue("sftp_server")
+    directory = server.data / uuid.uuid4().hex[:10]
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    return {"path": str(directory), "backend": "sftp", **server.key_settings()}
+
+
+def test_remote_destinations_stage_commit_and_discard(remote: dict[str, Any]) -> None:
+    def opened(run_id: str = RUN, write_mode: str = "append") -> FileStoreConnector:
+        destination = FileStoreConnector(FileStoreConfig(format="parquet", **remote))
+        destination.open(context(run_id=run_id, write_mode=write_mode))
+        return destination
+
+    def staged(index: int, ids: range, attempt: str, run_id: str = RUN) -> dict[str, Any]:
+        worker = FileStoreConnector(FileStoreConfig(format="parquet", **remote))
+        try:
+            return worker.stage_partition(
+                context(run_id=run_id), Partition(index=index, label="p"), attempt, batches(ids)
+            )
+        finally:
+            worker.close()
+
+    def listing(destination: FileStoreConnector) -> list[str]:
+        paths = destination.fs.ls(destination.root, detail=False, refresh=True)
+        return sorted(posixpath.basename(path) for path in paths)
+
+    def ids(destination: FileStoreConnector) -> list[int]:
+        found: list[int] = []
+        for name in listing(destination):
+            if not name.startswith((".", "_")):
+                with destination.fs.open(posixpath.join(destination.root, name), "rb") as file:
+                    found += pq.read_table(file).column("id").to_pylist()
+        return sorted(found)
+
+    dead = staged(0, range(0, 10), "00000-00000000dead")
+    reports = [staged(0, range(0, 10), "00000-00000000aaaa"), staged(1, range(10, 30), "00001-1")]
+    destination = opened()
+    assert all(name.startswith(".") for name in listing(destination))
+    assert len(destination.staged_schemas(reports)) == 2
+    destination.begin(State())
+    destination.commit_staged(reports, State(cursor_values={"id": 29}), None)
+    assert Path(dead["parts"][0]["path"]).name in listing(destination)  # hidden till discarded
+    destination.discard_staged()
+    assert [n for n in listing(destination) if not n.startswith("_")] == [
+        f"export-{RUN}-00001.parquet",
+        f"export-{RUN}-00002.parquet",
+    ]
+    assert ids(destination) == list(range(30))
+    destination.close()
+
+    replacing = staged(0, range(50, 55), "00000-0000000000bb", run_id=LATER)
+    again = opened(LATER, "overwrite")
+    assert again.load_state().cursor_values == {"id": 29}  # type: ignore[union-attr]
+    again.begin(State())
+    again.commit_staged([replacing], State(), None)
+    again.discard_staged()
+    assert [n for n in listing(again) if not n.startswith("_")] == [f"export-{LATER}-00001.parquet"]
+    assert ids(again) == list(range(50, 55))
+    again.close()
