@@ -262,3 +262,46 @@ def test_a_duckdb_source_is_read_by_the_workers_when_opened_read_only(
     local = _local(tmp_path, registry, address, source)
     assert len(local[1]) == 1000
     assert _dask(tmp_path, registry, address, source) == local
+
+
+def test_timestamps_in_seconds_load_as_single_process(
+    tmp_path: Path, registry: Registry, address: str
+) -> None:
+    # Found: Parquet has no seconds unit; the parts held milliseconds and so did the table.
+    start = dt.datetime(2024, 1, 1, 12, 30, 15)
+    tables = [
+        pa.table(
+            {
+                "id": [index],
+                "at": pa.array([start + dt.timedelta(seconds=index)], pa.timestamp("s")),
+            }
+        )
+        for index in range(FILES)
+    ]
+    source = _parquet_files(tmp_path, tables)
+    local = _local(tmp_path, registry, address, source)
+    assert _dask(tmp_path, registry, address, source) == local
+
+
+def test_a_postgres_interval_column_loads_as_single_process(
+    tmp_path: Path, address: str, registry: Registry, postgres_server: Any, postgres_database: str
+) -> None:
+    # Found: Parquet parts cannot hold an Arrow month_day_nano_interval; every task failed.
+    connection = postgres_server.connect(postgres_database)
+    with connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE spans (id integer PRIMARY KEY, span interval)")
+        cursor.execute(
+            "INSERT INTO spans SELECT i, CASE WHEN i % 10 = 0 THEN NULL ELSE "
+            "(i - 50) * interval '1 month 1 day 2 hours 3.000007 seconds' END "
+            "FROM generate_series(1, 100) i"
+        )
+    connection.close()
+    source = {
+        "type": "postgres",
+        **postgres_server.connection_settings(postgres_database),
+        "table": "spans",
+        "partition_column": "id",
+    }
+    local = _local(tmp_path, registry, address, source)
+    assert ("span", "INTERVAL") in local[0] and len(local[1]) == 100
+    assert _dask(tmp_path, registry, address, source) == local

@@ -68,6 +68,9 @@ BATCH_VIEW = "_dl_batch"
 # Beside the database file, the Parquet parts a distributed run's workers stage:
 # `<dir>/.<file>.staging/<recipe>/<run id>/part-<partition>-<attempt>.parquet`.
 STAGING_SUFFIX = ".staging"
+# Parquet holds no month-day-nanosecond interval: a staged part keeps one as a struct of
+# its three fields, its field marked with this key; the commit makes it an INTERVAL again.
+STAGED_INTERVAL = b"dataloader.staged_interval"
 ORDINAL = "__dl_ordinal"
 # A merge's aliases of the incoming and the stored rows, unlike any column name: in the
 # correlated `NOT EXISTS`, a column `s` of the table would hide an outer alias `s`.
@@ -903,7 +906,7 @@ class DuckDBConnector(BaseConnector):
 
         try:
             for batch in batches:
-                data = batch.to_arrow()
+                data = _intervals_as_structs(batch.to_arrow())
                 if writer is not None and data.schema != writer.schema:
                     finish()
                     writer = None
@@ -934,7 +937,10 @@ class DuckDBConnector(BaseConnector):
         """Each reported part file's name and Arrow schema (from its Parquet footer)."""
         import pyarrow.parquet as pq
 
-        return [(Path(file).name, pq.read_schema(file)) for file in self._staged_files(staged)]
+        return [
+            (Path(file).name, _structs_as_intervals(pq.read_schema(file)))
+            for file in self._staged_files(staged)
+        ]
 
     def commit_staged(
         self, staged: list[dict[str, Any]], state: State, schema: pa.Schema | None
@@ -955,7 +961,7 @@ class DuckDBConnector(BaseConnector):
                     table = target
                 self._begin_transaction()
                 listed = ", ".join(sql_string(file) for file in files)
-                columns = ", ".join(quote_identifier(name) for name in schema.names)
+                columns = ", ".join(_staged_column(field) for field in schema)
                 rows = (
                     f"(SELECT *{typed_star(schema)} FROM (SELECT {columns} FROM "
                     f"read_parquet([{listed}], union_by_name = true)))"
@@ -976,3 +982,58 @@ class DuckDBConnector(BaseConnector):
         shutil.rmtree(root, ignore_errors=True)
         with suppress(OSError):  # another recipe's staging may be there
             root.parent.rmdir()
+
+
+def _intervals_as_structs(data: pa.RecordBatch) -> pa.RecordBatch:
+    """`data` with each month-day-nanosecond interval column as a struct of its fields."""
+    if not any(pa.types.is_interval(field.type) for field in data.schema):
+        return data
+    import pyarrow.compute as pc
+
+    columns, fields = [], []
+    for field, column in zip(data.schema, data.columns, strict=True):
+        if pa.types.is_interval(field.type):
+            values = column.to_pylist()  # MonthDayNano tuples or None
+            column = pa.StructArray.from_arrays(
+                [
+                    pa.array([None if v is None else v.months for v in values], pa.int32()),
+                    pa.array([None if v is None else v.days for v in values], pa.int32()),
+                    pa.array([None if v is None else v.nanoseconds for v in values], pa.int64()),
+                ],
+                names=["months", "days", "nanoseconds"],
+                mask=pc.is_null(column),
+            )
+            field = pa.field(
+                field.name,
+                column.type,
+                field.nullable,
+                {**(field.metadata or {}), STAGED_INTERVAL: b"1"},
+            )
+        columns.append(column)
+        fields.append(field)
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields, data.schema.metadata))
+
+
+def _structs_as_intervals(schema: pa.Schema) -> pa.Schema:
+    """A staged part's schema with its interval columns' type as the rows had it."""
+    for index, field in enumerate(schema):
+        if field.metadata and STAGED_INTERVAL in field.metadata:
+            metadata = {k: v for k, v in field.metadata.items() if k != STAGED_INTERVAL}
+            interval = pa.field(
+                field.name, pa.month_day_nano_interval(), field.nullable, metadata or None
+            )
+            schema = schema.set(index, interval)
+    return schema
+
+
+def _staged_column(field: pa.Field) -> str:
+    """The select expression of a staged part's column: an interval rebuilt from its struct
+    (nanoseconds to DuckDB's microseconds, truncated toward zero as DuckDB converts an
+    Arrow interval)."""
+    name = quote_identifier(field.name)
+    if not pa.types.is_interval(field.type):
+        return name
+    return (
+        f"to_months({name}.months) + to_days({name}.days) + "
+        f"to_microseconds({name}.nanoseconds // 1000) AS {name}"
+    )
