@@ -610,7 +610,9 @@ class FileStoreConnector(BaseConnector):
                 f".{self._prefix()}{self.context.run_id}-staged-{self._staging}-"
                 f"{self._part:04d}{self._extension()}",
             )
-            tmp = f"{final}.tmp"
+            # An S3 object appears whole when its upload completes, and a rename there is a
+            # copy: it is uploaded under its staged name.
+            tmp = final if self.backend == "s3" else f"{final}.tmp"
         registration = self._format_registration(self.config.format or "")
         file_format = registration.create(
             registration.config_model.model_validate(self.config.format_options)
@@ -741,7 +743,8 @@ class FileStoreConnector(BaseConnector):
             self._pending.append((part.tmp, part.final))
             return
         try:
-            self._retrying(self.fs.mv, part.tmp, part.final)
+            if part.tmp != part.final:
+                self._retrying(self.fs.mv, part.tmp, part.final)
         except Exception as exc:
             raise self._fail("cannot stage", part.final, exc) from exc
         schema = base64.b64encode(part.schema.serialize().to_pybytes()).decode("ascii")
