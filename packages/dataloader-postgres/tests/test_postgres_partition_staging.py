@@ -369,3 +369,30 @@ def test_an_empty_partition_stages_no_table(pg: Any, drivers: Driver) -> None:
     assert staged["tables"] == [] and staged["rows"] == 0
     driver = drivers("orders", "orders", "overwrite")
     assert driver.staged_schemas([staged]) == []
+
+
+def test_a_worker_whose_connection_is_lost_fails_transiently_and_leaves_nothing(
+    pg: Any,
+) -> None:
+    """The server ends the worker's session between two batches: the error is one the engine
+    tries again (judged through the connector), names no password, and the half-staged table
+    went with the transaction."""
+    from dataloader.engine.distributed import _transient
+
+    def batches() -> Iterator[ArrowBatch]:
+        yield ArrowBatch(ids(1, 2))
+        (pid,) = pg.query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state = 'idle in transaction'"
+        )[0]
+        # Terminated and waited for: the next COPY meets a closed session.
+        pg.execute("SELECT pg_terminate_backend(%s, 60000)", (pid,))
+        yield ArrowBatch(ids(3))
+
+    worker = PostgresConnector(PostgresConfig(**pg.settings(), table="orders"))
+    with pytest.raises(ConnectorError, match="staging write failed") as raised:
+        worker.stage_partition(context("orders"), Partition(index=0, label="all"), "a", batches())
+    assert _transient(raised.value, (worker,))
+    assert pg.settings()["password"] not in str(raised.value)
+    assert worker.conn is None
+    assert part_tables(pg) == []
