@@ -388,3 +388,19 @@ def test_an_address_dask_cannot_use_names_the_key_and_the_run_is_recorded(
     stored = LocalStateBackend(tmp_path / "state").load("dask_failures")
     (history,) = stored["checkpoints"]
     assert history["status"] == "failed" and cause in history["error"]
+
+
+def test_the_python_api_runs_a_recipe_on_its_executor(
+    tmp_path: Path, address: str, registry: Registry
+) -> None:
+    # Found: `run_recipe` ran every recipe single-process, whatever `runtime.executor` said.
+    from dataloader.engine import run_recipe
+
+    recipe = Recipe.model_validate(
+        _recipe(_files(tmp_path / "data"), tmp_path / "o.duckdb", address)
+    )
+    result = run_recipe(recipe, LocalStateBackend(tmp_path / "state"), registry=registry)
+    assert result.rows_written == FILES * 10
+    assert _ids(tmp_path / "o.duckdb") == IDS
+    committed = _committed(tmp_path / "o.duckdb")
+    assert committed is not None and committed["last_commit"]["counts"]["partitions"] == 8

@@ -42,13 +42,17 @@ def run_recipe(
     registry: Registry | None = None,
     progress: Any = None,
 ) -> RunResult:
-    """Run a recipe once and return what it did. Raises a `DataLoaderError` on failure."""
+    """Run a recipe once, single-process or on the executor `runtime.executor` names, and
+    return what it did. Raises a `DataLoaderError` on failure."""
+    from dataloader.engine.distributed import create_run
+
     registry = registry or get_registry()
     bound = bind_recipe(recipe, registry)
     backend = (
         state_backend if state_backend is not None else state_backend_for(recipe, registry=registry)
     )
-    return Runner(bound, backend, RunOptions(full_refresh=full_refresh, progress=progress)).run()
+    options = RunOptions(full_refresh=full_refresh, progress=progress)
+    return create_run(bound, backend, options, registry=registry).run()
 
 
 def run_recipe_from_yaml(
