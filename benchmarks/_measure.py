@@ -30,12 +30,17 @@ class Measurement:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-def measure(label: str, code: str, rows: int, *, setup: str = "") -> Measurement:
-    """Run `code` in a new Python process (after the untimed `setup`); time it and read its peak RSS."""
+def measure(
+    label: str, code: str, rows: int, *, setup: str = "", output: list[str] | None = None
+) -> Measurement:
+    """Run `code` in a new Python process (after the untimed `setup`); time it and read its
+    peak RSS. The process's output lines are added to `output` when it is given."""
     script = textwrap.dedent(setup) + _PRELUDE + textwrap.dedent(code) + _EPILOGUE
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{label} failed:\n{done.stdout}\n{done.stderr}")
+    if output is not None:
+        output += done.stdout.splitlines()
     line = next(x for x in done.stdout.splitlines() if x.startswith("__MEASURE__"))
     data = json.loads(line.removeprefix("__MEASURE__"))
     return Measurement(label, data["seconds"], data["peak_rss_mib"], rows)

@@ -1,4 +1,4 @@
-"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts, startup, normalize, rest, mysql, sql_generic, pg_copy or row_hash; default: all)."""
+"""Run the benchmarks: `./dev bench [NAME] [args…]` (NAME: csv_to_duckdb, schema_check, postgres, s3_listing, small_files, file_parts, startup, normalize, rest, mysql, sql_generic, pg_copy, row_hash or scale_out; default: all)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ BENCHMARKS = [
     "sql_generic",
     "pg_copy",
     "row_hash",
+    "scale_out",
 ]
 
 if __name__ == "__main__":
