@@ -21,6 +21,12 @@ deleted first (`_dl_root_id`), then the new ones added.
 
 The engine fits the table first (`describe`, then `apply_schema` with its plan); the DDL runs
 in the same transaction as the rows, and under overwrite it shapes the stage.
+
+In a distributed run (`stage_partition` and the driver's `commit_staged`): each worker COPYs
+its partition into UNLOGGED `_dl_part_…` tables of its own attempt, labelled with their
+recipe, and commits them; the driver inserts the reported ones into the table (under
+overwrite, into its stage) with the state in one transaction, and drops the recipe's
+staging tables (`discard_staged`).
 """
 
 from __future__ import annotations
