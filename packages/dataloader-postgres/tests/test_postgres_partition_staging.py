@@ -396,3 +396,31 @@ def test_a_worker_whose_connection_is_lost_fails_transiently_and_leaves_nothing(
     assert pg.settings()["password"] not in str(raised.value)
     assert worker.conn is None
     assert part_tables(pg) == []
+
+
+def test_staged_text_is_cast_to_the_tables_types_as_copy_would_parse_it(
+    pg: Any, drivers: Driver
+) -> None:
+    """Strings staged as `text` go into a `jsonb` or `numeric` column parsed as COPY parses
+    them; into a `varchar(3)` through the assignment cast, which refuses a value too long
+    (an explicit cast would cut it)."""
+    pg.execute("CREATE TABLE orders (id bigint, doc jsonb, amount numeric(6, 2), code varchar(3))")
+    rows = pa.record_batch(
+        {
+            "id": pa.array([1, 2], pa.int64()),
+            "doc": pa.array(['{"b": 1, "a": [true]}', None]),
+            "amount": pa.array(["12.5", "-0.01"]),
+            "code": pa.array(["abc", None]),
+        }
+    )
+    driver = drivers("orders", "orders")
+    committed(driver, [stage(pg, "orders", "orders", 0, [rows])])
+    assert pg.query("SELECT id, doc::text, amount::text, code FROM orders ORDER BY id") == [
+        (1, '{"a": [true], "b": 1}', "12.50", "abc"),
+        (2, None, "-0.01", None),
+    ]
+    driver.discard_staged()
+    too_long = pa.record_batch({"id": pa.array([3], pa.int64()), "code": pa.array(["abcd"])})
+    with pytest.raises(ConnectorError, match="too long for type character varying"):
+        committed(driver, [stage(pg, "orders", "orders", 0, [too_long], run_id="r2")])
+    assert pg.query("SELECT count(*) FROM orders") == [(2,)]
