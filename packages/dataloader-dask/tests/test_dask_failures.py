@@ -260,11 +260,18 @@ def test_a_source_that_cannot_split_is_refused(tmp_path: Path, registry: Registr
 
 
 def test_a_destination_that_cannot_stage_is_refused(tmp_path: Path, registry: Registry) -> None:
-    recipe = _recipe(tmp_path, tmp_path / "out.duckdb", "tcp://127.0.0.1:1")
-    recipe["destination"] = {"type": "filestore", "path": str(tmp_path / "out"), "format": "csv"}
-    with pytest.raises(EngineError, match="'filestore' cannot stage") as raised:
-        _run(recipe, tmp_path / "state", registry).run()
-    assert raised.value.problem.key == "destination.type"
+    unstaged = type("UnstagedRows", (RowsSource,), {})  # a subclass, as above
+    register_connector(
+        "dask_sink", unstaged, capabilities=Capabilities(write=True, write_modes=("append",))
+    )
+    try:
+        recipe = _recipe(tmp_path, tmp_path / "out.duckdb", "tcp://127.0.0.1:1")
+        recipe["destination"] = {"type": "dask_sink", "batches": []}
+        with pytest.raises(EngineError, match="'dask_sink' cannot stage") as raised:
+            _run(recipe, tmp_path / "state", dask_registry()).run()
+        assert raised.value.problem.key == "destination.type"
+    finally:
+        unregister("connector", "dask_sink")
 
 
 def test_overwrite_replaces_the_rows_and_append_adds_them(
