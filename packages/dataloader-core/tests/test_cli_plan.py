@@ -80,7 +80,9 @@ def test_the_plan_of_a_file_source_fits_80_columns(write: Write, tmp_path: Path,
     assert "1 file, c.csv" in result.output
 
 
-def test_the_default_count_is_the_parallelism_or_8(write: Write, tmp_path: Path, sink: str) -> None:
+def test_the_default_count_is_the_parallelism_or_8_or_the_distributed_runs(
+    write: Write, tmp_path: Path, sink: str
+) -> None:
     data_files(tmp_path / "data", {f"f{i}.csv": 10 * (i + 1) for i in range(10)})
     state = ["--state-dir", str(tmp_path / "s")]
     result = invoke("plan", str(recipe(write, tmp_path, sink)), *state)
@@ -92,6 +94,13 @@ def test_the_default_count_is_the_parallelism_or_8(write: Write, tmp_path: Path,
     result = invoke("plan", str(parallel), "-n", "20", *state)
     assert "10 partitions of the filestore source (20 asked for)" in result.output
     fits(result.output)
+    # On an executor: what the distributed run asks for, 4 per worker.
+    spread = recipe(write, tmp_path, sink, runtime="runtime: {executor: dask, parallelism: 2}")
+    result = invoke("plan", str(spread), *state)
+    assert "8 partitions" in result.output
+    spread = recipe(write, tmp_path, sink, runtime="runtime: {executor: dask, parallelism: 3}")
+    result = invoke("plan", str(spread), *state)
+    assert "10 partitions of the filestore source (12 asked for)" in result.output
 
 
 def test_a_source_that_cannot_split_says_so(write: Write, tmp_path: Path, sink: str) -> None:

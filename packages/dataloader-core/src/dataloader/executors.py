@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from dataloader.registry import Registry
 
 LOCAL = "local"
+# A distributed run asks its source for this many partitions per worker: enough that a slow
+# partition or a retried one does not leave the other workers idle at the end.
+PARTITIONS_PER_WORKER = 4
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -57,6 +60,12 @@ class Executor(Protocol):
 def executor_name(recipe: Recipe, override: str | None = None) -> str:
     """The executor a run uses: the CLI's `--executor`, else `runtime.executor`."""
     return override or recipe.runtime.executor
+
+
+def partition_count(runtime: RuntimeConfig) -> int:
+    """How many partitions a distributed run asks its source for: `PARTITIONS_PER_WORKER` per
+    worker, `runtime.parallelism` workers (at least 2)."""
+    return max(2, runtime.parallelism) * PARTITIONS_PER_WORKER
 
 
 def create_executor(name: str, registry: Registry, recipe: Recipe) -> Executor:

@@ -16,6 +16,7 @@ from dataloader.cli.app import make_console, var_option
 from dataloader.cli.display import plural
 from dataloader.cli.state_cmds import destination_state, state_dir_option, with_progress_of
 from dataloader.context import RunContext
+from dataloader.executors import LOCAL, PARTITIONS_PER_WORKER, executor_name, partition_count
 from dataloader.partitions import Partition, total
 from dataloader.recipe.binding import bind_recipe
 from dataloader.registry import get_registry
@@ -33,8 +34,9 @@ DEFAULT_PARTITIONS = 8  # when `runtime.parallelism` is 1
     "count",
     type=click.IntRange(min=1, max=100_000),
     default=None,
-    help=f"How many partitions to ask for (default: runtime.parallelism, or "
-    f"{DEFAULT_PARTITIONS} when that is 1); a source may make fewer.",
+    help=f"How many partitions to ask for (default: what a distributed run asks for, "
+    f"{PARTITIONS_PER_WORKER} per worker, under `runtime.executor` other than local; else "
+    f"runtime.parallelism, or {DEFAULT_PARTITIONS} when that is 1); a source may make fewer.",
 )
 @state_dir_option(
     "The local state directory the run would start from, instead of the recipe's `state:`."
@@ -46,7 +48,10 @@ def plan(recipe: str, variables: tuple[str, ...], count: int | None, state_dir: 
     stored, committed, loaded, _ = destination_state(recipe, variables, state_dir, reset=False)
     state = with_progress_of(stored, committed)
     parallelism = loaded.runtime.parallelism
-    wanted = count or (parallelism if parallelism > 1 else DEFAULT_PARTITIONS)
+    if executor_name(loaded) != LOCAL:  # what the distributed run asks for
+        wanted = count or partition_count(loaded.runtime)
+    else:
+        wanted = count or (parallelism if parallelism > 1 else DEFAULT_PARTITIONS)
     bound = bind_recipe(loaded, get_registry())
     source = bound.source.create()
     source.open(

@@ -27,7 +27,7 @@ from dataloader.context import RunContext
 from dataloader.engine.result import RunInterrupted, RunResult, StageMetrics
 from dataloader.engine.runner import Runner, RunOptions, deep_merge, new_run_id
 from dataloader.errors import DataLoaderError, EngineError
-from dataloader.executors import Executor
+from dataloader.executors import Executor, partition_count
 from dataloader.incremental import CursorTracker, window_for
 from dataloader.logs import run_context
 from dataloader.partitions import Partition
@@ -364,7 +364,7 @@ class DistributedRun:
             source = self.bound.source.create()
             source.open(source_context)
             stack.callback(source.close)
-            count = max(2, self.recipe.runtime.parallelism) * 4
+            count = partition_count(self.recipe.runtime)
             tick = time.perf_counter()
             partitions = source.plan_partitions(state.copy_deep(), count)
             if partitions is None:
