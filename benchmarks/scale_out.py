@@ -38,9 +38,9 @@ from dataloader import run_recipe_from_yaml
 figures = []
 class Partitions(logging.Handler):
     def emit(self, record):
-        found = re.match(r"partition (\\d+) staged: (\\d+) rows in ([0-9.]+)s", record.getMessage())
+        found = re.match(r"partition (\\d+): ([0-9,]+) rows staged in ([0-9.]+)s", record.getMessage())
         if found:
-            figures.append([int(found[1]), int(found[2]), float(found[3])])
+            figures.append([int(found[1]), int(found[2].replace(",", "")), float(found[3])])
 logging.getLogger("dataloader.engine").addHandler(Partitions())
 logging.getLogger("dataloader.engine").setLevel(logging.INFO)
 result = run_recipe_from_yaml({recipe!r}, state_dir={state!r})

@@ -224,12 +224,20 @@ def test_the_cli_runs_a_recipe_on_the_executor_it_is_given(
         listed.output
     )
     state = str(tmp_path / "state")
+    logs = ["--log-format", "json", "--log-level", "info"]
     result = CliRunner().invoke(
-        cli, ["run", str(recipe_file), "--state-dir", state, "--executor", "dask"]
+        cli, [*logs, "run", str(recipe_file), "--state-dir", state, "--executor", "dask"]
     )
     assert result.exit_code == 0, result.output
     assert _ids(database) == IDS
     assert _committed(database)["last_commit"]["counts"]["partitions"] == 8  # type: ignore[index]
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    staged = [r for r in records if r.get("partition") is not None]
+    assert sorted(r["partition"] for r in staged) == list(range(8))  # one record each
+    assert sum(r["rows"] for r in staged) == len(IDS)
+    assert all(r["rows_per_second"] > 0 and r["partitions"] == 8 for r in staged)
+    assert sorted(r["staged"] for r in staged) == list(range(1, 9))  # progress: k of 8
+    assert {r["run_id"] for r in records if "run_id" in r} == {staged[0]["run_id"]}
 
 
 def test_an_unknown_executor_names_the_key_and_the_installed_ones(

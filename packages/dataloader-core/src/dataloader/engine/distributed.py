@@ -418,7 +418,7 @@ class DistributedRun:
             log.warning(
                 f"{where}: transient failure, try {tried[where] + 1} of {attempts + 1}: "
                 f"{str(exc).partition(': ')[2]}",
-                extra={"stage": "write", "counts": {"retries": sum(tried.values())}},
+                extra={"stage": "write", "details": {"retries": sum(tried.values())}},
             )
             return True
 
@@ -432,10 +432,21 @@ class DistributedRun:
             result.batches += report.batches
             for name, metrics in report.stages.items():
                 result.stages.setdefault(name, StageMetrics()).seconds += metrics["seconds"]
+            rate = report.rows_written / max(report.seconds, 1e-9)
             log.info(
-                f"partition {report.index} staged: {report.rows_written} rows in "
-                f"{report.seconds:.2f}s ({report.rows_written / max(report.seconds, 1e-9):,.0f} rows/s)",
-                extra={"stage": "write", "counts": {"partition": report.index}},
+                f"partition {report.index}: {report.rows_written:,} rows staged in "
+                f"{report.seconds:.2f}s, {rate:,.0f} rows/s",
+                extra={
+                    "stage": "write",
+                    "details": {
+                        "partition": report.index,
+                        "rows": report.rows_written,
+                        "seconds": round(report.seconds, 3),
+                        "rows_per_second": round(rate),
+                        "staged": len(reports),
+                        "partitions": len(tasks),
+                    },
+                },
             )
             if self.options.progress is not None:  # rows staged so far, not yet committed
                 result.duration_seconds = time.perf_counter() - clock
