@@ -43,8 +43,9 @@ class Executor(Protocol):
         items: Iterable[Item],
         retry: Callable[[BaseException], bool] | None = None,
     ) -> Iterator[Result]:
-        """Run `function(item)` for every item on the workers; yield the results as they
-        finish, in any order. A task whose worker died is run again (the engine's own
+        """Run `function(item)` for every item on the workers, at most `runtime.parallelism`
+        (2 or more) at once — the cap on the connections the tasks open on a shared
+        cluster —; yield the results as they finish, in any order. A task whose worker died is run again (the engine's own
         mechanism, e.g. Dask's `allowed-failures`). A task that raises is run again, up to
         `runtime.retries.attempts` times, only when `retry(exception)` says so; otherwise,
         or once its tries are spent, the exception fails the map. Closing the iterator early

@@ -11,6 +11,7 @@ times; any other error fails the run at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from dataloader import ConnectorError
@@ -31,6 +32,7 @@ class DaskExecutor:
         self._client: Any = None
         self._cluster: Any = None
         self._retries = 0
+        self._limit = 2
 
     def open(self, runtime: RuntimeConfig) -> None:
         """Connect to `runtime.address`, or start a local cluster of `runtime.parallelism`
@@ -38,6 +40,7 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         self._retries = runtime.retries.attempts
+        self._limit = max(2, runtime.parallelism)
         if runtime.address is not None:
             try:
                 self._client = Client(runtime.address, timeout="10s")
@@ -67,18 +70,26 @@ class DaskExecutor:
         items: Iterable[Item],
         retry: Callable[[BaseException], bool] | None = None,
     ) -> Iterator[Result]:
-        """Submit every item (impure: each submission runs) and yield results as they finish.
-        A task that raises is submitted again, up to `runtime.retries.attempts` times, when
-        `retry` says its exception is worth it; otherwise the exception is raised here and
-        the other tasks are cancelled. (A worker that dies is Dask's to handle: the scheduler
+        """Submit the items (impure: each submission runs), at most `runtime.parallelism`
+        (2 or more) at a time — on a shared cluster, the cap on the connections the tasks
+        open to the source and the destination — and yield results as they finish. A task
+        that raises is submitted again, up to `runtime.retries.attempts` times, when `retry`
+        says its exception is worth it; otherwise the exception is raised here and the other
+        tasks are cancelled. (A worker that dies is Dask's to handle: the scheduler
         reschedules its task.)"""
         from distributed import as_completed
 
         assert self._client is not None, "open the executor first"
-        tries: dict[Any, tuple[Item, int]] = {
-            self._client.submit(function, item, pure=False): (item, 0) for item in items
-        }
-        finished = as_completed(list(tries))
+        client = self._client
+        waiting = iter(items)
+        tries: dict[Any, tuple[Item, int]] = {}
+
+        def submit(item: Item, tried: int) -> Any:
+            future = client.submit(function, item, pure=False)
+            tries[future] = (item, tried)
+            return future
+
+        finished = as_completed([submit(item, 0) for item in islice(waiting, self._limit)])
         try:
             for future in finished:
                 item, tried = tries.pop(future)
@@ -87,13 +98,13 @@ class DaskExecutor:
                 except Exception as exc:
                     if retry is None or tried >= self._retries or not retry(exc):
                         raise
-                    again = self._client.submit(function, item, pure=False)
-                    tries[again] = (item, tried + 1)
-                    finished.add(again)
+                    finished.add(submit(item, tried + 1))
                     continue
+                for following in islice(waiting, 1):
+                    finished.add(submit(following, 0))
                 yield result
         finally:
-            self._client.cancel([future for future in tries if not future.done()])
+            client.cancel([future for future in tries if not future.done()])
 
     def close(self) -> None:
         """Close the client, and the local cluster this executor started."""
