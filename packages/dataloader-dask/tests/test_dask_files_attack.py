@@ -128,20 +128,28 @@ def _duckdb_both(
 @pytest.mark.parametrize(
     ("column", "values"),
     [
-        (pa.array([3] * FILES, pa.int64()), [i + 0.5 for i in range(FILES)]),
-        (pa.array([decimal.Decimal("1.25")] * FILES, pa.decimal128(10, 2)), [1.005] * FILES),
+        (pa.array([3] * FILES, pa.int64()), pa.array([i + 0.5 for i in range(FILES)])),
+        (
+            pa.array([decimal.Decimal("1.25")] * FILES, pa.decimal128(10, 2)),
+            pa.array([1.005] * FILES),
+        ),
+        (
+            pa.array([dt.datetime(2024, 1, 1)] * FILES, pa.timestamp("ms", "UTC")),
+            pa.array([dt.datetime(2024, 1, 2, 0, 0, 0, 123456)] * FILES, pa.timestamp("us", "UTC")),
+        ),
     ],
-    ids=["bigint", "decimal"],
+    ids=["bigint", "decimal", "timestamp_ms"],
 )
-def test_doubles_appended_to_a_file_dataset_of_exact_numbers_are_refused_not_committed(
-    tmp_path: Path, address: str, registry: Registry, column: pa.Array, values: list[float]
+def test_rows_appended_to_a_file_dataset_that_do_not_fit_it_are_refused_not_committed(
+    tmp_path: Path, address: str, registry: Registry, column: pa.Array, values: pa.Array
 ) -> None:
-    # Finding (silent corruption): a Parquet directory loaded before with `v` int64 (or
-    # decimal(10,2)), then an append whose rows carry doubles (0.5, 1.5, … or 1.005).
-    # Single-process checks each value against the recorded column and refuses ("does not
-    # fit"); the distributed run committed parts of `v: double` beside the exact ones: the
-    # driver's check of the staged types against the table uses `describe()`, which a file
-    # destination does not give (None), and never the schema the state recorded.
+    # Finding (silent corruption of the dataset's types): a Parquet directory loaded before
+    # with `v` int64 (decimal(10,2), timestamp[ms]), then an append whose rows carry doubles
+    # (0.5, 1.5, … or 1.005) or microseconds. Single-process checks each value against the
+    # column the state recorded and refuses ("does not fit"); the distributed run committed
+    # parts of `v: double` (timestamp[us]) beside the exact ones: the driver checks the
+    # staged types against `describe()`, which a file destination does not give (None), and
+    # never against the schema the state recorded.
     out = tmp_path / "out"
     destination = {"type": "filestore", "path": str(out), "format": "parquet"}
     before = _parquet_files(
@@ -151,7 +159,7 @@ def test_doubles_appended_to_a_file_dataset_of_exact_numbers_are_refused_not_com
     )
     _run(tmp_path, registry, address, "local", before, destination)
     source = _parquet_files(
-        tmp_path, [pa.table({"id": [100 + i], "v": [value]}) for i, value in enumerate(values)]
+        tmp_path, [pa.table({"id": [100 + i], "v": values.slice(i, 1)}) for i in range(FILES)]
     )
     with pytest.raises(DataLoaderError, match="does not fit"):
         _run(tmp_path, registry, address, "local", source, destination)
