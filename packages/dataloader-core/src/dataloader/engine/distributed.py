@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from threading import Thread
 from typing import Any
 
 import pyarrow as pa
@@ -261,6 +262,8 @@ class DistributedRun:
         self.result: RunResult | None = None
         self._engine = Runner(bound, backend, self.options)  # contexts and the initial state
         self._committing = False
+        self._opening: Thread | None = None
+        self._open_error: BaseException | None = None
 
     def run(self) -> RunResult:
         """Take the recipe's lock, open the executor, stage every partition, commit once."""
@@ -273,8 +276,12 @@ class DistributedRun:
             stack.enter_context(run_context(self.recipe.name, run_id))
             stack.enter_context(self.backend.lock(self.recipe.name))
             try:
-                stack.callback(self.executor.close)
-                self.executor.open(self.recipe.runtime)
+                # The executor starts (its imports, the connection to the scheduler or a local
+                # cluster) while the driver opens the destination and plans: `_stage_all`
+                # waits for it.
+                self._opening = Thread(target=self._open_executor, name="executor-open")
+                self._opening.start()
+                stack.callback(self._close_executor)
                 log.info(
                     "distributed run started",
                     extra={"stage": "plan", "counts": {"executor": self.executor.name}},
@@ -306,6 +313,24 @@ class DistributedRun:
             self._finish(result, clock)
         log.info("run finished", extra={"stage": "done", "counts": {"rows": result.rows_written}})
         return result
+
+    def _open_executor(self) -> None:
+        try:
+            self.executor.open(self.recipe.runtime)
+        except BaseException as exc:  # raised in the driver's thread by `_opened`
+            self._open_error = exc
+
+    def _opened(self) -> None:
+        """Wait for the executor to be open; raise what opening it raised."""
+        assert self._opening is not None
+        self._opening.join()
+        if self._open_error is not None:
+            raise self._open_error
+
+    def _close_executor(self) -> None:
+        if self._opening is not None:
+            self._opening.join()
+        self.executor.close()
 
     def _check(self) -> None:
         """What this slice cannot run distributed: a clear error naming the key, up front."""
@@ -403,6 +428,7 @@ class DistributedRun:
             )
             for partition in partitions
         ]
+        self._opened()
         reports: dict[int, PartitionReport] = {}
         clock = time.perf_counter()
         attempts = self.recipe.runtime.retries.attempts
