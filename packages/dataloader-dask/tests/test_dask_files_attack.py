@@ -267,3 +267,33 @@ def test_a_postgres_interval_array_loads_into_duckdb_as_single_process(
     loaded = _duckdb_both(tmp_path, registry, address, source)
     assert ('Spans ü".x', "INTERVAL[]") in loaded["local"][0]
     assert loaded["dask"] == loaded["local"]
+
+
+def test_timestamps_of_two_units_end_as_the_single_process_run(
+    tmp_path: Path, address: str, registry: Registry
+) -> None:
+    # Finding (a divergence, no loss): Parquet files whose `at` is timestamp[ms, UTC] in the
+    # first and timestamp[ns, UTC] with sub-millisecond digits in another. Single-process
+    # keeps the column's first unit (the schema manager's `_unit_only`: no widening by unit)
+    # and refuses the nanoseconds ("does not fit timestamptz[ms]"); the driver's
+    # `unite_parts` takes the finer unit and commits a TIMESTAMPTZ_NS table. The two
+    # executors must agree (both refuse, or both load).
+    tables = [
+        pa.table({"id": [i], "at": pa.array([1_700_000_000_123 + i], pa.timestamp("ms", "UTC"))})
+        for i in range(FILES)
+    ]
+    tables[3] = pa.table(
+        {"id": [3], "at": pa.array([1_700_000_000_123_456_789], pa.timestamp("ns", "UTC"))}
+    )
+    source = _parquet_files(tmp_path, tables)
+    outcome = {}
+    for executor in ("local", "dask"):
+        database = tmp_path / f"{executor}.duckdb"
+        destination = {"type": "duckdb", "database": str(database), "table": "t"}
+        try:
+            _run(tmp_path, registry, address, executor, source, destination)
+            outcome[executor] = _duckdb_table(database)
+        except DataLoaderError as exc:
+            outcome[executor] = f"refused: {exc.problem.key}"
+    assert outcome["local"] == "refused: schema.on_violation"
+    assert isinstance(outcome["dask"], str), outcome["dask"]  # refused too
