@@ -182,3 +182,22 @@ def test_a_tagged_bit_column_is_staged_as_bit_1(pg: Any, pair: Any) -> None:
     reference, staged = pair("id bigint, b bit(3)", batch)
     assert reference == (None, [("(1,101)",)])
     assert staged == reference
+
+
+@pytest.mark.parametrize("tag", ["mood", "citext"])
+def test_a_type_only_the_source_database_has_fails_the_staging(
+    pg: Any, pair: Any, tag: str
+) -> None:
+    # Found by attack (fails where single-process loads): a Postgres source tags an enum or
+    # an extension's type (`mood`, `citext`) with its name; into an existing table whose
+    # column is text, in a database without that type, single-process COPYs the strings into
+    # the text column, but each worker creates its staging table from the tag and fails
+    # ('type "mood" does not exist'): such a cross-database load never runs distributed.
+    field = pa.field("m", pa.string(), metadata={TYPE_TAG: tag.encode()})
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1], pa.int64()), pa.array(["ok"])],
+        schema=pa.schema([pa.field("id", pa.int64()), field]),
+    )
+    reference, staged = pair("id bigint, m text", batch)
+    assert reference == (None, [("(1,ok)",)])
+    assert staged == reference
