@@ -62,3 +62,21 @@ def test_at_most_parallelism_tasks_are_on_the_cluster(address: str, parallelism:
         executor.close()
     assert held == parallelism  # 4 threads could have run more
     assert sorted(collected) == [item * 10 for item in range(7)]
+
+
+def _prepared() -> bool:
+    import sys
+
+    from dataloader import registry
+
+    return "dataloader.engine.distributed" in sys.modules and registry._default is not None
+
+
+def test_the_workers_of_a_local_cluster_are_prepared_before_the_first_task() -> None:
+    executor = DaskExecutor()
+    executor.open(RuntimeConfig.model_validate({"parallelism": 2}))
+    try:
+        prepared = executor._client.run(_prepared)
+    finally:
+        executor.close()
+    assert len(prepared) == 2 and all(prepared.values())

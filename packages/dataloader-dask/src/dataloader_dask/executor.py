@@ -54,6 +54,7 @@ class DaskExecutor:
                     expected="the address of a running Dask scheduler (tcp://host:8786; "
                     "tls:// with Dask's TLS configuration)",
                 ) from exc
+            self._prepare_workers()
             return
         self._cluster = LocalCluster(
             n_workers=max(2, runtime.parallelism),
@@ -63,6 +64,14 @@ class DaskExecutor:
             dashboard_address=None,
         )
         self._client = Client(self._cluster)
+        self._prepare_workers()
+
+    def _prepare_workers(self) -> None:
+        """Have every worker, and any that joins later, import the engine and load the
+        plugins now (in parallel with the driver's planning) rather than in its first task."""
+        from dataloader_dask.worker import PrepareWorker
+
+        self._client.register_plugin(PrepareWorker(), name="dataloader-prepare")
 
     def map(
         self,

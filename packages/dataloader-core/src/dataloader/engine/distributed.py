@@ -91,6 +91,12 @@ class PartitionReport:
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+def prepare_worker() -> None:
+    """What a worker process can do before its first task (an executor calls it when the
+    worker starts or joins the run): import the engine and load the plugin registry."""
+    get_registry()
+
+
 def run_partition(task: PartitionTask) -> PartitionReport:
     """In a worker: read one partition, transform it as the engine does, and stage it through
     the destination (which is not opened here: the driver holds its connection)."""
