@@ -277,3 +277,37 @@ def test_timestamps_of_several_zones_and_far_dates_load_as_single_process(
     outcomes = run_both(tmp_path, registry, address, db, parquet_files(tmp_path, tables))
     assert outcomes["local"][0] is None
     assert outcomes["dask"] == outcomes["local"]
+
+
+def test_an_overwrite_of_the_table_it_reads_waits_for_its_own_source_for_ever(
+    tmp_path: Path, address: str, registry: Registry, db: Db
+) -> None:
+    # Found by attack (hang): a recipe that reads a table and overwrites it (a rewrite through
+    # transform steps, or a query that reads the destination). Single-process ends its read
+    # before its commit swaps the table in. The driver keeps its source open until after the
+    # commit (the plan's exported snapshot, whose REPEATABLE READ transaction holds an ACCESS
+    # SHARE lock on the table since the plan's min/max query), so the commit's DROP TABLE
+    # waits for the driver's own source session for ever, holding the recipe's lock. Here a
+    # database-wide lock_timeout turns the wait into an error.
+    db.query(f"ALTER DATABASE \"{db.settings['database']}\" SET lock_timeout = '3s'")
+    for executor in EXECUTORS:
+        table = f"self_{executor}"
+        db.query(f"CREATE TABLE {table} AS SELECT i AS id FROM generate_series(1, 100) AS i")
+        recipe = {
+            "name": f"self_{executor}",
+            "source": {"type": "postgres", **db.settings, "table": table, "partition_column": "id"},
+            "destination": {
+                "type": "postgres",
+                **db.settings,
+                "table": table,
+                "write_mode": "overwrite",
+            },
+            "runtime": {"executor": executor, "address": address, "parallelism": 2},
+        }
+        run = create_run(
+            bind_recipe(Recipe.model_validate(recipe), registry),
+            LocalStateBackend(tmp_path / f"state-{executor}"),
+            registry=registry,
+        )
+        run.run()  # dask: "Postgres commit failed … canceling statement due to lock timeout"
+        assert db.query(f"SELECT count(*) FROM {table}") == [(100,)]
