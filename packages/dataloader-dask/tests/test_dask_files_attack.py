@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from distributed import Client
 
 from dataloader.engine.distributed import create_run
 from dataloader.errors import DataLoaderError
@@ -297,3 +300,61 @@ def test_timestamps_of_two_units_end_as_the_single_process_run(
             outcome[executor] = f"refused: {exc.problem.key}"
     assert outcome["local"] == "refused: schema.on_violation"
     assert isinstance(outcome["dask"], str), outcome["dask"]  # refused too
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, address: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The driver in `<tmp>/driver`, the cluster's workers in `<tmp>/worker` (as on an
+    existing cluster whose workers were started in another directory); restored after."""
+    (tmp_path / "driver").mkdir()
+    (tmp_path / "worker").mkdir()
+    monkeypatch.chdir(tmp_path / "driver")
+    with Client(address) as client:
+        before = client.run(os.getcwd)
+        client.run(os.chdir, str(tmp_path / "worker"))
+        try:
+            yield tmp_path
+        finally:
+            for worker, cwd in before.items():
+                client.run(os.chdir, cwd, workers=[worker])
+
+
+def test_a_relative_destination_path_is_committed_where_the_driver_names_it(
+    elsewhere: Path, address: str, registry: Registry
+) -> None:
+    # Finding (silent loss at the named destination): `path: out`, relative, run on a
+    # cluster whose workers' working directory is not the driver's. Each worker resolves
+    # `out` against its own directory and reports absolute part paths there; the driver
+    # renames them in place, writes the commit record (state: 8 rows committed) into its own
+    # `out`, and reports success: the driver's `out` holds no row, `<worker dir>/out` holds
+    # them all (under overwrite, the driver's old parts are removed and the new ones land
+    # elsewhere). Either the path is made absolute by the driver before the tasks leave, or
+    # the run is refused naming `destination.path`.
+    source = _csv_files(elsewhere, [f"id,v\n{i},x\n" for i in range(FILES)])
+    destination = {"type": "filestore", "path": "out", "format": "csv"}
+    result = _run(elsewhere, registry, address, "dask", source, destination)
+    assert result.rows_written == FILES
+    out = elsewhere / "driver" / "out"
+    rows = [line for path in _visible(out) for line in path.read_text().splitlines()[1:]]
+    assert sorted(rows) == sorted(f"{i},x" for i in range(FILES))
+    assert not (elsewhere / "worker" / "out").exists()
+
+
+def test_a_relative_duckdb_database_is_staged_where_the_driver_reads_it(
+    elsewhere: Path, address: str, registry: Registry
+) -> None:
+    # Finding (unclear error, staging left behind): `database: out.duckdb`, relative, on a
+    # cluster whose workers' working directory is not the driver's. The workers stage under
+    # `<worker dir>/.out.duckdb.staging/`, the driver looks under its own directory and fails
+    # with "FileNotFoundError: … Failed to open local file '.out.duckdb.staging/…'" (no key);
+    # the parts stay in the worker's directory, which no discard reaches. Expected: the rows
+    # of the single-process run, or a refusal naming `destination.database`.
+    source = _csv_files(elsewhere, [f"id,v\n{i},x\n" for i in range(FILES)])
+    destination = {"type": "duckdb", "database": "out.duckdb", "table": "t"}
+    try:
+        _run(elsewhere, registry, address, "dask", source, destination)
+    except DataLoaderError as exc:
+        assert exc.problem.key == "destination.database", str(exc)
+    else:
+        assert len(_duckdb_table(elsewhere / "driver" / "out.duckdb")[1]) == FILES
+    assert not (elsewhere / "worker" / ".out.duckdb.staging").exists()
