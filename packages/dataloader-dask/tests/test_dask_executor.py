@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dataloader_dask.executor import DaskExecutor
 from distributed import Client, LocalCluster
 
+from dataloader.engine.distributed import WorkerPreparation
 from dataloader.recipe.models import RuntimeConfig
 
 RELEASE = threading.Event()
@@ -69,12 +71,23 @@ def _prepared() -> bool:
 
     from dataloader import registry
 
-    return "dataloader.engine.distributed" in sys.modules and registry._default is not None
+    loaded = {"dataloader_filestore.connector", "dataloader_duckdb.connector"}
+    return loaded <= sys.modules.keys() and registry._default is not None
 
 
-def test_the_workers_of_a_local_cluster_are_prepared_before_the_first_task() -> None:
+def test_the_workers_of_a_local_cluster_are_prepared_before_the_first_task(
+    tmp_path: Path,
+) -> None:
+    recipe = {
+        "name": "prepared",
+        "source": {"type": "filestore", "path": str(tmp_path / "*.csv")},
+        "destination": {"type": "duckdb", "database": str(tmp_path / "o.duckdb"), "table": "t"},
+        "runtime": {"executor": "dask", "parallelism": 2},
+    }
+    preparation = WorkerPreparation(recipe)
+    assert "filestore" not in repr(preparation)  # the recipe (and its secrets) left out
     executor = DaskExecutor()
-    executor.open(RuntimeConfig.model_validate({"parallelism": 2}))
+    executor.open(RuntimeConfig.model_validate({"parallelism": 2}), preparation)
     try:
         prepared = executor._client.run(_prepared)
     finally:

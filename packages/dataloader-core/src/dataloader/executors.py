@@ -32,9 +32,12 @@ class Executor(Protocol):
 
     name: ClassVar[str]
 
-    def open(self, runtime: RuntimeConfig) -> None:
+    def open(self, runtime: RuntimeConfig, prepare: Callable[[], None] | None = None) -> None:
         """Connect to `runtime.address`, or, when it is None, start a cluster this run owns
-        (of `runtime.parallelism` workers, at least 2)."""
+        (of `runtime.parallelism` workers, at least 2). `prepare` (picklable, without
+        arguments) is run once in each worker process before its first task of this run,
+        also in one that joins later: the engine's warm-up (imports), so the first
+        partitions do not pay for it."""
         ...
 
     def map(

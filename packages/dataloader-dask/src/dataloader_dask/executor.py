@@ -34,9 +34,10 @@ class DaskExecutor:
         self._retries = 0
         self._limit = 2
 
-    def open(self, runtime: RuntimeConfig) -> None:
+    def open(self, runtime: RuntimeConfig, prepare: Callable[[], None] | None = None) -> None:
         """Connect to `runtime.address`, or start a local cluster of `runtime.parallelism`
-        worker processes (2 when it is 1), one thread each, on 127.0.0.1, no dashboard."""
+        worker processes (2 when it is 1), one thread each, on 127.0.0.1, no dashboard; then
+        have every worker, and any that joins later, run `prepare` (a worker plugin)."""
         from distributed import Client, LocalCluster
 
         self._retries = runtime.retries.attempts
@@ -54,7 +55,7 @@ class DaskExecutor:
                     expected="the address of a running Dask scheduler (tcp://host:8786; "
                     "tls:// with Dask's TLS configuration)",
                 ) from exc
-            self._prepare_workers()
+            self._prepare_workers(prepare)
             return
         self._cluster = LocalCluster(
             n_workers=max(2, runtime.parallelism),
@@ -64,14 +65,14 @@ class DaskExecutor:
             dashboard_address=None,
         )
         self._client = Client(self._cluster)
-        self._prepare_workers()
+        self._prepare_workers(prepare)
 
-    def _prepare_workers(self) -> None:
-        """Have every worker, and any that joins later, import the engine and load the
-        plugins now (in parallel with the driver's planning) rather than in its first task."""
+    def _prepare_workers(self, prepare: Callable[[], None] | None) -> None:
+        if prepare is None:
+            return
         from dataloader_dask.worker import PrepareWorker
 
-        self._client.register_plugin(PrepareWorker(), name="dataloader-prepare")
+        self._client.register_plugin(PrepareWorker(prepare), name="dataloader-prepare")
 
     def map(
         self,

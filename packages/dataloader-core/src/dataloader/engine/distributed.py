@@ -91,10 +91,27 @@ class PartitionReport:
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def prepare_worker() -> None:
-    """What a worker process can do before its first task (an executor calls it when the
-    worker starts or joins the run): import the engine and load the plugin registry."""
-    get_registry()
+@dataclass(frozen=True)
+class WorkerPreparation:
+    """What a worker process does before its first task, as an executor runs it in each
+    worker when it starts or joins the run: import the engine, load the plugin registry and
+    the modules of the recipe's connectors and steps (nothing is opened). A failure is left
+    for the task to meet and report.
+
+    :param recipe: the validated recipe as data (secrets included; not in the `repr`).
+    """
+
+    recipe: dict[str, Any] = field(repr=False)
+
+    def __call__(self) -> None:
+        try:
+            bound = bind_recipe(Recipe.model_validate(self.recipe), get_registry())
+            bound.source.create()
+            bound.destination.create()
+            for step in bound.steps:
+                step.create()
+        except Exception as exc:
+            log.debug(f"worker preparation left to the first task: {_cause(exc)}")
 
 
 def run_partition(task: PartitionTask) -> PartitionReport:
@@ -322,9 +339,13 @@ class DistributedRun:
 
     def _open_executor(self) -> None:
         try:
-            self.executor.open(self.recipe.runtime)
+            self.executor.open(self.recipe.runtime, WorkerPreparation(self._recipe_data()))
         except BaseException as exc:  # raised in the driver's thread by `_opened`
             self._open_error = exc
+
+    def _recipe_data(self) -> dict[str, Any]:
+        """The recipe as the workers validate it again."""
+        return self.recipe.model_dump(by_alias=True, exclude_unset=True)
 
     def _opened(self) -> None:
         """Wait for the executor to be open; raise what opening it raised."""
@@ -422,7 +443,7 @@ class DistributedRun:
     def _stage_all(
         self, partitions: list[Partition], state: State, result: RunResult
     ) -> list[PartitionReport]:
-        recipe_data = self.recipe.model_dump(by_alias=True, exclude_unset=True)
+        recipe_data = self._recipe_data()
         tasks = [
             PartitionTask(
                 recipe=recipe_data,
