@@ -311,3 +311,37 @@ def test_an_overwrite_of_the_table_it_reads_waits_for_its_own_source_for_ever(
         )
         run.run()  # dask: "Postgres commit failed … canceling statement due to lock timeout"
         assert db.query(f"SELECT count(*) FROM {table}") == [(100,)]
+
+
+def test_a_type_tag_of_the_largest_file_rewrites_the_other_files_values(
+    tmp_path: Path, address: str, registry: Registry, db: Db
+) -> None:
+    # Found by attack (silent corruption): Parquet files whose `doc` column is a plain string
+    # in the first file (path order) and tagged `pg_type: jsonb` (as a dataloader export
+    # from Postgres writes it) in a larger one. Single-process creates `doc` as text from the
+    # first file and stores every string as given. The driver unites the parts keeping the
+    # first part's field metadata, and partition 0 holds the largest file: `doc` becomes
+    # jsonb, and the first file's JSON text is rewritten (a duplicate key dropped, keys
+    # reordered, spaces changed) with the state committed.
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(
+        pa.table({"id": pa.array([1], pa.int64()), "doc": ['{"b":1,  "a":2, "a": 3}']}),
+        data / "a.parquet",
+    )
+    tagged = pa.schema(
+        [
+            pa.field("id", pa.int64()),
+            pa.field("doc", pa.string(), metadata={b"pg_type": b"jsonb"}),
+        ]
+    )
+    ids = list(range(2, 600))
+    pq.write_table(
+        pa.Table.from_pydict({"id": ids, "doc": [f'{{"x": {i}}}' for i in ids]}, schema=tagged),
+        data / "b.parquet",
+    )
+    source = {"type": "filestore", "path": str(data / "*.parquet")}
+    outcomes = run_both(tmp_path, registry, address, db, source)
+    assert ('(1,"{""b"":1,  ""a"":2, ""a"": 3}")',) in (outcomes["local"][1] or [])
+    assert outcomes["local"][2] == [("id", "bigint"), ("doc", "text")]
+    assert outcomes["dask"] == outcomes["local"]

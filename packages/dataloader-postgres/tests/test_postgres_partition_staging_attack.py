@@ -201,3 +201,18 @@ def test_a_type_only_the_source_database_has_fails_the_staging(
     reference, staged = pair("id bigint, m text", batch)
     assert reference == (None, [("(1,ok)",)])
     assert staged == reference
+
+
+def test_a_view_as_the_table_is_written_through_instead_of_refused(pg: Any) -> None:
+    # Found by attack (differs from single-process): a destination `table` that is an
+    # (auto-updatable) view. Single-process COPY refuses it ('cannot copy to view'); the
+    # driver's INSERT … SELECT writes through the view into its base table and commits.
+    batch = pa.record_batch({"id": pa.array([1, 2], pa.int64())})
+    results = []
+    for name, write in (("single", single), ("split", distributed)):
+        pg.execute(f"CREATE TABLE {name}_base (id bigint)")
+        pg.execute(f"CREATE VIEW {name}_v AS SELECT * FROM {name}_base")
+        results.append(outcome(pg, write, f"{name}_v", batch))
+    reference, staged = results
+    assert reference == ("ConnectorError", [])
+    assert staged == reference
