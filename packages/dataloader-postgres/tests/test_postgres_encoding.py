@@ -4,7 +4,6 @@ table and column, never a silent replacement."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,22 +17,12 @@ from dataloader_postgres.state import PostgresStateBackend, PostgresStateConfig
 from dataloader_postgres.testing import PostgresServer
 
 LATIN1_WORDS = ["Zürich", "Ørsted", "façade «déjà» ½ ÿ", "plain"]
-_names = itertools.count(1)
 
 
 @pytest.fixture
 def latin1(postgres_server: PostgresServer, pg: Any) -> Iterator[Any]:
     """A new LATIN1 database on the test server, with the helpers `pg` has for its own."""
-    name = f"latin1_{next(_names)}_{postgres_server.create_database()}"
-    admin = postgres_server.connect()
-    admin.autocommit = True
-    try:
-        admin.cursor().execute(
-            f"CREATE DATABASE \"{name}\" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
-            "TEMPLATE template0"
-        )
-    finally:
-        admin.close()
+    name = postgres_server.create_database(encoding="LATIN1")
     helper = type(pg)(postgres_server, name)
     try:
         yield helper

@@ -224,16 +224,7 @@ def test_text_keys_with_a_deterministic_collation_skip_the_sort(twin: Twin) -> N
 @pytest.fixture
 def latin1(postgres_server: PostgresServer, pg: Any) -> Iterator[Any]:
     """A new LATIN1 database on the test server, with the helpers `pg` has for its own."""
-    name = f"speedpath_latin1_{postgres_server.create_database()}"
-    admin = postgres_server.connect()
-    admin.autocommit = True
-    try:
-        admin.cursor().execute(
-            f"CREATE DATABASE \"{name}\" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
-            "TEMPLATE template0"
-        )
-    finally:
-        admin.close()
+    name = postgres_server.create_database(encoding="LATIN1")
     helper = type(pg)(postgres_server, name)
     try:
         yield helper

@@ -529,19 +529,8 @@ def test_wrong_value_count_is_a_clear_error() -> None:
         _native.encode_copy_binary(batch, [(20, -1, 0)], True)
 
 
-def test_untranslatable_character_fails_like_csv(
-    postgres_server: PostgresServer, postgres_database: str
-) -> None:
-    name = f"{postgres_database}_latin1"
-    admin = postgres_server.connect()
-    admin.autocommit = True
-    try:
-        admin.cursor().execute(
-            f"CREATE DATABASE \"{name}\" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
-            "TEMPLATE template0"
-        )
-    finally:
-        admin.close()
+def test_untranslatable_character_fails_like_csv(postgres_server: PostgresServer) -> None:
+    name = postgres_server.create_database(encoding="LATIN1")
     conn = postgres_server.connect(name)
     conn.set_client_encoding("UTF8")
     try:

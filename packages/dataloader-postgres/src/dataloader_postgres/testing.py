@@ -122,12 +122,19 @@ class PostgresServer:
             host="127.0.0.1", port=self.port, dbname=database, user=PG_USER, password=self.password
         )
 
-    def create_database(self) -> str:
+    def create_database(self, encoding: str | None = None) -> str:
+        """A new, empty database; its name. With `encoding` (e.g. `LATIN1`), one that stores
+        text in that encoding (collation `C`)."""
         name = f"test_{os.getpid()}_{next(self._counter)}"
+        options = (
+            f" ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+            if encoding
+            else ""
+        )
         connection = self.connect()
         connection.autocommit = True
         try:
-            connection.cursor().execute(f'CREATE DATABASE "{name}"')
+            connection.cursor().execute(f'CREATE DATABASE "{name}"{options}')
         finally:
             connection.close()
         return name
