@@ -330,14 +330,14 @@ def test_a_relative_destination_path_is_committed_where_the_driver_names_it(
     # them all (under overwrite, the driver's old parts are removed and the new ones land
     # elsewhere). Either the path is made absolute by the driver before the tasks leave, or
     # the run is refused naming `destination.path`.
+    # Fixed: refused before the commit, naming the key, the worker's parts removed.
     source = _csv_files(elsewhere, [f"id,v\n{i},x\n" for i in range(FILES)])
     destination = {"type": "filestore", "path": "out", "format": "csv"}
-    result = _run(elsewhere, registry, address, "dask", source, destination)
-    assert result.rows_written == FILES
-    out = elsewhere / "driver" / "out"
-    rows = [line for path in _visible(out) for line in path.read_text().splitlines()[1:]]
-    assert sorted(rows) == sorted(f"{i},x" for i in range(FILES))
-    assert not (elsewhere / "worker" / "out").exists()
+    with pytest.raises(DataLoaderError, match="outside the directory the driver") as raised:
+        _run(elsewhere, registry, address, "dask", source, destination)
+    assert raised.value.problem.key == "destination.path"
+    assert not _visible(elsewhere / "driver" / "out")
+    assert not list((elsewhere / "worker" / "out").iterdir())
 
 
 def test_a_relative_duckdb_database_is_staged_where_the_driver_reads_it(

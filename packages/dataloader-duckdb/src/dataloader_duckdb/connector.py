@@ -922,11 +922,35 @@ class DuckDBConnector(BaseConnector):
         finally:
             if writer is not None:
                 writer.close()
-        return {"files": names, "rows": rows, "run_id": context.run_id}
+        return {
+            "files": names,
+            "rows": rows,
+            "run_id": context.run_id,
+            "directory": str(directory.absolute()),
+        }
 
     def _staged_files(self, staged: list[dict[str, Any]]) -> list[str]:
+        """The reported parts' paths; an error naming `destination.database` for parts a
+        worker staged elsewhere (a relative path it resolved in another directory)."""
         assert self.context is not None
         directory = self._staging_root(self.context)
+        for report in staged:
+            here = str((directory / report["run_id"]).absolute())
+            if report.get("files") and report.get("directory", here) != here:
+                astray = Path(report["directory"])
+                if (
+                    astray.parent.name == self.context.recipe_name
+                    and astray.parent.parent.name.endswith(STAGING_SUFFIX)
+                ):
+                    shutil.rmtree(astray.parent.parent, ignore_errors=True)  # where reachable
+                raise ConnectorError(
+                    f"a worker staged its parts in {report['directory']}, not beside the "
+                    f"database the driver commits into ({here}); nothing was committed",
+                    key="destination.database",
+                    value=self.config.database,
+                    expected="a database path the driver and every worker resolve to one "
+                    "file: an absolute path on a volume they share",
+                )
         return [
             str(directory / report["run_id"] / name)
             for report in staged
@@ -984,15 +1008,34 @@ class DuckDBConnector(BaseConnector):
             root.parent.rmdir()
 
 
+_NANOSECONDS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
 def _intervals_as_structs(data: pa.RecordBatch) -> pa.RecordBatch:
-    """`data` with each month-day-nanosecond interval column as a struct of its fields."""
-    if not any(pa.types.is_interval(field.type) for field in data.schema):
+    """`data` with each month-day-nanosecond interval column, and each duration (which
+    Parquet keeps as a bare integer), as a struct of an interval's fields."""
+    if not any(_is_span(field.type) for field in data.schema):
         return data
     import pyarrow.compute as pc
 
     columns, fields = [], []
     for field, column in zip(data.schema, data.columns, strict=True):
-        if pa.types.is_interval(field.type):
+        if pa.types.is_duration(field.type):
+            nanoseconds = pc.multiply_checked(
+                column.cast(pa.int64()), _NANOSECONDS[field.type.unit]
+            )
+            column = pa.StructArray.from_arrays(
+                [pa.nulls(len(column), pa.int32()).fill_null(0)] * 2 + [nanoseconds],
+                names=["months", "days", "nanoseconds"],
+                mask=pc.is_null(column),
+            )
+            field = pa.field(
+                field.name,
+                column.type,
+                field.nullable,
+                {**(field.metadata or {}), STAGED_INTERVAL: b"1"},
+            )
+        elif pa.types.is_interval(field.type):
             values = column.to_pylist()  # MonthDayNano tuples or None
             column = pa.StructArray.from_arrays(
                 [
@@ -1012,6 +1055,10 @@ def _intervals_as_structs(data: pa.RecordBatch) -> pa.RecordBatch:
         columns.append(column)
         fields.append(field)
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields, data.schema.metadata))
+
+
+def _is_span(kind: pa.DataType) -> bool:
+    return pa.types.is_interval(kind) or pa.types.is_duration(kind)
 
 
 def _structs_as_intervals(schema: pa.Schema) -> pa.Schema:

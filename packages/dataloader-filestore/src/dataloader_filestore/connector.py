@@ -838,6 +838,7 @@ class FileStoreConnector(BaseConnector):
         overwrite, the removal of the recipe's earlier parts), then the renames. A part keeps
         the types it was staged with: files are not rewritten at the commit."""
         assert self.context is not None
+        self._check_staged_where([part["path"] for r in staged for part in r.get("parts", [])])
         for report in staged:
             for part in report.get("parts", []):
                 self._part += 1
@@ -847,6 +848,29 @@ class FileStoreConnector(BaseConnector):
                 )
                 self._pending.append((part["path"], final))
         self.commit(state)
+
+    def _check_staged_where(self, paths: list[str]) -> None:
+        """Refuse parts a worker staged outside the driver's directory (a relative local
+        `path` the worker resolved in another working directory), removing those the driver
+        can reach."""
+        root = posixpath.normpath(self.root)
+        astray = [path for path in paths if posixpath.dirname(path) != root]
+        if not astray:
+            return
+        for path in astray:
+            if self._owns_staged(posixpath.basename(path)):
+                with contextlib.suppress(OSError):
+                    self.fs.rm(path)
+        path = astray[0]
+        raise ConnectorError(
+            f"a worker staged {path}, outside the directory the driver commits in "
+            f"({self.root}); nothing was committed",
+            file=self._recipe_file(),
+            key="destination.path",
+            value=self.config.path,
+            expected="a path the driver and every worker resolve to one directory: an "
+            "absolute path on a volume they share, or S3/SFTP",
+        )
 
     def discard_staged(self) -> None:
         """Remove the parts staged for this recipe by any run, whole or not; a commit record's

@@ -157,6 +157,7 @@ def run_partition(task: PartitionTask) -> PartitionReport:
                 if cursor_max is not None:
                     last[0] = cursor_max
                 if transformed.row_count:
+                    transformed = _without_null_columns(transformed)
                     counts["rows_written"] += transformed.row_count
                     counts["bytes_written"] += transformed.nbytes
                     tick = time.perf_counter()
@@ -184,6 +185,17 @@ def run_partition(task: PartitionTask) -> PartitionReport:
         stages={name: {"seconds": m.seconds} for name, m in stages.items()},
         **counts,
     )
+
+
+def _without_null_columns(batch: ArrowBatch) -> ArrowBatch:
+    """`batch` without its columns of type null (NULLs only, no type): the engine leaves such
+    a column out of the table until a value comes, and so does a distributed run — of its
+    staged files too. A destination that has the column fills it with NULLs."""
+    data = batch.to_arrow()
+    if not any(pa.types.is_null(kind) for kind in data.schema.types):
+        return batch
+    kept = [i for i, kind in enumerate(data.schema.types) if not pa.types.is_null(kind)]
+    return batch.with_data(data.select(kept))
 
 
 def _positions(
@@ -576,7 +588,11 @@ class DistributedRun:
             at = datetime.now(UTC).isoformat(timespec="seconds")
             version = record(state.schema_history, prepared.plan, result.run_id, at, declared)
             result.schema_changes += len(version["changes"]) if version is not None else 0
+        # The table as the plan left it: as the destination describes it, else (files) as
+        # the state records it.
         table = destination.describe()
+        if table is None:
+            table = manager.current
         # NULLs only and no column yet: left out, as the engine leaves such a column out.
         schema = pa.schema(
             [
@@ -591,7 +607,7 @@ class DistributedRun:
             if index < 0:
                 continue
             held = table.field(index).type
-            if supertype(held, part_field.type, manager.rules) != held:
+            if not _holds(held, part_field.type, manager.rules):
                 raise EngineError(
                     f"column {part_field.name!r}: the partitions staged {part_field.type}, "
                     f"which the table's {held} cannot hold without loss; a distributed run "
@@ -612,6 +628,35 @@ class DistributedRun:
         result.state = stored.to_dict()
 
 
+def _holds(held: pa.DataType, staged: pa.DataType, rules: Rules) -> bool:
+    """Whether a column of type `held` holds every value of type `staged` exactly: by the
+    widening rules, a dictionary as its values, a duration in an interval and fixed-size
+    binary in binary (as the destinations load them single-process)."""
+    if pa.types.is_dictionary(staged):
+        staged = staged.value_type
+    if pa.types.is_duration(staged) and pa.types.is_interval(held):
+        return True
+    if pa.types.is_fixed_size_binary(staged) and (
+        pa.types.is_binary(held) or pa.types.is_large_binary(held)
+    ):
+        return True
+    return supertype(held, staged, rules) == held
+
+
+_UNITS = {"s": 0, "ms": 1, "us": 2, "ns": 3}
+
+
+def _finer_unit(held: pa.DataType, staged: pa.DataType) -> bool:
+    """Whether `staged` is a timestamp of `held`'s kind (with or without a zone) in a finer
+    unit."""
+    return (
+        pa.types.is_timestamp(held)
+        and pa.types.is_timestamp(staged)
+        and (held.tz is None) == (staged.tz is None)
+        and _UNITS[staged.unit] > _UNITS[held.unit]
+    )
+
+
 def unite_parts(parts: list[tuple[str, pa.Schema]], rules: Rules) -> pa.Schema:
     """The staged parts' schemas united by name (columns in the order they first appear),
     each column of the narrowest type holding every part's type exactly (`supertype`), its
@@ -628,6 +673,17 @@ def unite_parts(parts: list[tuple[str, pa.Schema]], rules: Rules) -> pa.Schema:
                 continue
             held, first = seen
             united = supertype(held.type, part_field.type, rules)
+            if _finer_unit(held.type, part_field.type):
+                # The engine keeps a timestamp column's first unit and checks each finer
+                # value against it; the driver cannot check values.
+                raise EngineError(
+                    f"column {part_field.name!r} is {held.type} in staged part {first} and "
+                    f"{part_field.type} in {part}: a single-process run keeps the first unit "
+                    "and checks each value of a finer one, which the driver cannot",
+                    key="runtime.executor",
+                    expected="partitions of one timestamp unit (cast the column in a "
+                    "transform step), or a single-process run (`executor: local`)",
+                )
             if united is None:
                 raise EngineError(
                     f"column {part_field.name!r} is {held.type} in staged part {first} and "
