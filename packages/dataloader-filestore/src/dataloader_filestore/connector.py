@@ -23,6 +23,7 @@ import os
 import posixpath
 import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,7 @@ _PART_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-\d+(\.|$)")
 # What follows `.<recipe>-` in a part a worker of a distributed run staged:
 # `<run id>-staged-<attempt>-<part>`, the attempt being `<partition>-<hex>`.
 _STAGED_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-staged-\d+-[0-9a-f]+-\d+\.")
+_STAGED_ATTEMPT = re.compile(r"-staged-(\d+)-[0-9a-f]+-\d+\.")
 
 
 class FileStoreConnector(BaseConnector):
@@ -821,10 +823,7 @@ class FileStoreConnector(BaseConnector):
     def staged_schemas(self, staged: list[dict[str, Any]]) -> list[tuple[str, pa.Schema]]:
         """Each reported part's name and schema, from the reports (no file is read)."""
         return [
-            (
-                posixpath.basename(part["path"]),
-                pa.ipc.read_schema(pa.py_buffer(base64.b64decode(part["schema"]))),
-            )
+            (posixpath.basename(part["path"]), _decoded_schema(part["schema"]))
             for report in staged
             for part in report.get("parts", [])
             if part.get("rows")
@@ -839,6 +838,8 @@ class FileStoreConnector(BaseConnector):
         the types it was staged with: files are not rewritten at the commit."""
         assert self.context is not None
         self._check_staged_where([part["path"] for r in staged for part in r.get("parts", [])])
+        if schema is not None and self.config.format == "parquet":
+            staged = [{"parts": self._recast(report, schema)} for report in staged]
         for report in staged:
             for part in report.get("parts", []):
                 self._part += 1
@@ -848,6 +849,40 @@ class FileStoreConnector(BaseConnector):
                 )
                 self._pending.append((part["path"], final))
         self.commit(state)
+
+    def _recast(self, report: dict[str, Any], schema: pa.Schema) -> list[dict[str, Any]]:
+        """The report's parts, those whose column types differ from the united `schema`
+        written again cast to it (as a single-process run casts each batch to the table),
+        under new staged names; the others as they are. Parquet keeps its types, and a
+        directory whose parts disagree does not read as one dataset."""
+        import pyarrow.parquet as pq
+
+        parts: list[dict[str, Any]] = []
+        numbered, self._part = self._part, 0
+        try:
+            for part in report.get("parts", []):
+                staged = _decoded_schema(part["schema"])
+                target = pa.schema(
+                    [schema.field(name) for name in staged.names if name in schema.names]
+                )
+                if [f.type for f in staged if f.name in schema.names] == target.types:
+                    parts.append(part)
+                    continue
+                with self.fs.open(part["path"], "rb") as handle:
+                    table = pq.read_table(handle).select(target.names).cast(target)
+                attempt = _STAGED_ATTEMPT.search(posixpath.basename(part["path"]))
+                index = attempt.group(1) if attempt else "0"
+                self._staging, self._staged = f"{index}-{uuid.uuid4().hex[:12]}", []
+                for batch in table.to_batches():
+                    self._fill(self.root, batch)
+                self._close_part(self.root)
+                parts += self._staged
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._staging, self._part = None, numbered
+        return parts
 
     def _check_staged_where(self, paths: list[str]) -> None:
         """Refuse parts a worker staged outside the driver's directory (a relative local
@@ -905,6 +940,11 @@ class FileStoreConnector(BaseConnector):
             # a run that ended without commit or abort
             self.abort()
         super().close()
+
+
+def _decoded_schema(encoded: str) -> pa.Schema:
+    """A staged part's Arrow schema from its report (IPC, base64)."""
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(encoded)))
 
 
 def _files_label(paths: list[str]) -> str:
