@@ -1012,64 +1012,69 @@ _NANOSECONDS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
 def _intervals_as_structs(data: pa.RecordBatch) -> pa.RecordBatch:
-    """`data` with each month-day-nanosecond interval column, and each duration (which
-    Parquet keeps as a bare integer), as a struct of an interval's fields."""
-    if not any(_is_span(field.type) for field in data.schema):
+    """`data` with each month-day-nanosecond interval column, each duration (which Parquet
+    keeps as a bare integer) and each list of either as a struct of an interval's fields (a
+    list of them), its field marked `STAGED_INTERVAL`."""
+    if not any(_is_span(field.type) or _is_span_list(field.type) for field in data.schema):
         return data
-    import pyarrow.compute as pc
-
     columns, fields = [], []
     for field, column in zip(data.schema, data.columns, strict=True):
-        if pa.types.is_duration(field.type):
-            nanoseconds = pc.multiply_checked(
-                column.cast(pa.int64()), _NANOSECONDS[field.type.unit]
-            )
-            column = pa.StructArray.from_arrays(
-                [pa.nulls(len(column), pa.int32()).fill_null(0)] * 2 + [nanoseconds],
-                names=["months", "days", "nanoseconds"],
-                mask=pc.is_null(column),
-            )
-            field = pa.field(
-                field.name,
-                column.type,
-                field.nullable,
-                {**(field.metadata or {}), STAGED_INTERVAL: b"1"},
-            )
-        elif pa.types.is_interval(field.type):
-            values = column.to_pylist()  # MonthDayNano tuples or None
-            column = pa.StructArray.from_arrays(
-                [
-                    pa.array([None if v is None else v.months for v in values], pa.int32()),
-                    pa.array([None if v is None else v.days for v in values], pa.int32()),
-                    pa.array([None if v is None else v.nanoseconds for v in values], pa.int64()),
-                ],
-                names=["months", "days", "nanoseconds"],
-                mask=pc.is_null(column),
-            )
-            field = pa.field(
-                field.name,
-                column.type,
-                field.nullable,
-                {**(field.metadata or {}), STAGED_INTERVAL: b"1"},
-            )
+        marked = None
+        if _is_span(field.type):
+            column, marked = _span_structs(column), b"1"
+        elif _is_span_list(field.type):
+            if column.offset:  # a slice: offsets of its own, from zero
+                column = pa.concat_arrays([pa.array([], column.type), column])
+            values = _span_structs(column.values)
+            column = type(column).from_arrays(column.offsets, values, mask=column.is_null())
+            marked = b"list"
+        if marked is not None:
+            metadata = {**(field.metadata or {}), STAGED_INTERVAL: marked}
+            field = pa.field(field.name, column.type, field.nullable, metadata)
         columns.append(column)
         fields.append(field)
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields, data.schema.metadata))
+
+
+def _span_structs(column: pa.Array) -> pa.StructArray:
+    """Intervals or durations as structs of months, days and nanoseconds."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_duration(column.type):
+        months = days = pa.nulls(len(column), pa.int32()).fill_null(0)
+        nanoseconds = pc.multiply_checked(column.cast(pa.int64()), _NANOSECONDS[column.type.unit])
+    else:
+        values = column.to_pylist()  # MonthDayNano tuples or None
+        months = pa.array([None if v is None else v.months for v in values], pa.int32())
+        days = pa.array([None if v is None else v.days for v in values], pa.int32())
+        nanoseconds = pa.array([None if v is None else v.nanoseconds for v in values], pa.int64())
+    return pa.StructArray.from_arrays(
+        [months, days, nanoseconds],
+        names=["months", "days", "nanoseconds"],
+        mask=pc.is_null(column),
+    )
 
 
 def _is_span(kind: pa.DataType) -> bool:
     return pa.types.is_interval(kind) or pa.types.is_duration(kind)
 
 
+def _is_span_list(kind: pa.DataType) -> bool:
+    return (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and _is_span(kind.value_type)
+
+
 def _structs_as_intervals(schema: pa.Schema) -> pa.Schema:
-    """A staged part's schema with its interval columns' type as the rows had it."""
+    """A staged part's schema with its interval columns' type as the rows had it (a duration
+    staged as an interval loads as one)."""
     for index, field in enumerate(schema):
-        if field.metadata and STAGED_INTERVAL in field.metadata:
-            metadata = {k: v for k, v in field.metadata.items() if k != STAGED_INTERVAL}
-            interval = pa.field(
-                field.name, pa.month_day_nano_interval(), field.nullable, metadata or None
-            )
-            schema = schema.set(index, interval)
+        marked = (field.metadata or {}).get(STAGED_INTERVAL)
+        if marked is None:
+            continue
+        metadata = {k: v for k, v in (field.metadata or {}).items() if k != STAGED_INTERVAL}
+        kind: pa.DataType = pa.month_day_nano_interval()
+        if marked == b"list":
+            kind = (pa.large_list if pa.types.is_large_list(field.type) else pa.list_)(kind)
+        schema = schema.set(index, pa.field(field.name, kind, field.nullable, metadata or None))
     return schema
 
 
@@ -1078,9 +1083,15 @@ def _staged_column(field: pa.Field) -> str:
     (nanoseconds to DuckDB's microseconds, truncated toward zero as DuckDB converts an
     Arrow interval)."""
     name = quote_identifier(field.name)
-    if not pa.types.is_interval(field.type):
-        return name
-    return (
-        f"to_months({name}.months) + to_days({name}.days) + "
-        f"to_microseconds({name}.nanoseconds // 1000) AS {name}"
-    )
+
+    def interval(of: str) -> str:
+        return (
+            f"to_months({of}.months) + to_days({of}.days) + "
+            f"to_microseconds({of}.nanoseconds // 1000)"
+        )
+
+    if pa.types.is_interval(field.type):
+        return f"{interval(name)} AS {name}"
+    if _is_span_list(field.type):
+        return f"list_transform({name}, lambda x: {interval('x')}) AS {name}"
+    return name
