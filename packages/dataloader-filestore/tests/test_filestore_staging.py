@@ -115,7 +115,7 @@ def test_staged_parts_are_hidden_until_the_commit_makes_exactly_them_visible(
     for report in (first, second):
         for part in report["parts"]:
             name = Path(part["path"]).name
-            assert name.startswith(f".export-{RUN}-staged-") and name.endswith(".parquet")
+            assert name.startswith(".export-staged-") and name.endswith(".parquet")
             assert (out / name).exists()  # under its staged name: whole
     assert not any(name.endswith(".tmp") for name in names(out))
 
@@ -155,8 +155,8 @@ def test_a_part_is_written_under_a_temporary_name_first(tmp_path: Path) -> None:
         context(), Partition(index=3, label="p"), "00003-00000000abcd", watched()
     )
     worker.close()
-    assert seen[0] == [f".export-{RUN}-staged-00003-00000000abcd-0001.parquet.tmp"]
-    assert names(out) == [f".export-{RUN}-staged-00003-00000000abcd-0001.parquet"]
+    assert seen[0] == [".export-staged-00003-00000000abcd-0001.parquet.tmp"]
+    assert names(out) == [".export-staged-00003-00000000abcd-0001.parquet"]
     assert report["parts"][0]["rows"] == 30
 
 
@@ -171,7 +171,7 @@ def test_a_dead_attempt_is_never_visible_and_discard_removes_it(tmp_path: Path) 
     with pytest.raises(KeyboardInterrupt):
         worker.stage_partition(context(), Partition(index=0, label="p"), "00000-dead", dying())
     # A worker killed outright leaves even its temporary part: stage one by hand.
-    (out / f".export-{RUN}-staged-00000-dead0000-0002.parquet.tmp").write_bytes(b"PAR1")
+    (out / ".export-staged-00000-dead0000-0002.parquet.tmp").write_bytes(b"PAR1")
     dead = stage(out, 0, range(0, 20), attempt="00000-deadbeef0001", rows_per_file=10)
     retried = stage(out, 0, range(0, 20), attempt="00000-aaaaaaaa0002")
     other = stage(out, 1, range(20, 30))

@@ -70,8 +70,9 @@ COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst"}
 PARQUET_FOOTERS = 10_000
 _PART_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-\d+(\.|$)")
 # What follows `.<recipe>-` in a part a worker of a distributed run staged:
-# `<run id>-staged-<attempt>-<part>`, the attempt being `<partition>-<hex>`.
-_STAGED_AFTER_PREFIX = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}-staged-\d+-[0-9a-f]+-\d+\.")
+# `staged-<attempt>-<part>`, the attempt being `<partition>-<hex>` (unique to the try, so
+# the run id is left out: a staged name is no longer than a single-process part's).
+_STAGED_AFTER_PREFIX = re.compile(r"staged-\d+-[0-9a-f]+-\d+\.")
 _STAGED_ATTEMPT = re.compile(r"-staged-(\d+)-[0-9a-f]+-\d+\.")
 
 
@@ -606,11 +607,10 @@ class FileStoreConnector(BaseConnector):
             )
             final = posixpath.join(directory, final_name)
             tmp = posixpath.join(directory, f".{final_name}.tmp")
-        else:  # hidden, named by run and attempt; whole once it has its staged name
+        else:  # hidden, named by the attempt; whole once it has its staged name
             final = posixpath.join(
                 directory,
-                f".{self._prefix()}{self.context.run_id}-staged-{self._staging}-"
-                f"{self._part:04d}{self._extension()}",
+                f".{self._prefix()}staged-{self._staging}-{self._part:04d}{self._extension()}",
             )
             # An S3 object appears whole when its upload completes, and a rename there is a
             # copy: it is uploaded under its staged name.
