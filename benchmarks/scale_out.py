@@ -154,6 +154,10 @@ def main() -> None:
         for number in (1, 2):
             assert parquet_rows(root / f"run{number}_{args.repeat - 1}") == local, number
         print(f"same rows in every run's Parquet files: {local[0]:,}")
+        written = sum(
+            f.stat().st_size for f in (root / f"run0_{args.repeat - 1}").glob("*.parquet")
+        )
+        print(f"Parquet written: {written / 2**20:,.1f} MiB, {written / args.rows:.1f} bytes/row")
         bound = statistics.median(m.seconds for m in samples["dask, running cluster"])
         verdict = "met" if bound / reference <= 1.3 else "NOT met"
         print(f"issue 17 bound, running cluster within 1.3x: {bound / reference:.2f}x, {verdict}")
