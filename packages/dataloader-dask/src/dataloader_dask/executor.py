@@ -44,7 +44,7 @@ class DaskExecutor:
         self._limit = max(2, runtime.parallelism)
         if runtime.address is not None:
             try:
-                self._client = Client(runtime.address, timeout="10s")
+                self._client = Client(runtime.address, timeout="10s", set_as_default=False)
             except (OSError, ValueError, TypeError) as exc:
                 # OSError: nothing answers; ValueError: an unknown scheme or no port;
                 # TypeError: `tls://` without the TLS settings Dask's config must hold.
@@ -64,7 +64,7 @@ class DaskExecutor:
             host="127.0.0.1",
             dashboard_address=None,
         )
-        self._client = Client(self._cluster)
+        self._client = Client(self._cluster, set_as_default=False)
         self._prepare_workers(prepare)
 
     def _prepare_workers(self, prepare: Callable[[], None] | None) -> None:
@@ -99,7 +99,11 @@ class DaskExecutor:
             tries[future] = (item, tried)
             return future
 
-        finished = as_completed([submit(item, 0) for item in islice(waiting, self._limit)])
+        # This client's loop: by default `as_completed` takes the process's default client,
+        # another run's when two runs share a process, whose close would stall this one.
+        finished = as_completed(
+            [submit(item, 0) for item in islice(waiting, self._limit)], loop=client.loop
+        )
         try:
             for future in finished:
                 item, tried = tries.pop(future)
