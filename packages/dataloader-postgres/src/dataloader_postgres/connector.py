@@ -771,9 +771,13 @@ class PostgresConnector(BaseConnector):
     def _save_state(self, state: State) -> None:
         assert self.context is not None
         table = self._state_table().sql()
-        self._execute(
-            f"CREATE TABLE IF NOT EXISTS {table} (recipe text PRIMARY KEY, state jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
-        )
+        if not self._exists(self._state_table()):
+            # Two first commits at once would both create it, one failing on the catalog's
+            # unique index: the second waits for the first's commit, then finds the table.
+            self._execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
+            self._execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (recipe text PRIMARY KEY, state jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+            )
         document = json.dumps(state.progress())
         self._execute(
             f"INSERT INTO {table} (recipe, state, updated_at) VALUES (%s, %s, now()) ON CONFLICT (recipe) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
