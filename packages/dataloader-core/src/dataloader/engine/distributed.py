@@ -446,6 +446,10 @@ class DistributedRun:
                 extra={"stage": "plan", "counts": {"partitions": len(partitions)}},
             )
             reports = self._stage_all(partitions, state, result)
+            # Every partition is read: the source (its snapshot's transaction, and the locks
+            # the plan's queries took) must not outlive the reads into the commit, which may
+            # replace the very table it read.
+            source.close()
             if self.on_stage is not None:
                 self.on_stage("staged")
             self._commit(destination, destination_context, state, reports, result)
