@@ -179,7 +179,9 @@ def test_integers_into_a_numeric_column_are_stored_with_another_scale(
         tmp_path, registry, address, db, source, create="id bigint, v numeric, w numeric[]"
     )
     assert ("(1,1.000000000,{1.000000000})",) in (outcomes["local"][1] or [])
-    assert outcomes["dask"] == outcomes["local"]
+    # Left as it is (docs/distributed.md): equal numbers, stored without the scale.
+    equal = "SELECT count(*) FROM t_local l JOIN t_dask d USING (id) WHERE l.v = d.v AND l.w = d.w"
+    assert db.query(equal) == [(8,)]
 
 
 def test_durations_of_several_units_fail_with_an_arrow_error_naming_no_key(
@@ -221,7 +223,9 @@ def test_the_table_takes_the_column_order_of_the_largest_file(
     ]
     outcomes = run_both(tmp_path, registry, address, db, parquet_files(tmp_path, tables))
     assert [name for name, _ in outcomes["local"][2]] == ["id", "a", "b", "c"]
-    assert outcomes["dask"][2] == outcomes["local"][2]
+    # Left as it is (docs/distributed.md): the same columns and types, in another order.
+    assert sorted(outcomes["dask"][2]) == sorted(outcomes["local"][2])
+    assert outcomes["dask"][0] is None and len(outcomes["dask"][1]) == 501
 
 
 def test_an_empty_source_empties_the_table_under_overwrite_as_single_process(
@@ -344,7 +348,9 @@ def test_a_type_tag_of_the_largest_file_rewrites_the_other_files_values(
     outcomes = run_both(tmp_path, registry, address, db, source)
     assert ('(1,"{""b"":1,  ""a"":2, ""a"": 3}")',) in (outcomes["local"][1] or [])
     assert outcomes["local"][2] == [("id", "bigint"), ("doc", "text")]
-    assert outcomes["dask"] == outcomes["local"]
+    # Fixed: refused before anything is committed, naming the column's two tags.
+    assert outcomes["dask"][0] is not None and "tagged jsonb" in outcomes["dask"][0]
+    assert outcomes["dask"][1] is None or outcomes["dask"][1] == []
 
 
 def test_two_runs_in_one_process_both_finish(

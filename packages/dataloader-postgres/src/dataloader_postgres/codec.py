@@ -667,7 +667,12 @@ def _copy_text(array: pa.Array) -> pa.Array:
     ):
         return binary_to_hex(array)
     if pa.types.is_duration(kind):
-        micros = array.cast(pa.duration("us")).cast(pa.int64())
+        try:
+            micros = array.cast(pa.duration("us")).cast(pa.int64())
+        except pa.ArrowInvalid:
+            raise ValueError(
+                f"a {kind} value finer than the microseconds of a Postgres interval"
+            ) from None
         return pc.binary_join_element_wise(micros.cast(pa.string()), " microseconds", "")
     if kind == pa.month_day_nano_interval():
         return interval_text(array)
@@ -872,5 +877,12 @@ def _nanos_text(value: pa.Scalar) -> str:
 
 def encode(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Columns converted where Postgres' CSV input needs another text form."""
-    arrays = [_copy_text(array) for array in batch.columns]
+    arrays = []
+    for name, array in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            arrays.append(_copy_text(array))
+        except ValueError as exc:
+            if isinstance(exc, pa.ArrowException):
+                raise
+            raise ValueError(f"column {name!r}: {exc}") from exc
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)

@@ -1435,13 +1435,17 @@ class PostgresConnector(BaseConnector):
         rows = 0
         data: pa.RecordBatch | None = None
         try:
+            held = self._describe(table)
+            held_types = self._columns(table) if held is not None else {}
             for batch in batches:
                 data = batch.to_arrow()
                 if current is None or data.schema != schema:
                     self._check_columns(table, data.schema.names)
                     schema = data.schema
                     current = self._part_table(context, partition, attempt, len(parts))
-                    columns = ", ".join(column_sql(field.with_nullable(True)) for field in schema)
+                    columns = ", ".join(
+                        _staged_column_sql(field, held, held_types) for field in schema
+                    )
                     self._execute(f"CREATE UNLOGGED TABLE {current.sql()} ({columns})")
                     comment = json.dumps({PART_LABEL: label | {"part": len(parts)}})
                     self._execute(f"COMMENT ON TABLE {current.sql()} IS {self._literal(comment)}")
@@ -1495,6 +1499,7 @@ class PostgresConnector(BaseConnector):
                     target = self._staging
                 else:
                     target = self._table()
+                    self._check_insert_like_copy(target)
                     self._ensure_table(target, schema)
                 held = self._columns(target)
                 for part, _ in parts:
@@ -1506,6 +1511,30 @@ class PostgresConnector(BaseConnector):
             self.abort()
             raise
         self.commit(state)
+
+    def _check_insert_like_copy(self, table: TableName) -> None:
+        """Refuse a table the driver's INSERT would write otherwise than a single-process COPY:
+        a view (COPY refuses it) or a table with an INSERT rule (COPY never fires it)."""
+        found = self._execute(
+            "SELECT c.relkind, (SELECT string_agg(r.rulename, ', ') FROM pg_rewrite r "
+            "WHERE r.ev_class = c.oid AND r.ev_type = '3') FROM pg_class c "
+            "WHERE c.oid = to_regclass(%s)",
+            (table.sql(),),
+        ).fetchall()
+        if not found:
+            return
+        kind, rules = found[0]
+        if kind in ("r", "p") and rules is None:
+            return
+        what = f"has the INSERT rule(s) {rules}" if kind in ("r", "p") else "is not a table"
+        raise ConnectorError(
+            f"{table} {what}: the driver of a distributed run inserts its staged rows with "
+            "INSERT, which a rule rewrites, where a single-process COPY loads the table itself "
+            "(and refuses a view); nothing was committed",
+            key="destination.table",
+            value=self.config.table,
+            expected="a table without INSERT rules, or a single-process run (`executor: local`)",
+        )
 
     def _insert_part(self, target: TableName, part: TableName, held: dict[str, str]) -> None:
         """`INSERT INTO target … SELECT … FROM part`, each column cast to the table's type
@@ -1530,8 +1559,10 @@ class PostgresConnector(BaseConnector):
         if target == self._staging:
             self._note_columns(target, list(staged))
         columns = ", ".join(quote_identifier(name) for name in staged)
+        # OVERRIDING SYSTEM VALUE: a single-process COPY loads an identity column's values.
         self._execute(
-            f"INSERT INTO {target.sql()} ({columns}) SELECT {', '.join(selected)} FROM {part.sql()}"
+            f"INSERT INTO {target.sql()} ({columns}) OVERRIDING SYSTEM VALUE "
+            f"SELECT {', '.join(selected)} FROM {part.sql()}"
         )
 
     def discard_staged(self) -> None:
@@ -1572,6 +1603,22 @@ class PostgresConnector(BaseConnector):
         except psycopg2.Error as exc:
             self._rollback(self.conn)
             raise self._error("discard of staged partitions", exc) from exc
+
+
+def _staged_column_sql(field: pa.Field, held: pa.Schema | None, types: dict[str, str]) -> str:
+    """A staging table's column: of the table's own type (a domain, `cidr`, `bit(3)`,
+    `varchar(5)`…) where the table has the column and it holds the staged type, so the
+    worker's COPY parses each value as a single-process COPY into the table does; else as a
+    single-process write would create it (the driver's plan widens the table to it)."""
+    from dataloader.schema.lattice import Rules, supertype
+
+    index = held.get_field_index(field.name) if held is not None else -1
+    if held is not None and index >= 0 and field.name in types:
+        kind = held.field(index).type
+        staged = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if supertype(kind, staged, Rules()) == kind:
+            return f"{quote_identifier(field.name)} {types[field.name]}"
+    return column_sql(field.with_nullable(True))
 
 
 def part_owner(comment: str | None) -> str | None:

@@ -38,6 +38,7 @@ from dataloader.registry import Registry, get_registry
 from dataloader.schema.config import SchemaConfig
 from dataloader.schema.history import record
 from dataloader.schema.lattice import Rules, supertype
+from dataloader.schema.types import TYPE_TAG
 from dataloader.state.backend import StateBackend
 from dataloader.state.model import State
 from dataloader.transforms.pipeline import TransformPipeline
@@ -611,7 +612,7 @@ class DistributedRun:
             if index < 0:
                 continue
             held = table.field(index).type
-            if not _holds(held, part_field.type, manager.rules):
+            if not _holds(table.field(index), part_field.type, manager.rules):
                 raise EngineError(
                     f"column {part_field.name!r}: the partitions staged {part_field.type}, "
                     f"which the table's {held} cannot hold without loss; a distributed run "
@@ -632,10 +633,14 @@ class DistributedRun:
         result.state = stored.to_dict()
 
 
-def _holds(held: pa.DataType, staged: pa.DataType, rules: Rules) -> bool:
-    """Whether a column of type `held` holds every value of type `staged` exactly: by the
-    widening rules, a dictionary as its values, a duration in an interval and fixed-size
-    binary in binary (as the destinations load them single-process)."""
+def _holds(column: pa.Field, staged: pa.DataType, rules: Rules) -> bool:
+    """Whether the table's `column` holds every value of type `staged` exactly: by the
+    widening rules, a dictionary as its values, a duration in an interval, fixed-size
+    binary in binary, and nested values in a JSON column (as the destinations load them
+    single-process)."""
+    held = column.type
+    if pa.types.is_nested(staged) and (column.metadata or {}).get(TYPE_TAG) in _JSON_TYPES:
+        return True
     if pa.types.is_dictionary(staged):
         staged = staged.value_type
     if pa.types.is_duration(staged) and pa.types.is_interval(held):
@@ -648,6 +653,7 @@ def _holds(held: pa.DataType, staged: pa.DataType, rules: Rules) -> bool:
 
 
 _UNITS = {"s": 0, "ms": 1, "us": 2, "ns": 3}
+_JSON_TYPES = (b"json", b"jsonb")
 
 
 def _finer_unit(held: pa.DataType, staged: pa.DataType) -> bool:
@@ -676,7 +682,27 @@ def unite_parts(parts: list[tuple[str, pa.Schema]], rules: Rules) -> pa.Schema:
                 fields[part_field.name] = (part_field, part)
                 continue
             held, first = seen
+            tags = [(f.metadata or {}).get(TYPE_TAG) for f in (held, part_field)]
+            if tags[0] != tags[1]:
+                # Which file a single-process run reads first decides the column's type (and
+                # how its values are stored); the driver cannot tell which part that is.
+                named = [tag.decode() if tag else "no type tag" for tag in tags]
+                raise EngineError(
+                    f"column {part_field.name!r} is tagged {named[0]} in staged part {first} "
+                    f"and {named[1]} in {part}: the partitions disagree on its database type",
+                    key="runtime.executor",
+                    expected="partitions whose column has one type tag (cast it in a "
+                    "transform step), or a single-process run (`executor: local`)",
+                )
             united = supertype(held.type, part_field.type, rules)
+            if pa.types.is_duration(held.type) and held.type != part_field.type:
+                raise EngineError(
+                    f"column {part_field.name!r} is {held.type} in staged part {first} and "
+                    f"{part_field.type} in {part}: a duration keeps one unit",
+                    key="schema",
+                    expected="partitions of one duration unit (cast the column in a "
+                    "transform step)",
+                )
             if _finer_unit(held.type, part_field.type):
                 # The engine keeps a timestamp column's first unit and checks each finer
                 # value against it; the driver cannot check values.
