@@ -102,7 +102,9 @@ def batch_of(**columns: pa.Array) -> pa.RecordBatch:
     return pa.record_batch({"id": pa.array([1], pa.int64()), **columns})
 
 
-def test_a_domain_over_varchar_or_char_is_cut_instead_of_refused(pg: Any, pair: Any) -> None:
+def test_a_domain_over_varchar_or_char_refuses_a_long_value_as_single_process(
+    pg: Any, pair: Any
+) -> None:
     # Found by attack (silent corruption): the driver casts a staged text column to the
     # table's type with an explicit CAST unless the type's name starts with "character"/"bit";
     # a domain over varchar(3) or char(3) is named by the domain, so CAST('abcd' AS code3)
@@ -116,9 +118,7 @@ def test_a_domain_over_varchar_or_char_is_cut_instead_of_refused(pg: Any, pair: 
     assert staged == reference
 
 
-def test_an_inet_staged_into_a_cidr_column_is_changed_instead_of_refused(
-    pg: Any, pair: Any
-) -> None:
+def test_an_inet_staged_into_a_cidr_column_is_refused_as_single_process(pg: Any, pair: Any) -> None:
     # Found by attack (silent corruption): a Postgres source's inet column is staged as inet
     # (its type tag); the driver's CAST(inet AS cidr) zeroes the host bits, committing
     # 10.0.0.0/8 for 10.0.0.1/8, where the single-process COPY refuses the value ("invalid
@@ -133,7 +133,7 @@ def test_an_inet_staged_into_a_cidr_column_is_changed_instead_of_refused(
     assert staged == reference
 
 
-def test_a_do_instead_rule_swallows_the_staged_rows(pg: Any, pair: Any) -> None:
+def test_a_table_with_a_do_instead_rule_is_refused_not_swallowing_rows(pg: Any, pair: Any) -> None:
     # Found by attack (silent loss): COPY never fires rules, INSERT does. A table with an
     # `ON INSERT DO INSTEAD` rule (here NOTHING; in the wild a redirect to another table)
     # gets the rows from a single-process run, and none from the driver's INSERT … SELECT,
@@ -148,7 +148,9 @@ def test_a_do_instead_rule_swallows_the_staged_rows(pg: Any, pair: Any) -> None:
     assert staged == ("ConnectorError", [])  # fixed: refused, naming the rule, not swallowed
 
 
-def test_an_identity_always_column_with_loaded_values_fails_the_commit(pg: Any, pair: Any) -> None:
+def test_an_identity_always_column_with_loaded_values_loads_as_single_process(
+    pg: Any, pair: Any
+) -> None:
     # Found by attack (fails where single-process loads): COPY stores given values in a
     # GENERATED ALWAYS identity column; the driver's INSERT … SELECT is refused ("cannot
     # insert a non-DEFAULT value into column id") without OVERRIDING SYSTEM VALUE, so every
@@ -159,7 +161,7 @@ def test_an_identity_always_column_with_loaded_values_fails_the_commit(pg: Any, 
     assert staged == reference
 
 
-def test_a_bit_column_fails_the_commit(pg: Any, pair: Any) -> None:
+def test_a_bit_column_loads_as_single_process(pg: Any, pair: Any) -> None:
     # Found by attack (fails where single-process loads): a "bit…" column is left to the
     # assignment cast, but there is none from text to bit or bit varying ("column b is of
     # type bit but expression is of type text"); COPY parses the same strings.
@@ -169,7 +171,7 @@ def test_a_bit_column_fails_the_commit(pg: Any, pair: Any) -> None:
     assert staged == reference
 
 
-def test_a_tagged_bit_column_is_staged_as_bit_1(pg: Any, pair: Any) -> None:
+def test_a_tagged_bit_column_is_staged_as_the_tables_bit_n(pg: Any, pair: Any) -> None:
     # Found by attack (fails where single-process loads): a Postgres source tags a bit(3)
     # column "bit" (format_type without its length); the staging table is created from the
     # tag, so as bit(1), and the worker's COPY of '101' fails ("bit string length 3 does not
@@ -185,7 +187,7 @@ def test_a_tagged_bit_column_is_staged_as_bit_1(pg: Any, pair: Any) -> None:
 
 
 @pytest.mark.parametrize("tag", ["mood", "citext"])
-def test_a_type_only_the_source_database_has_fails_the_staging(
+def test_a_type_only_the_source_database_has_is_staged_as_the_tables_type(
     pg: Any, pair: Any, tag: str
 ) -> None:
     # Found by attack (fails where single-process loads): a Postgres source tags an enum or
@@ -203,7 +205,7 @@ def test_a_type_only_the_source_database_has_fails_the_staging(
     assert staged == reference
 
 
-def test_a_view_as_the_table_is_written_through_instead_of_refused(pg: Any) -> None:
+def test_a_view_as_the_table_is_refused_as_single_process(pg: Any) -> None:
     # Found by attack (differs from single-process): a destination `table` that is an
     # (auto-updatable) view. Single-process COPY refuses it ('cannot copy to view'); the
     # driver's INSERT … SELECT writes through the view into its base table and commits.
