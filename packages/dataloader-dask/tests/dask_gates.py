@@ -13,8 +13,13 @@ from distributed import WorkerPlugin
 
 from dataloader.batch import ArrowBatch
 from dataloader.context import RunContext
+from dataloader.engine.distributed import DistributedRun
+from dataloader.executors import create_executor
 from dataloader.plugins import create_plugin_manager
+from dataloader.recipe.binding import bind_recipe
+from dataloader.recipe.models import Recipe
 from dataloader.registry import Registry, get_registry, register_transform
+from dataloader.state.local import LocalStateBackend
 from dataloader.transforms.base import Transform, TransformStepConfig
 
 
@@ -92,3 +97,17 @@ def dask_registry() -> Registry:
     import dataloader_dask.plugin
 
     return Registry(*create_plugin_manager({"dask": dataloader_dask.plugin}))
+
+
+def distributed_run(
+    recipe: dict[str, Any], state: Path, registry: Registry, on_stage: Any = None
+) -> DistributedRun:
+    """The distributed run of `recipe` (validated here) on the `dask` executor, its state in
+    the local directory `state`; `on_stage` is where a test places a kill."""
+    model = Recipe.model_validate(recipe)
+    return DistributedRun(
+        bind_recipe(model, registry),
+        LocalStateBackend(state),
+        create_executor("dask", registry, model),
+        on_stage=on_stage,
+    )

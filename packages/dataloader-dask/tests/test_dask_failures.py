@@ -15,13 +15,12 @@ from typing import Any
 import duckdb
 import pytest
 from click.testing import CliRunner
-from dask_gates import dask_registry
+from dask_gates import dask_registry, distributed_run
 
 from dataloader.cli.app import _register_commands, cli
 from dataloader.connectors import Capabilities
-from dataloader.engine.distributed import DistributedRun, create_run
+from dataloader.engine.distributed import create_run
 from dataloader.errors import DataLoaderError, EngineError, PluginError, StateError
-from dataloader.executors import create_executor
 from dataloader.recipe.binding import bind_recipe
 from dataloader.recipe.models import Recipe
 from dataloader.registry import Registry, register_connector, unregister
@@ -50,18 +49,6 @@ def _recipe(data: Path, database: Path, address: str, **extra: Any) -> dict[str,
         "runtime": {"executor": "dask", "address": address, "parallelism": 2},
         **extra,
     }
-
-
-def _run(
-    recipe: dict[str, Any], state: Path, registry: Registry, on_stage: Any = None
-) -> DistributedRun:
-    model = Recipe.model_validate(recipe)
-    return DistributedRun(
-        bind_recipe(model, registry),
-        LocalStateBackend(state),
-        create_executor("dask", registry, model),
-        on_stage=on_stage,
-    )
 
 
 def _ids(database: Path) -> list[int]:
@@ -95,7 +82,7 @@ def test_a_worker_killed_mid_partition_loses_and_duplicates_nothing(
             staging = tmp_path / ".out.duckdb.staging"
             seen.extend(sorted(path.name for path in staging.rglob("*part-00000-*")))
 
-    result = _run(recipe, tmp_path / "state", registry, on_stage).run()
+    result = distributed_run(recipe, tmp_path / "state", registry, on_stage).run()
 
     assert marker.exists()  # the worker died once
     assert result.rows_written == FILES * 10
@@ -132,7 +119,7 @@ def test_the_driver_killed_around_its_commit(
         assert "t" not in tables
         committed = _committed(database)
         assert committed is None or not committed.get("last_commit")
-        _run(recipe, state, registry).run()  # the rerun loads everything once
+        distributed_run(recipe, state, registry).run()  # the rerun loads everything once
         assert _ids(database) == IDS
     else:  # the new ones
         assert _ids(database) == IDS
@@ -152,7 +139,7 @@ def test_a_second_concurrent_run_is_refused_by_the_state_lock(
         LocalStateBackend(state).lock("dask_failures"),  # a first run holds it
         pytest.raises(StateError, match="already running"),
     ):
-        _run(recipe, state, registry).run()
+        distributed_run(recipe, state, registry).run()
     assert not (tmp_path / "out.duckdb").exists()
 
 
@@ -261,7 +248,7 @@ def test_a_source_that_cannot_split_is_refused(tmp_path: Path, registry: Registr
         recipe = _recipe(tmp_path, tmp_path / "out.duckdb", "tcp://127.0.0.1:1")
         recipe["source"] = {"type": "dask_rows", "batches": [[{"id": 1}]]}
         with pytest.raises(EngineError, match="cannot split") as raised:
-            _run(recipe, tmp_path / "state", dask_registry()).run()
+            distributed_run(recipe, tmp_path / "state", dask_registry()).run()
         assert raised.value.problem.key == "source.type"
     finally:
         unregister("connector", "dask_rows")
@@ -276,7 +263,7 @@ def test_a_destination_that_cannot_stage_is_refused(tmp_path: Path, registry: Re
         recipe = _recipe(tmp_path, tmp_path / "out.duckdb", "tcp://127.0.0.1:1")
         recipe["destination"] = {"type": "dask_sink", "batches": []}
         with pytest.raises(EngineError, match="'dask_sink' cannot stage") as raised:
-            _run(recipe, tmp_path / "state", dask_registry()).run()
+            distributed_run(recipe, tmp_path / "state", dask_registry()).run()
         assert raised.value.problem.key == "destination.type"
     finally:
         unregister("connector", "dask_sink")
@@ -290,15 +277,15 @@ def test_overwrite_replaces_the_rows_and_append_adds_them(
     state = tmp_path / "state"
     append = _recipe(data, database, address)
     overwrite = {**append, "destination": {**append["destination"], "write_mode": "overwrite"}}
-    _run(append, state, registry).run()
-    _run(append, state, registry).run()
+    distributed_run(append, state, registry).run()
+    distributed_run(append, state, registry).run()
     assert _ids(database) == sorted(IDS * 2)
-    _run(overwrite, state, registry).run()
+    distributed_run(overwrite, state, registry).run()
     assert _ids(database) == IDS
     merge = {**append, "destination": {**append["destination"], "write_mode": "merge"}}
     merge["destination"]["merge_keys"] = ["id"]
     with pytest.raises(EngineError, match="merge") as raised:
-        _run(merge, state, registry).run()
+        distributed_run(merge, state, registry).run()
     assert raised.value.problem.key == "destination.write_mode"
 
 
@@ -365,7 +352,7 @@ def test_only_a_transient_task_error_is_tried_again(
     tries = tmp_path / "tries"
     step = {"type": "dask_fail", "tries": str(tries), "at_id": 1160, "once": once}
     recipe = _recipe(data, database, address, transform={"steps": [step]})
-    run = _run(recipe, tmp_path / "state", registry)
+    run = distributed_run(recipe, tmp_path / "state", registry)
     if once:  # a connection reset (transient for the files source): tried again, loaded once
         with caplog.at_level(logging.WARNING, logger="dataloader.engine"):
             result = run.run()
@@ -397,7 +384,7 @@ def test_an_address_dask_cannot_use_names_the_key_and_the_run_is_recorded(
 ) -> None:
     recipe = _recipe(_files(tmp_path / "data"), tmp_path / "out.duckdb", address)
     with pytest.raises(DataLoaderError, match=cause) as raised:
-        _run(recipe, tmp_path / "state", registry).run()
+        distributed_run(recipe, tmp_path / "state", registry).run()
     assert raised.value.problem.key == "runtime.address"
     assert raised.value.problem.value == address
     stored = LocalStateBackend(tmp_path / "state").load("dask_failures")

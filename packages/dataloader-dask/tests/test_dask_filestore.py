@@ -16,9 +16,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dask_gates import distributed_run
 
-from dataloader.engine.distributed import DistributedRun, create_run
-from dataloader.executors import create_executor
+from dataloader.engine.distributed import create_run
 from dataloader.recipe.binding import bind_recipe
 from dataloader.recipe.models import Recipe
 from dataloader.registry import Registry
@@ -50,18 +50,6 @@ def _files_recipe(data: Path, out: Path, address: str, **extra: Any) -> dict[str
         "runtime": {"executor": "dask", "address": address, "parallelism": 2},
         **extra,
     }
-
-
-def _run(
-    recipe: dict[str, Any], state: Path, registry: Registry, on_stage: Any = None
-) -> DistributedRun:
-    model = Recipe.model_validate(recipe)
-    return DistributedRun(
-        bind_recipe(model, registry),
-        LocalStateBackend(state),
-        create_executor("dask", registry, model),
-        on_stage=on_stage,
-    )
 
 
 def _names(out: Path) -> list[str]:
@@ -170,11 +158,11 @@ def test_csv_files_to_parquet_append_then_overwrite(
     state = tmp_path / "state"
     append = _files_recipe(data, out, address)
     append["source"].pop("incremental")
-    _run(append, state, registry).run()
-    _run(append, state, registry).run()
+    distributed_run(append, state, registry).run()
+    distributed_run(append, state, registry).run()
     assert _parquet(out).column("id").to_pylist() == sorted(IDS * 2)
     overwrite = {**append, "destination": {**append["destination"], "write_mode": "overwrite"}}
-    result = _run(overwrite, state, registry).run()
+    result = distributed_run(overwrite, state, registry).run()
     assert result.rows_written == FILES * 10
     table = _parquet(out)
     assert table.column("id").to_pylist() == IDS
@@ -198,7 +186,7 @@ def test_a_worker_killed_mid_partition_loses_and_duplicates_nothing(
             seen.extend(_hidden(out))
             assert _visible(out) == []  # nothing visible before the commit
 
-    result = _run(recipe, tmp_path / "state", registry, on_stage).run()
+    result = distributed_run(recipe, tmp_path / "state", registry, on_stage).run()
 
     assert marker.exists()  # the worker died once
     assert result.rows_written == FILES * 10
@@ -237,7 +225,7 @@ def test_the_driver_killed_around_its_commit(
         assert _parquet(out).column("id").to_pylist() == IDS
         assert record is not None and record["pending"] == {}
         assert record["state"]["last_commit"]["counts"]["rows_written"] == FILES * 10
-    rerun = _run(recipe, state, registry).run()  # loads what is not loaded yet, once
+    rerun = distributed_run(recipe, state, registry).run()  # loads what is not loaded yet, once
     assert rerun.rows_written == (FILES * 10 if gate == "staged" else 0)
     assert _parquet(out).column("id").to_pylist() == IDS
     assert _hidden(out) == []
