@@ -4,7 +4,10 @@ registered in-process when the distribution is not installed)."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from dataloader.recipe.models import Recipe
 from dataloader.registry import Registry, get_registry, register_transform
 from dataloader.state.local import LocalStateBackend
 from dataloader.transforms.base import Transform, TransformStepConfig
+
+HERE = Path(__file__).resolve().parent
 
 
 class KillOnceConfig(TransformStepConfig):
@@ -111,3 +116,19 @@ def distributed_run(
         create_executor("dask", registry, model),
         on_stage=on_stage,
     )
+
+
+def kill_driver_at(recipe: dict[str, Any], directory: Path, gate: str) -> Path:
+    """Run `recipe` distributed in a driver process (`dask_driver.py`) that kills itself at
+    `gate` (`staged` or `committed`); assert it died so. Returns its state directory."""
+    recipe_file = directory / "recipe.json"
+    recipe_file.write_text(json.dumps(recipe))
+    state = directory / "state"
+    driver = subprocess.run(
+        [sys.executable, str(HERE / "dask_driver.py"), str(recipe_file), str(state), gate],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert driver.returncode == -9, driver.stderr[-2000:]
+    return state

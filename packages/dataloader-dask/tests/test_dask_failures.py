@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 from click.testing import CliRunner
-from dask_gates import dask_registry, distributed_run
+from dask_gates import dask_registry, distributed_run, kill_driver_at
 
 from dataloader.cli.app import _register_commands, cli
 from dataloader.connectors import Capabilities
@@ -27,7 +25,6 @@ from dataloader.registry import Registry, register_connector, unregister
 from dataloader.state.local import LocalStateBackend
 from dataloader.testing import RowsSource
 
-HERE = Path(__file__).resolve().parent
 FILES = 40  # 8 partitions of 5 files (file i in partition i % 8)
 IDS = list(range(1000, 1000 + FILES * 10))
 
@@ -101,16 +98,7 @@ def test_the_driver_killed_around_its_commit(
     data = _files(tmp_path / "data")
     database = tmp_path / "out.duckdb"
     recipe = _recipe(data, database, address)
-    recipe_file = tmp_path / "recipe.json"
-    recipe_file.write_text(json.dumps(recipe))
-    state = tmp_path / "state"
-    driver = subprocess.run(
-        [sys.executable, str(HERE / "dask_driver.py"), str(recipe_file), str(state), gate],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert driver.returncode == -9, driver.stderr[-2000:]
+    state = kill_driver_at(recipe, tmp_path, gate)
     staging = tmp_path / ".out.duckdb.staging" / "dask_failures"
     assert any(staging.rglob("*.parquet"))  # the dead driver's staging is left behind
     if gate == "staged":  # the old table and state: none

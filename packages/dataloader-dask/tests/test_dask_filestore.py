@@ -8,15 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dask_gates import distributed_run
+from dask_gates import distributed_run, kill_driver_at
 
 from dataloader.engine.distributed import create_run
 from dataloader.recipe.binding import bind_recipe
@@ -24,7 +22,6 @@ from dataloader.recipe.models import Recipe
 from dataloader.registry import Registry
 from dataloader.state.local import LocalStateBackend
 
-HERE = Path(__file__).resolve().parent
 FILES = 40  # 8 partitions of 5 files (file i in partition i % 8)
 IDS = list(range(1000, 1000 + FILES * 10))
 ROWS = 5000
@@ -206,16 +203,7 @@ def test_the_driver_killed_around_its_commit(
     data = _files(tmp_path / "data")
     out = tmp_path / "out"
     recipe = _files_recipe(data, out, address)
-    recipe_file = tmp_path / "recipe.json"
-    recipe_file.write_text(json.dumps(recipe))
-    state = tmp_path / "state"
-    driver = subprocess.run(
-        [sys.executable, str(HERE / "dask_driver.py"), str(recipe_file), str(state), gate],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert driver.returncode == -9, driver.stderr[-2000:]
+    state = kill_driver_at(recipe, tmp_path, gate)
     record = _record(out, "dask_files")
     if gate == "staged":  # the old files and state: none, the staging left behind
         assert _visible(out) == []

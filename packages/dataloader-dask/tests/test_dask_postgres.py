@@ -8,9 +8,6 @@ second concurrent run of the recipe is refused by the recipe's lock."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dask_gates import kill_driver_at
 
 from dataloader import ConnectorError, RunContext
 from dataloader.engine.distributed import DistributedRun, create_run
@@ -198,16 +196,7 @@ def test_the_driver_killed_around_its_commit(
 ) -> None:
     recipe = _pg_recipe(db, "pg_driver", "driven", address)
     recipe["source"]["incremental"] = {"cursor_column": "id"}
-    recipe_file = tmp_path / "recipe.json"
-    recipe_file.write_text(json.dumps(recipe))
-    state = tmp_path / "state"
-    driver = subprocess.run(
-        [sys.executable, str(HERE / "dask_driver.py"), str(recipe_file), str(state), gate],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert driver.returncode == -9, driver.stderr[-2000:]
+    state = kill_driver_at(recipe, tmp_path, gate)
     assert len(db.part_tables()) == 8  # committed by the workers, left by the dead driver
     if gate == "staged":  # the old table and state: none
         assert not db.exists("driven")
